@@ -1,0 +1,137 @@
+"""Markets are data: every Binance fact that differs between spot, USD-M and COIN-M lives in this table.
+
+Sources are ../shared/PROTOCOL.md sections 1, 2, 5, 8 (cited per field). Logic elsewhere reads these rows;
+it never hard-codes a URL, a limit or a sequence rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+SequenceRule = Literal["spot", "futures"]
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """One Binance environment: where to connect and which rules apply there."""
+
+    name: str
+    #: Base of market streams, without path (PROTOCOL 1.1 / 1.4 / 8).
+    stream_url: str
+    #: Base of the REST API (PROTOCOL 1.4).
+    rest_url: str
+    #: WebSocket API URL, or "" where the environment has none.
+    ws_api_url: str
+    #: REST path prefix ("/api/v3", "/fapi/v1", "/dapi/v1").
+    rest_prefix: str = "/api/v3"
+    #: Streams one connection may hold (PROTOCOL 2; futures 8).
+    max_streams_per_connection: int = 1024
+    #: Incoming messages (control JSON, pings, pongs) a second per connection (PROTOCOL 2; futures 10).
+    max_incoming_per_second: float = 5.0
+    #: Connection attempts per window per IP (PROTOCOL 2: 300 per 5 minutes).
+    max_connections_per_window: int = 300
+    connection_window_s: float = 300.0
+    #: Server ping cadence and pong deadline (PROTOCOL 2: 20 s / 60 s; futures 8: 3 min / 10 min).
+    server_ping_interval_s: float = 20.0
+    pong_timeout_s: float = 60.0
+    #: Connection lifetime before the server cuts it (PROTOCOL 2).
+    connection_lifetime_s: float = 86_400.0
+    #: Depth sequencing rule (PROTOCOL 5.1 spot, 5.2 futures with ``pu``).
+    sequence_rule: SequenceRule = "spot"
+    #: Largest REST depth snapshot (PROTOCOL 5.1: 5000 spot; 5.2: 1000 futures).
+    max_depth_limit: int = 5000
+    #: REST request-weight budget per minute (spot REQUEST_WEIGHT 6000/min; futures 2400/min).
+    rest_weight_per_minute: int = 6000
+    #: Whether control-message ids must be unsigned integers (PROTOCOL 3: futures).
+    unsigned_ids_only: bool = False
+    #: Whether market streams are routed by path (/public, /market) as on USD-M since 2026 (PROTOCOL 8).
+    routed_paths: bool = False
+    #: The 1s kline interval exists (spot only, PROTOCOL 4.5 and 8).
+    has_1s_klines: bool = True
+    #: Whether a real exchange is behind it (TLS verification always on) or the local simulator.
+    local: bool = False
+
+    def with_urls(self, *, stream_url: str | None = None, rest_url: str | None = None,
+                  ws_api_url: str | None = None, name: str | None = None, local: bool | None = None) -> Market:
+        """A copy pointed elsewhere (the simulator, a proxy) with the same rules."""
+        return dataclasses.replace(
+            self,
+            name=name or self.name,
+            stream_url=stream_url if stream_url is not None else self.stream_url,
+            rest_url=rest_url if rest_url is not None else self.rest_url,
+            ws_api_url=ws_api_url if ws_api_url is not None else self.ws_api_url,
+            local=self.local if local is None else local,
+        )
+
+
+SPOT = Market(
+    name="spot",
+    stream_url="wss://stream.binance.com:9443",
+    rest_url="https://api.binance.com",
+    ws_api_url="wss://ws-api.binance.com:443/ws-api/v3",
+)
+SPOT_DATA = dataclasses.replace(
+    SPOT,
+    name="spot-data",  # market data only, no user streams (PROTOCOL 1.1)
+    stream_url="wss://data-stream.binance.vision:443",
+    rest_url="https://data-api.binance.vision",
+    ws_api_url="",
+)
+SPOT_TESTNET = dataclasses.replace(
+    SPOT,
+    name="spot-testnet",
+    stream_url="wss://stream.testnet.binance.vision:9443",
+    rest_url="https://testnet.binance.vision",
+    ws_api_url="wss://ws-api.testnet.binance.vision/ws-api/v3",
+)
+USDM = Market(
+    name="usdm",
+    stream_url="wss://fstream.binance.com/public",
+    rest_url="https://fapi.binance.com",
+    ws_api_url="wss://ws-fapi.binance.com/ws-fapi/v1",
+    rest_prefix="/fapi/v1",
+    max_incoming_per_second=10.0,
+    server_ping_interval_s=180.0,
+    pong_timeout_s=600.0,
+    sequence_rule="futures",
+    max_depth_limit=1000,
+    rest_weight_per_minute=2400,
+    unsigned_ids_only=True,
+    routed_paths=True,
+    has_1s_klines=False,
+)
+USDM_TESTNET = dataclasses.replace(
+    USDM,
+    name="usdm-testnet",
+    stream_url="wss://fstream.binancefuture.com",
+    rest_url="https://demo-fapi.binance.com",
+    ws_api_url="wss://testnet.binancefuture.com/ws-fapi/v1",
+    routed_paths=False,
+)
+COINM = dataclasses.replace(
+    USDM,
+    name="coinm",
+    stream_url="wss://dstream.binance.com",
+    rest_url="https://dapi.binance.com",
+    ws_api_url="",
+    rest_prefix="/dapi/v1",
+    routed_paths=False,
+)
+COINM_TESTNET = dataclasses.replace(
+    COINM,
+    name="coinm-testnet",
+    stream_url="wss://dstream.binancefuture.com",
+    rest_url="https://testnet.binancefuture.com",
+)
+
+MARKETS: dict[str, Market] = {
+    m.name: m for m in (SPOT, SPOT_DATA, SPOT_TESTNET, USDM, USDM_TESTNET, COINM, COINM_TESTNET)
+}
+
+
+def local_market(stream_url: str, rest_url: str, ws_api_url: str = "", base: Market = SPOT) -> Market:
+    """A market row for a simulator (or any endpoint) at the given URLs, with ``base``'s rules."""
+    return base.with_urls(stream_url=stream_url, rest_url=rest_url, ws_api_url=ws_api_url,
+                          name=f"{base.name}-local", local=True)
