@@ -1,1 +1,180 @@
-"""Placeholder until its module lands (see the issue note)."""
+"""Replay of a recording as live traffic: the simulator serves real captured messages, not synthetic ones.
+
+``Simulator(replay=Replay(path, speed=0))`` publishes every recorded stream message, byte for byte, to the
+clients subscribed to its stream, in recorded order; REST ``/depth`` answers with the recording's own
+snapshot. Any format :mod:`binance_ws.recording` reads will do (the project's, hftbacktest, cryptofeed).
+
+Pacing, by ``speed``:
+
+- ``1.0``: the recorded pace, from the local receive timestamps;
+- ``N``: N times faster (gaps divided by N);
+- ``0``: as fast as the subscribers read: before each message the replay waits until that stream's
+  subscribers have room in their send buffers, so nothing is ever dropped or piled up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from binance_ws.recording import KIND_SNAPSHOT, read_header, read_recording, stream_symbol
+
+if TYPE_CHECKING:
+    from binance_ws.sim.hub import StreamHub
+    from binance_ws.sim.simulator import Simulator
+
+#: How often to look for the first subscriber while waiting for one.
+SUBSCRIBER_POLL_S: Final = 0.005
+#: Gaps shorter than this are not slept: a timer per message would cost more than the gap itself, and
+#: the schedule is absolute, so skipped sleeps do not add up to drift.
+MIN_SLEEP_S: Final = 0.001
+#: Let other tasks (the servers, a client in the same loop) run at least every this many messages,
+#: even when the replay is behind schedule or the subscribers never push back.
+YIELD_EVERY: Final = 256
+
+
+class _Snapshot:
+    """One recorded REST depth snapshot, decoded on first use."""
+
+    __slots__ = ("_body", "_doc", "recv_ns")
+
+    def __init__(self, recv_ns: int, body: bytes) -> None:
+        self.recv_ns = recv_ns
+        self._body = body
+        self._doc: dict[str, Any] | None = None
+
+    def truncated(self, limit: int) -> dict[str, Any]:
+        if self._doc is None:
+            self._doc = orjson.loads(self._body)
+        doc = self._doc
+        return {**doc, "bids": doc["bids"][:limit], "asks": doc["asks"][:limit]}
+
+
+class Replay:
+    """A recording served as the simulator's live streams.
+
+    ``Replay(path, speed=1.0, *, wait_for_subscriber=True, loop=False)`` reads the recording once to
+    learn its streams, symbols and snapshots (raises :class:`binance_ws.recording.RecordingError` or
+    ``OSError`` if it cannot); :meth:`run` then streams it from the file. With ``wait_for_subscriber``
+    the clock starts when the first client subscribes to one of the recording's streams; with ``loop``
+    the recording starts over when it ends, forever.
+
+    Progress for tests: ``sent`` (stream messages published so far, over all passes), ``passes``
+    (complete passes) and ``done`` (an ``asyncio.Event`` set when the last pass ends; never with
+    ``loop``).
+    """
+
+    def __init__(self, path: str | Path, speed: float = 1.0, *, wait_for_subscriber: bool = True,
+                 loop: bool = False) -> None:
+        if speed < 0:
+            raise ValueError(f"speed must be >= 0 (0: as fast as the client reads), not {speed}")
+        self.path = Path(path)
+        self.speed = speed
+        self.wait_for_subscriber = wait_for_subscriber
+        self.loop = loop
+        self.sent = 0
+        self.passes = 0
+        self.done = asyncio.Event()
+        #: Receive time of the last record replayed (selects which recorded snapshot REST serves).
+        self.position_ns: int | None = None
+        streams = set(read_header(self.path).url_streams())
+        self._snapshots: dict[str, list[_Snapshot]] = defaultdict(list)
+        self.messages = 0
+        first_ns = last_ns = None
+        for rec in read_recording(self.path):
+            if first_ns is None:
+                first_ns = rec.recv_ns
+            last_ns = rec.recv_ns
+            if rec.kind == KIND_SNAPSHOT:
+                if rec.symbol is not None:
+                    self._snapshots[rec.symbol].append(_Snapshot(rec.recv_ns, rec.payload))
+            elif rec.stream is not None:
+                self.messages += 1
+                streams.add(rec.stream)
+        self._streams = frozenset(streams)
+        #: Recorded time from the first to the last record, in seconds (the replay's length at speed 1).
+        self.duration_s = 0.0 if first_ns is None or last_ns is None else (last_ns - first_ns) / 1e9
+        self._symbols = sorted({s for s in map(stream_symbol, self._streams) if s} | set(self._snapshots))
+
+    def __repr__(self) -> str:
+        return (f"<Replay {self.path.name!r} speed={self.speed} messages={self.messages} sent={self.sent} "
+                f"passes={self.passes}>")
+
+    # -- what the simulator asks ------------------------------------------------------------------
+    @property
+    def symbols(self) -> list[str]:
+        """Uppercase symbols the recording covers (from its streams and snapshots)."""
+        return list(self._symbols)
+
+    @property
+    def streams(self) -> frozenset[str]:
+        """Stream names in the recording (and in its connect URL, even if they carried no message)."""
+        return self._streams
+
+    def snapshot(self, symbol: str, limit: int) -> dict[str, Any] | None:
+        """The REST ``/depth`` body for ``symbol``, from the recording, with at most ``limit`` levels a side.
+
+        Of several recorded snapshots, the latest one already reached by the replay is served (the
+        first before that point), as the real REST answer reflects the book at request time. None if
+        the recording has no snapshot for ``symbol``.
+        """
+        snaps = self._snapshots.get(symbol.upper())
+        if not snaps:
+            return None
+        chosen = snaps[0]
+        if self.position_ns is not None:
+            for snap in snaps:
+                if snap.recv_ns > self.position_ns:
+                    break
+                chosen = snap
+        return chosen.truncated(limit)
+
+    # -- playing ----------------------------------------------------------------------------------
+    async def run(self, sim: Simulator) -> None:
+        """Publish the recording into ``sim.hub`` at the configured pace; returns when done (or never,
+        with ``loop``). Cancel the task to stop early."""
+        hub = sim.hub
+        if self.wait_for_subscriber:
+            await self._first_subscriber(hub)
+        while True:
+            await self._play_once(hub)
+            self.passes += 1
+            if not self.loop:
+                self.done.set()
+                return
+
+    async def _first_subscriber(self, hub: StreamHub) -> None:
+        while not any(hub.has_subscribers(s) for s in self._streams):
+            await asyncio.sleep(SUBSCRIBER_POLL_S)
+
+    async def _play_once(self, hub: StreamHub) -> None:
+        speed = self.speed
+        publish = hub.publish_encoded
+        first_ns: int | None = None
+        start = 0.0
+        since_yield = 0
+        for rec in read_recording(self.path):
+            self.position_ns = rec.recv_ns
+            stream = rec.stream
+            if stream is None:  # a snapshot: served over REST, not pushed
+                continue
+            if speed > 0:
+                if first_ns is None:
+                    first_ns, start = rec.recv_ns, time.monotonic()
+                delay = start + (rec.recv_ns - first_ns) / 1e9 / speed - time.monotonic()
+                if delay >= MIN_SLEEP_S:
+                    await asyncio.sleep(delay)
+                    since_yield = 0
+            else:
+                await hub.drained(stream)
+            publish(stream, rec.payload)
+            self.sent += 1
+            since_yield += 1
+            if since_yield >= YIELD_EVERY:
+                await asyncio.sleep(0)
+                since_yield = 0
