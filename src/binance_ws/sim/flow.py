@@ -1,1 +1,123 @@
-"""Placeholder until its module lands (see the issue note)."""
+"""Synthetic order flow: limit orders around a drifting mid price, cancels and market orders.
+
+The flow only submits orders; books cross only through the matching engine. It owns its own
+``random.Random(seed)``, so one seed always produces the same sequence of engine events (trade ids,
+prices, quantities, update ids); only the timestamps follow the clock.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from binance_ws.enums import ORDER_TYPE_LIMIT, ORDER_TYPE_MARKET, TIME_IN_FORCE_GTC, TIME_IN_FORCE_IOC
+from binance_ws.sim.exchange import SCALE, Exchange, Order, SymbolBook
+
+
+@dataclass(frozen=True, slots=True)
+class FlowShape:
+    """The mix of actions and the shape of the book they keep (probabilities per action)."""
+
+    #: Resting flow orders per symbol the flow steers towards (cancels rise above it, fall below it).
+    target_orders: int = 160
+    p_cancel: float = 0.33
+    p_market: float = 0.05
+    p_ioc: float = 0.04
+    #: Chance per action that the mid price moves by one tick.
+    p_drift: float = 0.05
+    #: Mean and cap of a limit order's distance from the mid, in ticks.
+    mean_offset_ticks: float = 9.0
+    max_offset_ticks: int = 60
+    #: A quantity is 1..max_size_multiple times the smallest one meeting min notional.
+    max_size_multiple: int = 5
+    #: Levels per side placed at start-up so that books are deep from the first snapshot.
+    initial_levels: int = 30
+
+
+class _SymbolFlow:
+    __slots__ = ("book", "mid", "resting")
+
+    def __init__(self, book: SymbolBook, mid_ticks: int) -> None:
+        self.book = book
+        #: Reference mid price, in ticks.
+        self.mid = mid_ticks
+        self.resting: list[Order] = []
+
+
+class OrderFlow:
+    """Drives an :class:`Exchange` with synthetic actions, deterministically for a seed."""
+
+    def __init__(self, exchange: Exchange, seed: int, shape: FlowShape | None = None) -> None:
+        self.exchange = exchange
+        self.shape = shape or FlowShape()
+        self.rng = random.Random(seed)
+        self._flows: list[_SymbolFlow] = []
+        for book in exchange.symbols.values():
+            mid_ticks = max(self.shape.max_offset_ticks + 2, round(book.spec.price * SCALE) // book.tick)
+            self._flows.append(_SymbolFlow(book, mid_ticks))
+        for sf in self._flows:
+            self._seed_book(sf)
+
+    def _seed_book(self, sf: _SymbolFlow) -> None:
+        for level in range(1, self.shape.initial_levels + 1):
+            for is_buy in (True, False):
+                for _ in range(2):
+                    price_ticks = sf.mid - level if is_buy else sf.mid + level
+                    self._limit(sf, is_buy, price_ticks, TIME_IN_FORCE_GTC)
+
+    def step(self, n: int) -> None:
+        """Run ``n`` actions, each on a symbol chosen at random."""
+        rng = self.rng
+        flows = self._flows
+        shape = self.shape
+        target = shape.target_orders
+        p_market = shape.p_market
+        p_ioc = p_market + shape.p_ioc
+        p_drift = shape.p_drift
+        exchange = self.exchange
+        for _ in range(n):
+            sf = flows[rng.randrange(len(flows))] if len(flows) > 1 else flows[0]
+            if rng.random() < p_drift:
+                sf.mid += 1 if rng.random() < 0.5 else -1
+                sf.mid = max(sf.mid, shape.max_offset_ticks + 2)
+            # Cancels grow more likely as the book fills beyond its target, so depth stays steady.
+            p_cancel = shape.p_cancel * len(sf.resting) / target
+            r = rng.random()
+            is_buy = rng.random() < 0.5
+            if r < p_market:
+                qty = self._size(sf.book, sf.mid * sf.book.tick)
+                exchange.submit(sf.book, is_buy, ORDER_TYPE_MARKET, qty, 0, TIME_IN_FORCE_GTC)
+            elif r < p_ioc:
+                # Marketable IOC limits that sweep one or two levels and never rest.
+                ticks = sf.mid + 2 if is_buy else sf.mid - 2
+                self._limit(sf, is_buy, ticks, TIME_IN_FORCE_IOC)
+            elif r < p_ioc + p_cancel and sf.resting:
+                self._cancel_one(sf)
+            else:
+                offset = 1 + min(int(rng.expovariate(1.0 / shape.mean_offset_ticks)), shape.max_offset_ticks)
+                self._limit(sf, is_buy, sf.mid - offset if is_buy else sf.mid + offset, TIME_IN_FORCE_GTC)
+
+    def _size(self, book: SymbolBook, price: int) -> int:
+        """A random quantity, in units, that clears the symbol's min notional at ``price`` with margin."""
+        step = book.step
+        # Smallest step count with price * qty >= 1.1 * minNotional (ceil division, all integers).
+        steps = -(-book.min_notional * SCALE * 11 // (10 * price * step))
+        return step * steps * (1 + self.rng.randrange(self.shape.max_size_multiple))
+
+    def _limit(self, sf: _SymbolFlow, is_buy: bool, price_ticks: int, tif: str) -> None:
+        book = sf.book
+        price = price_ticks * book.tick
+        order = self.exchange.submit(book, is_buy, ORDER_TYPE_LIMIT, self._size(book, price), price, tif)
+        if order.working_time >= 0 and order.remaining:
+            sf.resting.append(order)
+
+    def _cancel_one(self, sf: _SymbolFlow) -> None:
+        resting = sf.resting
+        # Orders filled since they rested are dropped from the list as they are drawn.
+        while resting:
+            i = self.rng.randrange(len(resting))
+            order = resting[i]
+            resting[i] = resting[-1]
+            resting.pop()
+            if self.exchange.cancel(sf.book, order):
+                return
