@@ -1,0 +1,555 @@
+"""Order-book synchronisation as a pure state machine, and the snapshot scheduler all books share.
+
+Nothing here does I/O or reads a clock. :class:`BookSync` is fed diff events, REST snapshots, bookTickers
+and disconnects (with the time, epoch seconds) and returns actions for its binding to carry out
+(:class:`FetchSnapshot`) or report (:class:`BookReady`, :class:`BookUpdated`, :class:`BookStale`,
+:class:`BookFailed`). :class:`SnapshotScheduler` decides when each requested snapshot may be fetched so that
+every book of a process shares one REST weight budget.
+
+Sequencing follows ../shared/PROTOCOL.md section 5, chosen by ``Market.sequence_rule``:
+
+* spot (5.1): buffer diffs from the first one, then fetch a snapshot; a snapshot older than the buffer is
+  fetched again; events with ``u <= lastUpdateId`` are dropped; the first applied one must satisfy
+  ``U <= lastUpdateId + 1 <= u``; each later one ``U == previous u + 1``, anything else is a gap.
+* futures, USD-M and COIN-M (5.2): events with ``u < lastUpdateId`` are dropped; the first applied one
+  must satisfy ``U <= lastUpdateId <= u``; each later one ``pu == previous u``. Ids are not contiguous.
+
+A gap, a crossed book, a disagreement with a bookTicker at the same update id, a side that ran out of
+known levels (the price moved past the snapshot's depth), an overflowing buffer or a disconnect restarts
+the sync of that one symbol. Meanwhile the last good book stays readable, marked ``STALE`` with the time
+and the reason; the new book is built aside and swapped in once synced.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from binance_ws.core.backoff import Backoff, BackoffPolicy
+from binance_ws.core.book import BookState, DepthCache, OrderBook, ValueType
+from binance_ws.core.budget import WeightBudget
+from binance_ws.markets import SequenceRule
+
+# -- REST depth facts ---------------------------------------------------------------------------------
+#: Weight of ``GET /depth`` by limit, as (largest limit, weight) rows. Spot: PROTOCOL 5.1
+#: (1-100 -> 5, 101-500 -> 25, 501-1000 -> 50, 1001-5000 -> 250). Futures, USD-M and COIN-M: PROTOCOL 5.2
+#: (5-50 -> 2, 100 -> 5, 500 -> 10, 1000 -> 20).
+DEPTH_WEIGHTS: Final[dict[SequenceRule, tuple[tuple[int, int], ...]]] = {
+    "spot": ((100, 5), (500, 25), (1000, 50), (5000, 250)),
+    "futures": ((50, 2), (100, 5), (500, 10), (1000, 20)),
+}
+#: Futures accept only these limits (PROTOCOL 5.2); spot accepts any 1..5000 (PROTOCOL 5.1).
+FUTURES_DEPTH_LIMITS: Final = (5, 10, 20, 50, 100, 500, 1000)
+#: HTTP statuses meaning "slow down": 429 rate limit, 418 IP ban; both carry Retry-After (PROTOCOL 7.3).
+RATE_LIMIT_STATUSES: Final = frozenset({418, 429})
+
+# -- Policy (ours, not Binance's) ---------------------------------------------------------------------
+#: Diff events buffered while a snapshot is awaited; beyond this the sync restarts (about 100 s of a busy
+#: @100ms spot stream, a few seconds of a futures @0ms stream).
+DEFAULT_MAX_BUFFER: Final = 1000
+#: bookTickers kept waiting for the diff that brings the book to their update id. Tickers are conflated
+#: and arrive several times per diff event (PROTOCOL 4.9); older ones are simply not checked.
+MAX_PENDING_TICKERS: Final = 64
+#: A side known only down to the snapshot's worst level resyncs when fewer levels than this remain
+#: (capped at half the snapshot limit): callers mostly read the top 20.
+MIN_KNOWN_LEVELS: Final = 20
+
+# Resync reasons, as reported in BookStale.reason and counted in SyncStats.
+REASON_GAP: Final = "gap"
+REASON_CROSSED: Final = "crossed"
+REASON_TICKER: Final = "ticker_mismatch"
+REASON_OVERFLOW: Final = "buffer_overflow"
+REASON_DEPTH: Final = "depth_exhausted"
+REASON_DISCONNECTED: Final = "disconnected"
+REASON_CLOSED: Final = "closed"
+
+
+def depth_weight(rule: SequenceRule, limit: int) -> int:
+    """REST weight of one depth snapshot of ``limit`` levels.
+
+    Raises ``ValueError`` for a limit the market does not accept.
+    """
+    validate_depth_limit(rule, limit)
+    for top, weight in DEPTH_WEIGHTS[rule]:
+        if limit <= top:
+            return weight
+    raise ValueError(f"depth limit {limit} is above {DEPTH_WEIGHTS[rule][-1][0]}")
+
+
+def validate_depth_limit(rule: SequenceRule, limit: int) -> None:
+    """Raise ``ValueError`` unless ``limit`` is a snapshot size the market serves as asked."""
+    if rule == "futures":
+        if limit not in FUTURES_DEPTH_LIMITS:
+            raise ValueError(f"futures depth limit must be one of {FUTURES_DEPTH_LIMITS}, not {limit}")
+    elif not 1 <= limit <= DEPTH_WEIGHTS["spot"][-1][0]:
+        raise ValueError(f"spot depth limit must be 1..{DEPTH_WEIGHTS['spot'][-1][0]}, not {limit}")
+
+
+# -- Actions ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FetchSnapshot:
+    """Fetch ``GET <rest_prefix>/depth?symbol=<symbol>&limit=<limit>`` and feed it to ``on_snapshot``."""
+
+    symbol: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookReady:
+    """The book became ``SYNCED`` (first time, or again after a resync) at ``update_id``."""
+
+    symbol: str
+    update_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookUpdated:
+    """A diff event was applied to a synced book."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookStale:
+    """The book stopped being trustworthy at ``since`` (epoch s) for ``reason``; a resync is under way."""
+
+    symbol: str
+    reason: str
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class BookFailed:
+    """The sync gave up for ``reason``; no further actions come from this book."""
+
+    symbol: str
+    reason: str
+
+
+Action = FetchSnapshot | BookReady | BookUpdated | BookStale | BookFailed
+
+
+@dataclass(slots=True)
+class SyncStats:
+    """Counters of one book's sync, for metrics and tests."""
+
+    applied: int = 0
+    dropped: int = 0
+    snapshots_requested: int = 0
+    snapshots_too_old: int = 0
+    snapshot_errors: int = 0
+    resyncs: int = 0
+    gaps: int = 0
+    crossed: int = 0
+    depth_exhausted: int = 0
+    ticker_checks: int = 0
+    ticker_mismatches: int = 0
+    overflows: int = 0
+    disconnects: int = 0
+
+
+# Internal phases (the public BookState is derived from them and from whether a good book exists).
+_WAIT = 0  # nothing buffered: the next diff starts the buffer and asks for a snapshot
+_FETCH = 1  # buffering, a snapshot is wanted
+_LIVE = 2  # synced: every diff is applied as it comes
+_DONE = 3  # failed or closed
+
+# _step results
+_APPLIED = 0
+_DROPPED = 1
+_GAP = 2
+
+_NONE: tuple[Action, ...] = ()
+
+
+class BookSync:
+    """The sync state machine of one symbol's book (PROTOCOL 5.1 / 5.2).
+
+    ``rule`` is the market's ``sequence_rule``; ``limit`` the snapshot size (validated against the
+    market, ``ValueError`` otherwise); ``max_depth``, if given, keeps only that many best levels per side.
+    ``cache`` is the :class:`DepthCache` callers read; it is the same object for the whole life of the sync.
+    Events are the decoded ``depthUpdate`` payloads (``U``, ``u``, ``pu`` on futures, ``b``, ``a``, ``E``),
+    snapshots the decoded REST bodies, tickers the decoded ``bookTicker`` payloads.
+    """
+
+    __slots__ = ("_buffer", "_first_pending", "_futures", "_inflight", "_phase", "_tickers", "_updated",
+                 "cache", "check_tickers", "limit", "max_buffer", "max_depth", "min_levels", "rule", "stats",
+                 "symbol")
+
+    def __init__(self, symbol: str, *, rule: SequenceRule = "spot", limit: int = 1000,
+                 max_buffer: int = DEFAULT_MAX_BUFFER, max_depth: int | None = None,
+                 value_type: ValueType = "float", check_tickers: bool = True) -> None:
+        validate_depth_limit(rule, limit)
+        if max_buffer < 1:
+            raise ValueError("max_buffer must be at least 1")
+        self.symbol = symbol.upper()
+        self.rule = rule
+        self.limit = limit
+        self.max_buffer = max_buffer
+        self.max_depth = max_depth
+        self.min_levels = max(1, min(MIN_KNOWN_LEVELS, limit // 2))
+        self.check_tickers = check_tickers
+        self.cache = DepthCache(self.symbol, value_type)
+        self.stats = SyncStats()
+        self._futures = rule == "futures"
+        self._buffer: deque[Mapping[str, Any]] = deque()
+        self._tickers: deque[Mapping[str, Any]] = deque(maxlen=MAX_PENDING_TICKERS)
+        self._phase = _WAIT
+        self._inflight = False
+        # After a snapshot, the next applied event must pass the acceptance test instead of the chain test.
+        self._first_pending = False
+        self._updated: tuple[Action, ...] = (BookUpdated(self.symbol),)
+
+    @property
+    def state(self) -> BookState:
+        """The book's state (the same as ``cache.state``)."""
+        return self.cache.state
+
+    @property
+    def snapshot_in_flight(self) -> bool:
+        """Whether a :class:`FetchSnapshot` was issued and its answer has not been fed back yet."""
+        return self._inflight
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def on_diff(self, event: Mapping[str, Any], now: float) -> Sequence[Action]:
+        """Feed one ``depthUpdate`` event of this symbol."""
+        phase = self._phase
+        if phase == _LIVE:
+            result = self._step(self.cache, event)
+            if result == _APPLIED:
+                if self.max_depth is not None:
+                    self.cache.trim(self.max_depth)
+                reason = self._integrity_failure()
+                if reason is not None:
+                    return self._resync(reason, now, event)
+                return self._updated
+            if result == _DROPPED:
+                return _NONE
+            self.stats.gaps += 1
+            return self._resync(REASON_GAP, now, event)
+        if phase == _DONE:
+            return _NONE
+        buf = self._buffer
+        buf.append(event)
+        if len(buf) > self.max_buffer:
+            # Cleanly start over from this event: the buffer stays bounded, and a snapshot already in
+            # flight is still judged against the new first event when it lands.
+            self.stats.overflows += 1
+            buf.clear()
+            buf.append(event)
+        if phase == _WAIT:
+            self._phase = _FETCH
+            return self._request()
+        return _NONE
+
+    def on_snapshot(self, snapshot: Mapping[str, Any], now: float) -> Sequence[Action]:
+        """Feed the REST depth body answering the last :class:`FetchSnapshot`."""
+        self._inflight = False
+        if self._phase != _FETCH:
+            return _NONE  # an answer that outlived its request (disconnect, close): the next sync asks anew
+        last_id: int = snapshot["lastUpdateId"]
+        buf = self._buffer
+        first_u: int = buf[0]["U"]
+        # PROTOCOL 5.1 step 3 / 5.2 step 4: a snapshot that predates the buffer leaves a hole. (Spot
+        # accepts lastUpdateId == U - 1: the acceptance test U <= lastUpdateId + 1 then holds exactly.)
+        if (last_id < first_u) if self._futures else (last_id + 1 < first_u):
+            self.stats.snapshots_too_old += 1
+            return self._request()
+        book = OrderBook(self.cache.value_type)
+        book.load_snapshot(snapshot["bids"], snapshot["asks"], last_id, limit=self.limit,
+                           update_time=snapshot.get("E", 0))
+        self._first_pending = True
+        while buf:
+            event = buf[0]
+            if self._step(book, event) == _GAP:
+                # The stream itself skipped while buffering: restart the buffer at the event after the hole.
+                self.stats.gaps += 1
+                self.stats.resyncs += 1
+                return self._request()
+            buf.popleft()
+        if self.max_depth is not None:
+            book.trim(self.max_depth)
+        if book.crossed():
+            self.stats.crossed += 1
+            return self._resync(REASON_CROSSED, now, None)
+        cache = self.cache
+        cache.adopt(book)
+        cache.state = BookState.SYNCED
+        cache.stale_since = None
+        cache.stale_reason = None
+        self._phase = _LIVE
+        actions: tuple[Action, ...] = (BookReady(self.symbol, cache.update_id),)
+        reason = self._pending_ticker_failure()
+        if reason is not None:
+            return actions + self._resync(reason, now, None)
+        return actions
+
+    def on_snapshot_error(self, now: float, reason: str = "snapshot failed", *,
+                          fatal: bool = False) -> Sequence[Action]:
+        """The snapshot request failed. A fatal failure (unknown symbol) fails the book; others retry."""
+        self._inflight = False
+        self.stats.snapshot_errors += 1
+        if fatal:
+            return self._fail(reason, now)
+        if self._phase == _FETCH:
+            return self._request()
+        return _NONE
+
+    def on_book_ticker(self, ticker: Mapping[str, Any], now: float) -> Sequence[Action]:
+        """Feed a ``bookTicker`` of this symbol: checked against the book when their update ids meet."""
+        if not self.check_tickers or self._phase == _DONE:
+            return _NONE
+        if self._phase == _LIVE:
+            u = ticker["u"]
+            book_id = self.cache.update_id
+            if u < book_id:
+                return _NONE
+            if u == book_id:
+                if self._ticker_agrees(ticker):
+                    return _NONE
+                return self._resync(REASON_TICKER, now, None)
+        self._tickers.append(ticker)
+        return _NONE
+
+    def on_disconnect(self, now: float) -> Sequence[Action]:
+        """The connection carrying this symbol's diffs dropped: events were lost, so the book must resync."""
+        if self._phase == _DONE:
+            return _NONE
+        self.stats.disconnects += 1
+        return self._resync(REASON_DISCONNECTED, now, None)
+
+    def close(self, now: float) -> Sequence[Action]:
+        """Stop: the book stays readable and is marked ``FAILED``."""
+        if self._phase == _DONE:
+            return _NONE
+        return self._fail(REASON_CLOSED, now)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _step(self, book: OrderBook, event: Mapping[str, Any]) -> int:
+        """Apply ``event`` to ``book`` if the sequence rule allows; say what happened."""
+        u: int = event["u"]
+        book_id = book.update_id
+        if self._futures:
+            if self._first_pending:
+                if u < book_id:
+                    self.stats.dropped += 1
+                    return _DROPPED
+                if event["U"] > book_id:
+                    return _GAP
+                self._first_pending = False
+            else:
+                if u <= book_id:  # a duplicate of an applied event
+                    self.stats.dropped += 1
+                    return _DROPPED
+                if event["pu"] != book_id:
+                    return _GAP
+        else:
+            if u <= book_id:
+                self.stats.dropped += 1
+                return _DROPPED
+            if self._first_pending:
+                if event["U"] > book_id + 1:
+                    return _GAP
+                self._first_pending = False
+            elif event["U"] != book_id + 1:
+                return _GAP
+        book.apply(event["b"], event["a"])
+        book.update_id = u
+        book.update_time = event.get("E", book.update_time)
+        self.stats.applied += 1
+        return _APPLIED
+
+    def _integrity_failure(self) -> str | None:
+        """The reason the just-updated live book cannot be right, or None."""
+        cache = self.cache
+        if cache.crossed():
+            self.stats.crossed += 1
+            return REASON_CROSSED
+        if cache.thin(self.min_levels):
+            self.stats.depth_exhausted += 1
+            return REASON_DEPTH
+        if self._tickers:
+            return self._pending_ticker_failure()
+        return None
+
+    def _pending_ticker_failure(self) -> str | None:
+        """Check the waiting bookTicker at the book's update id, if one came; drop older ones."""
+        tickers = self._tickers
+        book_id = self.cache.update_id
+        while tickers and tickers[0]["u"] < book_id:
+            tickers.popleft()
+        if tickers and tickers[0]["u"] == book_id and not self._ticker_agrees(tickers.popleft()):
+            return REASON_TICKER
+        return None
+
+    def _ticker_agrees(self, ticker: Mapping[str, Any]) -> bool:
+        self.stats.ticker_checks += 1
+        cache = self.cache
+        if _level_is(cache.best_bid(), ticker["b"], ticker["B"]) and \
+                _level_is(cache.best_ask(), ticker["a"], ticker["A"]):
+            return True
+        self.stats.ticker_mismatches += 1
+        return False
+
+    def _request(self) -> tuple[Action, ...]:
+        if self._inflight:
+            return _NONE
+        self._inflight = True
+        self.stats.snapshots_requested += 1
+        return (FetchSnapshot(self.symbol, self.limit),)
+
+    def _resync(self, reason: str, now: float, first: Mapping[str, Any] | None) -> tuple[Action, ...]:
+        """Throw the live sync away; buffer from ``first`` (the event that showed the problem) if given."""
+        self.stats.resyncs += 1
+        self._tickers.clear()
+        self._buffer.clear()
+        cache = self.cache
+        actions: tuple[Action, ...] = _NONE
+        if cache.state == BookState.SYNCED:
+            cache.state = BookState.STALE
+            cache.stale_since = now
+            cache.stale_reason = reason
+            actions = (BookStale(self.symbol, reason, now),)
+        if first is None:
+            self._phase = _WAIT
+            return actions
+        self._buffer.append(first)
+        self._phase = _FETCH
+        return actions + self._request()
+
+    def _fail(self, reason: str, now: float) -> tuple[Action, ...]:
+        self._phase = _DONE
+        self._buffer.clear()
+        self._tickers.clear()
+        cache = self.cache
+        if cache.state == BookState.SYNCED:
+            cache.stale_since = now
+        cache.state = BookState.FAILED
+        cache.stale_reason = reason
+        return (BookFailed(self.symbol, reason),)
+
+
+def _level_is(level: tuple[Any, Any] | None, price: str, qty: str) -> bool:
+    """Whether a book level equals a bookTicker's price and quantity (an empty side shows as qty 0)."""
+    if level is None:
+        return float(qty) == 0.0
+    return float(level[0]) == float(price) and float(level[1]) == float(qty)
+
+
+# -- Snapshot scheduling ------------------------------------------------------------------------------
+#: Share of the REST weight limit snapshots may use: the rest is left to whatever else the process (or
+#: another process on the same IP) sends.
+DEFAULT_WEIGHT_SHARE: Final = 0.8
+#: Snapshots in flight at once: enough to start hundreds of books in seconds, few enough that a slow REST
+#: server is not flooded.
+DEFAULT_MAX_CONCURRENCY: Final = 8
+#: Per-symbol retry schedule after a failed snapshot that was not a rate limit: the reconnect schedule's
+#: shape, never giving up (a book is only useful once it has a snapshot).
+SNAPSHOT_BACKOFF: Final = BackoffPolicy(max_retries=None)
+
+
+class SnapshotScheduler:
+    """When each requested depth snapshot may be fetched: one REST weight budget for every book.
+
+    ``weight_limit`` per ``window_s`` is the exchange's limit (``Market.rest_weight_per_minute`` per 60 s);
+    snapshots spend at most ``share`` of it within any window of that length (a
+    :class:`~binance_ws.core.budget.WeightBudget`), which keeps them under the limit whether the exchange
+    counts in sliding or calendar windows. At most ``max_concurrency`` are in flight. A 429/418 pauses every
+    fetch for its ``Retry-After`` (a whole window when absent); other failures back off the failing symbol
+    only. Pure: the binding calls :meth:`submit` for each :class:`FetchSnapshot`, starts what :meth:`ready`
+    returns, reports each end with :meth:`finish`, and sleeps until :meth:`next_wakeup` or the next finish.
+    Raises ``ValueError`` for a share outside (0, 1] or a concurrency below 1.
+    """
+
+    def __init__(self, *, weight_limit: int = 6000, window_s: float = 60.0,
+                 share: float = DEFAULT_WEIGHT_SHARE, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+                 backoff: BackoffPolicy = SNAPSHOT_BACKOFF, rng: random.Random | None = None) -> None:
+        if not 0 < share <= 1:
+            raise ValueError("share must be in (0, 1]")
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.budget = WeightBudget(max(1, int(weight_limit * share)), window_s)
+        self.max_concurrency = max_concurrency
+        self._policy = backoff
+        self._rng = rng or random.Random()
+        self._queue: dict[str, int] = {}  # symbol -> weight, in request order
+        self._in_flight: dict[str, int] = {}
+        self._backoffs: dict[str, Backoff] = {}
+        self._not_before: dict[str, float] = {}
+        self._budget_free_at = 0.0
+        #: Answers seen: 429s and 418s (should stay 0), and other failures.
+        self.rate_limited = 0
+        self.failed = 0
+
+    def submit(self, symbol: str, weight: int) -> None:
+        """Ask for a snapshot of ``symbol`` costing ``weight``; a symbol queued or in flight is not doubled.
+
+        Raises ``ValueError`` for a weight the budget could never grant.
+        """
+        if weight > self.budget.limit:
+            raise ValueError(f"a snapshot of weight {weight} can never fit a budget of {self.budget.limit}")
+        if symbol not in self._queue and symbol not in self._in_flight:
+            self._queue[symbol] = weight
+
+    def cancel(self, symbol: str) -> None:
+        """Forget a queued request (a book that was closed)."""
+        self._queue.pop(symbol, None)
+
+    def ready(self, now: float) -> list[str]:
+        """Symbols whose snapshot may start now; they count as in flight and their weight is spent."""
+        started: list[str] = []
+        for symbol, weight in list(self._queue.items()):
+            if len(self._in_flight) >= self.max_concurrency:
+                break
+            if self._not_before.get(symbol, 0.0) > now:
+                continue
+            wait = self.budget.spend(now, weight)
+            if wait > 0.0:
+                # First come, first served: nobody overtakes the head of the queue on budget.
+                self._budget_free_at = now + wait
+                break
+            del self._queue[symbol]
+            self._in_flight[symbol] = weight
+            started.append(symbol)
+        return started
+
+    def finish(self, symbol: str, now: float, *, status: int = 200, retry_after: float | None = None) -> None:
+        """Report how a started fetch ended: HTTP ``status`` (0 for no answer at all) and the response's
+        ``Retry-After`` seconds if it had one."""
+        self._in_flight.pop(symbol, None)
+        if status in RATE_LIMIT_STATUSES:
+            self.rate_limited += 1
+            self.budget.block_until(now + (retry_after if retry_after is not None else self.budget.window_s))
+            return
+        if 200 <= status < 300:
+            self._backoffs.pop(symbol, None)
+            self._not_before.pop(symbol, None)
+            return
+        self.failed += 1
+        backoff = self._backoffs.get(symbol)
+        if backoff is None:
+            backoff = self._backoffs[symbol] = Backoff(self._policy, self._rng)
+        self._not_before[symbol] = now + (backoff.next_delay() or 0.0)
+
+    def next_wakeup(self, now: float) -> float | None:
+        """The earliest time :meth:`ready` may start something, or None if only a :meth:`finish` (or a
+        :meth:`submit`) can change that."""
+        if not self._queue or len(self._in_flight) >= self.max_concurrency:
+            return None
+        soonest = min(self._not_before.get(s, 0.0) for s in self._queue)
+        return max(now, soonest, self._budget_free_at, self.budget.blocked_until())
+
+    def spent(self, now: float) -> int:
+        """Weight spent within the window ending at ``now``."""
+        return self.budget.used(now)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
