@@ -9,6 +9,12 @@ with Retry-After) live in :mod:`binance_ws.markets`; these objects only enforce 
 from __future__ import annotations
 
 from collections import deque
+from typing import Final
+
+#: Added to every wait: a caller that sleeps exactly the answer must find the budget open, and
+#: ``now + (deadline - now)`` can round below ``deadline``. One microsecond is far above float
+#: resolution for monotonic clocks and far below any Binance limit's granularity.
+_EPS: Final = 1e-6
 
 
 class TokenBucket:
@@ -49,8 +55,7 @@ class TokenBucket:
         if self._tokens >= n:
             self._tokens -= n
             return 0.0
-        # Never answer 0 when nothing was taken: the caller would spin.
-        return max((n - self._tokens) / self.rate, 1e-9)
+        return (n - self._tokens) / self.rate + _EPS
 
 
 class SlidingWindow:
@@ -89,7 +94,7 @@ class SlidingWindow:
         if len(times) < cap:
             return 0.0
         # Once the oldest len - cap + 1 events have left the window, one more fits under ``cap``.
-        return max(times[len(times) - cap] + self.window_s - now, 1e-9)
+        return max(times[len(times) - cap] + self.window_s - now, 0.0) + _EPS
 
     def acquire(self, now: float) -> float:
         """Record one event at ``now`` if allowed and return 0.0, else the seconds to wait (nothing
@@ -140,7 +145,7 @@ class WeightBudget:
         if weight > self.limit:
             raise ValueError(f"a request of weight {weight} exceeds the whole budget of {self.limit}")
         if now < self._blocked_until:
-            return self._blocked_until - now
+            return self._blocked_until - now + _EPS
         used = self._expire(now)
         if used + weight <= self.limit:
             self._spent.append((now, weight))
@@ -153,7 +158,7 @@ class WeightBudget:
             freed += w
             if freed >= excess:
                 break
-        return max(t + self.window_s - now, 1e-9)
+        return max(t + self.window_s - now, 0.0) + _EPS
 
     def block_until(self, until: float) -> None:
         """Refuse every request before ``until`` (a 429/418 ``Retry-After``); later blocks extend it."""

@@ -214,16 +214,16 @@ class ControlScheduler:
         self._next_id = first_id
 
     def subscribe(self, streams: Iterable[str]) -> None:
-        """Queue a SUBSCRIBE of ``streams``."""
-        for s in streams:
+        """Queue a SUBSCRIBE of ``streams``, which the server must not carry yet (the plan ensures it)."""
+        for s in dict.fromkeys(streams):
             if s in self._unsub:
                 del self._unsub[s]  # still subscribed on the server: dropping the unsubscribe is enough
             else:
                 self._sub[s] = None
 
     def unsubscribe(self, streams: Iterable[str]) -> None:
-        """Queue an UNSUBSCRIBE of ``streams``."""
-        for s in streams:
+        """Queue an UNSUBSCRIBE of ``streams``, which must be subscribed or queued for it."""
+        for s in dict.fromkeys(streams):
             if s in self._sub:
                 del self._sub[s]  # never sent: forgetting the subscribe is enough
             else:

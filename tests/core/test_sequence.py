@@ -1,0 +1,185 @@
+"""Sequence trackers: duplicates dropped, gaps reported with exactly the missing ids."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from binance_ws.core.sequence import (
+    DUPLICATE,
+    OK,
+    FuturesDepthTracker,
+    IdTracker,
+    SequenceTracker,
+    SpotDepthTracker,
+    gap,
+)
+from binance_ws.markets import USDM
+
+
+def test_for_stream_picks_the_rule() -> None:
+    assert isinstance(SequenceTracker.for_stream("bnbbtc@trade"), IdTracker)
+    agg = SequenceTracker.for_stream("bnbbtc@aggTrade")
+    assert isinstance(agg, IdTracker) and agg.key == "a"
+    assert isinstance(SequenceTracker.for_stream("bnbbtc@depth@100ms"), SpotDepthTracker)
+    assert isinstance(SequenceTracker.for_stream("btcusdt@depth", USDM), FuturesDepthTracker)
+    assert SequenceTracker.for_stream("bnbbtc@depth5") is None
+    assert SequenceTracker.for_stream("bnbbtc@bookTicker") is None
+    assert SequenceTracker.for_stream("bnbbtc@kline_1m") is None
+
+
+def test_trade_ids() -> None:
+    t = IdTracker("t")
+    assert [t.observe({"t": i}) for i in (10, 11, 11, 9, 14, 15)] == [OK, OK, DUPLICATE, DUPLICATE,
+                                                                      gap(12, 13), OK]
+    assert t.last == 15
+    assert t.observe({"e": "other"}) is OK and t.last == 15
+    t.reset()
+    assert t.observe({"t": 3}) is OK
+
+
+def test_spot_depth_recorded_sequence() -> None:
+    # Shapes from PROTOCOL 4.12: U/u ranges; the next event starts at u + 1.
+    t = SpotDepthTracker()
+    assert t.observe({"U": 100, "u": 105}) is OK
+    assert t.observe({"U": 106, "u": 110}) is OK
+    assert t.observe({"U": 106, "u": 110}) is DUPLICATE
+    assert t.observe({"U": 104, "u": 112}) is OK  # overlaps what we have: still in sequence
+    assert t.observe({"U": 120, "u": 125}) == gap(113, 119)
+
+
+def test_futures_depth_pu_chain() -> None:
+    # PROTOCOL 5.2 [OBS]: ids jump, pu links to the previous u.
+    t = FuturesDepthTracker()
+    assert t.observe({"U": 1000, "u": 1010, "pu": 990}) is OK
+    assert t.observe({"U": 1050, "u": 1070, "pu": 1010}) is OK
+    assert t.observe({"U": 1050, "u": 1070, "pu": 1010}) is DUPLICATE
+    assert t.observe({"U": 1200, "u": 1300, "pu": 1150}) == gap(1071, 1150)
+
+
+_RECORDINGS = Path("/work/shared/data/recordings")
+
+
+def test_real_futures_recording_is_one_unbroken_pu_chain() -> None:
+    path = _RECORDINGS / "cryptofeed_BINANCE_FUTURES.ws.1.0"
+    trackers: dict[str, FuturesDepthTracker] = {}
+    seen = 0
+    for line in path.read_text().splitlines()[1:]:
+        _, _, body = line.partition(": ")
+        try:
+            msg = json.loads(body)
+        except ValueError:
+            continue
+        if "@depth" in msg.get("stream", ""):
+            tracker = trackers.setdefault(msg["stream"], FuturesDepthTracker())
+            assert tracker.observe(msg["data"]) is OK
+            seen += 1
+    assert seen > 100
+
+
+def test_real_spot_recording_has_no_gap_and_a_dropped_event_is_found() -> None:
+    trackers: dict[str, SequenceTracker] = {}
+    counts: dict[str, int] = {}
+    dropped: dict[str, int] = {}
+    with gzip.open(_RECORDINGS / "spot_btcusdt_20240808.hftbacktest.gz", "rt") as f:
+        for line in f:
+            msg = json.loads(line.partition(" ")[2])
+            stream = msg.get("stream")
+            if stream is None:
+                continue  # the REST snapshot line
+            tracker = trackers.get(stream) or trackers.setdefault(stream, SequenceTracker.for_stream(stream))
+            if tracker is None:
+                continue
+            counts[stream] = counts.get(stream, 0) + 1
+            if counts[stream] == 100:
+                dropped[stream] = msg["data"]["t" if stream.endswith("@trade") else "U"]
+                continue  # lose one event: the next one must report exactly its ids
+            v = tracker.observe(msg["data"])
+            if counts[stream] == 101:
+                assert v.is_gap and v.first_missing == dropped[stream]
+            else:
+                assert v is OK, (stream, msg["data"])
+    assert counts["btcusdt@trade"] > 9000 and counts["btcusdt@depth@100ms"] > 3000
+
+
+@st.composite
+def _ids_with_holes(draw: st.DrawFn) -> tuple[list[int], set[int]]:
+    n = draw(st.integers(1, 300))
+    removed = draw(st.sets(st.integers(1, n - 1), max_size=n - 1)) if n > 1 else set()
+    return [i for i in range(1, n + 1) if i not in removed], removed
+
+
+@given(_ids_with_holes(), st.integers(0, 2**32), st.randoms())
+def test_id_tracker_finds_exactly_the_removed_ids(case: tuple[list[int], set[int]], base: int,
+                                                  rnd: random.Random) -> None:
+    kept, removed = case
+    stream: list[int] = []
+    for i in kept:
+        stream.append(i)
+        if stream and rnd.random() < 0.2:
+            stream.append(rnd.choice(stream))  # a re-delivery, as during a rotation
+    t = IdTracker("t", last=base)
+    missing: set[int] = set()
+    delivered: list[int] = []
+    for i in stream:
+        v = t.observe({"t": base + i})
+        if v is DUPLICATE:
+            continue
+        if v.is_gap:
+            missing.update(range(v.first_missing - base, v.last_missing - base + 1))
+        else:
+            assert v is OK
+        delivered.append(i)
+    assert missing == removed
+    assert delivered == kept
+
+
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=200), st.randoms())
+def test_spot_depth_tracker_finds_exactly_the_removed_ids(sizes: list[int], rnd: random.Random) -> None:
+    events = []
+    first = 1
+    for size in sizes:
+        events.append((first, first + size - 1))
+        first += size
+    kept = [events[0]] + [e for e in events[1:-1] if rnd.random() < 0.7] + ([events[-1]] if len(events) > 1
+                                                                           else [])
+    removed = {i for e in events if e not in kept for i in range(e[0], e[1] + 1)}
+    t = SpotDepthTracker()
+    missing: set[int] = set()
+    for U, u in kept:
+        v = t.observe({"U": U, "u": u})
+        if v.is_gap:
+            missing.update(range(v.first_missing, v.last_missing + 1))
+        assert t.observe({"U": U, "u": u}) is DUPLICATE
+    assert missing == removed
+
+
+@given(st.lists(st.integers(1, 50), min_size=2, max_size=200), st.randoms())
+def test_futures_depth_gap_covers_the_lost_events(jumps: list[int], rnd: random.Random) -> None:
+    events = []
+    u = 0
+    for j in jumps:
+        U = u + j
+        events.append({"U": U, "u": U + rnd.randint(0, 5), "pu": u})
+        u = events[-1]["u"]
+    t = FuturesDepthTracker()
+    assert t.observe(events[0]) is OK
+    previous = events[0]
+    for e in events[1:]:
+        if rnd.random() < 0.3 and e is not events[-1]:
+            continue  # lost
+        v = t.observe(e)
+        if e["pu"] == previous["u"]:
+            assert v is OK
+        else:
+            # Every lost event's ids lie in the reported range, and no delivered one does.
+            lost = [x for x in events if previous["u"] < x["u"] <= e["pu"]]
+            assert v.is_gap and lost
+            assert all(v.first_missing <= x["U"] and x["u"] <= v.last_missing for x in lost)
+            assert v.first_missing > previous["u"] and v.last_missing < e["U"]
+        previous = e

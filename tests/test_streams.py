@@ -1,0 +1,208 @@
+"""Stream names: builders, validation messages that name the fix, parsing, cadences, kline bars."""
+
+from __future__ import annotations
+
+import calendar
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from binance_ws import streams
+from binance_ws.enums import KLINE_INTERVALS_MS, WEBSOCKET_DEPTH_5, WEBSOCKET_DEPTH_20
+from binance_ws.errors import InvalidStreamError
+from binance_ws.markets import SPOT, USDM
+
+
+def test_builders_produce_binance_names() -> None:
+    assert streams.trade("BNBBTC") == "bnbbtc@trade"
+    assert streams.agg_trade("bnbbtc") == "bnbbtc@aggTrade"
+    assert streams.kline("BNBBTC") == "bnbbtc@kline_1m"
+    assert streams.kline("BNBBTC", "1M", utc8=True) == "bnbbtc@kline_1M@+08:00"
+    assert streams.depth("BNBBTC") == "bnbbtc@depth"
+    assert streams.depth("BNBBTC", speed_ms=100) == "bnbbtc@depth@100ms"
+    assert streams.depth("BNBBTC", speed_ms=1000) == "bnbbtc@depth"
+    assert streams.depth("BNBBTC", WEBSOCKET_DEPTH_5) == "bnbbtc@depth5"
+    assert streams.depth("BNBBTC", 20, 100) == "bnbbtc@depth20@100ms"
+    assert streams.book_ticker("BNBBTC") == "bnbbtc@bookTicker"
+    assert streams.mini_ticker() == "!miniTicker@arr"
+    assert streams.mini_ticker("BNBBTC") == "bnbbtc@miniTicker"
+    assert streams.ticker("BNBBTC") == "bnbbtc@ticker"
+    assert streams.rolling_ticker("BNBBTC", "4h") == "bnbbtc@ticker_4h"
+    assert streams.rolling_ticker(None, "1d") == "!ticker_1d@arr"
+    assert streams.avg_price("BNBBTC") == "bnbbtc@avgPrice"
+
+
+@pytest.mark.parametrize(("call", "fragment"), [
+    (lambda: streams.kline("BNBBTC", "2m"), "unknown kline interval '2m'; valid: 1s 1m 3m"),
+    (lambda: streams.kline("BNBBTC", "1H"), "did you mean '1h'?"),
+    (lambda: streams.depth("BNBBTC", 7), "depth level 7 is not one of 5, 10, 20"),
+    (lambda: streams.depth("BNBBTC", "7"), "depth level '7' is not one of 5, 10, 20"),
+    (lambda: streams.depth("BNBBTC", speed_ms=250), "250 ms is not one of 100, 1000 ms"),
+    (lambda: streams.rolling_ticker("BNBBTC", "2h"), "valid: 1h 4h 1d"),
+    (lambda: streams.trade(""), "symbol is empty"),
+    (lambda: streams.trade("BNB BTC"), "is not a Binance symbol"),
+    (lambda: streams.trade("bnbbtc@trade"), "looks like a stream name"),
+    (lambda: streams.trade("X" * 21), "longer than 20"),
+])
+def test_builders_refuse_with_the_fix(call, fragment) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidStreamError) as err:
+        call()
+    assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize(("name", "fragment"), [
+    ("BNBBTC@trade", "stream names use lowercase symbols: did you mean 'bnbbtc@trade'?"),
+    ("bnbbtc@kline_2m", "unknown kline interval '2m'; valid: 1s 1m 3m 5m"),
+    ("bnbbtc@depth7", "depth level 7 is not one of 5, 10, 20"),
+    ("bnbbtc@depth@1000ms", "drop '@1000ms'"),
+    ("bnbbtc@aggtrade", "did you mean 'bnbbtc@aggTrade'?"),
+    ("bnbbtc@foo", "unknown stream type 'foo'"),
+    ("bnbbtc", "has no '@<type>'"),
+    ("@trade", "no symbol"),
+    ("bnbbtc@trade@100ms", "takes no '@100ms'"),
+    ("bnbbtc@kline_1m@+09:00", "the only kline suffix is '@+08:00'"),
+    ("!ticker@arr", "retired by Binance on 2026-03-26"),
+    ("!bookTicker", "'<symbol>@bookTicker'"),
+    ("!ticker_2h@arr", "unknown ticker window '2h'"),
+    ("!whatever", "unknown all-market stream"),
+    ("", "non-empty"),
+])
+def test_validate_stream_names_the_fix(name: str, fragment: str) -> None:
+    with pytest.raises(InvalidStreamError) as err:
+        streams.validate_stream(name)
+    assert fragment in str(err.value)
+
+
+def test_retired_ticker_array_names_its_replacements() -> None:
+    with pytest.raises(InvalidStreamError) as err:
+        streams.validate_stream("!ticker@arr")
+    assert "@ticker" in str(err.value) and "!miniTicker@arr" in str(err.value)
+
+
+def test_user_streams_are_recognised_and_refused_in_market_lists() -> None:
+    key = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"
+    assert streams.is_user_stream(key)
+    assert not streams.is_user_stream("bnbbtc@trade")
+    assert not streams.is_user_stream("!miniTicker@arr")
+    with pytest.raises(InvalidStreamError, match="start_user_socket"):
+        streams.validate_stream(key)
+    assert streams.validate_stream(key, allow_user=True) == key
+    assert streams.parse_stream(key).kind == "userData"
+
+
+def test_market_rules_apply() -> None:
+    assert streams.validate_stream("bnbbtc@kline_1s") == "bnbbtc@kline_1s"
+    with pytest.raises(InvalidStreamError, match="spot only"):
+        streams.validate_stream("btcusdt@kline_1s", USDM)
+    assert streams.validate_stream("btcusdt@depth@0ms", USDM) == "btcusdt@depth@0ms"
+    assert streams.validate_stream("btcusdt@depth5@500ms", USDM) == "btcusdt@depth5@500ms"
+    with pytest.raises(InvalidStreamError):
+        streams.validate_stream("btcusdt@depth@500ms", SPOT)
+    assert streams.validate_stream("btcusdt@markPrice@1s", USDM)
+    assert streams.validate_stream("!ticker@arr", USDM) == "!ticker@arr"
+    with pytest.raises(InvalidStreamError):
+        streams.validate_stream("btcusdt@markPrice", SPOT)
+    assert streams.validate_stream("btcusd_perp@aggTrade", USDM)
+
+
+def test_parse_stream_fields() -> None:
+    info = streams.parse_stream("bnbbtc@depth10@100ms")
+    assert (info.symbol, info.kind, info.levels, info.speed_ms) == ("BNBBTC", "depthN", 10, 100)
+    assert info.params == {"levels": 10, "speed_ms": 100}
+    info = streams.parse_stream("bnbbtc@depth")
+    assert (info.kind, info.levels, info.speed_ms) == ("depth", None, 1000)
+    info = streams.parse_stream("ethusdt@kline_4h@+08:00")
+    assert (info.symbol, info.kind, info.interval, info.utc8) == ("ETHUSDT", "kline", "4h", True)
+    assert streams.parse_stream("!miniTicker@arr") == streams.StreamInfo("!miniTicker@arr", "miniTickerArr")
+    info = streams.parse_stream("!ticker_4h@arr")
+    assert (info.kind, info.window, info.symbol) == ("rollingTickerArr", "4h", None)
+
+
+_symbols = st.sampled_from(["BNBBTC", "btcusdt", "EthUsdt", "1000SATSUSDT"])
+
+
+@st.composite
+def _built(draw: st.DrawFn) -> tuple[str, str, dict[str, object]]:
+    symbol = draw(_symbols)
+    which = draw(st.sampled_from(["trade", "kline", "depth", "depthN", "rolling", "simple"]))
+    if which == "trade":
+        return streams.trade(symbol), "trade", {}
+    if which == "kline":
+        interval = draw(st.sampled_from(list(KLINE_INTERVALS_MS)))
+        utc8 = draw(st.booleans())
+        expect: dict[str, object] = {"interval": interval}
+        if utc8:
+            expect["utc8"] = True
+        return streams.kline(symbol, interval, utc8), "kline", expect
+    if which in ("depth", "depthN"):
+        levels = None if which == "depth" else draw(st.sampled_from([5, 10, 20, WEBSOCKET_DEPTH_20]))
+        speed = draw(st.sampled_from([None, 100, 1000]))
+        expect = {"speed_ms": speed or 1000}
+        if levels is not None:
+            expect["levels"] = int(levels)
+        return streams.depth(symbol, levels, speed), which, expect
+    if which == "rolling":
+        window = draw(st.sampled_from(["1h", "4h", "1d"]))
+        return streams.rolling_ticker(symbol, window), "rollingTicker", {"window": window}
+    builder, kind = draw(st.sampled_from([
+        (streams.agg_trade, "aggTrade"), (streams.book_ticker, "bookTicker"), (streams.ticker, "ticker"),
+        (streams.avg_price, "avgPrice"), (streams.mini_ticker, "miniTicker")]))
+    return builder(symbol), kind, {}
+
+
+@given(_built())
+def test_every_built_name_validates_and_parses_back(built: tuple[str, str, dict[str, object]]) -> None:
+    name, kind, params = built
+    assert streams.validate_stream(name) == name
+    info = streams.parse_stream(name)
+    assert info.kind == kind
+    assert info.params == params
+    assert info.symbol is not None and name.startswith(info.symbol.lower() + "@")
+
+
+def test_expected_cadence() -> None:
+    assert streams.expected_cadence_s("bnbbtc@trade") is None
+    assert streams.expected_cadence_s("bnbbtc@aggTrade") is None
+    assert streams.expected_cadence_s("bnbbtc@bookTicker") is None
+    assert streams.expected_cadence_s("bnbbtc@ticker") == 1.0
+    assert streams.expected_cadence_s("!miniTicker@arr") == 1.0
+    assert streams.expected_cadence_s("bnbbtc@kline_1m") == 2.0
+    assert streams.expected_cadence_s("bnbbtc@kline_1s") == 1.0
+    assert streams.expected_cadence_s("bnbbtc@depth") == 1.0
+    assert streams.expected_cadence_s("bnbbtc@depth5@100ms") == 0.1
+    assert streams.expected_cadence_s("btcusdt@depth", USDM) == 0.25
+    assert streams.expected_cadence_s("btcusdt@depth@0ms", USDM) is None
+    assert streams.expected_cadence_s("btcusdt@kline_1m", USDM) == 0.25
+    assert streams.expected_cadence_s("btcusdt@markPrice", USDM) == 3.0
+    assert streams.expected_cadence_s("btcusdt@markPrice@1s", USDM) == 1.0
+    assert streams.expected_cadence_s("a" * 64) is None
+
+
+def test_kline_bounds_known_bars() -> None:
+    t = 1723161255343  # 2024-08-09 00:34:15 UTC, a Friday
+    assert streams.kline_bounds("1m", t) == (1723161240000, 1723161299999)
+    assert streams.kline_bounds("1w", t) == (1722816000000, 1723420799999)  # Monday 2024-08-05
+    assert streams.kline_bounds("1M", t) == (1722470400000, 1725148799999)  # August 2024
+    # UTC+8: the day opens at 16:00 UTC the day before.
+    assert streams.kline_bounds("1d", t, utc8=True) == (1723132800000, 1723219199999)
+    with pytest.raises(InvalidStreamError):
+        streams.kline_bounds("2m", t)
+
+
+@given(st.sampled_from(list(KLINE_INTERVALS_MS)), st.integers(0, 4_000_000_000_000), st.booleans())
+def test_kline_bounds_hold_the_time(interval: str, t: int, utc8: bool) -> None:
+    start, end = streams.kline_bounds(interval, t, utc8)
+    assert start <= t <= end
+    # Consecutive bars tile time: the next bar opens right after this one closes.
+    assert streams.kline_bounds(interval, end + 1, utc8)[0] == end + 1
+    shift = 8 * 3_600_000 if utc8 else 0
+    if interval == "1M":
+        tm = time.gmtime((start + shift) // 1000)
+        assert (tm.tm_mday, tm.tm_hour, tm.tm_min) == (1, 0, 0)
+        assert end - start + 1 == calendar.monthrange(tm.tm_year, tm.tm_mon)[1] * 86_400_000
+    else:
+        assert end - start + 1 == KLINE_INTERVALS_MS[interval]
+    if interval == "1w":
+        assert time.gmtime((start + shift) // 1000).tm_wday == 0
