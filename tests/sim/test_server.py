@@ -1,0 +1,311 @@
+"""The stream server over real loopback sockets: paths, wrappers, time unit, control messages, refusals."""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from picows import WSFrame, WSInvalidStatusError, WSListener, WSMsgType, WSTransport, ws_connect
+from tests.sim._client import LightSim, RawClient, connect, depth, trade
+
+from binance_ws.sim.server import StreamControl, parse_path
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[LightSim]:
+    async with LightSim() as s:
+        yield s
+
+
+async def refused(url: str) -> tuple[int, dict]:
+    """Status and JSON body of a refused handshake."""
+    with pytest.raises(WSInvalidStatusError) as info:
+        await ws_connect(RawClient, url)
+    response = info.value.response
+    assert response is not None
+    body = info.value.raw_body or b""
+    return int(response.status), orjson.loads(body) if body.startswith(b"{") else {"text": body.decode()}
+
+
+# -- paths and wrappers -------------------------------------------------------------------------------------
+async def test_raw_path_delivers_unwrapped_payload(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
+    sim.hub.publish("btcusdt@trade", trade(1))
+    assert await client.next_text() == trade(1)
+
+
+async def test_raw_path_with_several_streams(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/ws/btcusdt@trade/btcusdt@depth")
+    sim.hub.publish("btcusdt@trade", trade(1))
+    sim.hub.publish("btcusdt@depth", depth(7))
+    await client.wait_for(lambda: len(client.texts()) == 2)
+    assert client.messages() == [trade(1), depth(7)]
+
+
+async def test_combined_path_wraps_with_stream_first(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/stream?streams=btcusdt@trade/ethusdt@trade")
+    sim.hub.publish("ethusdt@trade", trade(2))
+    await client.wait_for(lambda: bool(client.texts()))
+    raw = client.texts()[0]
+    assert raw.startswith(b'{"stream":"ethusdt@trade","data":')
+    assert orjson.loads(raw) == {"stream": "ethusdt@trade", "data": trade(2)}
+
+
+async def test_url_encoded_names_are_accepted(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/stream?streams=btcusdt%40trade%2Fbtcusdt%40depth")
+    assert await client.request({"method": "LIST_SUBSCRIPTIONS", "id": 1}) == \
+        {"result": ["btcusdt@trade", "btcusdt@depth"], "id": 1}
+
+
+async def test_bare_paths_open_empty_connections(sim: LightSim) -> None:
+    raw = await connect(f"{sim.stream_url}/ws")
+    combined = await connect(f"{sim.stream_url}/stream")
+    assert await raw.request({"method": "GET_PROPERTY", "params": ["combined"], "id": 1}) == \
+        {"result": False, "id": 1}
+    assert await combined.request({"method": "GET_PROPERTY", "params": ["combined"], "id": 1}) == \
+        {"result": True, "id": 1}
+
+
+@pytest.mark.parametrize("unit", ["MICROSECOND", "microsecond"])
+async def test_time_unit_microsecond(sim: LightSim, unit: str) -> None:
+    client = await connect(f"{sim.stream_url}/ws/btcusdt@trade?timeUnit={unit}")
+    sim.hub.publish("btcusdt@trade", trade(1))
+    msg = await client.next_text()
+    assert (msg["E"], msg["T"], msg["t"]) == (trade(1)["E"] * 1000, trade(1)["T"] * 1000, trade(1)["t"])
+
+
+@pytest.mark.parametrize("unit", ["MILLISECOND", "millisecond"])
+async def test_time_unit_millisecond(sim: LightSim, unit: str) -> None:
+    client = await connect(f"{sim.stream_url}/stream?streams=btcusdt@trade&timeUnit={unit}")
+    sim.hub.publish("btcusdt@trade", trade(1))
+    assert (await client.next_text())["data"] == trade(1)
+
+
+async def test_bad_time_unit_is_refused(sim: LightSim) -> None:
+    status, body = await refused(f"{sim.stream_url}/ws/btcusdt@trade?timeUnit=NANOSECOND")
+    assert (status, body["code"]) == (400, -1194)
+
+
+async def test_unknown_stream_in_url_is_refused_at_handshake(sim: LightSim) -> None:
+    assert await refused(f"{sim.stream_url}/ws/btcusdt@trade/nosuch@trade") == \
+        (400, {"code": 2, "msg": "Invalid request: invalid stream"})
+    assert (await refused(f"{sim.stream_url}/stream?streams=BTCUSDT@trade"))[0] == 400
+
+
+async def test_unknown_path_is_404(sim: LightSim) -> None:
+    assert (await refused(f"{sim.stream_url}/nowhere"))[0] == 404
+
+
+class _EchoApi(WSListener):
+    """Stands in for ``WsApiListener``: echoes text frames, so routing and forwarding are visible."""
+
+    def __init__(self, sim: object, request: object) -> None:
+        self.sim = sim
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        transport.send(WSMsgType.TEXT, b"echo:" + frame.get_payload_as_bytes())
+
+
+@pytest.fixture
+def echo_wsapi(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("binance_ws.sim.wsapi")
+    module.WsApiListener = _EchoApi  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "binance_ws.sim.wsapi", module)
+
+
+async def test_ws_api_path_without_a_listener_is_404(sim: LightSim, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "binance_ws.sim.wsapi", types.ModuleType("binance_ws.sim.wsapi"))
+    assert (await refused(f"{sim.stream_url}/ws-api/v3"))[0] == 404
+
+
+async def test_ws_api_path_is_routed_to_the_listener(sim: LightSim, echo_wsapi: None) -> None:
+    client = await connect(f"{sim.stream_url}/ws-api/v3")
+    client.send_text(b'{"method":"ping","id":1}')
+    await client.wait_for(lambda: bool(client.texts()))
+    assert client.texts() == [b'echo:{"method":"ping","id":1}']
+    # Pings are the server's business, not the listener's.
+    assert client.transport is not None
+    client.transport.send_ping(b"p")
+    await client.wait_for(lambda: client.of_type(WSMsgType.PONG) == [b"p"])
+
+
+async def test_two_subscribers_get_one_encoding_each(sim: LightSim) -> None:
+    raw = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
+    micro = await connect(f"{sim.stream_url}/stream?streams=btcusdt@trade&timeUnit=MICROSECOND")
+    sim.hub.publish("btcusdt@trade", trade(3))
+    assert await raw.next_text() == trade(3)
+    assert (await micro.next_text())["data"]["E"] == trade(3)["E"] * 1000
+
+
+# -- control messages ---------------------------------------------------------------------------------------
+async def test_subscribe_unsubscribe_list(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/ws")
+    assert await client.request({"method": "SUBSCRIBE", "params": ["btcusdt@trade", "btcusdt@depth"],
+                                 "id": 1}) == {"result": None, "id": 1}
+    sim.hub.publish("btcusdt@trade", trade(1))
+    await client.wait_for(lambda: len(client.texts()) == 2)
+    assert client.messages()[-1] == trade(1)
+    assert await client.request({"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": 312}) == \
+        {"result": None, "id": 312}
+    assert await client.request({"method": "LIST_SUBSCRIPTIONS", "id": 3}) == \
+        {"result": ["btcusdt@depth"], "id": 3}
+    sim.hub.publish("btcusdt@trade", trade(2))
+    sim.hub.publish("btcusdt@depth", depth(9))
+    await client.wait_for(lambda: client.messages()[-1] == depth(9))
+    assert trade(2) not in client.messages()
+
+
+async def test_raw_reply_bytes_match_binance(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/ws")
+    client.send_text(b'{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":1}')
+    await client.wait_for(lambda: bool(client.texts()))
+    assert client.texts()[0] == b'{"result":null,"id":1}'
+
+
+async def test_set_property_combined_wraps_later_payloads(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
+    assert await client.request({"method": "SET_PROPERTY", "params": ["combined", True], "id": 5}) == \
+        {"result": None, "id": 5}
+    assert await client.request({"method": "GET_PROPERTY", "params": ["combined"], "id": 2}) == \
+        {"result": True, "id": 2}
+    before = len(client.texts())
+    sim.hub.publish("btcusdt@trade", trade(1))
+    assert await client.next_text(before) == {"stream": "btcusdt@trade", "data": trade(1)}
+
+
+async def test_invalid_stream_error_has_the_observed_nested_shape(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/ws")
+    client.send_text(b'{"method":"SUBSCRIBE","params":["btcusdt@trade","nosuch@x"],"id":2}')
+    await client.wait_for(lambda: bool(client.texts()))
+    assert client.texts()[0] == b'{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":2}'
+    # All or nothing: the valid name was not subscribed either.
+    assert await client.request({"method": "LIST_SUBSCRIPTIONS", "id": 3}) == {"result": [], "id": 3}
+
+
+async def test_invalid_json_error_has_the_observed_shape(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/ws")
+    client.send_text(b'{"method": SUBSCRIBE')
+    await client.wait_for(lambda: bool(client.texts()))
+    assert client.texts()[0] == b'{"id":null,"error":{"code":3,"msg":"Invalid json"}}'
+
+
+@pytest.mark.parametrize(("request_id", "ok"), [
+    (1, True), (-5, True), (2 ** 63 - 1, True), (-(2 ** 63), True), (None, True),
+    ("abc123", True), ("a" * 36, True),
+    ("a" * 37, False), ("a-b", False), ("", False), (1.5, False), (True, False), ([1], False),
+    (2 ** 63, False),
+])
+async def test_id_rules(sim: LightSim, request_id: object, ok: bool) -> None:
+    client = await connect(f"{sim.stream_url}/ws")
+    reply = await client.request({"method": "LIST_SUBSCRIPTIONS", "id": request_id})
+    if ok:
+        assert reply == {"result": [], "id": request_id}
+    else:
+        msg = "Invalid request: request ID must be an unsigned integer"
+        assert reply == {"error": {"code": 2, "msg": msg}, "id": None}
+
+
+@pytest.mark.parametrize(("msg", "code", "text"), [
+    ({"method": "SET_PROPERTY", "params": ["colour", True], "id": 1}, 0, "Unknown property"),
+    ({"method": "GET_PROPERTY", "params": ["colour"], "id": 1}, 0, "Unknown property"),
+    ({"method": "SET_PROPERTY", "params": ["combined", "yes"], "id": 1}, 1,
+     "Invalid value type: expected Boolean"),
+    ({"method": "SET_PROPERTY", "params": ["combined"], "id": 1}, 1, "Invalid value type: expected Boolean"),
+    ({"method": "SET_PROPERTY", "params": [5, True], "id": 1}, 2,
+     "Invalid request: property name must be a string"),
+    ({"method": "GET_PROPERTY", "params": [], "id": 1}, 2, "Invalid request: property name must be a string"),
+    ({"method": "SET_PROPERTY", "params": ["combined", True, 1], "id": 1}, 2,
+     "Invalid request: too many parameters"),
+    ({"method": "LIST_SUBSCRIPTIONS", "params": ["x"], "id": 1}, 2, "Invalid request: too many parameters"),
+    ({"method": "SUBSCRIBE", "params": [1], "id": 1}, 2, "Invalid request: invalid stream"),
+    ({"method": "SUBSCRIBE", "params": "btcusdt@trade", "id": 1}, 2,
+     "Invalid request: params must be an array"),
+])
+async def test_documented_errors(sim: LightSim, msg: dict, code: int, text: str) -> None:
+    client = await connect(f"{sim.stream_url}/ws")
+    assert await client.request(msg) == {"error": {"code": code, "msg": text}, "id": 1}
+
+
+async def test_unknown_method_and_missing_method_use_serde_wording(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/ws")
+    unknown = await client.request(b'{"method":"subscribe","params":[],"id":7}')
+    assert unknown["id"] == 7 and unknown["error"]["code"] == 2
+    assert unknown["error"]["msg"] == (
+        "Invalid request: unknown variant `subscribe`, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, "
+        "`LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 column 21")
+    missing = await client.request(b'{"params":[],"id":8}')
+    msg = "Invalid request: missing field `method` at line 1 column 20"
+    assert missing == {"error": {"code": 2, "msg": msg}, "id": 8}
+
+
+async def test_client_ping_is_answered_with_its_payload(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/ws")
+    assert client.transport is not None
+    client.transport.send_ping(b"hello")
+    await client.wait_for(lambda: bool(client.of_type(WSMsgType.PONG)))
+    assert client.of_type(WSMsgType.PONG) == [b"hello"]
+
+
+async def test_client_close_is_echoed(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
+    client.close()
+    await client.wait_for(lambda: client.disconnected)
+    await client.wait_for(lambda: not sim.stream_server.connections)
+    assert not sim.hub.has_subscribers("btcusdt@trade")
+
+
+async def test_fragmented_control_message_is_reassembled(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/ws")
+    assert client.transport is not None
+    client.transport.send(WSMsgType.TEXT, b'{"method":"LIST_SUB', fin=False)
+    client.transport.send(WSMsgType.CONTINUATION, b'SCRIPTIONS","id":4}', fin=True)
+    assert await client.next_text() == {"result": [], "id": 4}
+
+
+# -- the control protocol as a pure state machine ----------------------------------------------------------
+NAMES = ["a@trade", "b@trade", "c@depth", "d@depth", "bad"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["SUBSCRIBE", "UNSUBSCRIBE"]),
+                          st.lists(st.sampled_from(NAMES), max_size=4)), max_size=30))
+def test_control_keeps_a_consistent_bounded_subscription_set(ops: list[tuple[str, list[str]]]) -> None:
+    control = StreamControl(combined=False, max_streams=3, stream_exists=lambda n: n != "bad")
+    model: dict[str, None] = {}
+    for i, (method, params) in enumerate(ops):
+        result = control.handle(orjson.dumps({"method": method, "params": params, "id": i}))
+        reply = orjson.loads(result.reply)
+        if "bad" in params:
+            assert reply["error"]["msg"] == "Invalid request: invalid stream"
+            assert (result.added, result.removed) == ([], [])
+        elif method == "SUBSCRIBE":
+            new = [n for n in dict.fromkeys(params) if n not in model]
+            if len(model) + len(new) > 3:
+                assert reply["error"]["msg"] == "Invalid request: too many streams"
+            else:
+                assert result.added == new
+                model.update(dict.fromkeys(new))
+        else:
+            assert set(result.removed) == {n for n in params if n in model}
+            for n in params:
+                model.pop(n, None)
+        assert list(control.streams) == list(model)
+        assert len(control.streams) <= 3
+
+
+@given(st.binary(max_size=64))
+def test_control_answers_any_bytes_with_one_json_object(data: bytes) -> None:
+    control = StreamControl(combined=True, max_streams=5, stream_exists=lambda n: True)
+    reply = orjson.loads(control.handle(data).reply)
+    assert isinstance(reply, dict) and "id" in reply and ("result" in reply or "error" in reply)
+
+
+def test_parse_path_forms() -> None:
+    assert parse_path(b"/ws/a@trade/b@depth").streams == ["a@trade", "b@depth"]  # type: ignore[union-attr]
+    route = parse_path(b"/stream?streams=a@trade/a@trade&timeUnit=microsecond")
+    assert route is not None and route.streams == ["a@trade"] and route.combined and route.micro
+    assert parse_path(b"/elsewhere") is None
