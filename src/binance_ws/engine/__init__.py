@@ -1,0 +1,10 @@
+"""The stream engine: combined connections that heal themselves, one hot path, bounded delivery.
+
+``AsyncSocketManager`` is the entry point; ``Subscription`` is what it hands back; ``RawMessage`` is what
+``decode="raw"`` subscribers receive.
+"""
+
+from binance_ws.engine.delivery import OverflowPolicy, RawMessage, Subscription
+from binance_ws.engine.manager import AsyncSocketManager, StreamSocket
+
+__all__ = ["AsyncSocketManager", "OverflowPolicy", "RawMessage", "StreamSocket", "Subscription"]

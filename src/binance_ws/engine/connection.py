@@ -1,0 +1,765 @@
+"""Combined-stream connections: one picows socket (:class:`Link`) and the self-healing slot around it
+(:class:`Connection`).
+
+A :class:`Link` is one WebSocket. Its frame callback is the hot path: read the stream name from the
+frame prefix, look it up in the link's table and hand the payload bytes on (see
+:mod:`binance_ws.engine.router`). Everything it sends (control JSON, pings, pongs) goes through a
+:class:`~binance_ws.core.plan.ControlScheduler`, so a connection never sends more than the market's
+incoming-message limit.
+
+A :class:`Connection` is one shard of the subscription plan: the set of streams that should be on one
+socket, kept there through drops (reconnect with backoff, then give up with the documented error), dead
+peers (our own ping deadline and a no-data watchdog sized to the streams' cadence), 429/418 at handshake
+(``Retry-After``), the 24 h cut and ``serverShutdown`` (make-before-break rotation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import orjson
+from picows import (
+    WSCloseCode,
+    WSError,
+    WSFrame,
+    WSHandshakeError,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    ws_connect,
+)
+
+from binance_ws import errors
+from binance_ws.core.backoff import Backoff, BackoffPolicy
+from binance_ws.core.budget import SlidingWindow
+from binance_ws.core.plan import ControlMessage, ControlScheduler
+from binance_ws.engine.router import COMBINED_PREFIX, Handover, Route
+from binance_ws.markets import Market
+from binance_ws.streams import expected_cadence_s
+
+log = logging.getLogger("binance_ws.engine")
+
+#: Binance refuses handshake URLs longer than 8004 characters (unicorn-binance-websocket-api #17, [OBS]);
+#: streams beyond that are subscribed once the socket is up.
+MAX_URL_CHARS: Final = 8004
+#: A control frame larger than 4096 bytes is silently ignored by the server (binance-connector-rust #27,
+#: [OBS]: 4088 bytes of payload pass, 4106 do not).
+MAX_CONTROL_FRAME_BYTES: Final = 4088
+#: Longest stream name we send: a 20-character symbol plus ``@kline_<i>@+08:00`` (streams.py tables).
+_LONGEST_STREAM_NAME: Final = 36
+#: Streams per SUBSCRIBE so that a frame of the longest names stays under MAX_CONTROL_FRAME_BYTES
+#: (each name costs its quotes and a comma; 64 bytes cover the method, id and brackets).
+PARAMS_PER_MESSAGE: Final = (MAX_CONTROL_FRAME_BYTES - 64) // (_LONGEST_STREAM_NAME + 3)
+
+#: Our own liveness check: ping after this much silence... (the server pings every 20 s, PROTOCOL 2, so a
+#: healthy spot connection is never silent that long).
+DEFAULT_PING_TIMEOUT_S: Final = 10.0
+#: A periodic stream may skip pushes when nothing changed; declare a connection stale after this many of
+#: its slowest stream's cadences without any data frame.
+WATCHDOG_CADENCES: Final = 5.0
+#: Rotate this fraction of the lifetime before the server's cut, at most ROTATION_LEAD_MAX_S before it.
+ROTATION_LEAD_FRACTION: Final = 0.1
+ROTATION_LEAD_MAX_S: Final = 600.0
+#: How long a rotation waits for a silent stream to prove the overlap before switching it anyway:
+#: anything published before the new socket subscribed has reached us on the old one by then.
+DEFAULT_HANDOVER_GRACE_S: Final = 2.0
+DEFAULT_HANDSHAKE_TIMEOUT_S: Final = 10.0
+DEFAULT_REQUEST_TIMEOUT_S: Final = 10.0
+#: How long a retiring socket may take to finish its close handshake before it is aborted.
+CLOSE_TIMEOUT_S: Final = 2.0
+#: The HTTP statuses at handshake that mean "slow down" and carry ``Retry-After`` (PROTOCOL 7).
+RATE_LIMIT_STATUSES: Final = frozenset({418, 429})
+#: Control frames received from the server that end a connection early (PROTOCOL 2, 11).
+SHUTDOWN_STREAM: Final = b"!serverShutdown"
+
+_TEXT = WSMsgType.TEXT
+_PING = WSMsgType.PING
+_PONG = WSMsgType.PONG
+_CLOSE = WSMsgType.CLOSE
+_PREFIX_LEN: Final = len(COMBINED_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """Everything a connection needs to know, resolved once by the manager from its arguments and market.
+
+    ``no_data_timeout_s`` None sizes the watchdog from the streams' cadence, 0 turns it off.
+    ``rotate_after_s`` None derives it from ``market.connection_lifetime_s``; 0 never rotates on age.
+    """
+
+    market: Market
+    backoff: BackoffPolicy
+    ping_interval_s: float
+    ping_timeout_s: float = DEFAULT_PING_TIMEOUT_S
+    no_data_timeout_s: float | None = None
+    rotate_after_s: float | None = None
+    handover_grace_s: float = DEFAULT_HANDOVER_GRACE_S
+    handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+
+    @property
+    def rotation_age_s(self) -> float:
+        """Seconds after which a socket is replaced (infinite: never)."""
+        if self.rotate_after_s is not None:
+            return self.rotate_after_s or math.inf
+        life = self.market.connection_lifetime_s
+        return life - min(ROTATION_LEAD_MAX_S, life * ROTATION_LEAD_FRACTION)
+
+
+# -- process-wide connection attempts -------------------------------------------------------------
+
+_attempt_lock = threading.Lock()
+_attempts: dict[tuple[str, int, float], SlidingWindow] = {}
+
+
+async def acquire_connection_slot(market: Market) -> None:
+    """Wait until one more connection attempt to ``market``'s stream host is within its budget
+    (PROTOCOL 2: 300 per 5 minutes per IP), shared by every manager in the process and every thread."""
+    key = (urlsplit(market.stream_url).netloc, market.max_connections_per_window, market.connection_window_s)
+    while True:
+        with _attempt_lock:
+            window = _attempts.get(key)
+            if window is None:
+                window = _attempts[key] = SlidingWindow(market.max_connections_per_window,
+                                                        market.connection_window_s)
+            wait = window.acquire(time.monotonic())
+        if wait == 0.0:
+            return
+        log.warning("connection attempts to %s at the limit; waiting %.1f s", key[0], wait)
+        await asyncio.sleep(wait)
+
+
+def _retry_after(exc: WSHandshakeError) -> float | None:
+    response = exc.response
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+# -- one socket -----------------------------------------------------------------------------------
+
+class _Shutdown:
+    """Table entry for the combined ``!serverShutdown`` notice."""
+
+    __slots__ = ("_link",)
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
+
+    def feed(self, data: bytes) -> None:
+        self._link.notice_shutdown()
+
+
+class _Side:
+    """Table entry that sends one connection's frames of a stream into a :class:`Handover`."""
+
+    __slots__ = ("feed",)
+
+    def __init__(self, feed: Callable[[bytes], None]) -> None:
+        self.feed = feed
+
+
+class Link(WSListener):  # type: ignore[misc]
+    """One WebSocket to a combined-stream endpoint.
+
+    ``table`` maps stream names (bytes) to objects with a ``feed(payload_bytes)`` method: a
+    :class:`Route`, or one side of a :class:`Handover` during a rotation.
+    """
+
+    def __init__(self, owner: Connection, table: dict[bytes, Any]) -> None:
+        super().__init__()
+        self.owner = owner
+        self.table = table
+        table[SHUTDOWN_STREAM] = _Shutdown(self)
+        self.transport: WSTransport | None = None
+        #: Data frames and control frames received (sampled by the health monitor; cheaper than a clock).
+        self.frames = 0
+        self.control_frames = 0
+        self.opened_at = time.monotonic()
+        self.shutdown_notice = False
+        #: We are closing it on purpose (rotation done, unsubscribed, manager closing).
+        self.retiring = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        market = owner.settings.market
+        self._scheduler = ControlScheduler(market.max_incoming_per_second,
+                                           max_params_per_message=PARAMS_PER_MESSAGE)
+        self._queued: dict[str, str] = {}
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._inflight: dict[int, tuple[ControlMessage, list[asyncio.Future[None]]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        return f"<Link {self.owner.conn_id} streams={len(self.table) - 1} frames={self.frames}>"
+
+    # -- picows callbacks -------------------------------------------------------------------------
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        msg_type = frame.msg_type
+        if msg_type is _TEXT:
+            self.frames += 1
+            buf = frame.get_payload_as_bytes()
+            if buf.startswith(COMBINED_PREFIX):
+                end = buf.find(b'"', _PREFIX_LEN)
+                target = self.table.get(buf[_PREFIX_LEN:end])
+                if target is not None:
+                    target.feed(buf[end + 9:-1])
+                    return
+            self._other_text(buf)
+            return
+        self.control_frames += 1
+        if msg_type is _PING:
+            self._send_control(_PONG, frame.get_payload_as_bytes())
+        elif msg_type is _CLOSE:
+            self.close_code = frame.get_close_code().value
+            self.close_reason = frame.get_close_reason() or ""
+            if not transport.is_close_frame_sent:
+                transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        closed = errors.ConnectionClosedError(f"connection closed (code {self.close_code})")
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.set_exception(closed)
+        for _, futures in self._inflight.values():
+            for fut in futures:
+                if not fut.done():
+                    fut.set_exception(closed)
+        self._waiters.clear()
+        self._inflight.clear()
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.owner.wake()
+
+    # -- frames other than stream data ------------------------------------------------------------
+    def _other_text(self, buf: bytes) -> None:
+        try:
+            msg = orjson.loads(buf)
+        except orjson.JSONDecodeError:
+            log.warning("%s: malformed frame skipped (%d bytes)", self.owner.conn_id, len(buf))
+            return
+        if not isinstance(msg, dict):
+            return
+        if "id" in msg and ("result" in msg or "error" in msg):
+            self._answer(msg)
+        elif msg.get("e") == "serverShutdown":
+            self.notice_shutdown()
+
+    def _answer(self, msg: dict[str, Any]) -> None:
+        entry = self._inflight.pop(msg["id"], None) if isinstance(msg["id"], int) else None
+        if entry is None:
+            log.warning("%s: answer to an unknown request: %r", self.owner.conn_id, msg)
+            return
+        request, futures = entry
+        error = msg.get("error")
+        exc: errors.SubscriptionError | None = None
+        if error is not None:
+            code = error.get("code", -1) if isinstance(error, dict) else -1
+            text = error.get("msg", str(error)) if isinstance(error, dict) else str(error)
+            exc = errors.SubscriptionError(code, text, request.id)
+        for fut in futures:
+            if fut.done():
+                continue
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)
+
+    def notice_shutdown(self) -> None:
+        self.shutdown_notice = True
+        self.owner.wake()
+
+    # -- sending ----------------------------------------------------------------------------------
+    def _send_control(self, kind: WSMsgType, payload: bytes = b"") -> None:
+        """Send a ping or pong now: they cannot wait, the scheduler keeps a slot free for them."""
+        transport = self.transport
+        if transport is None or transport.is_disconnected:
+            return
+        self._scheduler.record_frame(time.monotonic())
+        if kind is _PONG:
+            transport.send_pong(payload)
+        else:
+            transport.send_ping(payload)
+
+    def ping(self) -> None:
+        """Send our own ping (the health monitor expects an answer within its deadline)."""
+        self._send_control(_PING, b"")
+
+    def request(self, method: str, streams: Iterable[str]) -> list[asyncio.Future[None]]:
+        """Queue ``SUBSCRIBE`` or ``UNSUBSCRIBE`` of ``streams``; one future per stream resolves with the
+        server's answer (:class:`~binance_ws.errors.SubscriptionError` on an error reply,
+        :class:`~binance_ws.errors.ConnectionClosedError` if the socket closes first). Requests queued in
+        the same window are merged; a subscribe and unsubscribe of one stream both still queued cancel
+        out and resolve at once."""
+        sched = self._scheduler
+        streams = list(streams)
+        if method == "SUBSCRIBE":
+            sched.subscribe(streams)
+        else:
+            sched.unsubscribe(streams)
+        futures: list[asyncio.Future[None]] = []
+        for s in streams:
+            queued = self._queued.get(s)
+            if queued is None:
+                self._queued[s] = method
+                fut = self._waiters[s] = self._loop.create_future()
+            elif queued == method:
+                fut = self._waiters[s]
+            else:
+                del self._queued[s]
+                self._waiters.pop(s).set_result(None)
+                fut = self._loop.create_future()
+                fut.set_result(None)
+            futures.append(fut)
+        self._pump()
+        return futures
+
+    def _pump(self) -> None:
+        self._timer = None
+        transport = self.transport
+        if transport is None or transport.is_disconnected:
+            return
+        messages, delay = self._scheduler.poll(time.monotonic())
+        for msg in messages:
+            futures = []
+            for s in msg.params:
+                if self._queued.pop(s, None) is not None:
+                    futures.append(self._waiters.pop(s))
+            self._inflight[msg.id] = (msg, futures)
+            transport.send(_TEXT, msg.encode())
+        if delay is not None and self._timer is None:
+            self._timer = self._loop.call_later(delay, self._pump)
+
+    def pause_reading(self, paused: bool) -> None:
+        """Stop or resume reading the socket (back-pressure from a "block" subscriber)."""
+        transport = self.transport
+        if transport is None or transport.is_disconnected:
+            return
+        if paused:
+            transport.underlying_transport.pause_reading()
+        else:
+            transport.underlying_transport.resume_reading()
+
+    async def retire(self) -> None:
+        """Close on purpose (1000) and wait for the socket to go, aborting it after CLOSE_TIMEOUT_S."""
+        self.retiring = True
+        transport = self.transport
+        if transport is None:
+            return
+        if not transport.is_disconnected:
+            with contextlib.suppress(Exception):
+                transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.lost), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            transport.disconnect(graceful=False)
+
+
+# -- one shard ------------------------------------------------------------------------------------
+
+class Connection:
+    """One planned connection: keeps its streams on one live socket until closed or given up.
+
+    ``routes`` is the manager's stream -> :class:`Route` table (shared, read at (re)subscription time).
+    ``on_refused(conn, {stream: error})`` reports streams the server refused while (re)connecting;
+    ``on_give_up(conn)`` is called once reconnecting has failed ``backoff.max_retries`` times in a row.
+    """
+
+    def __init__(self, conn_id: str, streams: Iterable[str], settings: EngineSettings,
+                 routes: Mapping[str, Route], *,
+                 on_refused: Callable[[Connection, dict[str, errors.SubscriptionError]], None],
+                 on_give_up: Callable[[Connection], None]) -> None:
+        self.conn_id = conn_id
+        self.settings = settings
+        self.streams: dict[str, None] = dict.fromkeys(streams)
+        self._routes = routes
+        self._on_refused = on_refused
+        self._on_give_up = on_give_up
+        self._backoff = Backoff(settings.backoff)
+        self.link: Link | None = None
+        self.gave_up = False
+        self.closing = False
+        #: Counters for tests and metrics.
+        self.connects = 0
+        self.rotations = 0
+        self.drops = 0
+        self._paused = False
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.conn_id} streams={len(self.streams)} link={self.link!r}>"
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"binance-ws-{self.conn_id}")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def wait_ready(self) -> bool:
+        """Wait for the first socket with every stream subscribed; False if the connection gave up."""
+        await self._ready.wait()
+        return not self.gave_up
+
+    async def close(self) -> None:
+        """Stop for good: close every socket, end the supervisor task (idempotent)."""
+        self.closing = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        link, self.link = self.link, None
+        if link is not None:
+            await link.retire()
+        for retiring in list(self._retiring):
+            with contextlib.suppress(asyncio.CancelledError):
+                await retiring
+        self._ready.set()
+
+    # -- live changes -----------------------------------------------------------------------------
+    async def subscribe(self, streams: list[str]) -> dict[str, errors.SubscriptionError]:
+        """Add ``streams`` to this connection; returns those the server refused (they are dropped).
+
+        Raises :class:`~binance_ws.errors.ConnectionClosedError` if the connection gave up or closed.
+        """
+        for s in streams:
+            self.streams[s] = None
+        while True:
+            await self._ready.wait()
+            async with self._lock:
+                link = self.link
+                if self.gave_up or self.closing or link is None:
+                    raise errors.ConnectionClosedError(f"connection {self.conn_id} is closed")
+                if link.lost.done():
+                    self._ready.clear()
+                    continue
+                try:
+                    refused = await self._subscribe_on(link, streams)
+                except errors.ConnectionClosedError:
+                    # Dropped meanwhile: the reconnect carries the streams; wait for it and confirm.
+                    continue
+            for s in refused:
+                self.streams.pop(s, None)
+            return refused
+
+    async def unsubscribe(self, streams: list[str]) -> None:
+        """Remove ``streams`` from this connection (UNSUBSCRIBE on the live socket, if any)."""
+        for s in streams:
+            self.streams.pop(s, None)
+        async with self._lock:
+            link = self.link
+            if link is None or link.lost.done():
+                return
+            futures = link.request("UNSUBSCRIBE", streams)
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            for s in streams:
+                if s not in self.streams:
+                    link.table.pop(s.encode(), None)
+            for r in results:
+                if isinstance(r, errors.SubscriptionError):
+                    log.warning("%s: UNSUBSCRIBE refused: %s", self.conn_id, r)
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause or resume reading every socket of this connection (back-pressure)."""
+        self._paused = paused
+        if self.link is not None:
+            self.link.pause_reading(paused)
+
+    def route_changed(self, stream: str) -> None:
+        """Point the live socket's table at the manager's current route for ``stream``."""
+        link = self.link
+        route = self._routes.get(stream)
+        if link is not None and route is not None:
+            key = stream.encode()
+            if isinstance(link.table.get(key), Route):
+                link.table[key] = route
+
+    # -- supervisor -------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        link = await self._connect(after_loss=False)
+        while link is not None:
+            self.link = link
+            self._ready.set()
+            reason = await self._monitor(link)
+            if reason == "rotate":
+                async with self._lock:
+                    new = await self._rotate(link)
+                if new is not None:
+                    link = new
+                    continue
+                if not link.lost.done():
+                    continue
+            self.drops += 1
+            self._ready.clear()
+            if reason == "stale" and link.transport is not None:
+                link.transport.disconnect(graceful=False)
+            log.warning("%s: connection lost (%s, close code %s %s); reconnecting", self.conn_id, reason,
+                        link.close_code, link.close_reason)
+            self.link = None
+            link = await self._connect(after_loss=True)
+        self.gave_up = True
+        self.link = None
+        self._ready.set()
+        log.error("%s: giving up after %d failed reconnects", self.conn_id, self._backoff.failures)
+        self._on_give_up(self)
+
+    async def _connect(self, *, after_loss: bool) -> Link | None:
+        """Open a socket with every stream, retrying with backoff; None once the retries are spent."""
+        backoff = self._backoff
+        if after_loss:
+            delay = backoff.next_delay()
+            if delay is None:
+                return None
+            await asyncio.sleep(delay)
+        while True:
+            at_least = 0.0
+            try:
+                link = await self._open(list(self.streams), {})
+            except errors.RateLimitError as exc:
+                log.warning("%s: %s", self.conn_id, exc)
+                at_least = exc.retry_after or 0.0
+            except (TimeoutError, OSError, WSError, errors.ConnectionClosedError) as exc:
+                log.warning("%s: connect failed: %s", self.conn_id, exc)
+            else:
+                backoff.reset()
+                return link
+            delay = backoff.next_delay(at_least)
+            if delay is None:
+                return None
+            await asyncio.sleep(delay)
+
+    def _url(self, streams: list[str]) -> tuple[str, list[str]]:
+        """The handshake URL holding as many of ``streams`` as fit, and the rest (to SUBSCRIBE)."""
+        base = f"{self.settings.market.stream_url}/stream"
+        budget = MAX_URL_CHARS - len(base) - len("?streams=")
+        in_url: list[str] = []
+        for s in streams:
+            cost = len(s) + 1
+            if cost > budget:
+                break
+            budget -= cost
+            in_url.append(s)
+        rest = streams[len(in_url):]
+        if not in_url:
+            return base, rest
+        return f"{base}?streams={'/'.join(in_url)}", rest
+
+    async def _open(self, streams: list[str], table: dict[bytes, Any],
+                    target: Callable[[str], Any] | None = None) -> Link:
+        """Connect and subscribe ``streams``; ``target(stream)`` gives each table entry (default: its
+        route). Raises RateLimitError on 429/418, OSError/WSError/TimeoutError on failure."""
+        settings = self.settings
+        await acquire_connection_slot(settings.market)
+        self.connects += 1
+        pick = target or self._routes.get
+        for s in streams:
+            entry = pick(s)
+            if entry is not None:
+                table[s.encode()] = entry
+        link = Link(self, table)
+        url, rest = self._url(streams)
+        try:
+            await asyncio.wait_for(
+                ws_connect(lambda: link, url, enable_auto_pong=False,
+                           websocket_handshake_timeout=settings.handshake_timeout_s,
+                           logger_name="binance_ws.picows"),
+                settings.handshake_timeout_s)
+        except TimeoutError:
+            if link.transport is not None:
+                link.transport.disconnect(graceful=False)
+            raise
+        except WSHandshakeError as exc:
+            status = exc.response.status if exc.response is not None else None
+            if status is not None and int(status) in RATE_LIMIT_STATUSES:
+                raise errors.RateLimitError(f"handshake answered HTTP {int(status)}", status=int(status),
+                                            retry_after=_retry_after(exc)) from None
+            raise
+        if self._paused:
+            link.pause_reading(True)
+        if rest:
+            try:
+                refused = await self._subscribe_on(link, rest)
+            except BaseException:
+                await link.retire()
+                raise
+            if refused:
+                for s in refused:
+                    self.streams.pop(s, None)
+                self._on_refused(self, refused)
+        return link
+
+    async def _subscribe_on(self, link: Link, streams: list[str]) -> dict[str, errors.SubscriptionError]:
+        """SUBSCRIBE ``streams`` on ``link`` and wait for the answers; returns the refused ones (removed
+        from the link's table). Raises ConnectionClosedError if the socket closes first, TimeoutError
+        (and drops the socket) if the server does not answer in time."""
+        for s in streams:
+            key = s.encode()
+            if key not in link.table:
+                route = self._routes.get(s)
+                if route is not None:
+                    link.table[key] = route
+        futures = link.request("SUBSCRIBE", streams)
+        try:
+            results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True),
+                                             self.settings.request_timeout_s + len(futures) / 4)
+        except TimeoutError:
+            log.warning("%s: no answer to SUBSCRIBE; dropping the socket", self.conn_id)
+            if link.transport is not None:
+                link.transport.disconnect(graceful=False)
+            raise errors.ConnectionClosedError("no answer to SUBSCRIBE") from None
+        refused: dict[str, errors.SubscriptionError] = {}
+        for s, r in zip(streams, results, strict=True):
+            if isinstance(r, errors.SubscriptionError):
+                refused[s] = r
+                link.table.pop(s.encode(), None)
+            elif isinstance(r, BaseException):
+                raise errors.ConnectionClosedError(str(r)) from r
+        return refused
+
+    def _watchdog_s(self) -> float:
+        setting = self.settings.no_data_timeout_s
+        if setting is not None:
+            return setting or math.inf
+        cadences = [c for c in (expected_cadence_s(s, self.settings.market) for s in self.streams)
+                    if c is not None]
+        return WATCHDOG_CADENCES * max(cadences) if cadences else math.inf
+
+    async def _monitor(self, link: Link) -> str:
+        """Watch ``link`` until it is lost ("lost"), silent ("stale": no pong or no data in time) or
+        due for replacement ("rotate": age or serverShutdown)."""
+        settings = self.settings
+        rotate_at = link.opened_at + settings.rotation_age_s
+        ping_every = settings.ping_interval_s
+        data_timeout = self._watchdog_s()
+        tick = max(0.005, min(ping_every, settings.ping_timeout_s, data_timeout, 4.0) / 4)
+        now = time.monotonic()
+        heard_at = data_at = now
+        frames, control_frames = link.frames, link.control_frames
+        ping_sent_at: float | None = None
+        while True:
+            if link.lost.done():
+                return "lost"
+            if link.shutdown_notice:
+                return "rotate"
+            now = time.monotonic()
+            if now >= rotate_at:
+                return "rotate"
+            if link.frames != frames:
+                frames = link.frames
+                heard_at = data_at = now
+            if link.control_frames != control_frames:
+                control_frames = link.control_frames
+                heard_at = now
+            if self._paused:
+                heard_at = data_at = now
+            if ping_sent_at is not None:
+                if heard_at > ping_sent_at:
+                    ping_sent_at = None
+                elif now - ping_sent_at > settings.ping_timeout_s:
+                    return "stale"
+            elif now - heard_at >= ping_every:
+                link.ping()
+                ping_sent_at = now
+            if now - data_at > data_timeout:
+                return "stale"
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(tick, max(rotate_at - now, 0.0)))
+
+    async def _rotate(self, old: Link) -> Link | None:
+        """Make-before-break: open a replacement with the same streams, hand each stream over without
+        loss or duplicates, retire ``old``. Returns the new link, or None if the replacement failed
+        (``old`` is kept if it is still up)."""
+        reason = "serverShutdown" if old.shutdown_notice else "age"
+        streams = [s for s in self.streams if isinstance(old.table.get(s.encode()), Route)]
+        table: dict[bytes, Any] = {}
+        handovers: dict[str, Handover] = {}
+        remaining = len(streams)
+        all_switched = asyncio.Event()
+
+        def switched(stream: str) -> None:
+            nonlocal remaining
+            key = stream.encode()
+            route = self._routes.get(stream)
+            if route is not None:
+                table[key] = route
+            else:
+                table.pop(key, None)
+            old.table.pop(key, None)
+            remaining -= 1
+            if remaining <= 0:
+                all_switched.set()
+
+        for s in streams:
+            route = self._routes.get(s)
+            if route is None:
+                continue
+            handover = handovers[s] = Handover(route, lambda s=s: switched(s))
+            old.table[s.encode()] = _Side(handover.from_old)
+        if not streams:
+            all_switched.set()
+        try:
+            new = await self._open(streams, table, lambda s: _Side(handovers[s].from_new)
+                                   if s in handovers else self._routes.get(s))
+        except (TimeoutError, OSError, WSError, errors.ConnectionClosedError, errors.RateLimitError) as exc:
+            log.warning("%s: replacement socket failed (%s); keeping the old one", self.conn_id, exc)
+            for s in handovers:
+                route = self._routes.get(s)
+                if route is not None:
+                    old.table[s.encode()] = route
+            old.shutdown_notice = False
+            delay = self._backoff.next_delay() or self.settings.backoff.max_s
+            old.opened_at = time.monotonic() - self.settings.rotation_age_s + delay
+            return None
+        self.rotations += 1
+        log.info("%s: rotating (%s): replacement up, handing %d stream(s) over", self.conn_id, reason,
+                 len(streams))
+        # The old socket's death or the grace period ends the wait: anything published before the new
+        # socket subscribed has been delivered by the old one by then.
+        waits = [asyncio.ensure_future(all_switched.wait()), asyncio.ensure_future(asyncio.shield(old.lost))]
+        try:
+            await asyncio.wait(waits, timeout=self.settings.handover_grace_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        for handover in handovers.values():
+            handover.force()
+        all_switched.set()
+        self.link = new
+        self._retire_later(old)
+        return new
+
+    def _retire_later(self, link: Link) -> None:
+        task = asyncio.create_task(link.retire(), name=f"binance-ws-{self.conn_id}-retire")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)

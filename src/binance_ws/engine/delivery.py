@@ -1,0 +1,244 @@
+"""Delivery: how a decoded (or raw) message reaches one subscriber, and what happens when it is slow.
+
+A :class:`Subscription` is what :meth:`AsyncSocketManager.subscribe` returns. It is either a callback
+subscriber (called inline on the event-loop thread: the fastest path) or a queue subscriber read with
+``await sub.recv()`` / ``async for msg in sub``. A queue is bounded and has an overflow policy:
+
+- ``"block"``: back-pressure. When the queue is full the connections that feed it stop reading their
+  sockets until the reader has drained it to half; messages already read from the socket are still
+  queued (so the queue may hold a little more than ``queue_size``), none is dropped.
+- ``"drop_oldest"`` / ``"drop_newest"``: discard the oldest queued message, or the incoming one.
+- ``"keep_latest"``: conflation. At most one pending message per stream, the newest; ``queue_size``
+  bounds the number of streams with something pending (past it the oldest pending stream's message is
+  dropped).
+
+Overflow never ends a subscription; it is counted in ``dropped``. Error events (``{'e': 'error', ...}``,
+see :mod:`binance_ws.errors`) go through the same path and are never conflated or dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Literal, NamedTuple
+
+from binance_ws.errors import ConnectionClosedError
+
+log = logging.getLogger("binance_ws.engine")
+
+OverflowPolicy = Literal["block", "drop_oldest", "drop_newest", "keep_latest"]
+OVERFLOW_POLICIES: tuple[OverflowPolicy, ...] = ("block", "drop_oldest", "drop_newest", "keep_latest")
+
+#: What a subscriber asks the router for: the payload dict, raw bytes, or a typed decoder (a callable
+#: taking the payload bytes, e.g. ``msgspec.json.Decoder(Trade).decode``), applied once per frame.
+Decoder = Callable[[bytes], Any]
+DecodeMode = Literal["dict", "raw"] | Decoder
+
+#: Default bound of a queue subscriber (python-binance's was 100 and overflow killed the stream).
+DEFAULT_QUEUE_SIZE = 10_000
+DEFAULT_OVERFLOW: OverflowPolicy = "drop_oldest"
+
+
+class RawMessage(NamedTuple):
+    """A message delivered with ``decode="raw"``: the stream name and the payload's JSON bytes."""
+
+    stream: str
+    data: bytes
+
+
+#: Flow-control hook the manager installs on a "block" subscriber: called with True to pause reading
+#: the sockets that feed it, False to resume.
+FlowHook = Callable[[bool], None]
+
+
+class Subscription:
+    """One subscriber of one or more streams: its delivery mode, counters and (for queues) its reader.
+
+    Counters: ``delivered`` counts messages handed to the subscriber (callback called, or returned by
+    ``recv``); ``dropped`` counts messages discarded by the overflow policy. Use it as an async
+    context manager to unsubscribe on exit.
+    """
+
+    def __init__(
+        self,
+        streams: Iterable[str],
+        callback: Callable[[Any], Any] | None = None,
+        *,
+        wrap: bool = False,
+        decode: DecodeMode = "dict",
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        overflow: OverflowPolicy = DEFAULT_OVERFLOW,
+        on_close: Callable[[Subscription], Awaitable[None]] | None = None,
+    ) -> None:
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {overflow!r}")
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be at least 1, got {queue_size}")
+        if wrap and decode != "dict":
+            raise ValueError("wrap=True delivers {'stream', 'data'} dicts; it needs decode='dict'")
+        self.streams: tuple[str, ...] = tuple(dict.fromkeys(streams))
+        self.callback = callback
+        self.wrap = wrap
+        self.decode: DecodeMode = decode
+        self.queue_size = queue_size
+        self.overflow: OverflowPolicy = overflow
+        self.delivered = 0
+        self.dropped = 0
+        #: Set once the subscription ends (unsubscribed, manager closed, or every stream given up).
+        self.closed = False
+        self._on_close = on_close
+        self._flow: FlowHook | None = None
+        self._paused = False
+        self._queue: deque[Any] = deque()
+        self._latest: OrderedDict[object, Any] = OrderedDict()
+        self._waiter: asyncio.Future[None] | None = None
+        self._error_seq = 0
+        # The router calls ``push(stream, msg)``; pick the implementation once instead of branching
+        # per message.
+        self.push: Callable[[str, Any], None]
+        if callback is not None:
+            self.push = self._push_callback
+        elif overflow == "keep_latest":
+            self.push = self._push_latest
+        else:
+            self.push = self._push_queue
+
+    def __repr__(self) -> str:
+        mode = "callback" if self.callback is not None else f"queue({self.queue_size}, {self.overflow})"
+        return (f"<Subscription {len(self.streams)} stream(s) {mode} delivered={self.delivered} "
+                f"dropped={self.dropped}{' closed' if self.closed else ''}>")
+
+    # -- what the router calls --------------------------------------------------------------------
+    def _push_callback(self, stream: str, msg: Any) -> None:
+        self.delivered += 1
+        try:
+            self.callback(msg)  # type: ignore[misc]
+        except Exception:
+            # A subscriber's bug must not end its stream nor other subscribers' delivery.
+            log.exception("callback %r raised on a message of %s", self.callback, stream)
+
+    def _push_queue(self, stream: str, msg: Any) -> None:
+        queue = self._queue
+        if len(queue) >= self.queue_size:
+            policy = self.overflow
+            if policy == "drop_oldest":
+                queue.popleft()
+                self.dropped += 1
+            elif policy == "drop_newest":
+                self.dropped += 1
+                return
+            elif not self._paused and self._flow is not None:
+                self._paused = True
+                self._flow(True)
+        queue.append(msg)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _push_latest(self, stream: str, msg: Any) -> None:
+        latest = self._latest
+        if stream in latest:
+            self.dropped += 1
+            latest[stream] = msg
+        else:
+            if len(latest) >= self.queue_size:
+                latest.popitem(last=False)
+                self.dropped += 1
+            latest[stream] = msg
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def push_event(self, event: dict[str, Any]) -> None:
+        """Deliver an error event: never conflated, never dropped by the overflow policy."""
+        if self.callback is not None:
+            self._push_callback("", event)
+            return
+        if self.overflow == "keep_latest":
+            self._error_seq += 1
+            self._latest[("error", self._error_seq)] = event
+        else:
+            self._queue.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def set_flow_hook(self, hook: FlowHook | None) -> None:
+        """Install the manager's pause/resume hook (used by the "block" policy)."""
+        self._flow = hook
+
+    def _finish(self) -> None:
+        """Mark the subscription ended and wake a pending reader (it drains, then stops)."""
+        self.closed = True
+        if self._paused and self._flow is not None:
+            self._paused = False
+            self._flow(False)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the reader side --------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Messages waiting in the queue."""
+        return len(self._queue) + len(self._latest)
+
+    def _take(self) -> Any:
+        if self._latest:
+            return self._latest.popitem(last=False)[1]
+        msg = self._queue.popleft()
+        if self._paused and len(self._queue) <= self.queue_size // 2:
+            self._paused = False
+            if self._flow is not None:
+                self._flow(False)
+        return msg
+
+    async def recv(self) -> Any:
+        """The next message (payload, ``{'stream','data'}`` wrapper, :class:`RawMessage`, or error event).
+
+        Raises :class:`ConnectionClosedError` once the subscription has ended and its queue is empty,
+        and ``TypeError`` on a callback subscription (it has no queue).
+        """
+        if self.callback is not None:
+            raise TypeError("a callback subscription has no queue to read")
+        while not (self._queue or self._latest):
+            if self.closed:
+                raise ConnectionClosedError("subscription closed")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self.delivered += 1
+        return self._take()
+
+    def recv_nowait(self) -> Any:
+        """The next queued message, or raise ``asyncio.QueueEmpty``."""
+        if not (self._queue or self._latest):
+            raise asyncio.QueueEmpty
+        self.delivered += 1
+        return self._take()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.recv()
+        except ConnectionClosedError:
+            raise StopAsyncIteration from None
+
+    async def close(self) -> None:
+        """Unsubscribe (idempotent): the streams no other subscriber needs are unsubscribed live."""
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            await on_close(self)
+        self._finish()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

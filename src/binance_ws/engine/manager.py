@@ -1,0 +1,470 @@
+"""The asyncio socket manager: subscriptions on shared, self-healing combined connections.
+
+``AsyncSocketManager`` is the engine's public face. Subscribing validates the stream names (nothing
+invalid reaches a socket), attaches a :class:`Subscription` to each stream's :class:`Route`, and asks the
+:class:`~binance_ws.core.plan.SubscriptionPlan` where new streams go: onto a live connection with room
+(live ``SUBSCRIBE``) or a new connection (sharding past ``max_streams_per_connection``). Every
+connection heals itself (see :mod:`binance_ws.engine.connection`); when one gives up, each affected
+subscriber gets exactly :func:`binance_ws.errors.max_retries_event` and those streams stop.
+
+Per-socket helpers mirror python-binance's socket factories::
+
+    async with AsyncSocketManager(market=sim.market) as sm:
+        async with sm.trade_socket("BNBBTC") as s:
+            msg = await s.recv()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Final
+
+import aiohttp
+
+from binance_ws import errors, streams
+from binance_ws.core.backoff import BackoffPolicy
+from binance_ws.core.plan import Action, Close, Open, Subscribe, SubscriptionPlan, Unsubscribe
+from binance_ws.core.sequence import SequenceTracker
+from binance_ws.engine.connection import (
+    DEFAULT_HANDOVER_GRACE_S,
+    DEFAULT_PING_TIMEOUT_S,
+    DEFAULT_REQUEST_TIMEOUT_S,
+    Connection,
+    EngineSettings,
+)
+from binance_ws.engine.delivery import (
+    DEFAULT_OVERFLOW,
+    DEFAULT_QUEUE_SIZE,
+    DecodeMode,
+    OverflowPolicy,
+    Subscription,
+)
+from binance_ws.engine.router import Route
+from binance_ws.enums import KLINE_INTERVAL_1MINUTE
+from binance_ws.markets import SPOT, Market
+
+log = logging.getLogger("binance_ws.engine")
+
+#: The retired ``!ticker@arr`` pushed every 1000 ms (PROTOCOL 4.7); ticker_socket batches at that pace.
+TICKER_ARR_INTERVAL_S: Final = 1.0
+#: ``!miniTicker@arr`` pushes every 1000 ms (PROTOCOL 4.6): slower update times are conflated here.
+MINI_TICKER_ARR_INTERVAL_MS: Final = 1000
+#: A symbol is streamable when exchangeInfo lists it with this status (PROTOCOL 4.7 replacement advice).
+TRADING_STATUS: Final = "TRADING"
+#: REST timeout for the exchangeInfo call behind ticker_socket.
+EXCHANGE_INFO_TIMEOUT_S: Final = 10.0
+
+
+class AsyncSocketManager:
+    """Binance market streams over asyncio.
+
+    ``client`` is optional: a client with an async ``get_exchange_info()`` is used for the symbol list
+    behind :meth:`ticker_socket`; otherwise the manager asks ``market.rest_url`` itself. ``market`` is a
+    row of :mod:`binance_ws.markets` (``sim.market`` for the simulator). ``max_reconnects`` failed
+    reconnects in a row end a connection (None: retry forever); ``backoff`` overrides the whole schedule.
+    ``max_streams_per_connection`` defaults to the market's limit. Health and rotation settings:
+    ``ping_interval`` (our ping after this much silence; default the market's server ping cadence),
+    ``ping_timeout``, ``no_data_timeout`` (None: sized from the streams' cadence; 0: off),
+    ``rotate_after`` (None: a margin before ``market.connection_lifetime_s``; 0: never),
+    ``handover_grace``, ``request_timeout``.
+    """
+
+    def __init__(self, client: Any = None, *, market: Market = SPOT, max_reconnects: int | None = 5,
+                 backoff: BackoffPolicy | None = None, max_streams_per_connection: int | None = None,
+                 ping_interval: float | None = None, ping_timeout: float = DEFAULT_PING_TIMEOUT_S,
+                 no_data_timeout: float | None = None, rotate_after: float | None = None,
+                 handover_grace: float = DEFAULT_HANDOVER_GRACE_S,
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S) -> None:
+        self.client = client
+        self.market = market
+        policy = backoff if backoff is not None else BackoffPolicy(max_retries=max_reconnects)
+        self.settings = EngineSettings(
+            market=market, backoff=policy,
+            ping_interval_s=ping_interval if ping_interval is not None else market.server_ping_interval_s,
+            ping_timeout_s=ping_timeout, no_data_timeout_s=no_data_timeout, rotate_after_s=rotate_after,
+            handover_grace_s=handover_grace, request_timeout_s=request_timeout)
+        limit = max_streams_per_connection or market.max_streams_per_connection
+        self._plan = SubscriptionPlan(min(limit, market.max_streams_per_connection))
+        self._routes: dict[str, Route] = {}
+        self._conns: dict[str, Connection] = {}
+        self._subs: dict[Subscription, None] = {}
+        self._pausers: dict[str, set[Subscription]] = {}
+        self._refused: dict[str, errors.SubscriptionError] = {}
+        self._opening: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._lock: asyncio.Lock | None = None
+        self.started = False
+
+    def __repr__(self) -> str:
+        return (f"<AsyncSocketManager {self.market.name} streams={len(self._routes)} "
+                f"connections={len(self._conns)}>")
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> AsyncSocketManager:
+        """Make the manager usable (idempotent; subscribing starts it too)."""
+        if not self.started:
+            self._lock = asyncio.Lock()
+            self.started = True
+        return self
+
+    async def close(self) -> None:
+        """Close every connection and end every subscription; nothing keeps running afterwards."""
+        if not self.started:
+            return
+        self.started = False
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        conns, self._conns = list(self._conns.values()), {}
+        await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+        for sub in list(self._subs):
+            sub._finish()
+        self._subs.clear()
+        self._routes.clear()
+        self._plan = SubscriptionPlan(self._plan.max_streams_per_connection)
+        self._pausers.clear()
+
+    async def __aenter__(self) -> AsyncSocketManager:
+        return await self.start()
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    # -- introspection ----------------------------------------------------------------------------
+    @property
+    def connections(self) -> list[Connection]:
+        """The live connections (shards), oldest first."""
+        return list(self._conns.values())
+
+    @property
+    def streams(self) -> list[str]:
+        """Every stream some subscriber currently receives."""
+        return list(self._routes)
+
+    # -- subscribing ------------------------------------------------------------------------------
+    def _validate(self, names: str | Iterable[str]) -> list[str]:
+        if isinstance(names, str):
+            names = [names]
+        checked = [streams.validate_stream(n, self.market) for n in names]
+        if not checked:
+            raise errors.InvalidStreamError("no stream given; pass names such as 'bnbbtc@trade'")
+        return list(dict.fromkeys(checked))
+
+    async def subscribe(self, names: str | Iterable[str], callback: Callable[[Any], Any] | None = None, *,
+                        wrap: bool = False, decode: DecodeMode = "dict",
+                        queue_size: int = DEFAULT_QUEUE_SIZE,
+                        overflow: OverflowPolicy = DEFAULT_OVERFLOW) -> Subscription:
+        """Receive ``names`` (stream names) through ``callback`` (inline on the loop thread) or, without
+        one, through the returned subscription's ``recv()`` / ``async for``.
+
+        ``wrap`` delivers ``{'stream', 'data'}`` dicts; ``decode="raw"`` delivers
+        :class:`~binance_ws.engine.delivery.RawMessage` (no JSON decode); a callable decodes the payload
+        bytes itself (a typed decoder). ``queue_size`` and ``overflow`` bound a queue subscriber.
+        Raises :class:`~binance_ws.errors.InvalidStreamError` before connecting for a bad name, and
+        :class:`~binance_ws.errors.SubscriptionError` if the server refuses a stream. If the connection
+        cannot be opened at all, the subscriber gets the max-retries error event instead.
+        """
+        checked = self._validate(names)
+        sub = Subscription(checked, callback, wrap=wrap, decode=decode, queue_size=queue_size,
+                           overflow=overflow, on_close=self._remove)
+        await self.start()
+        if overflow == "block" and callback is None:
+            sub.set_flow_hook(lambda paused: self._flow(sub, paused))
+        assert self._lock is not None
+        async with self._lock:
+            new = []
+            for name in checked:
+                route = self._routes.get(name)
+                if route is None:
+                    route = self._routes[name] = Route(name, SequenceTracker.for_stream(name, self.market))
+                    new.append(name)
+                route.add(sub)
+            self._subs[sub] = None
+            for name in new:
+                self._opening[name] = self._opening.get(name, 0) + 1
+            try:
+                await self._apply(self._plan.add(new))
+            finally:
+                for name in new:
+                    self._opening[name] -= 1
+                    if not self._opening[name]:
+                        del self._opening[name]
+            refused = {n: self._refused.pop(n) for n in new if n in self._refused}
+            if refused:
+                await self._detach(sub, checked)
+                self._subs.pop(sub, None)
+                sub._finish()
+                raise next(iter(refused.values()))
+        return sub
+
+    async def unsubscribe(self, sub: Subscription) -> None:
+        """End ``sub``; streams no other subscriber needs are unsubscribed live (idempotent)."""
+        await sub.close()
+
+    async def _remove(self, sub: Subscription) -> None:
+        if self._lock is None or sub not in self._subs:
+            return
+        async with self._lock:
+            self._subs.pop(sub, None)
+            await self._detach(sub, sub.streams)
+
+    async def _detach(self, sub: Subscription, names: Iterable[str]) -> None:
+        gone = []
+        for name in names:
+            route = self._routes.get(name)
+            if route is None:
+                continue
+            route.remove(sub)
+            if not route.subscribers:
+                del self._routes[name]
+                gone.append(name)
+        for paused in self._pausers.values():
+            paused.discard(sub)
+        await self._apply(self._plan.remove(gone))
+
+    async def _apply(self, actions: list[Action]) -> None:
+        """Carry out the plan's actions; opens and subscribes run concurrently."""
+        waits = []
+        for action in actions:
+            if isinstance(action, Open):
+                conn = Connection(action.conn_id, action.streams, self.settings, self._routes,
+                                  on_refused=self._on_refused, on_give_up=self._on_give_up)
+                self._conns[action.conn_id] = conn
+                conn.start()
+                waits.append(conn.wait_ready())
+            elif isinstance(action, Subscribe):
+                waits.append(self._subscribe_on(self._conns[action.conn_id], list(action.streams)))
+            elif isinstance(action, Unsubscribe):
+                conn_u = self._conns.get(action.conn_id)
+                if conn_u is not None:
+                    waits.append(conn_u.unsubscribe(list(action.streams)))
+            elif isinstance(action, Close):
+                conn_c = self._conns.pop(action.conn_id, None)
+                self._pausers.pop(action.conn_id, None)
+                if conn_c is not None:
+                    waits.append(conn_c.close())
+        if waits:
+            await asyncio.gather(*waits)
+
+    async def _subscribe_on(self, conn: Connection, names: list[str]) -> None:
+        try:
+            refused = await conn.subscribe(names)
+        except errors.ConnectionClosedError:
+            return  # the connection gave up: its subscribers already have the max-retries event
+        self._on_refused(conn, refused)
+
+    def _on_refused(self, conn: Connection, refused: dict[str, errors.SubscriptionError]) -> None:
+        """Streams the server refused: a subscribe() in progress raises; otherwise (a reconnect) their
+        subscribers get a subscription error event and the streams stop."""
+        later = {}
+        for name, exc in refused.items():
+            self._plan.remove([name])
+            if name in self._opening:
+                self._refused[name] = exc
+            else:
+                later[name] = exc
+        for name, exc in later.items():
+            route = self._routes.pop(name, None)
+            if route is None:
+                continue
+            route.broadcast(errors.error_event(errors.ERR_SUBSCRIPTION, errors.MSG_SUBSCRIPTION, stream=name,
+                                               code=exc.code, msg=exc.msg))
+            for sub in route.subscribers:
+                self._finish_if_orphaned(sub)
+
+    def _on_give_up(self, conn: Connection) -> None:
+        """``conn`` failed ``max_reconnects`` times in a row: tell each affected subscriber once, stop
+        its streams there."""
+        if self._conns.get(conn.conn_id) is conn:
+            del self._conns[conn.conn_id]
+        names = list(self._plan.streams_of(conn.conn_id)) or list(conn.streams)
+        self._plan.remove(names)
+        self._pausers.pop(conn.conn_id, None)
+        affected: dict[Subscription, None] = {}
+        for name in names:
+            route = self._routes.pop(name, None)
+            if route is not None:
+                affected.update(dict.fromkeys(route.subscribers))
+        for sub in affected:
+            sub.push_event(errors.max_retries_event())
+            self._finish_if_orphaned(sub)
+
+    def _finish_if_orphaned(self, sub: Subscription) -> None:
+        """End a subscription none of whose streams is carried any more."""
+        if not any(sub in route.subscribers for name in sub.streams
+                   if (route := self._routes.get(name)) is not None):
+            self._subs.pop(sub, None)
+            sub._finish()
+
+    def _flow(self, sub: Subscription, paused: bool) -> None:
+        """Back-pressure from a "block" subscriber: pause or resume the connections that feed it."""
+        for name in sub.streams:
+            conn_id = self._plan.connection_of(name)
+            conn = self._conns.get(conn_id) if conn_id is not None else None
+            if conn is None:
+                continue
+            pausers = self._pausers.setdefault(conn_id, set())  # type: ignore[arg-type]
+            if paused:
+                pausers.add(sub)
+            else:
+                pausers.discard(sub)
+            conn.set_paused(bool(pausers))
+
+    # -- conflated subscriptions (all-market tickers) ---------------------------------------------
+    async def subscribe_conflated(self, names: str | Iterable[str], interval_s: float,
+                                  callback: Callable[[Any], Any] | None = None, *,
+                                  queue_size: int = DEFAULT_QUEUE_SIZE,
+                                  overflow: OverflowPolicy = DEFAULT_OVERFLOW) -> Subscription:
+        """Receive, every ``interval_s`` seconds, a list of the newest payload per symbol (``s``) among
+        those that changed since the last delivery. Payloads that are arrays (``!miniTicker@arr``) are
+        merged element by element. Error events pass through at once. Raises like :meth:`subscribe`."""
+        if not interval_s > 0:
+            raise ValueError(f"interval must be positive, got {interval_s!r}")
+        latest: dict[str, Any] = {}
+        out = Subscription((), callback, queue_size=queue_size, overflow=overflow)
+
+        def collect(msg: Any) -> None:
+            if isinstance(msg, list):
+                for item in msg:
+                    latest[item.get("s", "")] = item
+            elif isinstance(msg, dict) and msg.get("e") == "error":
+                out.push_event(msg)
+            else:
+                latest[msg.get("s", "")] = msg
+
+        inner = await self.subscribe(names, collect)
+
+        async def flush() -> None:
+            while not inner.closed:
+                await asyncio.sleep(interval_s)
+                if latest:
+                    batch = list(latest.values())
+                    latest.clear()
+                    out.push("", batch)
+            out._finish()
+
+        task = asyncio.create_task(flush(), name="binance-ws-conflate")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+        async def close_both(_: Subscription) -> None:
+            task.cancel()
+            await inner.close()
+
+        out._on_close = close_both
+        out.streams = inner.streams
+        return out
+
+    async def trading_symbols(self) -> list[str]:
+        """Every symbol exchangeInfo lists as TRADING (from ``client.get_exchange_info()`` if the client
+        has it, else ``GET {market.rest_url}{rest_prefix}/exchangeInfo``). Raises aiohttp errors on a
+        failed request."""
+        getter = getattr(self.client, "get_exchange_info", None)
+        if getter is not None and asyncio.iscoroutinefunction(getter):
+            info = await getter()
+        else:
+            url = f"{self.market.rest_url}{self.market.rest_prefix}/exchangeInfo"
+            timeout = aiohttp.ClientTimeout(total=EXCHANGE_INFO_TIMEOUT_S)
+            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
+                resp.raise_for_status()
+                info = await resp.json()
+        return [s["symbol"] for s in info.get("symbols", []) if s.get("status") == TRADING_STATUS]
+
+    # -- per-socket helpers (python-binance's socket factories) -----------------------------------
+    def socket(self, names: str | Iterable[str], *, wrap: bool = False, decode: DecodeMode = "dict",
+               queue_size: int = DEFAULT_QUEUE_SIZE,
+               overflow: OverflowPolicy = DEFAULT_OVERFLOW) -> StreamSocket:
+        """A socket over ``names``, opened by ``async with``; names are validated here, before
+        connecting (raises :class:`~binance_ws.errors.InvalidStreamError`)."""
+        checked = self._validate(names)
+        return StreamSocket(lambda: self.subscribe(checked, wrap=wrap, decode=decode, queue_size=queue_size,
+                                                   overflow=overflow))
+
+    def trade_socket(self, symbol: str, **opts: Any) -> StreamSocket:
+        return self.socket(streams.trade(symbol), **opts)
+
+    def agg_trade_socket(self, symbol: str, **opts: Any) -> StreamSocket:
+        return self.socket(streams.agg_trade(symbol), **opts)
+
+    def kline_socket(self, symbol: str, interval: str = KLINE_INTERVAL_1MINUTE, **opts: Any) -> StreamSocket:
+        return self.socket(streams.kline(symbol, interval), **opts)
+
+    def depth_socket(self, symbol: str, depth: int | str | None = None, interval: int | None = None,
+                     **opts: Any) -> StreamSocket:
+        """Diff depth by default; ``depth`` 5/10/20 for the partial book; ``interval=100`` for @100ms."""
+        return self.socket(streams.depth(symbol, depth, interval), **opts)
+
+    def symbol_ticker_socket(self, symbol: str, **opts: Any) -> StreamSocket:
+        return self.socket(streams.ticker(symbol), **opts)
+
+    def book_ticker_socket(self, symbol: str, **opts: Any) -> StreamSocket:
+        return self.socket(streams.book_ticker(symbol), **opts)
+
+    def multiplex_socket(self, names: Iterable[str], **opts: Any) -> StreamSocket:
+        """Messages are ``{'stream': ..., 'data': ...}``; a user data stream is refused."""
+        if isinstance(names, str):
+            names = [names]
+        return self.socket(list(names), wrap=True, **opts)
+
+    def miniticker_socket(self, update_time: int = MINI_TICKER_ARR_INTERVAL_MS, **opts: Any) -> StreamSocket:
+        """``!miniTicker@arr``; above 1000 ms the arrays are conflated here and delivered every
+        ``update_time`` ms (newest per symbol)."""
+        if not isinstance(update_time, int) or update_time < MINI_TICKER_ARR_INTERVAL_MS:
+            raise errors.InvalidStreamError(
+                f"update_time must be an integer number of ms >= {MINI_TICKER_ARR_INTERVAL_MS}, "
+                f"got {update_time!r}")
+        name = streams.mini_ticker()
+        if update_time == MINI_TICKER_ARR_INTERVAL_MS:
+            return self.socket(name, **opts)
+        return StreamSocket(lambda: self.subscribe_conflated(name, update_time / 1000, **opts))
+
+    def ticker_socket(self, **opts: Any) -> StreamSocket:
+        """Every TRADING symbol's 24 h ticker, delivered about once a second as a list of the tickers
+        that changed (what the retired ``!ticker@arr`` delivered)."""
+        async def open_() -> Subscription:
+            names = [streams.ticker(s) for s in await self.trading_symbols()]
+            return await self.subscribe_conflated(names, TICKER_ARR_INTERVAL_S, **opts)
+
+        return StreamSocket(open_)
+
+
+class StreamSocket:
+    """One socket of the per-stream API: ``async with`` subscribes and unsubscribes; inside, ``await
+    s.recv()`` or ``async for msg in s``."""
+
+    def __init__(self, opener: Callable[[], Any]) -> None:
+        self._opener = opener
+        self.subscription: Subscription | None = None
+
+    async def __aenter__(self) -> StreamSocket:
+        self.subscription = await self._opener()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.subscription is not None:
+            await self.subscription.close()
+
+    def _sub(self) -> Subscription:
+        if self.subscription is None:
+            raise RuntimeError("open the socket first: 'async with sm.trade_socket(...) as s'")
+        return self.subscription
+
+    async def recv(self) -> Any:
+        """The next message; raises :class:`~binance_ws.errors.ConnectionClosedError` once the socket
+        has stopped and nothing is left."""
+        return await self._sub().recv()
+
+    def __aiter__(self) -> StreamSocket:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._sub().__anext__()
+
+

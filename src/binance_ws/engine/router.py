@@ -1,0 +1,223 @@
+"""The hot path after the socket: find a frame's stream cheaply, decode once, check sequence, fan out.
+
+Every connection is a combined one (``/stream?streams=...``), so each data frame reads
+``{"stream":"<name>","data":<payload>}`` with ``stream`` first (PROTOCOL.md 1.2). :func:`split_combined`
+finds the name and the payload slice without parsing JSON; the connection looks the name up in its
+table and hands the payload bytes to the stream's :class:`Route`, which decodes them at most once per
+decoder whatever the number of subscribers.
+
+:class:`Handover` joins two connections carrying the same stream during a rotation (make-before-break):
+it delivers from the old one until the new one provably overlaps it, then switches, so nothing is lost
+or delivered twice, for every stream kind: frames are compared by their bytes, which identify a message
+on every Binance stream (ids, update ids or event times differ between two messages).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+import orjson
+
+from binance_ws import errors
+from binance_ws.core.sequence import DUPLICATE, OK, SequenceTracker, Verdict
+from binance_ws.engine.delivery import Decoder, RawMessage, Subscription
+
+#: The start of every combined frame (PROTOCOL.md 1.2: ``stream`` is always the first key).
+COMBINED_PREFIX: Final = b'{"stream":"'
+_PREFIX_LEN: Final = len(COMBINED_PREFIX)
+#: What follows the stream name: ``","data":``.
+_DATA_GAP: Final = len(b'","data":') + 1
+
+#: A route's entry point: called with the payload bytes of one frame.
+Feed = Callable[[bytes], None]
+
+
+def split_combined(frame: bytes) -> tuple[bytes, bytes] | None:
+    """``(stream name, payload bytes)`` of a combined frame, or None for anything else (control
+    responses, raw-form events). Stream names never hold quotes or escapes, so the first quote after
+    the prefix ends the name."""
+    if not frame.startswith(COMBINED_PREFIX):
+        return None
+    end = frame.find(b'"', _PREFIX_LEN)
+    if end < 0:
+        return None
+    return frame[_PREFIX_LEN:end], frame[end + _DATA_GAP - 1:-1]
+
+
+class Route:
+    """One stream's subscribers and the decoding they need; :meth:`feed` is the per-frame hot path.
+
+    Sequence tracking (gaps, duplicates) runs when a subscriber decodes to dicts and the stream kind
+    has ids (trade ``t``, aggTrade ``a``, depth ``U/u``/``pu``); a raw-only route is not decoded at all,
+    so it is not checked.
+    """
+
+    __slots__ = ("_dict", "_raw", "_typed", "_wrap", "feed", "name", "subscribers", "tracker")
+
+    def __init__(self, name: str, tracker: SequenceTracker | None = None) -> None:
+        self.name = name
+        self.subscribers: list[Subscription] = []
+        self.tracker = tracker
+        self._dict: tuple[Callable[[str, Any], None], ...] = ()
+        self._wrap: tuple[Callable[[str, Any], None], ...] = ()
+        self._raw: tuple[Callable[[str, Any], None], ...] = ()
+        self._typed: tuple[tuple[Decoder, tuple[Callable[[str, Any], None], ...]], ...] = ()
+        self.feed: Feed = self._feed_general
+        self._rebuild()
+
+    def add(self, sub: Subscription) -> None:
+        if sub not in self.subscribers:
+            self.subscribers.append(sub)
+            self._rebuild()
+
+    def remove(self, sub: Subscription) -> None:
+        if sub in self.subscribers:
+            self.subscribers.remove(sub)
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Precompute the fan-out so that :meth:`feed` does no per-subscriber branching."""
+        typed: dict[Decoder, list[Callable[[str, Any], None]]] = {}
+        dict_, wrap, raw = [], [], []
+        for sub in self.subscribers:
+            if sub.decode == "raw":
+                raw.append(sub.push)
+            elif sub.decode == "dict":
+                (wrap if sub.wrap else dict_).append(sub.push)
+            else:
+                typed.setdefault(sub.decode, []).append(sub.push)
+        self._dict, self._wrap, self._raw = tuple(dict_), tuple(wrap), tuple(raw)
+        self._typed = tuple((dec, tuple(pushes)) for dec, pushes in typed.items())
+        # The common case, one dict subscriber set, gets a feed without the general branching.
+        if dict_ and not (wrap or raw or typed):
+            self.feed = self._feed_dict
+        else:
+            self.feed = self._feed_general
+
+    def _feed_dict(self, data: bytes) -> None:
+        msg = orjson.loads(data)
+        tracker = self.tracker
+        if tracker is not None:
+            verdict = tracker.observe(msg)
+            if verdict is not OK and not self._check(verdict):
+                return
+        name = self.name
+        for push in self._dict:
+            push(name, msg)
+
+    def _feed_general(self, data: bytes) -> None:
+        name = self.name
+        if self._dict or self._wrap:
+            msg = orjson.loads(data)
+            tracker = self.tracker
+            if tracker is not None:
+                verdict = tracker.observe(msg)
+                if verdict is not OK and not self._check(verdict):
+                    return
+            for push in self._dict:
+                push(name, msg)
+            if self._wrap:
+                wrapped = {"stream": name, "data": msg}
+                for push in self._wrap:
+                    push(name, wrapped)
+        if self._raw:
+            raw = RawMessage(name, data)
+            for push in self._raw:
+                push(name, raw)
+        for decoder, pushes in self._typed:
+            obj = decoder(data)
+            for push in pushes:
+                push(name, obj)
+
+    def _check(self, verdict: Verdict) -> bool:
+        """Act on a non-OK verdict: report a gap (True: deliver the message), drop a duplicate (False)."""
+        if verdict is DUPLICATE:
+            return False
+        event = errors.error_event(errors.ERR_GAP, errors.MSG_GAP, stream=self.name,
+                                   first=verdict.first_missing, last=verdict.last_missing)
+        self.broadcast(event)
+        return True
+
+    def broadcast(self, event: dict[str, Any]) -> None:
+        """Deliver an error event to every subscriber of this stream."""
+        for sub in self.subscribers:
+            sub.push_event(event)
+
+
+#: Frames remembered per side while two connections overlap; a new connection that is further than
+#: this behind or ahead of the old one is switched over by force.
+HANDOVER_WINDOW: Final = 256
+
+
+class Handover:
+    """Switch one stream from an old connection to its replacement without loss or duplicates.
+
+    Until the switch, the old connection's frames are delivered and remembered; the new connection's
+    frames are held back. The new connection overlaps once one of its frames equals one the old one
+    delivered: from there it drops what the old one already delivered and takes over at the first
+    frame the old one has not. If the old connection delivers a frame the new one is holding, the new
+    one is ahead: its later held frames are delivered and it takes over. :meth:`force` switches without
+    proof (the old connection died, or the stream was silent for the grace period): frames held from
+    the new connection that the old one did not deliver are delivered then.
+    """
+
+    __slots__ = ("_delivered", "_held", "_on_switch", "_overlapping", "_route", "switched")
+
+    def __init__(self, route: Route, on_switch: Callable[[], None]) -> None:
+        self._route = route
+        self._on_switch = on_switch
+        self._delivered: deque[bytes] = deque(maxlen=HANDOVER_WINDOW)
+        self._held: list[bytes] = []
+        self._overlapping = False
+        self.switched = False
+
+    def from_old(self, data: bytes) -> None:
+        if self.switched:
+            return
+        self._route.feed(data)
+        held = self._held
+        if held and data in held:
+            ahead = held[held.index(data) + 1:]
+            held.clear()
+            for frame in ahead:
+                self._route.feed(frame)
+            self._switch()
+            return
+        self._delivered.append(data)
+
+    def from_new(self, data: bytes) -> None:
+        if self.switched:
+            self._route.feed(data)
+            return
+        delivered = self._delivered
+        if data in delivered:
+            self._overlapping = True
+            if data == delivered[-1]:
+                self._switch()
+            return
+        if self._overlapping:
+            # The new connection has passed everything the old one delivered: it leads from here.
+            self._route.feed(data)
+            self._switch()
+            return
+        self._held.append(data)
+        if len(self._held) > HANDOVER_WINDOW:
+            self.force()
+
+    def force(self) -> None:
+        """Switch now, delivering the held frames the old connection did not deliver."""
+        if self.switched:
+            return
+        delivered = self._delivered
+        held, self._held = self._held, []
+        for frame in held:
+            if frame not in delivered:
+                self._route.feed(frame)
+        self._switch()
+
+    def _switch(self) -> None:
+        self.switched = True
+        self._delivered.clear()
+        self._on_switch()

@@ -1,0 +1,247 @@
+"""A WebSocket API client connection (``/ws-api/v3``): request/response by id, events, reconnect.
+
+../shared/PROTOCOL.md 6.3: requests ``{"id","method","params"}`` are answered by ``{"id","status",
+"result"|"error"}``; user-data events arrive as ``{"subscriptionId":N,"event":{...}}`` (the id may be
+absent). One :class:`WsApiConnection` keeps one picows connection alive: when it drops, every pending
+request fails with :class:`~binance_ws.client.BinanceAPIError` (status 0), the connection is reopened on
+the shared backoff schedule and the ``on_connect`` hook runs again, which is where the user-data layer
+re-authenticates and resubscribes. Errors are never swallowed: a refused request raises, a lost
+connection is reported to ``on_disconnect`` and giving up to ``on_give_up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import orjson
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from binance_ws.client import RATE_LIMIT_STATUSES, BinanceAPIError
+from binance_ws.core.backoff import Backoff, BackoffPolicy
+
+log = logging.getLogger("binance_ws.engine.wsapi")
+
+#: How long a request waits for its response before failing (the server answers in milliseconds; a
+#: silent server is a dead connection).
+REQUEST_TIMEOUT_S: Final = 10.0
+#: Handshake timeout for each connection attempt.
+HANDSHAKE_TIMEOUT_S: Final = 10.0
+#: User data must not die: retry forever unless the caller asks for a limit.
+FOREVER: Final = BackoffPolicy(max_retries=None)
+
+EventHandler = Callable[[int | None, dict[str, Any]], None]
+ConnectHook = Callable[["WsApiConnection"], Awaitable[None]]
+
+
+class _Listener(WSListener):
+    def __init__(self, owner: WsApiConnection) -> None:
+        self._owner = owner
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind == WSMsgType.TEXT:
+            self._owner._on_message(frame.get_payload_as_bytes())
+        elif kind == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+
+class WsApiConnection:
+    """One self-healing WebSocket API connection.
+
+    ``on_event(subscription_id, event)`` receives every pushed event; ``on_connect(conn)`` runs after
+    each (re)connection before the connection counts as up (authenticate and subscribe there; an
+    exception from it drops the connection and retries, except on the first start, where it is raised
+    from :meth:`start`). ``on_disconnect(reason)`` and ``on_give_up(reason)`` report trouble.
+    """
+
+    def __init__(self, url: str, *, on_event: EventHandler | None = None,
+                 on_connect: ConnectHook | None = None,
+                 on_disconnect: Callable[[str], None] | None = None,
+                 on_give_up: Callable[[str], None] | None = None,
+                 backoff: BackoffPolicy = FOREVER, request_timeout_s: float = REQUEST_TIMEOUT_S,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.url = url
+        self._on_event = on_event
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+        self._on_give_up = on_give_up
+        self._backoff = Backoff(backoff)
+        self._request_timeout_s = request_timeout_s
+        # wss URLs get a default (verifying) context from picows; a caller may pass its own CA bundle.
+        self._ssl_context = ssl_context
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._transport: WSTransport | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Event = asyncio.Event()
+        self._first: asyncio.Future[None] | None = None
+        self._closing = False
+        #: Successful connections so far (1 after start; each reconnect adds one).
+        self.connections = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    async def start(self) -> None:
+        """Connect and run ``on_connect``; raises its error (or the connection error after the backoff
+        schedule gives up) if the first connection never comes up."""
+        if self._task is not None:
+            return
+        self._first = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._run(), name=f"binance-ws-api {self.url}")
+        await self._first
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def close(self) -> None:
+        """Close the connection for good and fail pending requests."""
+        self._closing = True
+        transport = self._transport
+        if transport is not None:
+            transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._fail_pending("connection closed by the caller")
+
+    def drop(self) -> None:
+        """Cut the current connection (tests, health checks); it is reopened as after any failure."""
+        if self._transport is not None:
+            self._transport.disconnect(graceful=False)
+
+    async def request(self, method: str, params: dict[str, Any] | None = None, *,
+                      timeout: float | None = None) -> Any:
+        """Send one request and return its ``result``; raises :class:`BinanceAPIError` for an error
+        response (Binance's status/code/msg), a lost connection or a timeout (status 0)."""
+        transport = self._transport
+        if transport is None or transport.is_disconnected:
+            raise BinanceAPIError(0, None, "WebSocket API not connected", method="WS", path=method)
+        req_id = next(self._ids)
+        message: dict[str, Any] = {"id": req_id, "method": method}
+        if params:
+            message["params"] = params
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = future
+        try:
+            transport.send(WSMsgType.TEXT, orjson.dumps(message))
+            return await asyncio.wait_for(future, timeout or self._request_timeout_s)
+        except TimeoutError:
+            raise BinanceAPIError(0, None, "no response in time", method="WS", path=method) from None
+        finally:
+            self._pending.pop(req_id, None)
+
+    # -- frames ---------------------------------------------------------------------------------------
+    def _on_message(self, raw: bytes) -> None:
+        try:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            log.warning("WebSocket API sent a frame that is not JSON (%d bytes)", len(raw))
+            return
+        if not isinstance(message, dict):
+            return
+        event = message.get("event")
+        if isinstance(event, dict) and "status" not in message:
+            if self._on_event is not None:
+                try:
+                    self._on_event(message.get("subscriptionId"), event)
+                except Exception:
+                    log.exception("user event callback failed")
+            return
+        req_id = message.get("id")
+        future = self._pending.get(req_id) if isinstance(req_id, int) else None
+        if future is None or future.done():
+            return
+        status = message.get("status", 200)
+        if status == 200:
+            future.set_result(message.get("result"))
+            return
+        error = message.get("error") or {}
+        retry_after = None
+        data = error.get("data") if isinstance(error, dict) else None
+        if status in RATE_LIMIT_STATUSES and isinstance(data, dict) and "retryAfter" in data:
+            # WS API 418/429 carry an absolute retryAfter time in ms (PROTOCOL 6.3).
+            server_time = data.get("serverTime") or 0
+            retry_after = max(0.0, (int(data["retryAfter"]) - int(server_time)) / 1000.0)
+        future.set_exception(BinanceAPIError(int(status), error.get("code"), str(error.get("msg", "")),
+                                             retry_after=retry_after, method="WS", path="request"))
+
+    def _fail_pending(self, reason: str) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(BinanceAPIError(0, None, reason, method="WS", path="request"))
+
+    # -- supervision ----------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        first = self._first
+        assert first is not None
+        while not self._closing:
+            failure = await self._connect_once(first)
+            if self._closing:
+                break
+            if failure is not None and not first.done():
+                # The very first attempt was refused by the server: the caller must hear why.
+                first.set_exception(failure)
+                return
+            delay = self._backoff.next_delay()
+            if delay is None:
+                reason = f"gave up reconnecting to {self.url}"
+                if not first.done():
+                    first.set_exception(BinanceAPIError(0, None, reason, method="WS", path="connect"))
+                if self._on_give_up is not None:
+                    self._on_give_up(reason)
+                return
+            await asyncio.sleep(delay)
+
+    async def _connect_once(self, first: asyncio.Future[None]) -> BinanceAPIError | None:
+        """One connection's life; returns the on_connect refusal (a Binance error) if there was one."""
+        try:
+            transport, _ = await ws_connect(lambda: _Listener(self), self.url, ssl_context=self._ssl_context,
+                                            websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
+                                            enable_auto_pong=True)
+        except Exception as exc:  # OSError, timeouts and picows' own WSError family alike
+            self._report(f"connect failed: {type(exc).__name__}")
+            return None
+        self._transport = transport
+        refusal: BinanceAPIError | None = None
+        try:
+            if self._on_connect is not None:
+                await self._on_connect(self)
+        except BinanceAPIError as exc:
+            refusal = exc if exc.code is not None else None
+            if first.done() or refusal is None:
+                # A refusal on the first start is raised from start() instead.
+                self._report(f"setup failed: {exc}")
+            transport.disconnect()
+        else:
+            self.connections += 1
+            self._backoff.reset()
+            self._ready.set()
+            if not first.done():
+                first.set_result(None)
+        await transport.wait_disconnected()
+        self._ready.clear()
+        self._transport = None
+        self._fail_pending("WebSocket API connection lost")
+        if refusal is None and not self._closing:
+            self._report("connection lost")
+        return refusal
+
+    def _report(self, reason: str) -> None:
+        log.warning("WebSocket API %s: %s", self.url, reason)
+        if self._on_disconnect is not None and not self._closing:
+            try:
+                self._on_disconnect(reason)
+            except Exception:
+                log.exception("on_disconnect callback failed")
