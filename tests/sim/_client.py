@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pytest
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from binance_ws.sim.clock import SimClock
@@ -161,3 +164,20 @@ def depth(u: int) -> dict[str, Any]:
     """A diff-depth payload (PROTOCOL.md 4.12) covering update id ``u``."""
     return {"e": "depthUpdate", "E": 1723161255343 + u, "s": "BTCUSDT", "U": u, "u": u,
             "b": [["61837.63000000", "1.00000000"]], "a": []}
+
+
+class EchoApi(WSListener):
+    """Stands in for ``WsApiListener``: echoes text frames, so routing and forwarding are visible."""
+
+    def __init__(self, sim: object, request: object) -> None:
+        self.sim = sim
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        transport.send(WSMsgType.TEXT, b"echo:" + frame.get_payload_as_bytes())
+
+
+def install_echo_wsapi(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Route ``/ws-api/v3`` to :class:`EchoApi` for one test (the server imports the module lazily)."""
+    module = types.ModuleType("binance_ws.sim.wsapi")
+    module.WsApiListener = EchoApi  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "binance_ws.sim.wsapi", module)

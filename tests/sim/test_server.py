@@ -10,8 +10,8 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from picows import WSFrame, WSInvalidStatusError, WSListener, WSMsgType, WSTransport, ws_connect
-from tests.sim._client import LightSim, RawClient, connect, depth, trade
+from picows import WSInvalidStatusError, WSMsgType, ws_connect
+from tests.sim._client import LightSim, RawClient, connect, depth, install_echo_wsapi, trade
 
 from binance_ws.sim.server import StreamControl, parse_path
 
@@ -101,21 +101,9 @@ async def test_unknown_path_is_404(sim: LightSim) -> None:
     assert (await refused(f"{sim.stream_url}/nowhere"))[0] == 404
 
 
-class _EchoApi(WSListener):
-    """Stands in for ``WsApiListener``: echoes text frames, so routing and forwarding are visible."""
-
-    def __init__(self, sim: object, request: object) -> None:
-        self.sim = sim
-
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        transport.send(WSMsgType.TEXT, b"echo:" + frame.get_payload_as_bytes())
-
-
 @pytest.fixture
 def echo_wsapi(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("binance_ws.sim.wsapi")
-    module.WsApiListener = _EchoApi  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "binance_ws.sim.wsapi", module)
+    install_echo_wsapi(monkeypatch)
 
 
 async def test_ws_api_path_without_a_listener_is_404(sim: LightSim, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -163,8 +163,7 @@ class AttemptLimiter:
         times = self._attempts.get(key)
         if times is None:
             times = self._attempts[key] = deque()
-        horizon = now - self.window_s
-        while times and times[0] <= horizon:
+        while times and now - times[0] >= self.window_s:
             times.popleft()
         allowed = len(times) < self.limit
         times.append(now)
