@@ -1,0 +1,562 @@
+"""Simulated accounts: balances, registered API keys, authentication checks, orders and user events.
+
+This is the one place that knows who owns what. REST (``rest_account.py``) and the WebSocket API
+(``wsapi.py``) call into it with already-parsed parameters; it authenticates (timestamp window, key,
+signature, in Binance's order of checks), places orders on the simulated exchange and turns every order
+state change into Binance's user-data events (../shared/PROTOCOL.md 6.4) for that account's subscribers.
+
+Errors are raised as :class:`SimApiError` carrying Binance's code, message and HTTP status
+(PROTOCOL 7.3); both front ends render it in their own envelope.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Final
+
+from binance_ws.core.signing import KeyType, Verifier
+from binance_ws.sim.exchange import (
+    CANCELED,
+    EXPIRED,
+    FILLED,
+    NEW,
+    SCALE,
+    TRADE,
+    ExchangeError,
+    Order,
+    OrderEvent,
+)
+
+if TYPE_CHECKING:
+    from binance_ws.sim.simulator import Simulator
+
+log = logging.getLogger("binance_ws.sim.accounts")
+
+#: Binance error codes the simulator emits: code -> (HTTP status, message). Messages are Binance's own
+#: (PROTOCOL 7.3 and 6.3; codes marked [errors.md] are from Binance's errors.md, not repeated there).
+ERRORS: Final[dict[int, tuple[int, str]]] = {
+    -1021: (400, "Timestamp for this request is outside of the recvWindow."),
+    -1022: (400, "Signature for this request is not valid."),
+    -1102: (400, "Mandatory parameter '{}' was not sent, was empty/null, or malformed."),
+    -1104: (400, "Not all sent parameters were read; read '{}' parameter(s) but was sent '{}'."),
+    -1121: (400, "Invalid symbol."),
+    -1131: (400, "recvWindow must be less than 60000"),  # [errors.md]
+    -1013: (400, "Invalid quantity."),  # [errors.md] filter failure
+    -2010: (400, "Account has insufficient balance for requested action."),  # [errors.md]
+    -2011: (400, "Unknown order sent."),  # [errors.md] cancel of an unknown order
+    -2013: (400, "Order does not exist."),  # [errors.md] query of an unknown order
+    -2014: (401, "API-key format invalid."),
+    -2015: (401, "Invalid API-key, IP, or permissions for action."),
+    -2035: (400, "User Data Stream subscription already active."),
+    -2036: (400, "User Data Stream subscription not active."),
+    -2042: (400, "Maximum subscription ID reached for this connection."),
+    # session.logon accepts Ed25519 keys only (PROTOCOL 6.1, 2023-12-04) [errors.md wording].
+    -4056: (400, "HMAC_SHA256 API key is not supported."),
+    -4057: (400, "RSA API key is not supported."),
+}
+
+#: The timing rules of PROTOCOL 7.1: default and maximum recvWindow, how far ahead a timestamp may be,
+#: and the earliest accepted timestamp (2017-01-01, rule since 2024-12).
+DEFAULT_RECV_WINDOW_MS: Final = 5000.0
+MAX_RECV_WINDOW_MS: Final = 60000.0
+MAX_AHEAD_MS: Final = 1000
+EARLIEST_TIMESTAMP_MS: Final = 1_483_228_800_000
+#: Timestamps above this are microseconds (PROTOCOL 7.1: "timestamp may be in ms or µs").
+_MICROSECOND_THRESHOLD: Final = 10**14
+#: Binance API keys are 64 alphanumeric characters; anything else is a format error (-2014).
+API_KEY_LENGTH: Final = 64
+_KEY_ALPHABET: Final = string.ascii_letters + string.digits
+#: Decimal places of quantities and prices on the wire (PROTOCOL 10: spot prices are 8-decimal strings).
+_PLACES: Final = Decimal("0.00000001")
+
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+class SimApiError(Exception):
+    """A Binance error answer: ``status`` (HTTP), ``code`` and ``msg`` as Binance words them."""
+
+    def __init__(self, code: int, *fmt: object, msg: str | None = None, status: int | None = None) -> None:
+        table_status, template = ERRORS.get(code, (400, ""))
+        self.status = status or table_status
+        self.code = code
+        self.msg = msg if msg is not None else template.format(*fmt)
+        super().__init__(f"{code}: {self.msg}")
+
+    @classmethod
+    def from_exchange(cls, exc: ExchangeError) -> SimApiError:
+        """The matching engine's refusal (bad symbol, filter, would-take) in the API's error shape."""
+        return cls(exc.code, msg=exc.msg, status=exc.status)
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "msg": self.msg}
+
+
+def fmt(value: Decimal) -> str:
+    """Binance's 8-decimal string form of a quantity or price."""
+    return f"{value.quantize(_PLACES):f}"
+
+
+def parse_decimal(params: Mapping[str, Any], name: str, *, required: bool = True) -> Decimal | None:
+    """A positive decimal parameter, or -1102 naming it."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise SimApiError(-1102, name)
+        return None
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise SimApiError(-1102, name) from None
+    if not value.is_finite() or value <= 0:
+        raise SimApiError(-1102, name)
+    return value
+
+
+def parse_int(params: Mapping[str, Any], name: str, *, required: bool = True) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise SimApiError(-1102, name)
+        return None
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise SimApiError(-1102, name) from None
+
+
+@dataclass
+class Balance:
+    free: Decimal = Decimal(0)
+    locked: Decimal = Decimal(0)
+
+
+@dataclass
+class Account:
+    """One simulated user: balances and the orders it placed."""
+
+    name: str
+    balances: dict[str, Balance] = field(default_factory=dict)
+    update_time: int = 0
+    #: Every order this account placed, by order id (the exchange keeps only open ones).
+    orders: dict[int, Held] = field(default_factory=dict)
+
+    def balance(self, asset: str) -> Balance:
+        bal = self.balances.get(asset)
+        if bal is None:
+            bal = self.balances[asset] = Balance()
+        return bal
+
+
+@dataclass(repr=False)
+class ApiKey:
+    """A registered key: the public API key string, its owner and how to verify its signatures."""
+
+    api_key: str
+    account: Account
+    verifier: Verifier
+
+    @property
+    def key_type(self) -> KeyType:
+        return self.verifier.key_type
+
+    def __repr__(self) -> str:
+        return f"ApiKey({self.api_key[:6]}..., {self.key_type}, account={self.account.name!r})"
+
+
+@dataclass
+class Held:
+    """An account's order and the funds it still holds locked (in ``lock_asset``)."""
+
+    order: Order
+    account: Account
+    lock_asset: str
+    locked: Decimal
+    base: str
+    quote: str
+
+
+def units(value: int) -> Decimal:
+    """The exchange's integer 1e-8 units as a Decimal."""
+    return Decimal(value).scaleb(-8)
+
+
+#: Length of the client order id Binance generates when the caller gives none.
+_CLIENT_ID_LENGTH: Final = 22
+
+
+class Accounts:
+    """Every simulated account, its keys and its user-data subscribers; the sim's authority on auth.
+
+    Built as ``Accounts(sim)``; uses ``sim.clock`` for server time and ``sim.exchange`` for matching.
+    """
+
+    def __init__(self, sim: Simulator) -> None:
+        self._sim = sim
+        self._accounts: dict[str, Account] = {}
+        self._keys: dict[str, ApiKey] = {}
+        self._subscribers: dict[str, dict[int, EventCallback]] = {}
+        self._sub_ids = itertools.count(1)
+        self._execution_ids = itertools.count(1)
+        #: Funds to lock for the order being placed right now (its NEW event arrives inside place_order).
+        self._pending: tuple[Account, str, Decimal] | None = None
+        #: While a request runs, position updates are collected and sent once at its end, as Binance
+        #: sends one outboundAccountPosition after an order's execution reports.
+        self._deferred: dict[str, tuple[Account, list[str]]] | None = None
+        #: Cancel requests' own client order ids, reported as ``c`` on the CANCELED report.
+        self._cancel_ids: dict[int, str] = {}
+        #: Live WebSocket API connections (``wsapi.WsApiListener``), so tests and faults can cut them.
+        self.sessions: set[Any] = set()
+
+    # -- accounts and keys ------------------------------------------------------------------------
+    def create_account(self, name: str,
+                       balances: Mapping[str, str | Decimal | float] | None = None) -> Account:
+        """A new account with free ``balances`` (asset -> amount)."""
+        if name in self._accounts:
+            raise ValueError(f"account {name!r} exists")
+        account = Account(name, update_time=self._sim.clock.now_ms())
+        for asset, amount in (balances or {}).items():
+            account.balance(asset).free = Decimal(str(amount))
+        self._accounts[name] = account
+        self._sim.exchange.add_order_listener(self._owner(account), self._listener(account))
+        return account
+
+    def _listener(self, account: Account) -> Callable[[OrderEvent], None]:
+        def on_event(ev: OrderEvent) -> None:
+            self._on_order_event(account, ev)
+        return on_event
+
+    @staticmethod
+    def _owner(account: Account) -> str:
+        """The exchange-side owner tag of an account's orders."""
+        return f"account:{account.name}"
+
+    def account(self, name: str) -> Account:
+        return self._accounts[name]
+
+    @staticmethod
+    def new_api_key() -> str:
+        return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(API_KEY_LENGTH))
+
+    def register_hmac_key(self, account: str, secret: str | None = None,
+                          api_key: str | None = None) -> tuple[str, str]:
+        """Register an HMAC key pair for ``account``; returns ``(api_key, secret)``."""
+        secret = secret or "".join(secrets.choice(_KEY_ALPHABET) for _ in range(API_KEY_LENGTH))
+        key = api_key or self.new_api_key()
+        self._keys[key] = ApiKey(key, self._accounts[account], Verifier.hmac(secret))
+        return key, secret
+
+    def register_public_key(self, account: str, public_key_pem: str | bytes,
+                            api_key: str | None = None) -> str:
+        """Register an RSA or Ed25519 public key (PEM) for ``account``; returns the API key."""
+        key = api_key or self.new_api_key()
+        self._keys[key] = ApiKey(key, self._accounts[account], Verifier.from_public_key(public_key_pem))
+        return key
+
+    # -- authentication -----------------------------------------------------------------------------
+    def lookup_key(self, api_key: str | None) -> ApiKey:
+        """The registered key, or -2014 (missing/malformed) / -2015 (unknown)."""
+        if not api_key or len(api_key) != API_KEY_LENGTH or not api_key.isalnum():
+            raise SimApiError(-2014)
+        record = self._keys.get(api_key)
+        if record is None:
+            raise SimApiError(-2015)
+        return record
+
+    def check_timestamp(self, params: Mapping[str, Any]) -> None:
+        """Apply PROTOCOL 7.1's timing rules to ``timestamp`` / ``recvWindow``; raises -1102/-1131/-1021."""
+        raw_ts = params.get("timestamp")
+        try:
+            ts = float(str(raw_ts))
+        except ValueError:
+            raise SimApiError(-1102, "timestamp") from None
+        if ts > _MICROSECOND_THRESHOLD:
+            ts /= 1000.0
+        raw_window = params.get("recvWindow")
+        window = DEFAULT_RECV_WINDOW_MS
+        if raw_window is not None and raw_window != "":
+            try:
+                window = float(str(raw_window))
+            except ValueError:
+                raise SimApiError(-1102, "recvWindow") from None
+            if window > MAX_RECV_WINDOW_MS or window <= 0:
+                raise SimApiError(-1131)
+        now = self._sim.clock.now_ms()
+        if ts >= now + MAX_AHEAD_MS:
+            raise SimApiError(-1021, msg="Timestamp for this request was 1000ms ahead of the server's time.")
+        if now - ts > window or ts < EARLIEST_TIMESTAMP_MS:
+            raise SimApiError(-1021)
+
+    def authenticate(self, api_key: str | None, params: Mapping[str, Any], payload: str,
+                     signature: str | None) -> Account:
+        """Check a signed request in Binance's order: mandatory params, key, timestamp, signature.
+
+        ``payload`` is exactly what the client should have signed (REST: query+body without the
+        signature; WS API: the sorted params). Raises :class:`SimApiError` naming the first failure.
+        """
+        if params.get("timestamp") in (None, ""):
+            raise SimApiError(-1102, "timestamp")
+        if not signature:
+            raise SimApiError(-1102, "signature")
+        record = self.lookup_key(api_key)
+        self.check_timestamp(params)
+        if not record.verifier.verify(payload, signature):
+            raise SimApiError(-1022)
+        return record.account
+
+    def drop_sessions(self, graceful: bool = False) -> int:
+        """Cut every WebSocket API connection (a close frame if ``graceful``, else a dead TCP link);
+        returns how many were cut. Subscriptions die with them, as on Binance."""
+        sessions = list(self.sessions)
+        for session in sessions:
+            if graceful:
+                session.close()
+            else:
+                session.drop()
+        return len(sessions)
+
+    # -- user-data subscribers --------------------------------------------------------------------
+    def subscribe(self, account: Account, callback: EventCallback) -> int:
+        """Deliver ``account``'s user events to ``callback``; returns a token for :meth:`unsubscribe`."""
+        token = next(self._sub_ids)
+        self._subscribers.setdefault(account.name, {})[token] = callback
+        return token
+
+    def unsubscribe(self, account: Account, token: int) -> None:
+        self._subscribers.get(account.name, {}).pop(token, None)
+
+    def emit(self, account: Account, event: dict[str, Any]) -> None:
+        """Send one user event to every subscriber of ``account``; a failing subscriber is logged."""
+        for callback in list(self._subscribers.get(account.name, {}).values()):
+            try:
+                callback(event)
+            except Exception:
+                log.exception("user-data subscriber failed")
+
+    def _position(self, account: Account, assets: list[str]) -> None:
+        now = self._sim.clock.now_ms()
+        account.update_time = now
+        balances = [{"a": a, "f": fmt(account.balance(a).free), "l": fmt(account.balance(a).locked)}
+                    for a in dict.fromkeys(assets)]
+        self.emit(account, {"e": "outboundAccountPosition", "E": now, "u": now, "B": balances})
+
+    def deposit(self, account: Account, asset: str, amount: Decimal | str) -> None:
+        """Credit (or with a negative amount, debit) ``asset``: a ``balanceUpdate`` then the new position."""
+        delta = Decimal(str(amount))
+        account.balance(asset).free += delta
+        now = self._sim.clock.now_ms()
+        self.emit(account, {"e": "balanceUpdate", "E": now, "a": asset, "d": fmt(delta), "T": now})
+        self._position(account, [asset])
+
+    def account_info(self, account: Account) -> dict[str, Any]:
+        """The ``GET /api/v3/account`` body."""
+        return {
+            "makerCommission": 0, "takerCommission": 0, "buyerCommission": 0, "sellerCommission": 0,
+            "commissionRates": {"maker": "0.00000000", "taker": "0.00000000", "buyer": "0.00000000",
+                                "seller": "0.00000000"},
+            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
+            "requireSelfTradePrevention": False, "preventSor": False, "updateTime": account.update_time,
+            "accountType": "SPOT", "uid": abs(hash(account.name)) % 10**9,
+            "balances": [{"asset": a, "free": fmt(b.free), "locked": fmt(b.locked)}
+                         for a, b in account.balances.items()],
+            "permissions": ["SPOT"],
+        }
+
+    # -- orders -------------------------------------------------------------------------------------
+    def place_order(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Place an order from Binance's parameters (``symbol side type quantity price timeInForce
+        newClientOrderId``); returns the FULL response. Raises :class:`SimApiError` (-1102, -1121,
+        -1013, -2010 and the engine's codes)."""
+        for name in ("symbol", "side", "type"):
+            if not params.get(name):
+                raise SimApiError(-1102, name)
+        symbol = str(params["symbol"]).upper()
+        side, order_type = str(params["side"]), str(params["type"])
+        qty = parse_decimal(params, "quantity")
+        assert qty is not None
+        price = parse_decimal(params, "price", required=order_type != "MARKET")
+        tif = str(params.get("timeInForce") or ("GTC" if order_type in ("LIMIT_MAKER", "MARKET") else ""))
+        if order_type == "LIMIT" and not tif:
+            raise SimApiError(-1102, "timeInForce")
+        client_id = str(params.get("newClientOrderId") or self._client_id())
+        try:
+            book = self._sim.exchange.book(symbol)
+        except ExchangeError as exc:
+            raise SimApiError.from_exchange(exc) from None
+        base, quote = book.spec.base, book.spec.quote
+        if side == "BUY":
+            lock_asset = quote
+            need = qty * price if price is not None else self._market_cost(symbol, qty)
+        else:
+            lock_asset, need = base, qty
+        if need is None or account.balance(lock_asset).free < need:
+            raise SimApiError(-2010)
+        self._pending = (account, lock_asset, need)
+        outer = self._deferred is None
+        if outer:
+            self._deferred = {}
+        try:
+            return self._sim.exchange.place_order(symbol, side, order_type, qty, price, tif,
+                                                  owner=self._owner(account), client_order_id=client_id)
+        except ExchangeError as exc:
+            raise SimApiError.from_exchange(exc) from None
+        finally:
+            self._pending = None
+            if outer:
+                self._flush_positions()
+
+    def _market_cost(self, symbol: str, qty: Decimal) -> Decimal | None:
+        """What buying ``qty`` at market costs against the current asks (None: not enough liquidity
+        to price it, which Binance answers like a balance shortfall for a buyer who cannot cover it)."""
+        cost = Decimal(0)
+        left = qty
+        _, asks = self._sim.exchange.book(symbol).top(len(self._sim.exchange.book(symbol).asks))
+        for px, q in asks:
+            take = min(left, Decimal(q))
+            cost += take * Decimal(px)
+            left -= take
+            if not left:
+                return cost
+        return cost if cost else None
+
+    def cancel_order(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Cancel by ``orderId`` or ``origClientOrderId``; raises -1102 / -2011."""
+        held = self._find(account, params, unknown=-2011)
+        cancel_id = str(params.get("newClientOrderId") or self._client_id())
+        self._cancel_ids[held.order.order_id] = cancel_id
+        outer = self._deferred is None
+        if outer:
+            self._deferred = {}
+        try:
+            body = self._sim.exchange.cancel_order(held.order.symbol, held.order.order_id)
+        except ExchangeError as exc:
+            raise SimApiError.from_exchange(exc) from None
+        finally:
+            self._cancel_ids.pop(held.order.order_id, None)
+            if outer:
+                self._flush_positions()
+        body["origClientOrderId"] = held.order.client_order_id
+        body["clientOrderId"] = cancel_id
+        return body
+
+    def query_order(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``GET /api/v3/order`` by ``orderId`` or ``origClientOrderId``; raises -1102 / -2013."""
+        order = self._find(account, params, unknown=-2013).order
+        body = order.response()
+        body.pop("transactTime", None)
+        body.update({"stopPrice": "0.00000000", "icebergQty": "0.00000000", "time": order.time,
+                     "updateTime": self._sim.clock.now_ms(), "isWorking": order.working_time >= 0,
+                     "workingTime": order.working_time})
+        return body
+
+    def _find(self, account: Account, params: Mapping[str, Any], *, unknown: int) -> Held:
+        if not params.get("symbol"):
+            raise SimApiError(-1102, "symbol")
+        order_id = parse_int(params, "orderId", required=False)
+        client_id = params.get("origClientOrderId")
+        if order_id is None and not client_id:
+            raise SimApiError(-1102, "orderId", msg="Param 'origClientOrderId' or 'orderId' must be sent, "
+                                                     "but both were empty/null!")
+        symbol = str(params["symbol"]).upper()
+        if order_id is not None:
+            held = account.orders.get(order_id)
+        else:
+            held = next((h for h in account.orders.values() if h.order.client_order_id == client_id), None)
+        if held is None or held.order.symbol != symbol:
+            raise SimApiError(unknown)
+        return held
+
+    @staticmethod
+    def _client_id() -> str:
+        return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(_CLIENT_ID_LENGTH))
+
+    # -- engine events -> balances and user events ----------------------------------------------------
+    def _on_order_event(self, account: Account, ev: OrderEvent) -> None:
+        order = ev.order
+        held = account.orders.get(order.order_id)
+        if ev.kind == NEW:
+            if held is None:
+                held = self._hold(account, order)
+            held.account.update_time = ev.time
+        if held is None:
+            return
+        bal = account.balance(held.lock_asset)
+        if ev.kind == TRADE and ev.trade is not None:
+            qty, px = units(ev.trade.qty), units(ev.trade.price)
+            base, quote = account.balance(held.base), account.balance(held.quote)
+            if order.is_buy:
+                # A limit buy reserved its own price; filling lower hands the difference back.
+                release = qty * (units(order.price) if order.price else px)
+                release = min(release, held.locked)
+                held.locked -= release
+                quote.locked -= release
+                quote.free += release - qty * px
+                base.free += qty
+            else:
+                held.locked -= qty
+                base.locked -= qty
+                quote.free += qty * px
+        if order.status in (FILLED, CANCELED, EXPIRED) and held.locked:
+            bal.locked -= held.locked
+            bal.free += held.locked
+            held.locked = Decimal(0)
+        self.emit(account, self._execution_report(order, ev))
+        self._position_later(account, [held.base, held.quote])
+
+    def _hold(self, account: Account, order: Order) -> Held:
+        book = self._sim.exchange.book(order.symbol)
+        pending = self._pending
+        if pending is not None and pending[0] is account:
+            _, asset, amount = pending
+            self._pending = None
+        else:
+            # Placed straight on the exchange with this account as owner (tests, flow): lock nothing.
+            asset, amount = (book.spec.quote if order.is_buy else book.spec.base), Decimal(0)
+        bal = account.balance(asset)
+        bal.free -= amount
+        bal.locked += amount
+        held = Held(order, account, asset, amount, book.spec.base, book.spec.quote)
+        account.orders[order.order_id] = held
+        return held
+
+    def _position_later(self, account: Account, assets: list[str]) -> None:
+        if self._deferred is None:
+            self._position(account, assets)
+            return
+        entry = self._deferred.setdefault(account.name, (account, []))
+        entry[1].extend(a for a in assets if a not in entry[1])
+
+    def _flush_positions(self) -> None:
+        deferred, self._deferred = self._deferred, None
+        for account, assets in (deferred or {}).values():
+            self._position(account, assets)
+
+    def _execution_report(self, order: Order, ev: OrderEvent) -> dict[str, Any]:
+        """Binance's ``executionReport`` for one engine event (PROTOCOL 6.4)."""
+        trade = ev.trade
+        zero = "0.00000000"
+        cancel_id = self._cancel_ids.get(order.order_id) if ev.kind == CANCELED else None
+        report: dict[str, Any] = {
+            "e": "executionReport", "E": ev.time, "s": order.symbol,
+            "c": cancel_id or order.client_order_id or f"sim{order.order_id}",
+            "S": order.side, "o": order.type, "f": order.time_in_force,
+            "q": fmt(units(order.orig_qty)), "p": fmt(units(order.price)), "P": zero, "F": zero, "g": -1,
+            "C": (order.client_order_id or "") if cancel_id else "",
+            "x": ev.kind, "X": order.status, "r": "NONE", "i": order.order_id,
+            "l": fmt(units(trade.qty)) if trade else zero, "z": fmt(units(order.executed)),
+            "L": fmt(units(trade.price)) if trade else zero, "n": "0", "N": None, "T": ev.time,
+            "t": trade.id if trade else -1, "I": next(self._execution_ids),
+            "w": order.status in (NEW, "PARTIALLY_FILLED") and order.type != "MARKET",
+            "m": ev.is_maker, "M": False, "O": order.time,
+            "Z": fmt(units(order.cum_quote_raw // SCALE)),
+            "Y": fmt(units(trade.qty) * units(trade.price)) if trade else zero,
+            "Q": zero, "V": "NONE",
+        }
+        if order.type != "MARKET":
+            report["W"] = order.working_time if order.working_time >= 0 else order.time
+        return report

@@ -1,0 +1,76 @@
+"""The simulator's signed REST routes: ``/api/v3/order`` (POST, DELETE, GET) and ``GET /api/v3/account``.
+
+Requests are authenticated exactly as Binance does (../shared/PROTOCOL.md 7.1): the API key in the
+``X-MBX-APIKEY`` header, and a signature over the raw query string concatenated with the raw body, the
+``signature`` parameter itself left out. The raw (still percent-encoded) text is what gets verified, so a
+client that signs before encoding fails with -1022, as on Binance since 2026-01-15. Parameters may come
+in the query, the form body or both; the query wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qsl
+
+import orjson
+from aiohttp import web
+
+from binance_ws.sim.accounts import Account, Accounts, SimApiError
+
+if TYPE_CHECKING:
+    from binance_ws.sim.simulator import Simulator
+
+#: The header that carries the API key (PROTOCOL 7.1).
+API_KEY_HEADER: Final = "X-MBX-APIKEY"
+#: Spot REST prefix (PROTOCOL 1.4); every route here is TRADE / USER_DATA security, i.e. signed.
+PREFIX: Final = "/api/v3"
+
+_Action = Callable[[Accounts, Account, dict[str, str]], dict[str, Any]]
+
+
+def _without_signature(raw: str) -> str:
+    """``raw`` (a query string or form body, as sent) without its ``signature=`` pair."""
+    return "&".join(part for part in raw.split("&") if part and not part.startswith("signature="))
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _error(exc: SimApiError) -> web.Response:
+    return _json(exc.body(), exc.status)
+
+
+async def _signed(request: web.Request, accounts: Accounts) -> tuple[Account, dict[str, str]]:
+    """Authenticate a signed request; returns the account and the merged parameters."""
+    query_raw = request.query_string
+    body_raw = (await request.text()) if request.can_read_body else ""
+    params = dict(parse_qsl(body_raw, keep_blank_values=True))
+    params.update(parse_qsl(query_raw, keep_blank_values=True))
+    signature = params.pop("signature", None)
+    payload = _without_signature(query_raw) + _without_signature(body_raw)
+    account = accounts.authenticate(request.headers.get(API_KEY_HEADER), params, payload, signature)
+    return account, params
+
+
+def _handler(sim: Simulator, action: _Action) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        accounts: Accounts = sim.accounts  # type: ignore[attr-defined]
+        try:
+            account, params = await _signed(request, accounts)
+            return _json(action(accounts, account, params))
+        except SimApiError as exc:
+            return _error(exc)
+    return handle
+
+
+def add_routes(app: web.Application, sim: Simulator) -> None:
+    """Register the signed account routes on the simulator's REST ``app`` (before it starts).
+
+    They read ``sim.accounts`` (an :class:`~binance_ws.sim.accounts.Accounts`) at request time.
+    """
+    app.router.add_post(f"{PREFIX}/order", _handler(sim, lambda a, acct, p: a.place_order(acct, p)))
+    app.router.add_delete(f"{PREFIX}/order", _handler(sim, lambda a, acct, p: a.cancel_order(acct, p)))
+    app.router.add_get(f"{PREFIX}/order", _handler(sim, lambda a, acct, p: a.query_order(acct, p)))
+    app.router.add_get(f"{PREFIX}/account", _handler(sim, lambda a, acct, p: a.account_info(acct)))

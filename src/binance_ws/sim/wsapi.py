@@ -1,0 +1,271 @@
+"""The simulator's WebSocket API (``/ws-api/v3``): sessions, user-data subscriptions and order placement.
+
+One :class:`WsApiListener` serves one connection (the stream server routes ``/ws-api/v3`` here). It speaks
+../shared/PROTOCOL.md 6.3: requests ``{"id","method","params"}``; responses ``{"id","status","result",
+"rateLimits"}`` or ``{"id","status","error":{"code","msg"},"rateLimits"}``; user events as
+``{"subscriptionId":N,"event":{...}}``, ending with ``eventStreamTerminated`` when a subscription closes.
+Authentication and orders go through :class:`binance_ws.sim.accounts.Accounts` (``sim.accounts``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest
+
+from binance_ws.core.signing import ws_payload
+from binance_ws.sim.accounts import Account, Accounts, ApiKey, SimApiError
+
+if TYPE_CHECKING:
+    from binance_ws.sim.simulator import Simulator
+
+log = logging.getLogger("binance_ws.sim.wsapi")
+
+#: Request weight per method (PROTOCOL 6.3: logon, subscribe and subscribe.signature weigh 2; the
+#: others follow Binance's web-socket-api.md).
+WEIGHTS: Final[dict[str, int]] = {
+    "session.logon": 2, "session.status": 2, "session.logout": 2, "session.subscriptions": 2,
+    "userDataStream.subscribe": 2, "userDataStream.subscribe.signature": 2, "userDataStream.unsubscribe": 2,
+    "order.place": 1, "ping": 1, "time": 1,
+}
+#: The REQUEST_WEIGHT limit reported in ``rateLimits`` (spot: 6000 a minute).
+WEIGHT_LIMIT: Final = 6000
+WEIGHT_WINDOW_MS: Final = 60_000
+#: Subscription limits per session (PROTOCOL 6.3).
+MAX_ACTIVE_SUBSCRIPTIONS: Final = 1000
+MAX_SUBSCRIPTION_IDS: Final = 65_535
+
+# Request-shape errors (Binance's web-socket-api.md wording; not in PROTOCOL.md).
+_UNKNOWN_METHOD: Final = (-1020, "This operation is not supported.")
+_NOT_AUTHORIZED: Final = (-1002, "You are not authorized to execute this request.", 401)
+_MALFORMED: Final = (-1102, "Invalid JSON request.")
+
+
+@dataclass
+class _Subscription:
+    account: Account
+    token: int
+    via_logon: bool
+
+
+class WsApiListener(WSListener):
+    """One WebSocket API connection. ``WsApiListener(sim, request)`` is what the stream server builds."""
+
+    def __init__(self, sim: Simulator, request: WSUpgradeRequest | None = None) -> None:
+        self._sim = sim
+        self._accounts: Accounts = sim.accounts  # type: ignore[attr-defined]
+        self._transport: WSTransport | None = None
+        self._logon: ApiKey | None = None
+        self._authorized_since: int | None = None
+        self._connected_since = sim.clock.now_ms()
+        self._subs: dict[int, _Subscription] = {}
+        self._next_sub_id = 0
+        self._weight = 0
+        self._weight_minute = 0
+        self._return_rate_limits = True
+        if request is not None:
+            query = parse_qs(urlsplit(request.path.decode()).query)
+            if query.get("returnRateLimits", [""])[0].lower() == "false":
+                self._return_rate_limits = False
+        self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "session.logon": self._session_logon,
+            "session.status": lambda p: self._session_result(),
+            "session.logout": self._session_logout,
+            "session.subscriptions": self._session_subscriptions,
+            "userDataStream.subscribe": self._subscribe_logon,
+            "userDataStream.subscribe.signature": self._subscribe_signature,
+            "userDataStream.unsubscribe": self._unsubscribe,
+            "order.place": self._order_place,
+            "ping": lambda p: {},
+            "time": lambda p: {"serverTime": self._sim.clock.now_ms()},
+        }
+
+    # -- picows -------------------------------------------------------------------------------------
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self._transport = transport
+        self._accounts.sessions.add(self)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self._accounts.sessions.discard(self)
+        for sub in self._subs.values():
+            self._accounts.unsubscribe(sub.account, sub.token)
+        self._subs.clear()
+        self._transport = None
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+            return
+        if frame.msg_type != WSMsgType.TEXT:
+            return
+        try:
+            request = orjson.loads(frame.get_payload_as_bytes())
+        except orjson.JSONDecodeError:
+            self._send({"id": None, "status": 400, "error": {"code": _MALFORMED[0], "msg": _MALFORMED[1]}})
+            return
+        if not isinstance(request, dict):
+            self._send({"id": None, "status": 400, "error": {"code": _MALFORMED[0], "msg": _MALFORMED[1]}})
+            return
+        self._handle(request)
+
+    def close(self, code: WSCloseCode = WSCloseCode.GOING_AWAY) -> None:
+        """Drop the connection from the server side (faults, tests)."""
+        if self._transport is not None:
+            self._transport.send_close(code)
+            self._transport.disconnect()
+
+    def drop(self) -> None:
+        """Cut the TCP connection with no close frame, as a network failure would."""
+        if self._transport is not None:
+            self._transport.disconnect(graceful=False)
+
+    # -- dispatch -------------------------------------------------------------------------------------
+    def _handle(self, request: dict[str, Any]) -> None:
+        req_id = request.get("id")
+        method = request.get("method")
+        params = request.get("params") or {}
+        if not isinstance(method, str) or not isinstance(params, dict):
+            self._reply_error(req_id, SimApiError(-1102, "method"), 0)
+            return
+        if method.startswith("v3/"):
+            method = method[3:]
+        handler = self._methods.get(method)
+        weight = WEIGHTS.get(method, 1)
+        return_limits = self._return_rate_limits
+        if "returnRateLimits" in params:
+            return_limits = str(params["returnRateLimits"]).lower() != "false"
+        if handler is None:
+            self._reply_error(req_id, SimApiError(_UNKNOWN_METHOD[0], msg=_UNKNOWN_METHOD[1]), weight,
+                              return_limits)
+            return
+        try:
+            result = handler(params)
+        except SimApiError as exc:
+            self._reply_error(req_id, exc, weight, return_limits)
+            return
+        response: dict[str, Any] = {"id": req_id, "status": 200, "result": result}
+        if return_limits:
+            response["rateLimits"] = self._rate_limits(weight)
+        self._send(response)
+
+    def _rate_limits(self, weight: int) -> list[dict[str, Any]]:
+        minute = self._sim.clock.now_ms() // WEIGHT_WINDOW_MS
+        if minute != self._weight_minute:
+            self._weight_minute, self._weight = minute, 0
+        self._weight += weight
+        return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                 "limit": WEIGHT_LIMIT, "count": self._weight}]
+
+    def _reply_error(self, req_id: Any, exc: SimApiError, weight: int, return_limits: bool = True) -> None:
+        response: dict[str, Any] = {"id": req_id, "status": exc.status, "error": exc.body()}
+        if return_limits:
+            response["rateLimits"] = self._rate_limits(weight)
+        self._send(response)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self._transport is not None and not self._transport.is_disconnected:
+            self._transport.send(WSMsgType.TEXT, orjson.dumps(message))
+
+    # -- authentication -------------------------------------------------------------------------------
+    def _signed(self, params: dict[str, Any]) -> ApiKey:
+        """Authenticate a request that carries ``apiKey``/``timestamp``/``signature`` (PROTOCOL 7.2)."""
+        self._accounts.authenticate(params.get("apiKey"), params, ws_payload(params), params.get("signature"))
+        return self._accounts.lookup_key(params.get("apiKey"))
+
+    def _session_result(self) -> dict[str, Any]:
+        now = self._sim.clock.now_ms()
+        return {
+            "apiKey": self._logon.api_key if self._logon else None,
+            "authorizedSince": self._authorized_since, "connectedSince": self._connected_since,
+            "returnRateLimits": self._return_rate_limits, "serverTime": now,
+            "userDataStream": bool(self._subs),
+        }
+
+    def _session_logon(self, params: dict[str, Any]) -> dict[str, Any]:
+        record = self._signed(params)
+        if record.key_type == "HMAC":
+            raise SimApiError(-4056)
+        if record.key_type == "RSA":
+            raise SimApiError(-4057)
+        self._logon = record
+        self._authorized_since = self._sim.clock.now_ms()
+        return self._session_result()
+
+    def _session_logout(self, params: dict[str, Any]) -> dict[str, Any]:
+        for sub_id, sub in list(self._subs.items()):
+            if sub.via_logon:
+                self._terminate(sub_id)
+        self._logon = None
+        self._authorized_since = None
+        return self._session_result()
+
+    # -- user data subscriptions ----------------------------------------------------------------------
+    def _session_subscriptions(self, params: dict[str, Any]) -> list[dict[str, int]]:
+        return [{"subscriptionId": sub_id} for sub_id in self._subs]
+
+    def _subscribe_logon(self, params: dict[str, Any]) -> dict[str, int]:
+        if params:
+            raise SimApiError(-1104, 0, len(params))
+        if self._logon is None:
+            code, msg, status = _NOT_AUTHORIZED
+            raise SimApiError(code, msg=msg, status=status)
+        return self._open(self._logon.account, via_logon=True)
+
+    def _subscribe_signature(self, params: dict[str, Any]) -> dict[str, int]:
+        return self._open(self._signed(params).account, via_logon=False)
+
+    def _open(self, account: Account, *, via_logon: bool) -> dict[str, int]:
+        if any(sub.account is account for sub in self._subs.values()):
+            raise SimApiError(-2035)
+        if self._next_sub_id >= MAX_SUBSCRIPTION_IDS or len(self._subs) >= MAX_ACTIVE_SUBSCRIPTIONS:
+            raise SimApiError(-2042)
+        sub_id = self._next_sub_id
+        self._next_sub_id += 1
+
+        def deliver(event: dict[str, Any]) -> None:
+            self._send({"subscriptionId": sub_id, "event": event})
+
+        self._subs[sub_id] = _Subscription(account, self._accounts.subscribe(account, deliver), via_logon)
+        return {"subscriptionId": sub_id}
+
+    def _unsubscribe(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "subscriptionId" in params:
+            try:
+                sub_id = int(params["subscriptionId"])
+            except (TypeError, ValueError):
+                raise SimApiError(-1102, "subscriptionId") from None
+            if sub_id not in self._subs:
+                raise SimApiError(-2036)
+            self._terminate(sub_id)
+            return {}
+        if not self._subs:
+            raise SimApiError(-2036)
+        for sub_id in list(self._subs):
+            self._terminate(sub_id)
+        return {}
+
+    def _terminate(self, sub_id: int) -> None:
+        sub = self._subs.pop(sub_id)
+        self._accounts.unsubscribe(sub.account, sub.token)
+        self._send({"subscriptionId": sub_id,
+                    "event": {"e": "eventStreamTerminated", "E": self._sim.clock.now_ms()}})
+
+    # -- trading ----------------------------------------------------------------------------------------
+    def _order_place(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "apiKey" in params or self._logon is None:
+            account = self._signed(params).account
+        else:
+            # After logon, requests omit apiKey/signature but still carry a timestamp (PROTOCOL 7.2).
+            if params.get("timestamp") in (None, ""):
+                raise SimApiError(-1102, "timestamp")
+            self._accounts.check_timestamp(params)
+            account = self._logon.account
+        order_params = {k: v for k, v in params.items()
+                        if k not in ("apiKey", "signature", "timestamp", "recvWindow", "returnRateLimits")}
+        return self._accounts.place_order(account, order_params)
