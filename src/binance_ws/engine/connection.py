@@ -47,6 +47,8 @@ from binance_ws.markets import Market
 from binance_ws.streams import expected_cadence_s
 
 log = logging.getLogger("binance_ws.engine")
+#: picows logs every connect and disconnect at INFO; keep it under our namespace.
+_PICOWS_LOG = logging.getLogger("binance_ws.engine.picows")
 
 #: Binance refuses handshake URLs longer than 8004 characters (unicorn-binance-websocket-api #17, [OBS]);
 #: streams beyond that are subscribed once the socket is up.
@@ -591,7 +593,7 @@ class Connection:
             await asyncio.wait_for(
                 ws_connect(lambda: link, url, enable_auto_pong=False,
                            websocket_handshake_timeout=settings.handshake_timeout_s,
-                           logger_name="binance_ws.picows"),
+                           logger_name=_PICOWS_LOG),
                 settings.handshake_timeout_s)
         except TimeoutError:
             if link.transport is not None:

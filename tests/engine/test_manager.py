@@ -1,0 +1,171 @@
+"""AsyncSocketManager against the simulator over loopback: subscribing, decoding modes, the socket
+factories, sharding, closing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tests.engine._util import trade_ids, until
+
+from binance_ws import errors
+from binance_ws.engine import AsyncSocketManager, RawMessage
+from binance_ws.sim import Simulator
+
+
+async def test_trade_socket_delivers_payloads_in_order(sim: Simulator) -> None:
+    async with AsyncSocketManager(market=sim.market) as sm, sm.trade_socket("BTCUSDT") as s:
+        msgs = [await asyncio.wait_for(s.recv(), 5) for _ in range(20)]
+    assert all(m["e"] == "trade" and m["s"] == "BTCUSDT" for m in msgs)
+    ids = trade_ids(msgs)
+    assert ids == list(range(ids[0], ids[0] + 20))
+
+
+async def test_async_for_and_socket_factories(sim: Simulator) -> None:
+    async with AsyncSocketManager(market=sim.market) as sm:
+        checks = {
+            sm.agg_trade_socket("ETHUSDT"): lambda m: m["e"] == "aggTrade" and m["s"] == "ETHUSDT",
+            sm.kline_socket("BTCUSDT", "1s"): lambda m: m["e"] == "kline" and m["k"]["i"] == "1s",
+            sm.depth_socket("BTCUSDT"): lambda m: m["e"] == "depthUpdate",
+            sm.depth_socket("BTCUSDT", depth=5, interval=100): lambda m: set(m) == {"lastUpdateId", "bids",
+                                                                                     "asks"},
+            sm.symbol_ticker_socket("BNBBTC"): lambda m: m["e"] == "24hrTicker" and m["s"] == "BNBBTC",
+            sm.book_ticker_socket("BTCUSDT"): lambda m: "b" in m and "u" in m and m["s"] == "BTCUSDT",
+        }
+        for socket, check in checks.items():
+            async with socket as s:
+                async for msg in s:
+                    assert check(msg), msg
+                    break
+
+
+async def test_subscribe_and_unsubscribe_live_on_one_connection(sim: Simulator) -> None:
+    async with AsyncSocketManager(market=sim.market) as sm:
+        got_a: list[dict] = []
+        got_b: list[dict] = []
+        a = await sm.subscribe("btcusdt@trade", got_a.append)
+        b = await sm.subscribe(["ethusdt@trade", "btcusdt@trade"], got_b.append, wrap=True)
+        assert len(sm.connections) == 1
+        await until(lambda: len(got_a) > 3 and {m["stream"] for m in got_b} == {"btcusdt@trade",
+                                                                                 "ethusdt@trade"})
+        # Decoded once, delivered to both: the same payload object.
+        shared = {id(m["data"]) for m in got_b} & {id(m) for m in got_a}
+        assert shared
+        await sm.unsubscribe(b)
+        assert sm.streams == ["btcusdt@trade"]
+        server_conn = next(iter(sim.stream_server.connections.values()))
+        await until(lambda: list(server_conn.control.streams) == ["btcusdt@trade"], what="UNSUBSCRIBE")
+        n = len(got_b)
+        await until(lambda: len(got_a) > 10)
+        assert len(got_b) == n and b.closed
+        await sm.unsubscribe(a)
+        assert sm.connections == [] and sm.streams == []
+
+
+async def test_raw_decode_and_callback_errors_do_not_stop_the_stream(sim: Simulator,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    raw: list[RawMessage] = []
+    calls = 0
+
+    def bad(msg: dict) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("subscriber bug")
+
+    async with AsyncSocketManager(market=sim.market) as sm:
+        await sm.subscribe("btcusdt@trade", raw.append, decode="raw")
+        await sm.subscribe("btcusdt@trade", bad)
+        await until(lambda: len(raw) > 5 and calls > 5)
+    assert raw[0].stream == "btcusdt@trade" and raw[0].data.startswith(b'{"e":"trade"')
+    assert "subscriber bug" in caplog.text
+
+
+async def test_invalid_input_is_refused_before_connecting(sim: Simulator) -> None:
+    async with AsyncSocketManager(market=sim.market) as sm:
+        for bad in (lambda: sm.trade_socket("BTC USDT"), lambda: sm.kline_socket("BTCUSDT", "2m"),
+                    lambda: sm.depth_socket("BTCUSDT", depth=7),
+                    lambda: sm.multiplex_socket(["btcusdt@trade", "btcusdt@nonsense"]),
+                    lambda: sm.multiplex_socket(["btcusdt@trade", "a" * 64])):
+            with pytest.raises(errors.InvalidStreamError):
+                bad()
+        with pytest.raises(errors.InvalidStreamError, match="retired"):
+            await sm.subscribe("!ticker@arr")
+        assert sim.stream_server.connections == {}
+
+
+async def test_server_refusal_raises_subscription_error(sim: Simulator) -> None:
+    async with AsyncSocketManager(market=sim.market) as sm:
+        ok = await sm.subscribe("btcusdt@trade")
+        with pytest.raises(errors.SubscriptionError, match="invalid stream"):
+            await sm.subscribe("xxxyyy@trade")  # well-formed, but the exchange does not list it
+        assert sm.streams == ["btcusdt@trade"]
+        assert not ok.closed
+        msg = await asyncio.wait_for(ok.recv(), 5)
+        assert msg["e"] == "trade"
+
+
+async def test_multiplex_socket_wraps(sim: Simulator) -> None:
+    async with AsyncSocketManager(market=sim.market) as sm, \
+            sm.multiplex_socket(["btcusdt@trade", "ethusdt@depth@100ms"]) as s:
+        seen = set()
+        while len(seen) < 2:
+            msg = await asyncio.wait_for(s.recv(), 5)
+            assert set(msg) == {"stream", "data"}
+            seen.add(msg["stream"])
+
+
+async def test_ticker_socket_batches_every_trading_symbol() -> None:
+    async with Simulator(flow_rate=200.0) as sim, AsyncSocketManager(market=sim.market) as sm, \
+            sm.ticker_socket() as s:
+        batch = await asyncio.wait_for(s.recv(), 5)
+        assert isinstance(batch, list) and batch
+        assert all(t["e"] == "24hrTicker" for t in batch)
+        assert {t["s"] for t in batch} <= set(sim.symbols())
+        assert sorted(sm.streams) == sorted(f"{s.lower()}@ticker" for s in sim.symbols())
+
+
+async def test_miniticker_socket_conflates_above_one_second(sim: Simulator) -> None:
+    loop = asyncio.get_running_loop()
+    async with AsyncSocketManager(market=sim.market) as sm, sm.miniticker_socket(update_time=1500) as s:
+        first = await asyncio.wait_for(s.recv(), 5)
+        t0 = loop.time()
+        second = await asyncio.wait_for(s.recv(), 5)
+        gap = loop.time() - t0
+    for batch in (first, second):
+        assert isinstance(batch, list) and all(t["e"] == "24hrMiniTicker" for t in batch)
+        assert len({t["s"] for t in batch}) == len(batch)  # newest per symbol, no repeats
+    assert gap > 1.0  # the server pushes every second; we deliver every 1.5 s
+
+
+async def test_sharding_3000_streams_within_the_message_rate() -> None:
+    # The simulator closes a connection with 1008 the moment it sees a 6th message within a second.
+    symbols = [f"S{i:04d}USDT" for i in range(1000)]
+    from binance_ws.sim.config import SymbolSpec
+
+    specs = tuple(SymbolSpec(s, s[:-4], "USDT", 1.0) for s in symbols)
+    async with Simulator(symbols=specs, flow_rate=0.0) as sim, AsyncSocketManager(market=sim.market) as sm:
+        names = [f"{s.lower()}@{kind}" for s in symbols for kind in ("trade", "aggTrade", "bookTicker")]
+        sub = await asyncio.wait_for(sm.subscribe(names), 30)
+        assert len(sm.connections) >= 3
+        assert all(c.drops == 0 and c.connects == 1 for c in sm.connections)
+        server_streams = [set(c.control.streams) for c in sim.stream_server.connections.values()]
+        assert all(len(s) <= 1024 for s in server_streams)
+        assert set().union(*server_streams) == set(names)
+        # Unsubscribing everything closes every shard.
+        await sm.unsubscribe(sub)
+        assert sm.connections == []
+
+
+async def test_close_leaves_nothing_running(sim: Simulator) -> None:
+    before = set(asyncio.all_tasks())
+    sm = AsyncSocketManager(market=sim.market)
+    sub = await sm.subscribe(["btcusdt@trade", "ethusdt@trade"])
+    async with sm.depth_socket("BTCUSDT", interval=100) as s:
+        await asyncio.wait_for(s.recv(), 5)
+        await sm.close()
+    assert sub.closed
+    with pytest.raises(errors.ConnectionClosedError):
+        while True:
+            await asyncio.wait_for(sub.recv(), 1)
+    await until(lambda: not sim.stream_server.connections, what="server side closed")
+    assert set(asyncio.all_tasks()) - before == set()
