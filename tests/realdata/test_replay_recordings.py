@@ -1,15 +1,19 @@
 """Real recordings (../shared/data/recordings): every file reads completely and byte for byte, with the
-README's counts."""
+README's counts, and the spot BTCUSDT capture replays through the simulator to a real client unchanged."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import re
+import time
 from collections import Counter
 from pathlib import Path
 
+import aiohttp
 import orjson
 import pytest
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from binance_ws.recording import (
     FORMAT_CRYPTOFEED_WS,
@@ -22,6 +26,8 @@ from binance_ws.recording import (
     read_header,
     read_recording,
 )
+from binance_ws.sim import SimConfig, Simulator
+from binance_ws.sim.replay import Replay
 
 # The recordings live beside the checkout, in ../shared/data/recordings (read-only ground truth).
 RECORDINGS = Path(__file__).resolve().parents[3] / "shared" / "data" / "recordings"
@@ -119,3 +125,42 @@ def test_real_capture_survives_conversion_to_the_project_format(tmp_path: Path, 
     back: list[Record] = list(read_recording(out))
     assert back == records
     assert read_header(out).url_streams() == read_header(source).url_streams()
+
+
+class _Collector(WSListener):
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.TEXT:
+            self.frames.append(frame.get_payload_as_bytes())
+
+
+async def test_spot_btcusdt_replays_byte_for_byte_through_the_simulator() -> None:
+    # Arrange: what Binance sent, straight from the file
+    path = RECORDINGS / SPOT_BTC
+    bodies = [line.partition(b" ")[2] for line in _raw_lines(path) if line]
+    expected = [b for b in bodies if b.startswith(b'{"stream":')]
+    recorded_snapshot = orjson.loads(next(b for b in bodies if not b.startswith(b'{"stream":')))
+    replay = Replay(path, speed=0)
+    assert replay.streams == {"btcusdt@depth@100ms", "btcusdt@bookTicker", "btcusdt@trade"}
+    # The engine lists no BTCUSDT and has no flow: every frame comes from the recording.
+    engine_symbols = tuple(s for s in SimConfig().symbols if s.symbol not in replay.symbols)
+    async with Simulator(replay=replay, flow_rate=0.0, symbols=engine_symbols) as sim:
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"{sim.rest_url}/api/v3/depth?symbol=BTCUSDT&limit=5000") as resp:
+            assert resp.status == 200
+            served = await resp.json()
+        # Act
+        url = f"{sim.stream_url}/stream?streams=" + "/".join(sorted(replay.streams))
+        transport, client = await ws_connect(_Collector, url)
+        assert isinstance(client, _Collector)
+        deadline = time.monotonic() + 60
+        while len(client.frames) < len(expected) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        transport.disconnect()
+    # Assert
+    assert len(client.frames) == len(expected) == 41_248
+    assert client.frames == expected
+    assert replay.done.is_set() and replay.sent == 41_248
+    assert served == recorded_snapshot
