@@ -44,7 +44,8 @@ def _error(exc: SimApiError) -> web.Response:
 
 async def _signed(request: web.Request, accounts: Accounts) -> tuple[Account, dict[str, str]]:
     """Authenticate a signed request; returns the account and the merged parameters."""
-    query_raw = request.query_string
+    # The raw text as sent: yarl's ``query_string`` is already decoded, which is not what was signed.
+    query_raw = request.rel_url.raw_query_string
     body_raw = (await request.text()) if request.can_read_body else ""
     params = dict(parse_qsl(body_raw, keep_blank_values=True))
     params.update(parse_qsl(query_raw, keep_blank_values=True))
