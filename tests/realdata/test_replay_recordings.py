@@ -26,7 +26,7 @@ from binance_ws.recording import (
     read_header,
     read_recording,
 )
-from binance_ws.sim import SimConfig, Simulator
+from binance_ws.sim import Simulator
 from binance_ws.sim.replay import Replay
 
 # The recordings live beside the checkout, in ../shared/data/recordings (read-only ground truth).
@@ -144,9 +144,9 @@ async def test_spot_btcusdt_replays_byte_for_byte_through_the_simulator() -> Non
     recorded_snapshot = orjson.loads(next(b for b in bodies if not b.startswith(b'{"stream":')))
     replay = Replay(path, speed=0)
     assert replay.streams == {"btcusdt@depth@100ms", "btcusdt@bookTicker", "btcusdt@trade"}
-    # The engine lists no BTCUSDT and has no flow: every frame comes from the recording.
-    engine_symbols = tuple(s for s in SimConfig().symbols if s.symbol not in replay.symbols)
-    async with Simulator(replay=replay, flow_rate=0.0, symbols=engine_symbols) as sim:
+    # The synthetic flow keeps running for the other symbols; the replayed one is left to the recording.
+    async with Simulator(replay=replay, flow_rate=200.0) as sim:
+        assert "BTCUSDT" not in sim.exchange.symbols and "ETHUSDT" in sim.exchange.symbols
         async with aiohttp.ClientSession() as http, \
                 http.get(f"{sim.rest_url}/api/v3/depth?symbol=BTCUSDT&limit=5000") as resp:
             assert resp.status == 200

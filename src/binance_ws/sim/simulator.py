@@ -40,6 +40,12 @@ class Simulator:
         cfg = config or SimConfig()
         if overrides:
             cfg = dataclasses.replace(cfg, **overrides)
+        self.replay: Replay | None = Replay(replay) if isinstance(replay, (str, Path)) else replay
+        if self.replay is not None:
+            # A replayed symbol comes from the recording alone: engine flow for it would interleave
+            # synthetic events with the real ones on the same streams.
+            cfg = dataclasses.replace(
+                cfg, symbols=tuple(s for s in cfg.symbols if s.symbol not in self.replay.symbols))
         self.config = cfg
         self.clock = SimClock()
         self.hub = StreamHub()
@@ -47,7 +53,6 @@ class Simulator:
         self.flow = OrderFlow(self.exchange, seed=cfg.seed)
         self.feeds = Feeds(self.exchange, self.hub, self.clock, cfg)
         self.faults = Faults(self)
-        self.replay: Replay | None = Replay(replay) if isinstance(replay, (str, Path)) else replay
         self.stream_server = StreamServer(self)
         self.rest = RestServer(self)
         self._driver: asyncio.Task[None] | None = None
