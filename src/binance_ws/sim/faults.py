@@ -220,6 +220,16 @@ class Faults:
         self.counts["refused"] += 1
         return status
 
+    # -- REST ---------------------------------------------------------------------------------------------
+    def rest(self, delay_s: float = 0.0, fail_status: int | None = None, fail_count: int = 0) -> None:
+        """Delay every REST answer by ``delay_s`` and fail the next ``fail_count`` with ``fail_status``
+        (sets ``rest_delay_s``, ``rest_fail_status``, ``rest_fail_count``, which the REST server reads)."""
+        if fail_status is not None and not 400 <= fail_status <= 599:
+            raise ValueError("fail_status must be an HTTP error status")
+        self.rest_delay_s = delay_s
+        self.rest_fail_status = fail_status
+        self.rest_fail_count = fail_count
+
     # -- sequence faults (hub filter) ---------------------------------------------------------------------
     def skip(self, n: int = 1, pattern: str = DIFF_DEPTH) -> None:
         """Drop the next ``n`` events of streams matching the regex ``pattern`` (a gap)."""
