@@ -1,0 +1,230 @@
+"""The simulator's WebSocket API over a real picows connection: wire shapes, sessions, subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from binance_ws.core.signing import make_signer, ws_payload
+from userdata_support import KEY_KINDS, Credentials, accounts_sim, best, make_account
+
+WAIT_S = 5.0
+
+
+class RawClient(WSListener):
+    """A bare WebSocket API client: sends JSON, queues every JSON frame it receives."""
+
+    def __init__(self) -> None:
+        self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.transport: WSTransport | None = None
+        self._ids = 0
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.TEXT:
+            self.frames.put_nowait(orjson.loads(frame.get_payload_as_bytes()))
+
+    def send(self, method: str, params: dict[str, Any] | None = None) -> int:
+        self._ids += 1
+        message: dict[str, Any] = {"id": self._ids, "method": method}
+        if params is not None:
+            message["params"] = params
+        assert self.transport is not None
+        self.transport.send(WSMsgType.TEXT, orjson.dumps(message))
+        return self._ids
+
+    async def next(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.frames.get(), WAIT_S)
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send and return the response with this id (events met on the way are kept, in order)."""
+        req_id = self.send(method, params)
+        held: list[dict[str, Any]] = []
+        while True:
+            frame = await self.next()
+            if frame.get("id") == req_id and "status" in frame:
+                for f in held:
+                    self.frames.put_nowait(f)
+                return frame
+            held.append(frame)
+
+
+async def connect(sim: Any, query: str = "") -> RawClient:
+    _, client = await ws_connect(RawClient, sim.ws_api_url + query)
+    assert isinstance(client, RawClient)
+    return client
+
+
+def signed(creds: Credentials, sim: Any, **extra: Any) -> dict[str, Any]:
+    signer = make_signer(secret=creds.secret) if creds.secret else make_signer(private_key=creds.private_key)
+    params = {"apiKey": creds.api_key, "timestamp": sim.clock.now_ms(), **extra}
+    params["signature"] = signer.sign(ws_payload(params))
+    return params
+
+
+def place(sim: Any, account: str, **params: Any) -> dict[str, Any]:
+    return sim.accounts.place_order(sim.accounts.account(account), params)  # type: ignore[no-any-return]
+
+
+async def test_ping_time_shapes_and_rate_limits() -> None:
+    async with accounts_sim() as sim:
+        client = await connect(sim)
+        pong = await client.call("ping")
+        assert pong["status"] == 200 and pong["result"] == {}
+        limits = pong["rateLimits"][0]
+        assert (limits["rateLimitType"], limits["interval"], limits["intervalNum"]) == \
+            ("REQUEST_WEIGHT", "MINUTE", 1)
+        later = await client.call("v3/time")
+        assert abs(later["result"]["serverTime"] - sim.clock.now_ms()) < 5_000
+        assert later["rateLimits"][0]["count"] > limits["count"]
+        unknown = await client.call("nope.nothing")
+        assert unknown["status"] == 400 and set(unknown["error"]) == {"code", "msg"}
+        quiet = await client.call("ping", {"returnRateLimits": False})
+        assert "rateLimits" not in quiet
+        client.transport.disconnect()  # type: ignore[union-attr]
+        silent = await connect(sim, "?returnRateLimits=false")
+        assert "rateLimits" not in await silent.call("ping")
+
+
+@pytest.mark.parametrize("kind", KEY_KINDS)
+async def test_subscribe_signature_delivers_events_then_terminates(kind: str) -> None:
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", kind)  # type: ignore[arg-type]
+        make_account(sim, "mm", "HMAC")
+        client = await connect(sim)
+        sub = await client.call("userDataStream.subscribe.signature", signed(creds, sim))
+        assert sub["status"] == 200 and sub["result"] == {"subscriptionId": 0}
+        again = await client.call("userDataStream.subscribe.signature", signed(creds, sim))
+        assert (again["status"], again["error"]["code"]) == (400, -2035)
+
+        bid, _ = best(sim)
+        price = str(Decimal(bid) + Decimal("0.01"))
+        order = place(sim, "alice", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                      quantity="0.01000", price=price)
+        place(sim, "mm", symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.01000")
+        frames = [await client.next() for _ in range(4)]
+        assert all(set(f) == {"subscriptionId", "event"} and f["subscriptionId"] == 0 for f in frames)
+        events = [f["event"] for f in frames]
+        assert [(e["e"], e.get("x"), e.get("X")) for e in events] == [
+            ("executionReport", "NEW", "NEW"), ("outboundAccountPosition", None, None),
+            ("executionReport", "TRADE", "FILLED"), ("outboundAccountPosition", None, None)]
+        assert events[2]["i"] == order["orderId"] and events[2]["L"] == f"{Decimal(price):.8f}"
+
+        listing = await client.call("session.subscriptions")
+        assert listing["result"] == [{"subscriptionId": 0}]
+        bye = await client.call("userDataStream.unsubscribe", {"subscriptionId": 0})
+        assert bye["result"] == {}
+        terminated = await client.next()
+        assert terminated["subscriptionId"] == 0 and terminated["event"]["e"] == "eventStreamTerminated"
+        gone = await client.call("userDataStream.unsubscribe")
+        assert gone["error"]["code"] == -2036
+        # Nothing more arrives for the account once unsubscribed.
+        sim.accounts.deposit(sim.accounts.account("alice"), "USDT", "1")
+        assert (await client.call("ping"))["status"] == 200
+        assert client.frames.empty()
+
+
+async def test_signature_failures_name_the_cause() -> None:
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "ED25519")
+        client = await connect(sim)
+
+        async def code(params: dict[str, Any]) -> tuple[int, int]:
+            reply = await client.call("userDataStream.subscribe.signature", params)
+            return reply["status"], reply["error"]["code"]
+
+        wrong_key = signed(creds, sim)
+        wrong_key["apiKey"] = "B" * 64
+        assert await code(wrong_key) == (401, -2015)
+        bad_sig = signed(creds, sim)
+        bad_sig["timestamp"] += 1  # the signature no longer matches the params
+        assert await code(bad_sig) == (400, -1022)
+        assert await code(signed(creds, sim, recvWindow=1000, timestamp=sim.clock.now_ms() - 5_000)) == \
+            (400, -1021)
+        assert await code({"apiKey": creds.api_key, "signature": "x"}) == (400, -1102)
+        assert await code(signed(creds, sim, apiKey="short")) == (401, -2014)
+
+
+async def test_logon_flow_subscriptions_and_logout() -> None:
+    async with accounts_sim() as sim:
+        ed = make_account(sim, "ed", "ED25519")
+        hm = make_account(sim, "hm", "HMAC")
+        rsa = make_account(sim, "rsa", "RSA")
+        client = await connect(sim)
+        refused = await client.call("userDataStream.subscribe")
+        assert (refused["status"], refused["error"]["code"]) == (401, -1002)
+        assert (await client.call("session.logon", signed(hm, sim)))["error"]["code"] == -4056
+        assert (await client.call("session.logon", signed(rsa, sim)))["error"]["code"] == -4057
+
+        logon = await client.call("session.logon", signed(ed, sim))
+        result = logon["result"]
+        assert set(result) == {"apiKey", "authorizedSince", "connectedSince", "returnRateLimits",
+                               "serverTime", "userDataStream"}
+        assert result["apiKey"] == ed.api_key and result["userDataStream"] is False
+        extra = await client.call("userDataStream.subscribe", {"x": 1})
+        assert extra["error"]["code"] == -1104
+        sub = await client.call("userDataStream.subscribe")
+        assert sub["result"] == {"subscriptionId": 0}
+        # A second account on the same connection, by signature.
+        other = await client.call("userDataStream.subscribe.signature", signed(hm, sim))
+        assert other["result"] == {"subscriptionId": 1}
+        status = await client.call("session.status")
+        assert status["result"]["userDataStream"] is True
+        assert (await client.call("session.subscriptions"))["result"] == [{"subscriptionId": 0},
+                                                                            {"subscriptionId": 1}]
+        sim.accounts.deposit(sim.accounts.account("hm"), "BTC", "0.5")
+        sim.accounts.deposit(sim.accounts.account("ed"), "ETH", "2")
+        routed = [await client.next() for _ in range(4)]
+        assert [(f["subscriptionId"], f["event"]["e"]) for f in routed] == [
+            (1, "balanceUpdate"), (1, "outboundAccountPosition"), (0, "balanceUpdate"),
+            (0, "outboundAccountPosition")]
+
+        logout = await client.call("session.logout")
+        assert logout["result"]["apiKey"] is None
+        ended = await client.next()
+        assert ended["subscriptionId"] == 0
+        assert ended["event"] == {"e": "eventStreamTerminated", "E": ended["event"]["E"]}
+        assert (await client.call("session.subscriptions"))["result"] == [{"subscriptionId": 1}]
+
+
+async def test_order_place_signed_and_after_logon() -> None:
+    async with accounts_sim() as sim:
+        hm = make_account(sim, "hm", "HMAC")
+        ed = make_account(sim, "ed", "ED25519")
+        client = await connect(sim)
+        order = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.00100"}
+        placed = await client.call("order.place", signed(hm, sim, **order))
+        assert placed["status"] == 200 and placed["result"]["status"] == "FILLED"
+        assert placed["result"]["fills"]
+        unsigned = await client.call("order.place", {**order, "timestamp": sim.clock.now_ms()})
+        assert unsigned["error"]["code"] in (-2014, -1102)
+        await client.call("session.logon", signed(ed, sim))
+        after = await client.call("order.place", {**order, "timestamp": sim.clock.now_ms()})
+        assert after["result"]["status"] == "FILLED"
+        assert sim.accounts.account("ed").balances["BTC"].free == Decimal("5.001")
+        refused = await client.call("order.place", {**order, "quantity": "0.000001",
+                                                    "timestamp": sim.clock.now_ms()})
+        assert refused["status"] == 400 and refused["error"]["code"] == -1013
+
+
+async def test_subscriptions_die_with_the_connection() -> None:
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "HMAC")
+        client = await connect(sim)
+        await client.call("userDataStream.subscribe.signature", signed(creds, sim))
+        assert sim.accounts._subscribers["alice"]
+        assert sim.accounts.drop_sessions() == 1
+        assert client.transport is not None
+        await asyncio.wait_for(client.transport.wait_disconnected(), WAIT_S)
+        for _ in range(100):
+            if not sim.accounts._subscribers["alice"]:
+                break
+            await asyncio.sleep(0.01)
+        assert not sim.accounts._subscribers["alice"] and not sim.accounts.sessions
