@@ -68,7 +68,7 @@ def ours_write(path: Path, records: list) -> int:
 async def replay_rate() -> tuple[float, int]:
     from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-    from binance_ws.sim import SimConfig, Simulator
+    from binance_ws.sim import Simulator
     from binance_ws.sim.replay import Replay
 
     class Counter(WSListener):
@@ -79,8 +79,7 @@ async def replay_rate() -> tuple[float, int]:
                 self.n += 1
 
     replay = Replay(DATA, speed=0)
-    symbols = tuple(s for s in SimConfig().symbols if s.symbol not in replay.symbols)
-    async with Simulator(replay=replay, flow_rate=0.0, symbols=symbols) as sim:
+    async with Simulator(replay=replay, flow_rate=0.0) as sim:
         url = f"{sim.stream_url}/stream?streams=" + "/".join(sorted(replay.streams))
         t = time.perf_counter()
         transport, client = await ws_connect(Counter, url)

@@ -194,6 +194,11 @@ async def test_loop_starts_over_in_the_same_order(tmp_path: Path) -> None:
         await _until(lambda: len(client.frames) >= 3 * len(sent), "three passes")
         transport.disconnect()
         assert replay.passes >= 2
+        # With nobody left listening, no new pass starts (the one under way may finish).
+        await _until(lambda: not sim.hub.subscribed_streams(), "the client to be gone")
+        passes = replay.passes
+        await asyncio.sleep(0.1)
+        assert replay.passes <= passes + 1
         assert not replay.done.is_set()
     assert client.frames[: 3 * len(sent)] == [_combined(s, p) for s, p in sent] * 3
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from binance_ws.sim.hub import StreamHub
     from binance_ws.sim.simulator import Simulator
 
-#: How often to look for the first subscriber while waiting for one.
+#: How often to look for a subscriber while waiting for one.
 SUBSCRIBER_POLL_S: Final = 0.005
 #: Gaps shorter than this are not slept: a timer per message would cost more than the gap itself, and
 #: the schedule is absolute, so skipped sleeps do not add up to drift.
@@ -60,9 +60,9 @@ class Replay:
 
     ``Replay(path, speed=1.0, *, wait_for_subscriber=True, loop=False)`` reads the recording once to
     learn its streams, symbols and snapshots (raises :class:`binance_ws.recording.RecordingError` or
-    ``OSError`` if it cannot); :meth:`run` then streams it from the file. With ``wait_for_subscriber``
-    the clock starts when the first client subscribes to one of the recording's streams; with ``loop``
-    the recording starts over when it ends, forever.
+    ``OSError`` if it cannot); :meth:`run` then streams it from the file. With ``loop`` the recording
+    starts over when it ends, forever. With ``wait_for_subscriber`` a pass starts only while some client
+    is subscribed to one of the recording's streams (the first pass waits for the first subscriber).
 
     Progress for tests: ``sent`` (stream messages published so far, over all passes), ``passes``
     (complete passes) and ``done`` (an ``asyncio.Event`` set when the last pass ends; never with
@@ -139,16 +139,17 @@ class Replay:
         """Publish the recording into ``sim.hub`` at the configured pace; returns when done (or never,
         with ``loop``). Cancel the task to stop early."""
         hub = sim.hub
-        if self.wait_for_subscriber:
-            await self._first_subscriber(hub)
         while True:
+            if self.wait_for_subscriber:
+                await self._subscriber(hub)
             await self._play_once(hub)
             self.passes += 1
             if not self.loop:
                 self.done.set()
                 return
+            await asyncio.sleep(0)  # a short recording looping at speed 0 must not starve the loop
 
-    async def _first_subscriber(self, hub: StreamHub) -> None:
+    async def _subscriber(self, hub: StreamHub) -> None:
         while not any(hub.has_subscribers(s) for s in self._streams):
             await asyncio.sleep(SUBSCRIBER_POLL_S)
 
