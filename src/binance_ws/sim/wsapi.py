@@ -125,6 +125,14 @@ class WsApiListener(WSListener):
         if self._transport is not None:
             self._transport.disconnect(graceful=False)
 
+    def terminate_subscriptions(self) -> int:
+        """End every subscription from the server side (``eventStreamTerminated`` each), as Binance does
+        when a session's authorisation ends; returns how many ended."""
+        ids = list(self._subs)
+        for sub_id in ids:
+            self._terminate(sub_id)
+        return len(ids)
+
     # -- dispatch -------------------------------------------------------------------------------------
     def _handle(self, request: dict[str, Any]) -> None:
         req_id = request.get("id")
@@ -244,10 +252,8 @@ class WsApiListener(WSListener):
                 raise SimApiError(-2036)
             self._terminate(sub_id)
             return {}
-        if not self._subs:
+        if not self.terminate_subscriptions():
             raise SimApiError(-2036)
-        for sub_id in list(self._subs):
-            self._terminate(sub_id)
         return {}
 
     def _terminate(self, sub_id: int) -> None:

@@ -1,0 +1,150 @@
+"""The spot user socket against the simulator: event sequences per key type, and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from binance_ws.client import BinanceAPIError
+from binance_ws.engine.userdata import UserDataStream, user_socket
+from binance_ws.errors import ERR_DISCONNECTED
+from userdata_support import KEY_KINDS, accounts_sim, best, make_account
+
+WAIT_S = 5.0
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = WAIT_S) -> None:
+    """Poll ``condition`` until true; fail the test after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def fill_resting_buy(sim: Any, account: str, maker: str = "mm") -> int:
+    """``account`` rests a buy at the top of the book and ``maker`` sells into it; returns the order id."""
+    bid, _ = best(sim)
+    accounts = sim.accounts
+    order = accounts.place_order(accounts.account(account), {
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01000",
+        "price": str(Decimal(bid) + Decimal("0.01"))})
+    accounts.place_order(accounts.account(maker), {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET",
+                                                   "quantity": "0.01000"})
+    return int(order["orderId"])
+
+
+def shape(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(e["e"], e.get("x"), e.get("X")) for e in events]
+
+
+FILL_SEQUENCE = [("executionReport", "NEW", "NEW"), ("outboundAccountPosition", None, None),
+                 ("executionReport", "TRADE", "FILLED"), ("outboundAccountPosition", None, None)]
+
+
+@pytest.mark.parametrize(("kind", "mode"), [*((k, "signature") for k in KEY_KINDS), ("ED25519", "logon")])
+async def test_filled_order_gives_the_event_sequence(kind: str, mode: str) -> None:
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", kind)  # type: ignore[arg-type]
+        make_account(sim, "mm", "HMAC")
+        events: list[dict[str, Any]] = []
+        async with creds.client(sim) as client:
+            stream = await user_socket(client, events.append, mode=mode)  # type: ignore[arg-type]
+            try:
+                order_id = fill_resting_buy(sim, "alice")
+                await wait_for(lambda: len(events) >= 4)
+                assert shape(events) == FILL_SEQUENCE
+                assert events[2]["i"] == order_id and events[2]["z"] == "0.01000000"
+                assert "subscriptionId" not in events[0]  # bare event dicts
+            finally:
+                await stream.stop()
+            assert events[-1]["e"] == "eventStreamTerminated"
+
+
+async def test_refusals_raise_naming_the_cause() -> None:
+    async with accounts_sim() as sim:
+        hm = make_account(sim, "hm", "HMAC")
+        events: list[dict[str, Any]] = []
+        async with hm.client(sim) as client:
+            with pytest.raises(BinanceAPIError) as logon:
+                await user_socket(client, events.append, mode="logon")
+            assert logon.value.code == -4056
+        wrong = hm.client(sim)
+        wrong.api_key = "C" * 64
+        with pytest.raises(BinanceAPIError) as unknown:
+            await user_socket(wrong, events.append)
+        assert unknown.value.code == -2015 and "Invalid API-key" in str(unknown.value)
+        bad = make_account(sim, "bad", "HMAC")
+        bad.secret = "not-the-secret"
+        with pytest.raises(BinanceAPIError) as sig:
+            await user_socket(bad.client(sim), events.append)
+        assert sig.value.code == -1022
+        assert events == []  # a refusal is raised, not turned into a silent or half-open stream
+
+
+async def test_stale_clock_is_measured_and_retried() -> None:
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "ED25519")
+        sim.clock.advance(45_000)
+        events: list[dict[str, Any]] = []
+        client = creds.client(sim, auto_time_sync=False)
+        stream = await user_socket(client, events.append)
+        try:
+            assert 40_000 < client.time_offset_ms < 50_000 and stream.subscription_id is not None
+        finally:
+            await stream.stop()
+
+
+async def test_dropped_connection_resubscribes_and_events_keep_coming() -> None:
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "HMAC")
+        make_account(sim, "mm", "HMAC")
+        events: list[dict[str, Any]] = []
+        async with creds.client(sim) as client:
+            stream = UserDataStream(client, events.append)
+            await stream.start()
+            try:
+                fill_resting_buy(sim, "alice")
+                await wait_for(lambda: len(events) >= 4)
+                assert sim.faults.drop() >= 1  # cut the WS API connection (no close frame)
+                await wait_for(lambda: stream.subscriptions == 2 and stream.subscription_id is not None)
+                errors = [e for e in events if e["e"] == "error"]
+                assert errors and errors[0]["type"] == ERR_DISCONNECTED
+                events.clear()
+                fill_resting_buy(sim, "alice")
+                await wait_for(lambda: len(events) >= 4)
+                assert shape(events) == FILL_SEQUENCE
+                # Cut it again, the graceful way this time: it still comes back.
+                assert sim.accounts.drop_sessions(graceful=True) == 1
+                await wait_for(lambda: stream.subscriptions == 3 and stream.subscription_id is not None)
+                events.clear()
+                sim.accounts.deposit(sim.accounts.account("alice"), "USDT", "5")
+                await wait_for(lambda: [e["e"] for e in events] == ["balanceUpdate",
+                                                                    "outboundAccountPosition"])
+            finally:
+                await stream.stop()
+
+
+async def test_server_ended_subscription_is_renewed_on_the_same_connection() -> None:
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "ED25519")
+        received: list[dict[str, Any]] = []
+
+        async def on_event(event: dict[str, Any]) -> None:  # async callbacks are awaited in order
+            received.append(event)
+
+        async with creds.client(sim) as client, UserDataStream(client, on_event, mode="logon") as stream:
+            connections = stream.connection.connections
+            (session,) = sim.accounts.sessions
+            assert session.terminate_subscriptions() == 1
+            await wait_for(lambda: stream.subscriptions == 2 and stream.subscription_id is not None)
+            assert received[0]["e"] == "eventStreamTerminated"
+            assert stream.connection.connections == connections  # same connection, new subscription
+            sim.accounts.deposit(sim.accounts.account("alice"), "BTC", "1")
+            await wait_for(lambda: [e["e"] for e in received[1:]] == ["balanceUpdate",
+                                                                      "outboundAccountPosition"])
