@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import types
 from collections.abc import AsyncIterator
 
@@ -297,3 +298,35 @@ def test_parse_path_forms() -> None:
     route = parse_path(b"/stream?streams=a@trade/a@trade&timeUnit=microsecond")
     assert route is not None and route.streams == ["a@trade"] and route.combined and route.micro
     assert parse_path(b"/elsewhere") is None
+
+
+# -- blast mode ---------------------------------------------------------------------------------------------
+async def test_blast_sends_count_consecutive_trades_across_chunks(sim: LightSim) -> None:
+    count = 25_000  # spans three pre-generated chunks
+    client = await connect(f"{sim.stream_url}/blast?stream=ethusdt@trade&count={count}")
+    await client.wait_for(lambda: len(client.frames) >= count, timeout=20)
+    msgs = client.messages()
+    assert len(msgs) == count
+    assert [m["t"] for m in msgs] == list(range(3_735_680_000, 3_735_680_000 + count))
+    assert {m["s"] for m in msgs} == {"ETHUSDT"} and all(m["E"] == m["T"] for m in msgs)
+
+
+async def test_blast_combined_and_micro(sim: LightSim) -> None:
+    url = f"{sim.stream_url}/blast?stream=btcusdt@trade&count=3&combined=1&timeUnit=MICROSECOND"
+    client = await connect(url)
+    await client.wait_for(lambda: len(client.texts()) == 3)
+    first = client.messages()[0]
+    assert first["stream"] == "btcusdt@trade" and first["data"]["e"] == "trade"
+    assert len(str(first["data"]["E"])) == 16
+
+
+async def test_blast_at_a_fixed_rate_is_paced(sim: LightSim) -> None:
+    client = await connect(f"{sim.stream_url}/blast?stream=btcusdt@trade&count=100&rate=500")
+    started = time.monotonic()
+    await client.wait_for(lambda: len(client.texts()) == 100)
+    assert time.monotonic() - started >= 0.15
+
+
+async def test_blast_refuses_a_non_trade_stream(sim: LightSim) -> None:
+    assert (await refused(f"{sim.stream_url}/blast?stream=btcusdt@depth"))[0] == 400
+    assert (await refused(f"{sim.stream_url}/blast?stream=btcusdt@trade&count=x"))[0] == 400
