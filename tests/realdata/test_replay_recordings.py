@@ -164,3 +164,32 @@ async def test_spot_btcusdt_replays_byte_for_byte_through_the_simulator() -> Non
     assert client.frames == expected
     assert replay.done.is_set() and replay.sent == 41_248
     assert served == recorded_snapshot
+
+
+async def test_cryptofeed_capture_of_unlisted_symbols_replays_with_its_snapshots() -> None:
+    # Four symbols the engine does not list: their streams validate because the recording has them.
+    path = RECORDINGS / "cryptofeed_BINANCE.ws.1.0"
+    records = list(read_recording(path))
+    expected = [b'{"stream":"%s","data":%s}' % (r.stream.encode(), r.payload)
+                for r in records if r.kind == KIND_STREAM and r.stream is not None]
+    snapshots = {r.symbol: orjson.loads(r.payload) for r in records if r.kind == KIND_SNAPSHOT}
+    replay = Replay(path, speed=0)
+    async with Simulator(replay=replay) as sim:
+        assert not set(replay.symbols) & set(sim.exchange.symbols)
+        # Every stream of the connect URL, including runeeur@bookTicker which carried no message.
+        url = f"{sim.stream_url}/stream?streams=" + "/".join(read_header(path).url_streams())
+        transport, client = await ws_connect(_Collector, url)
+        assert isinstance(client, _Collector)
+        await asyncio.wait_for(replay.done.wait(), 30)
+        deadline = time.monotonic() + 30
+        while len(client.frames) < len(expected) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        transport.disconnect()
+        async with aiohttp.ClientSession() as http:
+            served = {}
+            for symbol in snapshots:
+                async with http.get(f"{sim.rest_url}/api/v3/depth?symbol={symbol}&limit=1000") as resp:
+                    assert resp.status == 200
+                    served[symbol] = await resp.json()
+    assert client.frames == expected
+    assert served == snapshots

@@ -152,10 +152,11 @@ async def test_paced_replay_follows_the_recorded_clock_divided_by_speed(tmp_path
         await asyncio.wait_for(replay.done.wait(), TIMEOUT_S)
         await _until(lambda: len(client.frames) >= count, "every message")
         transport.disconnect()
-    # Assert: never ahead of the schedule (a lower bound holds however loaded the machine is) ...
+    # Assert: never ahead of the schedule (a lower bound holds however loaded the machine is; the slack
+    # covers a first frame that reached the client late) ...
     expected = span_s / speed
     took = client.arrivals[-1] - client.arrivals[0]
-    assert took >= expected * 0.9
+    assert took >= expected - 0.1
     # ... and with speed > 1 clearly quicker than the recorded pace.
     if speed > 1:
         assert took < span_s
