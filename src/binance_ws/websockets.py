@@ -1,0 +1,416 @@
+"""The seed's threaded ``BinanceSocketManager``: python-binance's API, on the asyncio stream engine.
+
+Code written for python-binance's threaded socket manager runs unchanged::
+
+    bm = BinanceSocketManager(client)
+    conn_key = bm.start_trade_socket("BNBBTC", process_message)
+    bm.start()
+    ...
+    bm.stop_socket(conn_key)
+    bm.close()
+
+One daemon thread runs an event loop with one :class:`~binance_ws.engine.manager.AsyncSocketManager`, so
+every socket shares the engine's combined connections, reconnects, rotation and gap reports. Callbacks
+run on that thread and receive Binance's dicts; the only other thing they can receive is an error event
+``{'e': 'error', 'm': ..., ...}`` (see :mod:`binance_ws.errors`), e.g. exactly
+``{'e': 'error', 'm': 'Max reconnect retries reached'}`` after the last failed reconnect, after which
+that socket is stopped. A callback that raises is logged and its stream goes on. After :meth:`close`
+no thread of ours is left and the program exits by itself; :meth:`start` makes the manager usable again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final
+
+from binance_ws import enums, errors
+from binance_ws import streams as stream_names
+from binance_ws.core.backoff import BackoffPolicy
+from binance_ws.engine.delivery import Subscription
+from binance_ws.engine.manager import (
+    MINI_TICKER_ARR_INTERVAL_MS,
+    TICKER_ARR_INTERVAL_S,
+    AsyncSocketManager,
+)
+from binance_ws.engine.userdata import UserDataStream
+from binance_ws.markets import SPOT, Market
+
+log = logging.getLogger("binance_ws.websockets")
+
+Callback = Callable[[Any], Any]
+
+#: The seed's listen-key keep-alive period (python-binance ``DEFAULT_USER_TIMEOUT``).
+DEFAULT_USER_TIMEOUT: Final = 30 * 60
+#: The conn_key of the user data socket: there is one per manager (the WebSocket API has no listen key
+#: to name it by, PROTOCOL 6.3).
+USER_SOCKET_KEY: Final = "userData"
+#: The conn_key of :meth:`BinanceSocketManager.start_ticker_socket`: the stream the seed opened.
+TICKER_SOCKET_KEY: Final = "!ticker@arr"
+#: How long a stop or close called from another thread waits for the engine to finish it. Past this the
+#: call returns anyway (the socket is already forgotten and no longer delivers once the engine gets to it).
+STOP_TIMEOUT_S: Final = 10.0
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+Opener = Callable[[AsyncSocketManager], Awaitable[Any]]
+
+
+@dataclass(eq=False)
+class _Socket:
+    """One started socket: how to open it on the engine, and what it became."""
+
+    key: str
+    callback: Callback
+    opener: Opener
+    #: A :class:`Subscription` or a user data stream once open.
+    handle: Any = None
+    task: concurrent.futures.Future[None] | None = field(default=None, repr=False)
+
+    def alive(self) -> bool:
+        """Opening, or open and not ended by the engine (a socket given up after max retries is not)."""
+        return not (isinstance(self.handle, Subscription) and self.handle.closed)
+
+
+class BinanceSocketManager:
+    """python-binance's threaded socket manager, seed-compatible.
+
+    ``client`` is a :class:`binance_ws.client.Client` (or None for market data only): its ``market``
+    says where to connect unless ``market`` is given (``sim.market`` for the simulator), and its keys
+    serve :meth:`start_user_socket`. ``user_timeout`` is the seed's listen-key keep-alive period; the
+    WebSocket API user stream that replaced listen keys needs none, so it is kept for compatibility
+    only. ``max_reconnects`` failed reconnects in a row stop a socket (None: retry forever); any other
+    keyword (``backoff``, ``ping_interval``, ``no_data_timeout``, ``rotate_after``, ...) is passed to
+    :class:`~binance_ws.engine.manager.AsyncSocketManager`.
+
+    Every ``start_*`` validates its arguments at once (raising
+    :class:`~binance_ws.errors.InvalidStreamError` with the fix) and returns the socket's conn_key, or
+    False if that socket is already started. Sockets may be started before or after :meth:`start`;
+    nothing connects before it. ``start_*`` and ``stop_*`` may be called from any thread, callbacks
+    included.
+    """
+
+    WEBSOCKET_DEPTH_5: Final = enums.WEBSOCKET_DEPTH_5
+    WEBSOCKET_DEPTH_10: Final = enums.WEBSOCKET_DEPTH_10
+    WEBSOCKET_DEPTH_20: Final = enums.WEBSOCKET_DEPTH_20
+    DEFAULT_USER_TIMEOUT: Final = DEFAULT_USER_TIMEOUT
+
+    def __init__(self, client: Any = None, user_timeout: float = DEFAULT_USER_TIMEOUT, *,
+                 market: Market | None = None, max_reconnects: int | None = 5,
+                 **engine_options: Any) -> None:
+        self._client = client
+        self.user_timeout = user_timeout
+        self.market: Market = market or getattr(client, "market", None) or SPOT
+        self.max_reconnects = max_reconnects
+        self._engine_options = engine_options
+        self._lock = threading.RLock()
+        self._sockets: dict[str, _Socket] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._manager: AsyncSocketManager | None = None
+
+    def __repr__(self) -> str:
+        state = "running" if self._loop is not None else "stopped"
+        return f"<BinanceSocketManager {self.market.name} {state} sockets={len(self._sockets)}>"
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the engine thread and open every socket started so far (idempotent)."""
+        with self._lock:
+            if self._loop is not None:
+                return
+            loop = asyncio.new_event_loop()
+            # The manager is built here, not on the loop: it only stores settings until first used.
+            self._manager = AsyncSocketManager(None, market=self.market, max_reconnects=self.max_reconnects,
+                                               **self._engine_options)
+            thread = threading.Thread(target=self._run_loop, args=(loop,), name="binance-ws-sockets",
+                                      daemon=True)
+            self._loop, self._thread = loop, thread
+            thread.start()
+            for sock in self._sockets.values():
+                self._schedule_open(sock)
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            # Whatever close() did not finish (an open still retrying) ends here, so the loop closes clean.
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def close(self) -> None:
+        """Stop every socket and the engine thread; start sockets and call :meth:`start` to use it again.
+
+        From another thread this returns once the thread has ended; from a callback it only schedules
+        the shutdown (a thread cannot wait for itself).
+        """
+        with self._lock:
+            loop, thread, manager = self._loop, self._thread, self._manager
+            self._loop = self._thread = self._manager = None
+            socks = list(self._sockets.values())
+            self._sockets.clear()
+        if loop is None or thread is None or manager is None:
+            return
+
+        async def shutdown() -> None:
+            for sock in socks:
+                if sock.task is not None:
+                    sock.task.cancel()  # an open still in progress is abandoned, not awaited
+            # Market subscriptions end with the manager; user data streams are separate connections.
+            await asyncio.gather(*(_close_handle(s.handle) for s in socks
+                                   if s.handle is not None and not isinstance(s.handle, Subscription)),
+                                 return_exceptions=True)
+            await manager.close()
+
+        future = asyncio.run_coroutine_threadsafe(shutdown(), loop)
+        if _on_loop_thread(loop):
+            future.add_done_callback(lambda _: loop.stop())
+            return
+        try:
+            future.result(timeout=STOP_TIMEOUT_S)
+        except Exception:
+            log.exception("socket manager did not close cleanly")
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(STOP_TIMEOUT_S)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the engine thread to end (after :meth:`close`), like the seed's ``Thread.join``."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def __enter__(self) -> BinanceSocketManager:
+        self.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- the engine side --------------------------------------------------------------------------
+    def _start_socket(self, key: str, callback: Callback, opener: Opener) -> str | bool:
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        with self._lock:
+            current = self._sockets.get(key)
+            if current is not None and current.alive():
+                return False
+            sock = self._sockets[key] = _Socket(key, callback, opener)
+            if self._loop is not None:
+                self._schedule_open(sock)
+        return key
+
+    def _schedule_open(self, sock: _Socket) -> None:
+        assert self._loop is not None and self._manager is not None
+        sock.task = asyncio.run_coroutine_threadsafe(self._open(sock, self._manager), self._loop)
+
+    async def _open(self, sock: _Socket, manager: AsyncSocketManager) -> None:
+        try:
+            handle = await sock.opener(manager)
+        except Exception as exc:
+            with self._lock:
+                if self._sockets.get(sock.key) is sock:
+                    del self._sockets[sock.key]
+            log.warning("socket %s could not start: %s", sock.key, exc)
+            _deliver(sock.callback, _start_error(sock.key, exc))
+            return
+        with self._lock:
+            sock.handle = handle
+            stopped = self._sockets.get(sock.key) is not sock
+        if stopped:
+            await _close_handle(handle)
+
+    async def _stop(self, sock: _Socket) -> None:
+        task = sock.task
+        if task is not None and not task.done():
+            # Still opening: _open sees the socket is gone and closes what it opened.
+            await asyncio.wrap_future(task)
+        elif sock.handle is not None:
+            await _close_handle(sock.handle)
+
+    def stop_socket(self, conn_key: str) -> None:
+        """Stop the socket ``conn_key`` (a value a ``start_*`` returned); unknown keys are ignored."""
+        with self._lock:
+            sock = self._sockets.pop(conn_key, None)
+            loop = self._loop
+        if sock is None or loop is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._stop(sock), loop)
+        if not _on_loop_thread(loop):
+            with contextlib.suppress(concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                future.result(timeout=STOP_TIMEOUT_S)
+
+    def _stop_where(self, match: Callable[[str], bool]) -> None:
+        with self._lock:
+            keys = [k for k in self._sockets if match(k)]
+        for key in keys:
+            self.stop_socket(key)
+
+    # -- market sockets ---------------------------------------------------------------------------
+    def _start_streams(self, names: list[str], callback: Callback, key: str,
+                       wrap: bool = False) -> str | bool:
+        # Validated here, in the caller's thread, so a bad name raises before anything opens.
+        checked = [stream_names.validate_stream(n, self.market) for n in names]
+        return self._start_socket(key, callback, lambda m: m.subscribe(checked, callback, wrap=wrap))
+
+    def _start_stream(self, name: str, callback: Callback) -> str | bool:
+        return self._start_streams([name], callback, name)
+
+    def start_depth_socket(self, symbol: str, callback: Callback, depth: int | str | None = None,
+                           interval: int | None = None) -> str | bool:
+        """Diff depth of ``symbol`` by default; ``depth`` ``WEBSOCKET_DEPTH_5/10/20`` for the partial
+        book; ``interval=100`` for the 100 ms stream. conn_key e.g. ``bnbbtc@depth5``."""
+        return self._start_stream(stream_names.depth(symbol, depth, interval), callback)
+
+    def start_kline_socket(self, symbol: str, callback: Callback,
+                           interval: str = enums.KLINE_INTERVAL_1MINUTE) -> str | bool:
+        """Klines of ``symbol`` at ``interval`` (a ``KLINE_INTERVAL_*``); conn_key ``bnbbtc@kline_1m``."""
+        return self._start_stream(stream_names.kline(symbol, interval), callback)
+
+    def start_trade_socket(self, symbol: str, callback: Callback) -> str | bool:
+        """Every trade of ``symbol``; conn_key ``bnbbtc@trade``."""
+        return self._start_stream(stream_names.trade(symbol), callback)
+
+    def start_aggtrade_socket(self, symbol: str, callback: Callback) -> str | bool:
+        """Aggregate trades of ``symbol``; conn_key ``bnbbtc@aggTrade``."""
+        return self._start_stream(stream_names.agg_trade(symbol), callback)
+
+    def start_symbol_ticker_socket(self, symbol: str, callback: Callback) -> str | bool:
+        """The 24 h ticker of ``symbol``, every second; conn_key ``bnbbtc@ticker``."""
+        return self._start_stream(stream_names.ticker(symbol), callback)
+
+    def start_symbol_book_ticker_socket(self, symbol: str, callback: Callback) -> str | bool:
+        """Best bid and ask of ``symbol``, real-time; conn_key ``bnbbtc@bookTicker``."""
+        return self._start_stream(stream_names.book_ticker(symbol), callback)
+
+    def start_multiplex_socket(self, streams: Iterable[str], callback: Callback) -> str | bool:
+        """Several streams by name (lowercase symbols) on one socket; messages are
+        ``{'stream': ..., 'data': ...}``. A user data stream is refused. conn_key ``streams=a/b``."""
+        names = [streams] if isinstance(streams, str) else list(streams)
+        if not names:
+            raise errors.InvalidStreamError("no stream given; pass names such as ['bnbbtc@trade']")
+        return self._start_streams(names, callback, "streams=" + "/".join(names), wrap=True)
+
+    def start_miniticker_socket(self, callback: Callback, update_time: int = MINI_TICKER_ARR_INTERVAL_MS
+                                ) -> str | bool:
+        """Mini tickers of every symbol that changed, as a list: Binance pushes every 1000 ms; a larger
+        ``update_time`` (ms) conflates them here (newest per symbol). conn_key
+        ``!miniTicker@arr@<update_time>ms`` as in the seed."""
+        if isinstance(update_time, bool) or not isinstance(update_time, int) \
+                or update_time < MINI_TICKER_ARR_INTERVAL_MS:
+            raise errors.InvalidStreamError(
+                f"update_time must be an integer number of ms >= {MINI_TICKER_ARR_INTERVAL_MS} (Binance "
+                f"pushes every {MINI_TICKER_ARR_INTERVAL_MS} ms), got {update_time!r}")
+        name = stream_names.mini_ticker()
+        key = f"{name}@{update_time}ms"
+        if update_time == MINI_TICKER_ARR_INTERVAL_MS:
+            return self._start_socket(key, callback, lambda m: m.subscribe(name, callback))
+        return self._start_socket(key, callback,
+                                  lambda m: m.subscribe_conflated(name, update_time / 1000, callback))
+
+    def start_ticker_socket(self, callback: Callback) -> str | bool:
+        """24 h tickers of every trading symbol that changed, as a list, about once a second: what the
+        seed's ``!ticker@arr`` delivered. That stream was retired on 2026-03-26, so this subscribes to
+        each symbol's ``@ticker`` (symbols from exchangeInfo) and batches them. conn_key ``!ticker@arr``."""
+        async def open_(m: AsyncSocketManager) -> Subscription:
+            names = [stream_names.ticker(s) for s in await m.trading_symbols()]
+            return await m.subscribe_conflated(names, TICKER_ARR_INTERVAL_S, callback)
+
+        return self._start_socket(TICKER_SOCKET_KEY, callback, open_)
+
+    # -- user data --------------------------------------------------------------------------------
+    def start_user_socket(self, callback: Callback) -> str | bool:
+        """The account's user data events (``executionReport``, ``outboundAccountPosition``, ...) over
+        the WebSocket API, resubscribed after every reconnect. Needs a client with an API key and a
+        signing key (ValueError otherwise). conn_key ``userData``."""
+        client = getattr(self._client, "async_client", self._client)
+        if client is None or getattr(client, "signer", None) is None or not getattr(client, "api_key", None):
+            raise ValueError("start_user_socket needs BinanceSocketManager(client) with an API key and "
+                             "secret (or private key)")
+
+        async def open_(m: AsyncSocketManager) -> UserDataStream:
+            stream = UserDataStream(client, callback, ws_api_url=self.market.ws_api_url or None,
+                                    backoff=BackoffPolicy(max_retries=self.max_reconnects))
+            await stream.start()
+            return stream
+
+        return self._start_socket(USER_SOCKET_KEY, callback, open_)
+
+    # -- the seed's older per-kind stops ----------------------------------------------------------
+    def stop_depth_socket(self, symbol: str) -> None:
+        """Stop every depth socket (diff or partial, any speed) of ``symbol``."""
+        self._stop_kind(symbol, ("depth", "depthN"))
+
+    def stop_kline_socket(self, symbol: str) -> None:
+        """Stop every kline socket of ``symbol``."""
+        self._stop_kind(symbol, ("kline",))
+
+    def stop_trade_socket(self, symbol: str) -> None:
+        self._stop_kind(symbol, ("trade",))
+
+    def stop_aggtrade_socket(self, symbol: str) -> None:
+        self._stop_kind(symbol, ("aggTrade",))
+
+    def stop_symbol_ticker_socket(self, symbol: str) -> None:
+        self._stop_kind(symbol, ("ticker",))
+
+    def stop_ticker_socket(self) -> None:
+        self.stop_socket(TICKER_SOCKET_KEY)
+
+    def stop_miniticker_socket(self) -> None:
+        """Stop the all-market mini ticker socket, whatever its update time."""
+        prefix = stream_names.mini_ticker() + "@"
+        self._stop_where(lambda key: key.startswith(prefix))
+
+    def stop_user_socket(self) -> None:
+        self.stop_socket(USER_SOCKET_KEY)
+
+    def _stop_kind(self, symbol: str, kinds: tuple[str, ...]) -> None:
+        upper = stream_names.validate_symbol(symbol)
+
+        def match(key: str) -> bool:
+            if key.startswith(("!", "streams=")) or key == USER_SOCKET_KEY:
+                return False
+            info = stream_names.parse_stream(key, self.market)
+            return info.symbol == upper and info.kind in kinds
+
+        self._stop_where(match)
+
+
+def _start_error(key: str, exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, errors.SubscriptionError):
+        return errors.error_event(errors.ERR_SUBSCRIPTION, errors.MSG_SUBSCRIPTION, stream=key,
+                                  code=exc.code, msg=exc.msg)
+    return errors.error_event(errors.ERR_SUBSCRIPTION, f"{errors.MSG_SUBSCRIPTION}: {exc}", stream=key)
+
+
+def _deliver(callback: Callback, event: dict[str, Any]) -> None:
+    try:
+        callback(event)
+    except Exception:
+        log.exception("callback %r raised on an error event", callback)
+
+
+async def _close_handle(handle: Any) -> None:
+    if isinstance(handle, Subscription):
+        await handle.close()
+    else:
+        await handle.stop()

@@ -1,0 +1,297 @@
+"""The seed's threaded BinanceSocketManager against the simulator over loopback, from plain threads.
+
+The simulator runs on its own event-loop thread here, so each test is ordinary synchronous code, as a
+seed user's program is: it starts sockets, waits for its callbacks and stops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from binance_ws import BinanceSocketManager, errors
+from binance_ws.core.backoff import BackoffPolicy
+from binance_ws.enums import KLINE_INTERVAL_1SECOND, WEBSOCKET_DEPTH_5
+from binance_ws.sim import Simulator
+
+T = TypeVar("T")
+
+#: Reconnect fast: the schedule's shape is tested in tests/core/test_backoff.py.
+FAST = BackoffPolicy(initial_s=0.02, factor=2.0, max_s=0.1, jitter=0.1, max_retries=3)
+
+
+class SimThread:
+    """A running simulator on a background loop; ``call`` runs a coroutine or function there."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="test-sim", daemon=True)
+        self.thread.start()
+
+        async def make() -> Simulator:
+            return await Simulator(flow_rate=200.0).start()
+
+        self.sim = self.call(make())
+
+    def call(self, what: Coroutine[Any, Any, T] | Callable[[], T]) -> T:
+        if asyncio.iscoroutine(what):
+            return asyncio.run_coroutine_threadsafe(what, self.loop).result(10)
+
+        async def run() -> T:
+            return what()  # type: ignore[operator,return-value]
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def stop(self) -> None:
+        self.call(self.sim.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture
+def simt() -> Iterator[SimThread]:
+    s = SimThread()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def bm(simt: SimThread) -> Iterator[BinanceSocketManager]:
+    manager = BinanceSocketManager(None, market=simt.sim.market, backoff=FAST)
+    yield manager
+    manager.close()
+
+
+class Inbox:
+    """A thread-safe message list that a test can wait on."""
+
+    def __init__(self, raise_every: int = 0) -> None:
+        self.items: list[Any] = []
+        self._cond = threading.Condition()
+        self._raise_every = raise_every
+
+    def __call__(self, msg: Any) -> None:
+        with self._cond:
+            self.items.append(msg)
+            self._cond.notify_all()
+        if self._raise_every and len(self.items) % self._raise_every == 0:
+            raise RuntimeError("a buggy callback")
+
+    def wait(self, cond: Callable[[list[Any]], bool], timeout: float = 5.0, what: str = "messages") -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: cond(self.items), timeout):
+                raise AssertionError(f"timed out waiting for {what}; got {self.items[-3:]}")
+
+    def count(self, n: int, timeout: float = 5.0) -> list[Any]:
+        self.wait(lambda items: len(items) >= n, timeout, f"{n} messages")
+        return list(self.items)
+
+
+def test_every_seed_socket_delivers_its_payloads(bm: BinanceSocketManager) -> None:
+    trades = Inbox()
+    # Attached before start(): nothing connects until then.
+    assert bm.start_trade_socket("BTCUSDT", trades) == "btcusdt@trade"
+    bm.start()
+    sockets: list[tuple[str | bool, Inbox, Callable[[Any], bool]]] = [
+        ("btcusdt@trade", trades, lambda m: m["e"] == "trade" and m["s"] == "BTCUSDT")]
+
+    def start(fn: Callable[..., str | bool], *args: Any, check: Callable[[Any], bool], **kw: Any) -> None:
+        inbox = Inbox()
+        sockets.append((fn(*args, inbox, **kw), inbox, check))
+
+    start(bm.start_aggtrade_socket, "ETHUSDT", check=lambda m: m["e"] == "aggTrade" and m["s"] == "ETHUSDT")
+    start(bm.start_kline_socket, "BTCUSDT", interval=KLINE_INTERVAL_1SECOND,
+          check=lambda m: m["e"] == "kline" and m["k"]["i"] == "1s")
+    start(bm.start_depth_socket, "BTCUSDT", check=lambda m: m["e"] == "depthUpdate" and m["U"] <= m["u"])
+    start(bm.start_depth_socket, "BTCUSDT", depth=WEBSOCKET_DEPTH_5, interval=100,
+          check=lambda m: set(m) == {"lastUpdateId", "bids", "asks"} and len(m["bids"]) <= 5)
+    start(bm.start_symbol_ticker_socket, "BNBBTC",
+          check=lambda m: m["e"] == "24hrTicker" and m["s"] == "BNBBTC")
+    start(bm.start_symbol_book_ticker_socket, "BTCUSDT", check=lambda m: m["s"] == "BTCUSDT" and "u" in m)
+    start(bm.start_multiplex_socket, ["btcusdt@trade", "ethusdt@aggTrade"],
+          check=lambda m: set(m) == {"stream", "data"}
+          and m["data"]["s"] == m["stream"].split("@")[0].upper())
+    start(bm.start_miniticker_socket,
+          check=lambda m: isinstance(m, list) and all(x["e"] == "24hrMiniTicker" for x in m))
+    start(bm.start_ticker_socket,
+          check=lambda m: isinstance(m, list) and all(x["e"] == "24hrTicker" for x in m)
+          and len({x["s"] for x in m}) == len(m))
+    keys = [k for k, _, _ in sockets]
+    assert keys == ["btcusdt@trade", "ethusdt@aggTrade", "btcusdt@kline_1s", "btcusdt@depth",
+                    "btcusdt@depth5@100ms", "bnbbtc@ticker", "btcusdt@bookTicker",
+                    "streams=btcusdt@trade/ethusdt@aggTrade",
+                    "!miniTicker@arr@1000ms", "!ticker@arr"]
+    trades.count(5)
+    for key, inbox, check in sockets:
+        msgs = inbox.count(1, timeout=10)
+        assert all(check(m) for m in msgs), (key, msgs[:2])
+    # Trade ids arrive in order, none lost or repeated.
+    ids = [m["t"] for m in trades.items]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+def test_duplicates_return_false_and_stop_restarts(bm: BinanceSocketManager) -> None:
+    bm.start()
+    a, b = Inbox(), Inbox()
+    assert bm.start_trade_socket("BTCUSDT", a) == "btcusdt@trade"
+    assert bm.start_trade_socket("btcusdt", b) is False  # the same stream: nothing new opens
+    assert bm.start_multiplex_socket(["btcusdt@trade"], b) == "streams=btcusdt@trade"
+    assert bm.start_multiplex_socket(["btcusdt@trade"], b) is False
+    a.count(3)
+    bm.stop_socket("btcusdt@trade")
+    n = len(a.items)
+    b.wait(lambda items: len(items) > 10, what="the multiplex socket to keep going")
+    assert len(a.items) == n  # stopped: nothing more after stop_socket returned
+    assert all("stream" in m for m in b.items)
+    # A stopped socket can be started again.
+    c = Inbox()
+    assert bm.start_trade_socket("BTCUSDT", c) == "btcusdt@trade"
+    c.count(3)
+    bm.stop_socket("no-such-key")
+
+
+def test_seed_per_kind_stops(bm: BinanceSocketManager) -> None:
+    bm.start()
+    depth_diff, depth5, eth_depth, trades = Inbox(), Inbox(), Inbox(), Inbox()
+    # 100 ms variants keep the test short; the stop matches every speed and level of the symbol.
+    bm.start_depth_socket("BTCUSDT", depth_diff, interval=100)
+    bm.start_depth_socket("BTCUSDT", depth5, depth=5)
+    bm.start_depth_socket("ETHUSDT", eth_depth, interval=100)
+    bm.start_trade_socket("BTCUSDT", trades)
+    for inbox in (depth_diff, depth5, eth_depth, trades):
+        inbox.count(1, timeout=10)
+    bm.stop_depth_socket("BTCUSDT")
+    counts = len(depth_diff.items), len(depth5.items)
+    n_eth, n_trades = len(eth_depth.items), len(trades.items)
+    eth_depth.wait(lambda items: len(items) > n_eth + 1, timeout=10, what="ETH depth to go on")
+    trades.wait(lambda items: len(items) > n_trades + 5, what="trades to go on")
+    assert (len(depth_diff.items), len(depth5.items)) == counts
+    bm.stop_trade_socket("BTCUSDT")
+    assert bm.start_trade_socket("BTCUSDT", trades) == "btcusdt@trade"
+
+
+def test_close_then_start_again(simt: SimThread) -> None:
+    bm = BinanceSocketManager(None, market=simt.sim.market)
+    first = Inbox()
+    bm.start_trade_socket("BTCUSDT", first)
+    bm.start()
+    first.count(3)
+    bm.close()
+    n = len(first.items)
+    assert not [t for t in threading.enumerate() if t.name == "binance-ws-sockets"]
+    assert simt.call(lambda: len(simt.sim.stream_server.connections)) == 0 or _wait_no_connections(simt)
+    assert len(first.items) == n
+    # After close() the sockets are gone: starting one again is a fresh start, and start() is needed.
+    second = Inbox()
+    assert bm.start_trade_socket("BTCUSDT", second) == "btcusdt@trade"
+    time.sleep(0.2)
+    assert second.items == []
+    bm.start()
+    second.count(3)
+    bm.close()
+    bm.close()  # idempotent
+
+
+def _wait_no_connections(simt: SimThread) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if simt.call(lambda: len(simt.sim.stream_server.connections)) == 0:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_invalid_input_is_refused_before_connecting(bm: BinanceSocketManager) -> None:
+    cb = Inbox()
+    with pytest.raises(errors.InvalidStreamError, match="unknown kline interval '2m'"):
+        bm.start_kline_socket("BNBBTC", cb, interval="2m")
+    with pytest.raises(errors.InvalidStreamError, match="depth level 7 is not one of 5, 10, 20"):
+        bm.start_depth_socket("BNBBTC", cb, depth=7)
+    with pytest.raises(errors.InvalidStreamError, match="did you mean 'bnbbtc@trade'"):
+        bm.start_multiplex_socket(["BNBBTC@trade"], cb)
+    with pytest.raises(errors.InvalidStreamError, match="start_user_socket"):
+        bm.start_multiplex_socket(["bnbbtc@trade", "x" * 64], cb)
+    with pytest.raises(errors.InvalidStreamError, match="unknown stream type 'foo'"):
+        bm.start_multiplex_socket(["bnbbtc@foo"], cb)
+    with pytest.raises(errors.InvalidStreamError, match="symbol"):
+        bm.start_trade_socket("BNB/BTC", cb)
+    with pytest.raises(errors.InvalidStreamError, match="update_time"):
+        bm.start_miniticker_socket(cb, update_time=500)
+    with pytest.raises(ValueError, match="API key"):
+        bm.start_user_socket(cb)
+    bm.start()
+    assert bm.start_trade_socket("BNBBTC", cb) == "bnbbtc@trade"  # nothing half-registered above
+
+
+def test_callback_that_raises_is_logged_and_the_stream_goes_on(
+        bm: BinanceSocketManager, caplog: pytest.LogCaptureFixture) -> None:
+    inbox = Inbox(raise_every=2)
+    with caplog.at_level(logging.ERROR):
+        bm.start_trade_socket("BTCUSDT", inbox)
+        bm.start()
+        msgs = inbox.count(10)
+    assert any("a buggy callback" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+    ids = [m["t"] for m in msgs]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+def test_miniticker_update_time_conflates(bm: BinanceSocketManager) -> None:
+    inbox = Inbox()
+    stamps: list[float] = []
+
+    def on_batch(batch: Any) -> None:
+        stamps.append(time.monotonic())
+        inbox(batch)
+
+    assert bm.start_miniticker_socket(on_batch, update_time=1100) == "!miniTicker@arr@1100ms"
+    bm.start()
+    inbox.count(2, timeout=10)
+    # Delivered every update_time at most (a loaded machine only makes the gaps longer).
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(stamps))
+    for batch in inbox.items:
+        assert isinstance(batch, list) and batch
+        assert len({x["s"] for x in batch}) == len(batch)  # newest per symbol, once
+
+
+def test_max_retries_gives_the_exact_error_and_stops_the_socket(
+        simt: SimThread, bm: BinanceSocketManager) -> None:
+    inbox = Inbox()
+    bm.start_trade_socket("BTCUSDT", inbox)
+    bm.start()
+    inbox.count(3)
+    simt.call(lambda: simt.sim.faults.refuse(503))
+    simt.call(lambda: simt.sim.faults.drop())
+    inbox.wait(lambda items: any(m.get("e") == "error" and m.get("m") == errors.MSG_MAX_RETRIES
+                                 for m in items), timeout=10, what="the max-retries event")
+    final = [m for m in inbox.items if m.get("e") == "error" and m.get("m") == errors.MSG_MAX_RETRIES]
+    assert final == [{"e": "error", "m": "Max reconnect retries reached"}]
+    # Everything a callback gets is Binance's payload or the documented error shape.
+    assert all(m.get("e") in ("trade", "error") for m in inbox.items)
+    assert all(isinstance(m["m"], str) for m in inbox.items if m["e"] == "error")
+    # The socket stopped: it can be started again once the exchange accepts connections.
+    simt.call(lambda: simt.sim.faults.accept())
+    again = Inbox()
+    assert bm.start_trade_socket("BTCUSDT", again) == "btcusdt@trade"
+    again.count(3, timeout=10)
+
+
+def test_socket_started_from_a_callback(bm: BinanceSocketManager) -> None:
+    klines = Inbox()
+    keys: list[str | bool] = []
+
+    def on_trade(msg: dict[str, Any]) -> None:
+        if not keys:
+            keys.append(bm.start_kline_socket("BTCUSDT", klines, interval=KLINE_INTERVAL_1SECOND))
+
+    bm.start_trade_socket("BTCUSDT", on_trade)
+    bm.start()
+    klines.count(1, timeout=10)
+    assert keys == ["btcusdt@kline_1s"]
