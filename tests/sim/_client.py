@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import time
 import types
@@ -14,11 +13,9 @@ import orjson
 import pytest
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from binance_ws.sim.clock import SimClock
+from binance_ws.sim import Simulator
 from binance_ws.sim.config import SimConfig
-from binance_ws.sim.faults import Faults
-from binance_ws.sim.hub import StreamHub
-from binance_ws.sim.server import CONNECTION_ID_HEADER, StreamServer
+from binance_ws.sim.server import CONNECTION_ID_HEADER
 
 #: Generous: tests run on a loaded 2-core machine; conditions usually hold in milliseconds.
 TIMEOUT = 5.0
@@ -122,36 +119,16 @@ async def connect(url: str, **kwargs: Any) -> RawClient:
     return client
 
 
-class LightSim:
-    """The pieces of a simulator the stream server needs, with no engine: tests publish into ``hub``.
-
-    Stands in for :class:`binance_ws.sim.Simulator` (same attribute names) so server tests do not depend
-    on the order flow; ``stream_exists`` knows a few spot streams of three symbols.
-    """
-
-    STREAMS = re.compile(r"^(btcusdt|ethusdt|bnbbtc)@(trade|aggTrade|bookTicker|depth|depth@100ms"
-                         r"|depth(5|10|20)(@100ms)?|kline_1m)$")
+class QuietSim(Simulator):
+    """The real simulator with its order flow off: tests publish into ``hub`` themselves and see exactly
+    what they published (``stream_exists`` is the exchange's own)."""
 
     def __init__(self, **overrides: Any) -> None:
-        self.config = SimConfig(flow_rate=0.0, **overrides)
-        self.clock = SimClock()
-        self.hub = StreamHub()
-        self.faults = Faults(self)
-        self.stream_server = StreamServer(self)
+        super().__init__(SimConfig(flow_rate=0.0), **overrides)
 
-    def stream_exists(self, name: str) -> bool:
-        return self.STREAMS.match(name) is not None
-
-    @property
-    def stream_url(self) -> str:
-        return f"ws://{self.config.host}:{self.stream_server.port}"
-
-    async def __aenter__(self) -> LightSim:
-        await self.stream_server.start()
+    async def __aenter__(self) -> QuietSim:
+        await self.start()
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stream_server.stop()
 
 
 def trade(i: int) -> dict[str, Any]:

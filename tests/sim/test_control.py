@@ -7,16 +7,16 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
-from tests.sim._client import LightSim, connect
+from tests.sim._client import QuietSim, connect
 
 from binance_ws.sim import Simulator
 from binance_ws.sim.control import FAULT_NAMES, add_routes
 
 
 @pytest.fixture
-async def control() -> AsyncIterator[tuple[LightSim, str]]:
+async def control() -> AsyncIterator[tuple[QuietSim, str]]:
     """A stream server and a bare aiohttp app carrying only the control routes."""
-    async with LightSim() as sim:
+    async with QuietSim() as sim:
         app = web.Application()
         add_routes(app, sim)
         runner = web.AppRunner(app)
@@ -30,7 +30,7 @@ async def control() -> AsyncIterator[tuple[LightSim, str]]:
             await runner.cleanup()
 
 
-async def test_index_lists_faults_and_state(control: tuple[LightSim, str]) -> None:
+async def test_index_lists_faults_and_state(control: tuple[QuietSim, str]) -> None:
     sim, base = control
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     async with aiohttp.ClientSession() as http, http.get(f"{base}/sim/") as resp:
@@ -42,7 +42,7 @@ async def test_index_lists_faults_and_state(control: tuple[LightSim, str]) -> No
     assert conn["id"] == client.conn_id and conn["streams"] == ["btcusdt@trade"]
 
 
-async def test_post_close_reaches_the_client(control: tuple[LightSim, str]) -> None:
+async def test_post_close_reaches_the_client(control: tuple[QuietSim, str]) -> None:
     sim, base = control
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     async with aiohttp.ClientSession() as http, \
@@ -52,7 +52,7 @@ async def test_post_close_reaches_the_client(control: tuple[LightSim, str]) -> N
     assert await client.closed() == (1011, "oops")
 
 
-async def test_post_errors(control: tuple[LightSim, str]) -> None:
+async def test_post_errors(control: tuple[QuietSim, str]) -> None:
     _, base = control
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{base}/sim/faults/explode") as resp:
@@ -65,7 +65,7 @@ async def test_post_errors(control: tuple[LightSim, str]) -> None:
             assert resp.status == 400
 
 
-async def test_rest_fault_and_clear(control: tuple[LightSim, str]) -> None:
+async def test_rest_fault_and_clear(control: tuple[QuietSim, str]) -> None:
     sim, base = control
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{base}/sim/faults/rest", json={"fail_status": 503, "fail_count": 2}) as resp:

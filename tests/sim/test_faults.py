@@ -9,16 +9,16 @@ from collections.abc import AsyncIterator, Callable
 import orjson
 import pytest
 from picows import WSCloseCode, WSInvalidStatusError, WSMsgType, WSProtocolError, ws_connect
-from tests.sim._client import LightSim, RawClient, connect, depth, install_echo_wsapi, trade
+from tests.sim._client import QuietSim, RawClient, connect, depth, install_echo_wsapi, trade
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[LightSim]:
-    async with LightSim(max_incoming_per_second=50) as s:
+async def sim() -> AsyncIterator[QuietSim]:
+    async with QuietSim(max_incoming_per_second=50) as s:
         yield s
 
 
-async def marker(sim: LightSim, client: RawClient, i: int) -> None:
+async def marker(sim: QuietSim, client: RawClient, i: int) -> None:
     """Publish trade ``i`` and wait until the client has it: everything sent before it has arrived."""
     sim.hub.publish("btcusdt@trade", trade(i))
     await client.wait_for(lambda: trade(i) in client.messages())
@@ -33,14 +33,14 @@ async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 # -- ending connections -----------------------------------------------------------------------------------
-async def test_drop_ends_the_connection_without_a_close_frame(sim: LightSim) -> None:
+async def test_drop_ends_the_connection_without_a_close_frame(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     assert sim.faults.drop() == 1
     assert await client.closed() is None
     assert sim.faults.counts["dropped"] == 1
 
 
-async def test_drop_one_connection_leaves_the_others(sim: LightSim) -> None:
+async def test_drop_one_connection_leaves_the_others(sim: QuietSim) -> None:
     first = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     second = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     assert sim.faults.drop(conn=first.conn_id) == 1
@@ -50,7 +50,7 @@ async def test_drop_one_connection_leaves_the_others(sim: LightSim) -> None:
 
 
 @pytest.mark.parametrize("code", [1000, 1001, 1008, 1011])
-async def test_close_with_a_chosen_code_and_reason(sim: LightSim, code: int) -> None:
+async def test_close_with_a_chosen_code_and_reason(sim: QuietSim, code: int) -> None:
     client = await connect(f"{sim.stream_url}/stream?streams=btcusdt@trade")
     sim.faults.close(code, "maintenance")
     assert await client.closed() == (code, "maintenance")
@@ -58,11 +58,11 @@ async def test_close_with_a_chosen_code_and_reason(sim: LightSim, code: int) -> 
 
 def test_close_refuses_other_codes() -> None:
     with pytest.raises(ValueError):
-        LightSim().faults.close(4000)
+        QuietSim().faults.close(4000)
 
 
 # -- stalls and pings ----------------------------------------------------------------------------------
-async def test_stall_sends_nothing_until_it_ends(sim: LightSim) -> None:
+async def test_stall_sends_nothing_until_it_ends(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     assert client.transport is not None
     started = time.monotonic()
@@ -79,7 +79,7 @@ async def test_stall_sends_nothing_until_it_ends(sim: LightSim) -> None:
     assert not client.disconnected
 
 
-async def test_stall_until_cleared(sim: LightSim) -> None:
+async def test_stall_until_cleared(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     sim.faults.stall()
     sim.hub.publish("btcusdt@trade", trade(1))
@@ -89,7 +89,7 @@ async def test_stall_until_cleared(sim: LightSim) -> None:
     assert client.messages() == [trade(2)]
 
 
-async def test_stop_answering_pings(sim: LightSim) -> None:
+async def test_stop_answering_pings(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws")
     assert client.transport is not None
     sim.faults.stop_answering_pings()
@@ -103,7 +103,7 @@ async def test_stop_answering_pings(sim: LightSim) -> None:
 
 
 # -- broken frames ---------------------------------------------------------------------------------------
-async def test_malformed_json_frame(sim: LightSim) -> None:
+async def test_malformed_json_frame(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     sim.faults.send_malformed_json()
     await client.wait_for(lambda: bool(client.texts()))
@@ -111,7 +111,7 @@ async def test_malformed_json_frame(sim: LightSim) -> None:
         orjson.loads(client.texts()[0])
 
 
-async def test_invalid_utf8_text_frame(sim: LightSim) -> None:
+async def test_invalid_utf8_text_frame(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     sim.faults.send_invalid_utf8()
     await client.wait_for(lambda: bool(client.texts()))
@@ -119,7 +119,7 @@ async def test_invalid_utf8_text_frame(sim: LightSim) -> None:
         client.texts()[0].decode()
 
 
-async def test_oversized_frame_trips_the_client_frame_limit(sim: LightSim) -> None:
+async def test_oversized_frame_trips_the_client_frame_limit(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade", ws_max_frame_size=4096)
     assert client.transport is not None
     sim.faults.send_oversized(size=8192)
@@ -129,7 +129,7 @@ async def test_oversized_frame_trips_the_client_frame_limit(sim: LightSim) -> No
     assert sim.faults.counts["oversized"] == 1
 
 
-async def test_oversized_frame_is_valid_json_of_the_asked_size(sim: LightSim) -> None:
+async def test_oversized_frame_is_valid_json_of_the_asked_size(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     sim.faults.send_oversized(size=100_000)
     await client.wait_for(lambda: bool(client.texts()))
@@ -138,34 +138,34 @@ async def test_oversized_frame_is_valid_json_of_the_asked_size(sim: LightSim) ->
 
 
 # -- sequence faults ---------------------------------------------------------------------------------------
-async def sequence(sim: LightSim, client: RawClient, ids: range) -> list[int]:
+async def sequence(sim: QuietSim, client: RawClient, ids: range) -> list[int]:
     for u in ids:
         sim.hub.publish("btcusdt@depth", depth(u))
     await marker(sim, client, 0)
     return [m["u"] for m in client.messages() if m.get("e") == "depthUpdate"]
 
 
-async def test_skip_depth_events_makes_a_gap(sim: LightSim) -> None:
+async def test_skip_depth_events_makes_a_gap(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@depth/btcusdt@trade")
     sim.faults.skip(2)
     assert await sequence(sim, client, range(1, 6)) == [3, 4, 5]
     assert sim.faults.counts["skipped"] == 2
 
 
-async def test_duplicate_depth_events(sim: LightSim) -> None:
+async def test_duplicate_depth_events(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@depth/btcusdt@trade")
     sim.faults.duplicate(1)
     assert await sequence(sim, client, range(1, 4)) == [1, 1, 2, 3]
 
 
-async def test_reorder_depth_events(sim: LightSim) -> None:
+async def test_reorder_depth_events(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@depth/btcusdt@trade")
     sim.faults.reorder(3)
     assert await sequence(sim, client, range(1, 6)) == [3, 2, 1, 4, 5]
     assert sim.hub.filter is None, "the filter leaves the hot path once its events are done"
 
 
-async def test_sequence_faults_leave_other_streams_alone(sim: LightSim) -> None:
+async def test_sequence_faults_leave_other_streams_alone(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@depth/btcusdt@trade")
     sim.faults.skip(5)
     await marker(sim, client, 1)
@@ -174,7 +174,7 @@ async def test_sequence_faults_leave_other_streams_alone(sim: LightSim) -> None:
 
 
 # -- serverShutdown --------------------------------------------------------------------------------------
-async def test_server_shutdown_raw_then_close(sim: LightSim) -> None:
+async def test_server_shutdown_raw_then_close(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     started = time.monotonic()
     sim.faults.server_shutdown(delay_s=0.3)
@@ -185,7 +185,7 @@ async def test_server_shutdown_raw_then_close(sim: LightSim) -> None:
     assert time.monotonic() - started >= 0.3
 
 
-async def test_server_shutdown_combined_form(sim: LightSim) -> None:
+async def test_server_shutdown_combined_form(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/stream?streams=btcusdt@trade")
     sim.faults.server_shutdown(delay_s=0.05)
     notice = await client.next_text()
@@ -193,7 +193,7 @@ async def test_server_shutdown_combined_form(sim: LightSim) -> None:
     assert await client.closed() == (1001, "")
 
 
-async def test_server_shutdown_ws_api_form(sim: LightSim, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_server_shutdown_ws_api_form(sim: QuietSim, monkeypatch: pytest.MonkeyPatch) -> None:
     install_echo_wsapi(monkeypatch)
     client = await connect(f"{sim.stream_url}/ws-api/v3")
     sim.faults.server_shutdown(delay_s=0.05)
@@ -204,7 +204,7 @@ async def test_server_shutdown_ws_api_form(sim: LightSim, monkeypatch: pytest.Mo
 
 # -- refusals and REST knobs ---------------------------------------------------------------------------
 @pytest.mark.parametrize("status", [429, 503])
-async def test_refuse_the_next_handshakes(sim: LightSim, status: int) -> None:
+async def test_refuse_the_next_handshakes(sim: QuietSim, status: int) -> None:
     sim.faults.refuse(status, count=2)
     for _ in range(2):
         with pytest.raises(WSInvalidStatusError) as info:
@@ -214,7 +214,7 @@ async def test_refuse_the_next_handshakes(sim: LightSim, status: int) -> None:
     assert sim.faults.counts["refused"] == 2
 
 
-async def test_refuse_until_accepted(sim: LightSim) -> None:
+async def test_refuse_until_accepted(sim: QuietSim) -> None:
     sim.faults.refuse(503)
     with pytest.raises(WSInvalidStatusError):
         await ws_connect(RawClient, f"{sim.stream_url}/ws")
@@ -223,7 +223,7 @@ async def test_refuse_until_accepted(sim: LightSim) -> None:
 
 
 def test_rest_knobs_and_clear() -> None:
-    faults = LightSim().faults
+    faults = QuietSim().faults
     assert (faults.rest_delay_s, faults.rest_fail_status, faults.rest_fail_count) == (0.0, None, 0)
     faults.rest_delay_s, faults.rest_fail_status, faults.rest_fail_count = 0.5, 503, 2
     faults.clear()

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from picows import WSInvalidStatusError, WSMsgType, ws_connect
-from tests.sim._client import LightSim, RawClient, connect, install_echo_wsapi, trade
+from tests.sim._client import QuietSim, RawClient, connect, install_echo_wsapi, trade
 
 from binance_ws.sim.server import AttemptLimiter, IncomingLimit, PingTracker
 
 
 # -- streams per connection ---------------------------------------------------------------------------------
 async def test_url_with_too_many_streams_is_refused() -> None:
-    async with LightSim(max_streams_per_connection=2) as sim:
+    async with QuietSim(max_streams_per_connection=2) as sim:
         with pytest.raises(WSInvalidStatusError) as info:
             await ws_connect(RawClient, f"{sim.stream_url}/ws/btcusdt@trade/ethusdt@trade/bnbbtc@trade")
         assert info.value.response is not None and info.value.response.status == 400
@@ -24,7 +24,7 @@ async def test_url_with_too_many_streams_is_refused() -> None:
 
 
 async def test_subscribe_past_the_stream_limit_is_an_error_and_keeps_the_connection() -> None:
-    async with LightSim(max_streams_per_connection=2) as sim:
+    async with QuietSim(max_streams_per_connection=2) as sim:
         client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
         reply = await client.request({"method": "SUBSCRIBE", "params": ["ethusdt@trade", "bnbbtc@trade"],
                                       "id": 1})
@@ -37,7 +37,7 @@ async def test_subscribe_past_the_stream_limit_is_an_error_and_keeps_the_connect
 
 # -- incoming message rate -------------------------------------------------------------------------------
 async def test_messages_within_the_rate_are_answered() -> None:
-    async with LightSim(max_incoming_per_second=5) as sim:
+    async with QuietSim(max_incoming_per_second=5) as sim:
         client = await connect(f"{sim.stream_url}/ws")
         for i in range(5):
             client.send_text(b'{"method":"LIST_SUBSCRIPTIONS","id":%d}' % i)
@@ -46,7 +46,7 @@ async def test_messages_within_the_rate_are_answered() -> None:
 
 
 async def test_one_message_too_many_closes_with_1008() -> None:
-    async with LightSim(max_incoming_per_second=5) as sim:
+    async with QuietSim(max_incoming_per_second=5) as sim:
         client = await connect(f"{sim.stream_url}/ws")
         for i in range(6):
             client.send_text(b'{"method":"LIST_SUBSCRIPTIONS","id":%d}' % i)
@@ -56,7 +56,7 @@ async def test_one_message_too_many_closes_with_1008() -> None:
 
 @pytest.mark.parametrize("kind", ["ping", "pong"])
 async def test_pings_and_pongs_count_toward_the_rate(kind: str) -> None:
-    async with LightSim(max_incoming_per_second=3) as sim:
+    async with QuietSim(max_incoming_per_second=3) as sim:
         client = await connect(f"{sim.stream_url}/ws")
         assert client.transport is not None
         send = client.transport.send_ping if kind == "ping" else client.transport.send_pong
@@ -67,7 +67,7 @@ async def test_pings_and_pongs_count_toward_the_rate(kind: str) -> None:
 
 # -- connection attempts per IP ------------------------------------------------------------------------------
 async def test_connection_attempts_past_the_window_limit_get_429() -> None:
-    async with LightSim(max_connections_per_window=3, connection_window_s=60) as sim:
+    async with QuietSim(max_connections_per_window=3, connection_window_s=60) as sim:
         url = f"{sim.stream_url}/ws/btcusdt@trade"
         for _ in range(3):
             (await connect(url)).close()
@@ -82,7 +82,7 @@ async def test_connection_attempts_past_the_window_limit_get_429() -> None:
 
 
 async def test_attempts_are_allowed_again_after_the_window() -> None:
-    async with LightSim(max_connections_per_window=1, connection_window_s=0.3) as sim:
+    async with QuietSim(max_connections_per_window=1, connection_window_s=0.3) as sim:
         url = f"{sim.stream_url}/ws"
         await connect(url)
         with pytest.raises(WSInvalidStatusError):
@@ -93,7 +93,7 @@ async def test_attempts_are_allowed_again_after_the_window() -> None:
 
 # -- server pings -----------------------------------------------------------------------------------------
 async def test_server_pings_and_a_client_that_pongs_stays_connected() -> None:
-    async with LightSim(ping_interval_s=0.1, pong_timeout_s=0.3) as sim:
+    async with QuietSim(ping_interval_s=0.1, pong_timeout_s=0.3) as sim:
         client = await connect(f"{sim.stream_url}/ws")
         await client.wait_for(lambda: len(client.of_type(WSMsgType.PING)) >= 5)
         pings = client.of_type(WSMsgType.PING)
@@ -102,7 +102,7 @@ async def test_server_pings_and_a_client_that_pongs_stays_connected() -> None:
 
 
 async def test_no_pong_closes_after_the_timeout() -> None:
-    async with LightSim(ping_interval_s=0.1, pong_timeout_s=0.3) as sim:
+    async with QuietSim(ping_interval_s=0.1, pong_timeout_s=0.3) as sim:
         client = await connect(f"{sim.stream_url}/ws", answer_pings=False)
         started = time.monotonic()
         assert await client.closed() == (1008, "Pong timeout")
@@ -110,7 +110,7 @@ async def test_no_pong_closes_after_the_timeout() -> None:
 
 
 async def test_unsolicited_or_wrong_pongs_do_not_keep_a_connection_alive() -> None:
-    async with LightSim(ping_interval_s=0.1, pong_timeout_s=0.3, max_incoming_per_second=100) as sim:
+    async with QuietSim(ping_interval_s=0.1, pong_timeout_s=0.3, max_incoming_per_second=100) as sim:
         client = await connect(f"{sim.stream_url}/ws", answer_pings=False)
         assert client.transport is not None
         for _ in range(20):
@@ -124,7 +124,7 @@ async def test_unsolicited_or_wrong_pongs_do_not_keep_a_connection_alive() -> No
 
 # -- lifetime -------------------------------------------------------------------------------------------
 async def test_connection_closes_at_its_lifetime_with_1001_and_nothing_else() -> None:
-    async with LightSim(connection_lifetime_s=0.5) as sim:
+    async with QuietSim(connection_lifetime_s=0.5) as sim:
         client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
         started = time.monotonic()
         assert await client.closed() == (1001, "")
@@ -135,7 +135,7 @@ async def test_connection_closes_at_its_lifetime_with_1001_and_nothing_else() ->
 async def test_ws_api_connections_share_lifetime_and_pings(monkeypatch: pytest.MonkeyPatch) -> None:
 
     install_echo_wsapi(monkeypatch)
-    async with LightSim(ping_interval_s=0.1, pong_timeout_s=0.3, connection_lifetime_s=5) as sim:
+    async with QuietSim(ping_interval_s=0.1, pong_timeout_s=0.3, connection_lifetime_s=5) as sim:
         client = await connect(f"{sim.stream_url}/ws-api/v3", answer_pings=False)
         await client.wait_for(lambda: bool(client.of_type(WSMsgType.PING)))
         assert await client.closed() == (1008, "Pong timeout")
@@ -143,7 +143,7 @@ async def test_ws_api_connections_share_lifetime_and_pings(monkeypatch: pytest.M
 
 # -- slow consumers -------------------------------------------------------------------------------------
 async def test_slow_consumer_is_closed_before_the_buffer_passes_its_cap() -> None:
-    async with LightSim() as sim:
+    async with QuietSim() as sim:
         cap = 512 * 1024
         sim.stream_server.max_send_buffer = cap
         client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")

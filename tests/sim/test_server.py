@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from picows import WSInvalidStatusError, WSMsgType, ws_connect
-from tests.sim._client import LightSim, RawClient, connect, depth, install_echo_wsapi, trade
+from tests.sim._client import QuietSim, RawClient, connect, depth, install_echo_wsapi, trade
 
 from binance_ws.sim.server import StreamControl, parse_path
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[LightSim]:
-    async with LightSim() as s:
+async def sim() -> AsyncIterator[QuietSim]:
+    async with QuietSim() as s:
         yield s
 
 
@@ -34,13 +34,13 @@ async def refused(url: str) -> tuple[int, dict]:
 
 
 # -- paths and wrappers -------------------------------------------------------------------------------------
-async def test_raw_path_delivers_unwrapped_payload(sim: LightSim) -> None:
+async def test_raw_path_delivers_unwrapped_payload(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     sim.hub.publish("btcusdt@trade", trade(1))
     assert await client.next_text() == trade(1)
 
 
-async def test_raw_path_with_several_streams(sim: LightSim) -> None:
+async def test_raw_path_with_several_streams(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade/btcusdt@depth")
     sim.hub.publish("btcusdt@trade", trade(1))
     sim.hub.publish("btcusdt@depth", depth(7))
@@ -48,7 +48,7 @@ async def test_raw_path_with_several_streams(sim: LightSim) -> None:
     assert client.messages() == [trade(1), depth(7)]
 
 
-async def test_combined_path_wraps_with_stream_first(sim: LightSim) -> None:
+async def test_combined_path_wraps_with_stream_first(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/stream?streams=btcusdt@trade/ethusdt@trade")
     sim.hub.publish("ethusdt@trade", trade(2))
     await client.wait_for(lambda: bool(client.texts()))
@@ -57,13 +57,13 @@ async def test_combined_path_wraps_with_stream_first(sim: LightSim) -> None:
     assert orjson.loads(raw) == {"stream": "ethusdt@trade", "data": trade(2)}
 
 
-async def test_url_encoded_names_are_accepted(sim: LightSim) -> None:
+async def test_url_encoded_names_are_accepted(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/stream?streams=btcusdt%40trade%2Fbtcusdt%40depth")
     assert await client.request({"method": "LIST_SUBSCRIPTIONS", "id": 1}) == \
         {"result": ["btcusdt@trade", "btcusdt@depth"], "id": 1}
 
 
-async def test_bare_paths_open_empty_connections(sim: LightSim) -> None:
+async def test_bare_paths_open_empty_connections(sim: QuietSim) -> None:
     raw = await connect(f"{sim.stream_url}/ws")
     combined = await connect(f"{sim.stream_url}/stream")
     assert await raw.request({"method": "GET_PROPERTY", "params": ["combined"], "id": 1}) == \
@@ -73,7 +73,7 @@ async def test_bare_paths_open_empty_connections(sim: LightSim) -> None:
 
 
 @pytest.mark.parametrize("unit", ["MICROSECOND", "microsecond"])
-async def test_time_unit_microsecond(sim: LightSim, unit: str) -> None:
+async def test_time_unit_microsecond(sim: QuietSim, unit: str) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade?timeUnit={unit}")
     sim.hub.publish("btcusdt@trade", trade(1))
     msg = await client.next_text()
@@ -81,24 +81,24 @@ async def test_time_unit_microsecond(sim: LightSim, unit: str) -> None:
 
 
 @pytest.mark.parametrize("unit", ["MILLISECOND", "millisecond"])
-async def test_time_unit_millisecond(sim: LightSim, unit: str) -> None:
+async def test_time_unit_millisecond(sim: QuietSim, unit: str) -> None:
     client = await connect(f"{sim.stream_url}/stream?streams=btcusdt@trade&timeUnit={unit}")
     sim.hub.publish("btcusdt@trade", trade(1))
     assert (await client.next_text())["data"] == trade(1)
 
 
-async def test_bad_time_unit_is_refused(sim: LightSim) -> None:
+async def test_bad_time_unit_is_refused(sim: QuietSim) -> None:
     status, body = await refused(f"{sim.stream_url}/ws/btcusdt@trade?timeUnit=NANOSECOND")
     assert (status, body["code"]) == (400, -1194)
 
 
-async def test_unknown_stream_in_url_is_refused_at_handshake(sim: LightSim) -> None:
+async def test_unknown_stream_in_url_is_refused_at_handshake(sim: QuietSim) -> None:
     assert await refused(f"{sim.stream_url}/ws/btcusdt@trade/nosuch@trade") == \
         (400, {"code": 2, "msg": "Invalid request: invalid stream"})
     assert (await refused(f"{sim.stream_url}/stream?streams=BTCUSDT@trade"))[0] == 400
 
 
-async def test_unknown_path_is_404(sim: LightSim) -> None:
+async def test_unknown_path_is_404(sim: QuietSim) -> None:
     assert (await refused(f"{sim.stream_url}/nowhere"))[0] == 404
 
 
@@ -107,12 +107,12 @@ def echo_wsapi(monkeypatch: pytest.MonkeyPatch) -> None:
     install_echo_wsapi(monkeypatch)
 
 
-async def test_ws_api_path_without_a_listener_is_404(sim: LightSim, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_ws_api_path_without_a_listener_is_404(sim: QuietSim, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "binance_ws.sim.wsapi", types.ModuleType("binance_ws.sim.wsapi"))
     assert (await refused(f"{sim.stream_url}/ws-api/v3"))[0] == 404
 
 
-async def test_ws_api_path_is_routed_to_the_listener(sim: LightSim, echo_wsapi: None) -> None:
+async def test_ws_api_path_is_routed_to_the_listener(sim: QuietSim, echo_wsapi: None) -> None:
     client = await connect(f"{sim.stream_url}/ws-api/v3")
     client.send_text(b'{"method":"ping","id":1}')
     await client.wait_for(lambda: bool(client.texts()))
@@ -123,7 +123,7 @@ async def test_ws_api_path_is_routed_to_the_listener(sim: LightSim, echo_wsapi: 
     await client.wait_for(lambda: client.of_type(WSMsgType.PONG) == [b"p"])
 
 
-async def test_two_subscribers_get_one_encoding_each(sim: LightSim) -> None:
+async def test_two_subscribers_get_one_encoding_each(sim: QuietSim) -> None:
     raw = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     micro = await connect(f"{sim.stream_url}/stream?streams=btcusdt@trade&timeUnit=MICROSECOND")
     sim.hub.publish("btcusdt@trade", trade(3))
@@ -132,7 +132,7 @@ async def test_two_subscribers_get_one_encoding_each(sim: LightSim) -> None:
 
 
 # -- control messages ---------------------------------------------------------------------------------------
-async def test_subscribe_unsubscribe_list(sim: LightSim) -> None:
+async def test_subscribe_unsubscribe_list(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws")
     assert await client.request({"method": "SUBSCRIBE", "params": ["btcusdt@trade", "btcusdt@depth"],
                                  "id": 1}) == {"result": None, "id": 1}
@@ -149,14 +149,14 @@ async def test_subscribe_unsubscribe_list(sim: LightSim) -> None:
     assert trade(2) not in client.messages()
 
 
-async def test_raw_reply_bytes_match_binance(sim: LightSim) -> None:
+async def test_raw_reply_bytes_match_binance(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws")
     client.send_text(b'{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":1}')
     await client.wait_for(lambda: bool(client.texts()))
     assert client.texts()[0] == b'{"result":null,"id":1}'
 
 
-async def test_set_property_combined_wraps_later_payloads(sim: LightSim) -> None:
+async def test_set_property_combined_wraps_later_payloads(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     assert await client.request({"method": "SET_PROPERTY", "params": ["combined", True], "id": 5}) == \
         {"result": None, "id": 5}
@@ -167,7 +167,7 @@ async def test_set_property_combined_wraps_later_payloads(sim: LightSim) -> None
     assert await client.next_text(before) == {"stream": "btcusdt@trade", "data": trade(1)}
 
 
-async def test_invalid_stream_error_has_the_observed_nested_shape(sim: LightSim) -> None:
+async def test_invalid_stream_error_has_the_observed_nested_shape(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws")
     client.send_text(b'{"method":"SUBSCRIBE","params":["btcusdt@trade","nosuch@x"],"id":2}')
     await client.wait_for(lambda: bool(client.texts()))
@@ -176,7 +176,7 @@ async def test_invalid_stream_error_has_the_observed_nested_shape(sim: LightSim)
     assert await client.request({"method": "LIST_SUBSCRIPTIONS", "id": 3}) == {"result": [], "id": 3}
 
 
-async def test_invalid_json_error_has_the_observed_shape(sim: LightSim) -> None:
+async def test_invalid_json_error_has_the_observed_shape(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws")
     client.send_text(b'{"method": SUBSCRIBE')
     await client.wait_for(lambda: bool(client.texts()))
@@ -189,7 +189,7 @@ async def test_invalid_json_error_has_the_observed_shape(sim: LightSim) -> None:
     ("a" * 37, False), ("a-b", False), ("", False), (1.5, False), (True, False), ([1], False),
     (2 ** 63, False),
 ])
-async def test_id_rules(sim: LightSim, request_id: object, ok: bool) -> None:
+async def test_id_rules(sim: QuietSim, request_id: object, ok: bool) -> None:
     client = await connect(f"{sim.stream_url}/ws")
     reply = await client.request({"method": "LIST_SUBSCRIPTIONS", "id": request_id})
     if ok:
@@ -215,12 +215,12 @@ async def test_id_rules(sim: LightSim, request_id: object, ok: bool) -> None:
     ({"method": "SUBSCRIBE", "params": "btcusdt@trade", "id": 1}, 2,
      "Invalid request: params must be an array"),
 ])
-async def test_documented_errors(sim: LightSim, msg: dict, code: int, text: str) -> None:
+async def test_documented_errors(sim: QuietSim, msg: dict, code: int, text: str) -> None:
     client = await connect(f"{sim.stream_url}/ws")
     assert await client.request(msg) == {"error": {"code": code, "msg": text}, "id": 1}
 
 
-async def test_unknown_method_and_missing_method_use_serde_wording(sim: LightSim) -> None:
+async def test_unknown_method_and_missing_method_use_serde_wording(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws")
     unknown = await client.request(b'{"method":"subscribe","params":[],"id":7}')
     assert unknown["id"] == 7 and unknown["error"]["code"] == 2
@@ -232,7 +232,7 @@ async def test_unknown_method_and_missing_method_use_serde_wording(sim: LightSim
     assert missing == {"error": {"code": 2, "msg": msg}, "id": 8}
 
 
-async def test_client_ping_is_answered_with_its_payload(sim: LightSim) -> None:
+async def test_client_ping_is_answered_with_its_payload(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws")
     assert client.transport is not None
     client.transport.send_ping(b"hello")
@@ -240,7 +240,7 @@ async def test_client_ping_is_answered_with_its_payload(sim: LightSim) -> None:
     assert client.of_type(WSMsgType.PONG) == [b"hello"]
 
 
-async def test_client_close_is_echoed(sim: LightSim) -> None:
+async def test_client_close_is_echoed(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
     client.close()
     await client.wait_for(lambda: client.disconnected)
@@ -248,7 +248,7 @@ async def test_client_close_is_echoed(sim: LightSim) -> None:
     assert not sim.hub.has_subscribers("btcusdt@trade")
 
 
-async def test_fragmented_control_message_is_reassembled(sim: LightSim) -> None:
+async def test_fragmented_control_message_is_reassembled(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/ws")
     assert client.transport is not None
     client.transport.send(WSMsgType.TEXT, b'{"method":"LIST_SUB', fin=False)
@@ -301,7 +301,7 @@ def test_parse_path_forms() -> None:
 
 
 # -- blast mode ---------------------------------------------------------------------------------------------
-async def test_blast_sends_count_consecutive_trades_across_chunks(sim: LightSim) -> None:
+async def test_blast_sends_count_consecutive_trades_across_chunks(sim: QuietSim) -> None:
     count = 25_000  # spans three pre-generated chunks
     client = await connect(f"{sim.stream_url}/blast?stream=ethusdt@trade&count={count}")
     await client.wait_for(lambda: len(client.frames) >= count, timeout=20)
@@ -311,7 +311,7 @@ async def test_blast_sends_count_consecutive_trades_across_chunks(sim: LightSim)
     assert {m["s"] for m in msgs} == {"ETHUSDT"} and all(m["E"] == m["T"] for m in msgs)
 
 
-async def test_blast_combined_and_micro(sim: LightSim) -> None:
+async def test_blast_combined_and_micro(sim: QuietSim) -> None:
     url = f"{sim.stream_url}/blast?stream=btcusdt@trade&count=3&combined=1&timeUnit=MICROSECOND"
     client = await connect(url)
     await client.wait_for(lambda: len(client.texts()) == 3)
@@ -320,13 +320,13 @@ async def test_blast_combined_and_micro(sim: LightSim) -> None:
     assert len(str(first["data"]["E"])) == 16
 
 
-async def test_blast_at_a_fixed_rate_is_paced(sim: LightSim) -> None:
+async def test_blast_at_a_fixed_rate_is_paced(sim: QuietSim) -> None:
     client = await connect(f"{sim.stream_url}/blast?stream=btcusdt@trade&count=100&rate=500")
     started = time.monotonic()
     await client.wait_for(lambda: len(client.texts()) == 100)
     assert time.monotonic() - started >= 0.15
 
 
-async def test_blast_refuses_a_non_trade_stream(sim: LightSim) -> None:
+async def test_blast_refuses_a_non_trade_stream(sim: QuietSim) -> None:
     assert (await refused(f"{sim.stream_url}/blast?stream=btcusdt@depth"))[0] == 400
     assert (await refused(f"{sim.stream_url}/blast?stream=btcusdt@trade&count=x"))[0] == 400
