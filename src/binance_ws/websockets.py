@@ -119,6 +119,8 @@ class BinanceSocketManager:
         self._sockets: dict[str, _Socket] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        #: The latest engine thread, kept after close() so join() can wait for it to end.
+        self._last_thread: threading.Thread | None = None
         self._manager: AsyncSocketManager | None = None
 
     def __repr__(self) -> str:
@@ -138,6 +140,7 @@ class BinanceSocketManager:
             thread = threading.Thread(target=self._run_loop, args=(loop,), name="binance-ws-sockets",
                                       daemon=True)
             self._loop, self._thread = loop, thread
+            self._last_thread = thread
             thread.start()
             for sock in self._sockets.values():
                 self._schedule_open(sock)
@@ -193,8 +196,8 @@ class BinanceSocketManager:
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the engine thread to end (after :meth:`close`), like the seed's ``Thread.join``."""
-        thread = self._thread
-        if thread is not None:
+        thread = self._last_thread
+        if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
     def __enter__(self) -> BinanceSocketManager:
