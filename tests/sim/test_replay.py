@@ -15,11 +15,13 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from binance_ws.recording import RecordingError, RecordingWriter
 from binance_ws.sim import Simulator
-from binance_ws.sim.replay import Replay
+from binance_ws.sim.replay import MIN_SLEEP_S, Pacer, Replay
 
 TRADE = "xyzusdt@trade"
 BOOK = "xyzusdt@bookTicker"
@@ -294,3 +296,39 @@ def test_replay_refuses_bad_arguments(tmp_path: Path) -> None:
         Replay(tmp_path / "junk")
     with pytest.raises(OSError):
         Replay(tmp_path / "missing.gz")
+
+
+# -- the pacing schedule, without sleeping ------------------------------------------------------------
+@given(gaps_ns=st.lists(st.integers(0, 3_000_000_000), min_size=1, max_size=60),
+       speed=st.floats(0.01, 1000.0),
+       overshoots=st.lists(st.floats(0.0, 0.05), min_size=60, max_size=60))
+def test_pacer_sends_nothing_early_and_lateness_never_accumulates(gaps_ns: list[int], speed: float,
+                                                                 overshoots: list[float]) -> None:
+    # A sleeper that always wakes up late by up to 50 ms: with a relative schedule the lateness would
+    # add up over the messages; with the absolute one it stays within one overshoot.
+    pacer = Pacer(speed)
+    now = start = 1_000.0
+    first_ns = T0_NS + gaps_ns[0]
+    recv_ns = T0_NS
+    for gap, overshoot in zip(gaps_ns, overshoots, strict=False):
+        recv_ns += gap
+        wait = pacer.wait(recv_ns, now)
+        assert wait == 0.0 or wait >= MIN_SLEEP_S
+        if wait:
+            now += wait + overshoot
+        due = start + (recv_ns - first_ns) / 1e9 / speed
+        assert now >= due - MIN_SLEEP_S - 1e-6
+        assert now - due <= max(overshoots) + 1e-6
+
+
+def test_pacer_sends_at_once_when_recorded_time_goes_back() -> None:
+    pacer = Pacer(1.0)
+    assert pacer.wait(T0_NS, 5.0) == 0.0
+    assert pacer.wait(T0_NS + 2_000_000_000, 5.0) == pytest.approx(2.0)
+    assert pacer.wait(T0_NS - 1_000_000_000, 7.5) == 0.0
+
+
+@pytest.mark.parametrize("speed", [0.0, -1.0])
+def test_pacer_needs_a_positive_speed(speed: float) -> None:
+    with pytest.raises(ValueError, match="speed"):
+        Pacer(speed)

@@ -38,6 +38,34 @@ MIN_SLEEP_S: Final = 0.001
 YIELD_EVERY: Final = 256
 
 
+class Pacer:
+    """When each recorded message is due: recorded gaps divided by ``speed``, on the local monotonic clock.
+
+    Pure (fed times, returns waits), so the schedule is tested without sleeping. The schedule is
+    absolute, anchored at the first message: a late wake-up delays the messages that follow only until
+    the schedule catches up, never for the rest of the replay (no drift). Recorded time running
+    backwards (a recorder's clock step) makes a message due at once.
+    """
+
+    __slots__ = ("_first_ns", "_scale", "_start")
+
+    def __init__(self, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError(f"a paced replay needs speed > 0, not {speed}")
+        self._scale = 1e-9 / speed
+        self._first_ns: int | None = None
+        self._start = 0.0
+
+    def wait(self, recv_ns: int, now: float) -> float:
+        """Seconds to wait at monotonic time ``now`` before sending the message received at ``recv_ns``;
+        0 when it is due (waits under :data:`MIN_SLEEP_S` are not worth a timer)."""
+        if self._first_ns is None:
+            self._first_ns, self._start = recv_ns, now
+            return 0.0
+        delay = self._start + (recv_ns - self._first_ns) * self._scale - now
+        return delay if delay >= MIN_SLEEP_S else 0.0
+
+
 class _Snapshot:
     """One recorded REST depth snapshot, decoded on first use."""
 
@@ -154,21 +182,17 @@ class Replay:
             await asyncio.sleep(SUBSCRIBER_POLL_S)
 
     async def _play_once(self, hub: StreamHub) -> None:
-        speed = self.speed
+        pacer = Pacer(self.speed) if self.speed > 0 else None
         publish = hub.publish_encoded
-        first_ns: int | None = None
-        start = 0.0
         since_yield = 0
         for rec in read_recording(self.path):
             self.position_ns = rec.recv_ns
             stream = rec.stream
             if stream is None:  # a snapshot: served over REST, not pushed
                 continue
-            if speed > 0:
-                if first_ns is None:
-                    first_ns, start = rec.recv_ns, time.monotonic()
-                delay = start + (rec.recv_ns - first_ns) / 1e9 / speed - time.monotonic()
-                if delay >= MIN_SLEEP_S:
+            if pacer is not None:
+                delay = pacer.wait(rec.recv_ns, time.monotonic())
+                if delay:
                     await asyncio.sleep(delay)
                     since_yield = 0
             else:
