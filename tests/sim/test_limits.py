@@ -200,3 +200,12 @@ def test_ping_tracker_settles_older_pings_and_ignores_unknown_pongs() -> None:
     assert pings.deadline() == 1.0 and pings.expired(1.0)
     assert pings.pong(b"2")
     assert pings.outstanding == 0 and not pings.expired(10.0)
+
+
+# -- frame size -----------------------------------------------------------------------------------------
+async def test_a_client_frame_past_max_frame_size_closes_with_1009() -> None:
+    async with QuietSim(max_frame_size=1024) as sim:
+        client = await connect(f"{sim.stream_url}/ws")
+        client.send_text(b'{"method":"LIST_SUBSCRIPTIONS","id":1,"pad":"' + b"x" * 2048 + b'"}')
+        code_reason = await client.closed()
+        assert code_reason is not None and code_reason[0] == 1009

@@ -895,6 +895,9 @@ class StreamServer:
         """Listen on ``config.host``:``config.stream_port`` (0: an ephemeral port, then read ``port``)."""
         loop = asyncio.get_running_loop()
         logger = logging.getLogger("binance_ws.sim.picows")
+        if logger.level == logging.NOTSET:
+            # picows logs every accepted connection at INFO: noise for a simulator that sees thousands.
+            logger.setLevel(logging.WARNING)
         cfg = self.config
 
         def protocol_factory() -> WSProtocol:
@@ -961,4 +964,10 @@ class StreamServer:
             factory = wsapi.WsApiListener
         except (ImportError, AttributeError):
             return None
-        return _WsApiConnection(self, conn_id, peer, path, factory(self.sim, request))
+        try:
+            inner = factory(self.sim, request)
+        except Exception:
+            # A bug in the WS API must show in the log, not as an exception text sent to the client.
+            log.exception("WS API listener failed to start")
+            raise RouteError(500, ERR_UNAVAILABLE) from None
+        return _WsApiConnection(self, conn_id, peer, path, inner)
