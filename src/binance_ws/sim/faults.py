@@ -127,7 +127,8 @@ class Faults:
 
     def stall(self, duration_s: float | None = None, conn: int | None = None) -> int:
         """Keep TCP open but send nothing (data is lost, pings go unanswered, none are sent), for
-        ``duration_s`` seconds or until :meth:`unstall` / :meth:`clear`."""
+        ``duration_s`` seconds or until :meth:`unstall` / :meth:`clear`. On a WS API connection requests
+        go unanswered, but events the WS API pushes by itself still go out."""
         targets = self._targets(conn)
         for c in targets:
             c.stall()

@@ -425,7 +425,6 @@ class _Connection(WSListener):
         self.transport: WSTransport | None = None
         self.opened_at = time.monotonic()
         self.stalled = False
-        self.ignore_pings = False
         self.paused = False
         self.closing = False
         self.pings = PingTracker(server.config.pong_timeout_s)
@@ -470,7 +469,7 @@ class _Connection(WSListener):
             self.close(*CLOSE_TOO_MANY_REQUESTS)
             return
         if kind is WSMsgType.PING:
-            if not (self.ignore_pings or self.server.faults_ignore_pings()):
+            if not self.server.sim.faults.ignore_pings:
                 transport.send_pong(frame.get_payload_as_bytes())
         elif kind is WSMsgType.PONG:
             self.pings.pong(frame.get_payload_as_bytes())
@@ -545,7 +544,8 @@ class _Connection(WSListener):
 
     # -- faults -----------------------------------------------------------------------------------------
     def stall(self) -> None:
-        """Keep TCP open but send nothing and answer nothing until :meth:`unstall`."""
+        """Keep TCP open but send nothing and answer nothing until :meth:`unstall` (the lifetime still
+        runs: a stalled connection that reaches it is closed)."""
         self.stalled = True
         self.pings.clear()
         handle = self._timers.pop("pong", None)
@@ -923,9 +923,6 @@ class StreamServer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
             self._server = None
-
-    def faults_ignore_pings(self) -> bool:
-        return self.sim.faults.ignore_pings
 
     # -- handshake --------------------------------------------------------------------------------------
     def _route(self, request: WSUpgradeRequest, peer: str) -> Any:
