@@ -130,18 +130,15 @@ class RecordingHeader:
 # -- compression ----------------------------------------------------------------------------------
 def _open_read(path: Path) -> IO[bytes]:
     """A buffered binary reader over the decompressed content, chosen by magic bytes."""
+    with open(path, "rb") as fh:
+        magic = fh.read(len(_ZSTD_MAGIC))
+    if magic.startswith(_GZIP_MAGIC):
+        # gzip.open owns (and closes) the file it opens; a GzipFile given a fileobj would leave it open.
+        return io.BufferedReader(gzip.open(path, "rb"), _READ_BUFFER)
     raw = open(path, "rb")  # noqa: SIM115 - ownership passes to the returned reader
-    try:
-        magic = raw.read(4)
-        raw.seek(0)
-        if magic.startswith(_GZIP_MAGIC):
-            return io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), _READ_BUFFER)
-        if magic == _ZSTD_MAGIC:
-            reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
-            return io.BufferedReader(reader, _READ_BUFFER)
-    except BaseException:
-        raw.close()
-        raise
+    if magic == _ZSTD_MAGIC:
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
+        return io.BufferedReader(reader, _READ_BUFFER)
     return raw
 
 

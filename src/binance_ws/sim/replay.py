@@ -92,9 +92,9 @@ class Replay:
     starts over when it ends, forever. With ``wait_for_subscriber`` a pass starts only while some client
     is subscribed to one of the recording's streams (the first pass waits for the first subscriber).
 
-    Progress for tests: ``sent`` (stream messages published so far, over all passes), ``passes``
-    (complete passes) and ``done`` (an ``asyncio.Event`` set when the last pass ends; never with
-    ``loop``).
+    Progress for tests: ``messages`` (stream messages in one pass), ``sent`` (published so far, over
+    all passes), ``passes`` (complete passes) and ``done`` (an ``asyncio.Event`` set when the last pass
+    ends; never with ``loop``).
     """
 
     def __init__(self, path: str | Path, speed: float = 1.0, *, wait_for_subscriber: bool = True,
