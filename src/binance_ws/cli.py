@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
+import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -42,6 +44,143 @@ def sim(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
+
+
+# -- tail -------------------------------------------------------------------------------------------
+
+#: Fields shown per event type ("e"), in order, with a label; payloads without "e" are told apart by shape.
+_TAIL_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "24hrTicker": (("c", "last"), ("P", "chg%"), ("b", "bid"), ("a", "ask"), ("v", "vol")),
+    "24hrMiniTicker": (("c", "last"), ("o", "open"), ("h", "high"), ("l", "low"), ("v", "vol")),
+    "1hTicker": (("c", "last"), ("P", "chg%"), ("v", "vol")),
+    "4hTicker": (("c", "last"), ("P", "chg%"), ("v", "vol")),
+    "1dTicker": (("c", "last"), ("P", "chg%"), ("v", "vol")),
+    "avgPrice": (("w", "avg"), ("i", "over")),
+    "referencePrice": (("r", "ref"),),
+    "blockTrade": (("p", "price"), ("q", "qty"), ("t", "id")),
+}
+
+
+def _clock(ms: object) -> str:
+    """HH:MM:SS.mmm (UTC) of an event time in ms, or of now when the payload carries none."""
+    stamp = ms / 1000 if isinstance(ms, int) else time.time()
+    return time.strftime("%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp * 1000) % 1000:03d}"
+
+
+def _describe(msg: Any) -> tuple[str, str]:
+    """A style and the key fields of one payload, as one readable line."""
+    if isinstance(msg, list):
+        names = " ".join(str(x.get("s")) for x in msg[:8] if isinstance(x, dict))
+        return "", f"{len(msg)} symbols: {names}{' ...' if len(msg) > 8 else ''}"
+    if not isinstance(msg, dict):
+        return "", repr(msg)
+    kind = msg.get("e")
+    if kind == "error":
+        extra = " ".join(f"{k}={v}" for k, v in msg.items() if k not in ("e", "m"))
+        return "bold red", f"error: {msg.get('m')} {extra}".rstrip()
+    if kind in ("trade", "aggTrade"):
+        # m: the buyer is the maker, so the taker (aggressor) sold.
+        side = "SELL" if msg.get("m") else "BUY "
+        ident = msg.get("t") if kind == "trade" else msg.get("a")
+        return ("red" if msg.get("m") else "green"), f"{side} {msg.get('q')} @ {msg.get('p')}  id {ident}"
+    if kind == "kline":
+        k = msg.get("k", {})
+        closed = " closed" if k.get("x") else ""
+        return "", (f"{k.get('i')} o {k.get('o')} h {k.get('h')} l {k.get('l')} c {k.get('c')} "
+                    f"v {k.get('v')}{closed}")
+    if kind == "depthUpdate":
+        bids, asks = msg.get("b", []), msg.get("a", [])
+        return "", f"U {msg.get('U')} u {msg.get('u')}  {len(bids)} bids {len(asks)} asks"
+    if kind in _TAIL_FIELDS:
+        return "", "  ".join(f"{label} {msg.get(key)}" for key, label in _TAIL_FIELDS[kind])
+    if "lastUpdateId" in msg:  # partial book (PROTOCOL 4.11): no event type
+        bid = msg["bids"][0] if msg.get("bids") else ["-", "-"]
+        ask = msg["asks"][0] if msg.get("asks") else ["-", "-"]
+        return "", f"bid {bid[1]} @ {bid[0]}  ask {ask[1]} @ {ask[0]}  id {msg['lastUpdateId']}"
+    if "b" in msg and "a" in msg and "u" in msg:  # spot book ticker (PROTOCOL 4.9): no event type
+        return "", f"bid {msg.get('B')} @ {msg.get('b')}  ask {msg.get('A')} @ {msg.get('a')}  u {msg['u']}"
+    fields = "  ".join(f"{k} {v}" for k, v in msg.items() if not isinstance(v, (list, dict)))
+    return "", fields[:200]
+
+
+@app.command()
+def tail(
+    stream: Annotated[list[str], typer.Argument(help="Stream names, e.g. btcusdt@trade bnbbtc@depth5.")],
+    use_sim: Annotated[bool, typer.Option("--sim", help="Stream from an embedded simulator.")] = False,
+    endpoint: Annotated[str | None, typer.Option(help="Stream server base URL (ws://host:port).")] = None,
+    testnet: Annotated[bool, typer.Option("--testnet", help="Use Binance's spot testnet.")] = False,
+    count: Annotated[int, typer.Option(help="Stop after this many messages (0: run until Ctrl-C).")] = 0,
+    json_lines: Annotated[bool, typer.Option("--json", help='Raw lines: {"stream":...,"data":...}.')] = False,
+) -> None:
+    """Stream messages to the terminal: one readable line each (time, stream, key fields), or raw JSON.
+
+    Exit status: 0 after --count messages, 2 for a bad stream name or option, 1 if reconnecting gave up.
+    """
+    from binance_ws import errors, markets, streams
+
+    if sum((use_sim, endpoint is not None, testnet)) > 1:
+        typer.echo("error: choose one of --sim, --endpoint, --testnet", err=True)
+        raise typer.Exit(2)
+    if count < 0:
+        typer.echo("error: --count must be 0 or more", err=True)
+        raise typer.Exit(2)
+    market = markets.SPOT_TESTNET if testnet else markets.SPOT
+    if endpoint is not None:
+        market = market.with_urls(stream_url=endpoint.rstrip("/"), name="endpoint",
+                                  local=endpoint.startswith("ws://"))
+    try:
+        names = [streams.validate_stream(s, market) for s in stream]
+    except errors.InvalidStreamError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    code = 0
+    try:
+        code = asyncio.run(_tail(names, market, use_sim, count, json_lines))
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
+
+
+async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_lines: bool) -> int:
+    from rich.console import Console
+    from rich.text import Text
+
+    from binance_ws import errors
+    from binance_ws.engine.delivery import RawMessage
+    from binance_ws.engine.manager import AsyncSocketManager
+
+    async with contextlib.AsyncExitStack() as stack:
+        if use_sim:
+            from binance_ws.sim import Simulator
+
+            sim = await stack.enter_async_context(Simulator())
+            market = sim.market
+        manager = await stack.enter_async_context(AsyncSocketManager(market=market))
+        # "block": a slow terminal pauses reading rather than dropping what it has not shown yet.
+        sub = await manager.subscribe(names, decode="raw" if json_lines else "dict", wrap=not json_lines,
+                                      overflow="block")
+        out = sys.stdout.buffer
+        console = Console(highlight=False, soft_wrap=True)
+        shown = 0
+        async for msg in sub:
+            if isinstance(msg, RawMessage):
+                out.write(b'{"stream":"' + msg.stream.encode() + b'","data":' + msg.data + b"}\n")
+                out.flush()
+            elif isinstance(msg, dict) and msg.get("e") == "error":
+                style, line = _describe(msg)
+                console.print(Text(f"{_clock(None)}  {line}", style=style))
+                if msg.get("m") == errors.MSG_MAX_RETRIES:
+                    return 1
+                continue  # an error event is shown but not counted as a message
+            else:
+                data = msg["data"]
+                style, line = _describe(data)
+                when = _clock(data.get("E") if isinstance(data, dict) else None)
+                console.print(Text(f"{when}  {msg['stream']:<24} ", style="dim") + Text(line, style=style))
+            shown += 1
+            if count and shown >= count:
+                return 0
+    return 1  # the subscription ended without being asked to: every stream was given up
 
 
 def main() -> None:
