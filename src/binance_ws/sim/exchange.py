@@ -767,8 +767,8 @@ class Exchange:
                 book._record(trade)
                 if fills is not None:
                     fills.append(trade)
-                for cb in self._on_trade:
-                    cb(book, trade)
+                for cb_trade in self._on_trade:
+                    cb_trade(book, trade)
                 if maker.owner is not None:
                     notify = order_listeners.get(maker.owner)
                     if notify:

@@ -182,6 +182,12 @@ class Feeds:
         if not slow:
             st.first_slow = book.update_id
         slow[key] = qty
+        # A change behind the best price of its side cannot move the top of book.
+        if is_bid:
+            if book.bid_keys and price < book.bid_keys[-1]:
+                return
+        elif book.ask_keys and price > -book.ask_keys[-1]:
+            return
         hub = self.hub
         if hub.has_subscribers(st.book_ticker) or (
                 self.config.legacy_streams and hub.has_subscribers(LEGACY_BOOK_TICKER)):

@@ -7,6 +7,7 @@ prices, quantities, update ids); only the timestamps follow the clock.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -75,15 +76,20 @@ class OrderFlow:
         p_ioc = p_market + shape.p_ioc
         p_drift = shape.p_drift
         exchange = self.exchange
+        # random() and math.log stand in for randrange()/expovariate(), which are pure-Python and slow.
+        rand = rng.random
+        n_flows = len(flows)
+        neg_mean = -shape.mean_offset_ticks
+        max_offset = shape.max_offset_ticks
         for _ in range(n):
-            sf = flows[rng.randrange(len(flows))] if len(flows) > 1 else flows[0]
-            if rng.random() < p_drift:
-                sf.mid += 1 if rng.random() < 0.5 else -1
-                sf.mid = max(sf.mid, shape.max_offset_ticks + 2)
+            sf = flows[int(rand() * n_flows)]
+            if rand() < p_drift:
+                sf.mid += 1 if rand() < 0.5 else -1
+                sf.mid = max(sf.mid, max_offset + 2)
             # Cancels grow more likely as the book fills beyond its target, so depth stays steady.
             p_cancel = shape.p_cancel * len(sf.resting) / target
-            r = rng.random()
-            is_buy = rng.random() < 0.5
+            r = rand()
+            is_buy = rand() < 0.5
             if r < p_market:
                 qty = self._size(sf.book, sf.mid * sf.book.tick)
                 exchange.submit(sf.book, is_buy, ORDER_TYPE_MARKET, qty, 0, TIME_IN_FORCE_GTC)
@@ -94,7 +100,7 @@ class OrderFlow:
             elif r < p_ioc + p_cancel and sf.resting:
                 self._cancel_one(sf)
             else:
-                offset = 1 + min(int(rng.expovariate(1.0 / shape.mean_offset_ticks)), shape.max_offset_ticks)
+                offset = 1 + min(int(neg_mean * math.log(1.0 - rand())), max_offset)
                 self._limit(sf, is_buy, sf.mid - offset if is_buy else sf.mid + offset, TIME_IN_FORCE_GTC)
 
     def _size(self, book: SymbolBook, price: int) -> int:
@@ -102,7 +108,7 @@ class OrderFlow:
         step = book.step
         # Smallest step count with price * qty >= 1.1 * minNotional (ceil division, all integers).
         steps = -(-book.min_notional * SCALE * 11 // (10 * price * step))
-        return step * steps * (1 + self.rng.randrange(self.shape.max_size_multiple))
+        return step * steps * (1 + int(self.rng.random() * self.shape.max_size_multiple))
 
     def _limit(self, sf: _SymbolFlow, is_buy: bool, price_ticks: int, tif: str) -> None:
         book = sf.book
@@ -115,7 +121,7 @@ class OrderFlow:
         resting = sf.resting
         # Orders filled since they rested are dropped from the list as they are drawn.
         while resting:
-            i = self.rng.randrange(len(resting))
+            i = int(self.rng.random() * len(resting))
             order = resting[i]
             resting[i] = resting[-1]
             resting.pop()

@@ -473,9 +473,9 @@ class RestServer:
         now = time.monotonic()
         self._expire_listen_keys(now)
         if request.method == "POST":
-            for key, lk in self.listen_keys.items():
-                if lk.api_key_hash == key_hash:
-                    lk.expires = now + LISTEN_KEY_TTL_S
+            for key, existing in self.listen_keys.items():
+                if existing.api_key_hash == key_hash:
+                    existing.expires = now + LISTEN_KEY_TTL_S
                     return _json({"listenKey": key})
             alphabet = string.ascii_letters + string.digits
             key = "".join(secrets.choice(alphabet) for _ in range(LISTEN_KEY_LENGTH))
