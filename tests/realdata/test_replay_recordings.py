@@ -193,3 +193,25 @@ async def test_cryptofeed_capture_of_unlisted_symbols_replays_with_its_snapshots
                     served[symbol] = await resp.json()
     assert client.frames == expected
     assert served == snapshots
+
+
+async def test_faults_apply_to_a_replay_without_changing_the_other_bytes(tmp_path: Path) -> None:
+    # Arrange: the first 3000 messages of the spot capture, in the project's format
+    head = [r for r in read_recording(RECORDINGS / SPOT_BTC) if r.kind == KIND_STREAM][:3000]
+    path = tmp_path / "head.rec.zst"
+    with RecordingWriter(path, market="spot") as w:
+        w.write_all(head)
+    depth = [r.payload for r in head if r.stream == "btcusdt@depth@100ms"]
+    replay = Replay(path, speed=0)
+    async with Simulator(replay=replay) as sim:
+        # Act: the next diff-depth event goes out twice (a fault filter decodes and re-encodes it)
+        sim.faults.duplicate(1)
+        transport, client = await ws_connect(_Collector, f"{sim.stream_url}/ws/btcusdt@depth@100ms")
+        assert isinstance(client, _Collector)
+        await asyncio.wait_for(replay.done.wait(), 30)
+        deadline = time.monotonic() + 30
+        while len(client.frames) < len(depth) + 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        transport.disconnect()
+    # Assert
+    assert client.frames == [depth[0], *depth]
