@@ -187,6 +187,24 @@ def test_trade_history_rest_shapes(ex: Exchange) -> None:
     assert all(k[6] == k[0] + 59_999 for k in klines)
 
 
+def test_klines_fill_bars_without_trades_at_the_previous_close() -> None:
+    clock = SimClock()
+    ex = Exchange((SPEC,), clock)
+    for price in ("100.00", "101.00"):
+        ex.place_order("TESTUSDT", "SELL", "LIMIT", "1", price)
+        ex.place_order("TESTUSDT", "BUY", "MARKET", "1")
+        clock.advance(3_000)
+    rows = ex.klines("TESTUSDT", "1s", 100)
+    assert [r[0] for r in rows] == list(range(rows[0][0], rows[0][0] + 1_000 * len(rows), 1_000))
+    assert len(rows) in (4, 5)  # 3 s apart: two traded bars and the empty ones between them
+    assert rows[0][1:6] == ["100.00000000"] * 4 + ["1.00000000"]
+    for empty in rows[1:-1]:
+        assert empty[1:6] == ["100.00000000"] * 4 + ["0.00000000"] and empty[8] == 0
+    assert rows[-1][4] == "101.00000000" and rows[-1][8] == 1
+    assert ex.klines("TESTUSDT", "1s", 2, start_time=rows[0][0]) == rows[:2]
+    assert ex.klines("TESTUSDT", "1s", 2) == rows[-2:]
+
+
 def test_bar_bounds_follow_the_calendar() -> None:
     t = 1_723_161_255_343  # Thursday 2024-08-08 23:54:15.343 UTC = Friday 07:54 at UTC+8
     h8 = 8 * 3_600_000

@@ -546,23 +546,37 @@ class Exchange:
 
     def klines(self, symbol: str, interval: str, limit: int, start_time: int | None = None,
                end_time: int | None = None, tz_offset_ms: int = 0) -> list[list[Any]]:
-        """REST ``/api/v3/klines`` rows built from the retained trade history (bars without trades are
-        omitted; history is the last :data:`TRADE_HISTORY` trades)."""
+        """REST ``/api/v3/klines`` rows built from the retained trade history (the last
+        :data:`TRADE_HISTORY` trades). Bars without trades between two traded ones are filled in at the
+        previous close with zero volume, as Binance does; oldest first, at most ``limit``."""
         book = self.book(symbol)
-        rows: dict[int, list[Any]] = {}
+        rows: list[list[Any]] = []
         for t in book.trades:
             if start_time is not None and t.time < start_time:
                 continue
             if end_time is not None and t.time > end_time:
                 break
-            o = bar_open(interval, t.time, tz_offset_ms)
-            row = rows.get(o)
-            if row is None:
-                close = bar_close(interval, o, tz_offset_ms)
-                row = rows[o] = [o, t.price, t.price, t.price, t.price, 0, close, 0, 0, 0, 0, "0"]
             p = t.price
-            row[2] = max(row[2], p)
-            row[3] = min(row[3], p)
+            if not rows or t.time > rows[-1][6]:
+                o = bar_open(interval, t.time, tz_offset_ms)
+                if rows:
+                    prev_close = rows[-1][4]
+                    gap_open = rows[-1][6] + 1
+                    while gap_open < o and (start_time is None or len(rows) < limit):
+                        gap_close = bar_close(interval, gap_open, tz_offset_ms)
+                        rows.append([gap_open, prev_close, prev_close, prev_close, prev_close, 0, gap_close,
+                                     0, 0, 0, 0, "0"])
+                        gap_open = gap_close + 1
+                    if start_time is None and len(rows) > 2 * limit:
+                        del rows[:-limit]
+                if start_time is not None and len(rows) >= limit:
+                    break
+                rows.append([o, p, p, p, p, 0, bar_close(interval, o, tz_offset_ms), 0, 0, 0, 0, "0"])
+            row = rows[-1]
+            if p > row[2]:
+                row[2] = p
+            elif p < row[3]:
+                row[3] = p
             row[4] = p
             row[5] += t.qty
             row[7] += p * t.qty
@@ -570,12 +584,11 @@ class Exchange:
             if not t.buyer_is_maker:
                 row[9] += t.qty
                 row[10] += p * t.qty
-        ordered = [rows[k] for k in sorted(rows)]
-        ordered = ordered[:limit] if start_time is not None else ordered[-limit:]
-        for r in ordered:
+        rows = rows[:limit] if start_time is not None else rows[-limit:]
+        for r in rows:
             r[1], r[2], r[3], r[4], r[5] = fmt(r[1]), fmt(r[2]), fmt(r[3]), fmt(r[4]), fmt(r[5])
             r[7], r[9], r[10] = fmt(r[7] // SCALE), fmt(r[9]), fmt(r[10] // SCALE)
-        return ordered
+        return rows
 
     # -- orders ------------------------------------------------------------------------------------
     def place_order(self, symbol: str, side: str, order_type: str, quantity: str | int | float | Decimal,
