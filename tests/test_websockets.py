@@ -7,6 +7,7 @@ seed user's program is: it starts sockets, waits for its callbacks and stops the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
@@ -17,9 +18,11 @@ from typing import Any, TypeVar
 import pytest
 
 from binance_ws import BinanceSocketManager, errors
+from binance_ws.client import Client
 from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.enums import KLINE_INTERVAL_1SECOND, WEBSOCKET_DEPTH_5
 from binance_ws.sim import Simulator
+from userdata_support import accounts_sim, best, make_account
 
 T = TypeVar("T")
 
@@ -30,14 +33,20 @@ FAST = BackoffPolicy(initial_s=0.02, factor=2.0, max_s=0.1, jitter=0.1, max_retr
 class SimThread:
     """A running simulator on a background loop; ``call`` runs a coroutine or function there."""
 
-    def __init__(self) -> None:
+    def __init__(self, accounts: bool = False) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="test-sim", daemon=True)
         self.thread.start()
 
         async def make() -> Simulator:
-            return await Simulator(flow_rate=200.0).start()
+            if not accounts:
+                return await Simulator(flow_rate=200.0).start()
+            async with contextlib.AsyncExitStack() as stack:
+                sim = await stack.enter_async_context(accounts_sim())
+                self._stack = stack.pop_all()
+            return sim
 
+        self._stack: contextlib.AsyncExitStack | None = None
         self.sim = self.call(make())
 
     def call(self, what: Coroutine[Any, Any, T] | Callable[[], T]) -> T:
@@ -50,7 +59,7 @@ class SimThread:
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
 
     def stop(self) -> None:
-        self.call(self.sim.stop())
+        self.call(self._stack.aclose() if self._stack is not None else self.sim.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
@@ -295,3 +304,37 @@ def test_socket_started_from_a_callback(bm: BinanceSocketManager) -> None:
     bm.start()
     klines.count(1, timeout=10)
     assert keys == ["btcusdt@kline_1s"]
+
+
+def test_user_socket_delivers_account_events() -> None:
+    simt = SimThread(accounts=True)
+    try:
+        creds = simt.call(lambda: make_account(simt.sim, "alice", "HMAC"))
+        client = Client(creds.api_key, creds.secret, market=simt.sim.market, env={})
+        bm = BinanceSocketManager(client)  # the client says where to connect
+        inbox = Inbox()
+        assert bm.start_user_socket(inbox) == "userData"
+        assert bm.start_user_socket(inbox) is False
+        bm.start()
+
+        def rest_a_buy() -> None:
+            bid, _ = best(simt.sim)
+            accounts = simt.sim.accounts  # type: ignore[attr-defined]
+            accounts.place_order(accounts.account("alice"), {
+                "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                "quantity": "0.01000", "price": bid})
+
+        # The subscription is made asynchronously after start(): retry until the event shows up.
+        deadline = time.monotonic() + 10
+        while not any(m.get("e") == "executionReport" for m in inbox.items):
+            assert time.monotonic() < deadline, inbox.items
+            simt.call(rest_a_buy)
+            with contextlib.suppress(AssertionError):
+                inbox.wait(lambda items: any(m.get("e") == "executionReport" for m in items), timeout=0.5)
+        report = next(m for m in inbox.items if m.get("e") == "executionReport")
+        assert (report["s"], report["S"], report["x"], report["X"]) == ("BTCUSDT", "BUY", "NEW", "NEW")
+        assert creds.secret is not None and creds.secret not in repr(bm)
+        bm.close()
+        client.close()
+    finally:
+        simt.stop()
