@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from picows import WSCloseCode, WSInvalidStatusError, WSMsgType, WSProtocolError, ws_connect
 from tests.sim._client import QuietSim, RawClient, connect, depth, install_echo_wsapi, trade
 
@@ -228,3 +230,31 @@ def test_rest_knobs_and_clear() -> None:
     faults.rest_delay_s, faults.rest_fail_status, faults.rest_fail_count = 0.5, 503, 2
     faults.clear()
     assert (faults.rest_delay_s, faults.rest_fail_status, faults.rest_fail_count) == (0.0, None, 0)
+
+
+# -- the sequence filter as a pure function of what is published -----------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["skip", "duplicate", "reorder"]), st.integers(min_value=2, max_value=6),
+       st.integers(min_value=0, max_value=12))
+def test_sequence_faults_change_exactly_n_events(action: str, n: int, events: int) -> None:
+    sim = QuietSim()
+    getattr(sim.faults, action)(n)
+    out: list[int] = []
+    for u in range(events):
+        if sim.hub.filter is None:
+            out.append(u)
+        else:
+            out.extend(p["u"] for p in sim.hub.filter("btcusdt@depth", {"u": u}))
+        # Other streams pass untouched whatever the rule.
+        if sim.hub.filter is not None:
+            assert list(sim.hub.filter("btcusdt@trade", {"t": u})) == [{"t": u}]
+    k = min(n, events)
+    if action == "skip":
+        assert out == list(range(k, events))
+    elif action == "duplicate":
+        assert out == [u for u in range(k) for _ in (0, 1)] + list(range(k, events))
+    elif events >= n:
+        assert out == list(range(n))[::-1] + list(range(n, events))
+    else:
+        assert out == []  # still held: fewer events than the reorder needs
+    assert (sim.hub.filter is None) == (events >= n)
