@@ -91,6 +91,16 @@ async def test_attempts_are_allowed_again_after_the_window() -> None:
         await connect(url)
 
 
+async def test_ws_api_handshakes_count_toward_the_same_attempt_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    install_echo_wsapi(monkeypatch)
+    async with QuietSim(max_connections_per_window=2, connection_window_s=60) as sim:
+        await connect(f"{sim.stream_url}/ws")
+        await connect(f"{sim.stream_url}/ws-api/v3")
+        with pytest.raises(WSInvalidStatusError) as info:
+            await ws_connect(RawClient, f"{sim.stream_url}/ws-api/v3")
+        assert info.value.response is not None and info.value.response.status == 429
+
+
 # -- server pings -----------------------------------------------------------------------------------------
 async def test_server_pings_and_a_client_that_pongs_stays_connected() -> None:
     async with QuietSim(ping_interval_s=0.1, pong_timeout_s=0.3) as sim:
