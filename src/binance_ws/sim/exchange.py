@@ -121,10 +121,23 @@ class UnknownOrderError(ExchangeError):
 # -- records ---------------------------------------------------------------------------------------
 def fmt(units: int) -> str:
     """An integer amount of 1e-8 units as Binance's 8-decimal string (``"61837.63000000"``)."""
-    if units < 0:
-        return "-" + fmt(-units)
-    whole, frac = divmod(units, SCALE)
-    return f"{whole}.{frac:08d}"
+    # Books reuse a small set of prices and sizes: a memo makes formatting a dict lookup on hot paths.
+    text = _FMT_MEMO.get(units)
+    if text is None:
+        if units < 0:
+            whole, frac = divmod(-units, SCALE)
+            text = f"-{whole}.{frac:08d}"
+        else:
+            whole, frac = divmod(units, SCALE)
+            text = f"{whole}.{frac:08d}"
+        if len(_FMT_MEMO) >= _FMT_MEMO_SIZE:
+            _FMT_MEMO.clear()
+        _FMT_MEMO[units] = text
+    return text
+
+
+_FMT_MEMO: dict[int, str] = {}
+_FMT_MEMO_SIZE = 1 << 16
 
 
 def to_units(value: str | int | float | Decimal, name: str, filter_type: str) -> int:
