@@ -116,7 +116,7 @@ async def test_no_pong_closes_after_the_timeout() -> None:
         client = await connect(f"{sim.stream_url}/ws", answer_pings=False)
         started = time.monotonic()
         assert await client.closed() == (1008, "Pong timeout")
-        assert time.monotonic() - started >= 0.3
+        assert time.monotonic() - started >= 0.2  # 0.4 s after the server accepted, less handshake time
 
 
 async def test_unsolicited_or_wrong_pongs_do_not_keep_a_connection_alive() -> None:
@@ -138,7 +138,7 @@ async def test_connection_closes_at_its_lifetime_with_1001_and_nothing_else() ->
         client = await connect(f"{sim.stream_url}/ws/btcusdt@trade")
         started = time.monotonic()
         assert await client.closed() == (1001, "")
-        assert time.monotonic() - started >= 0.4
+        assert time.monotonic() - started >= 0.3  # lifetime counted from the server side of the handshake
         assert client.texts() == []
 
 
