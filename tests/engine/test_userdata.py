@@ -1,17 +1,23 @@
-"""The spot user socket against the simulator: event sequences per key type, and recovery."""
+"""User data against the simulator: the spot WS API socket (event sequences per key type, recovery)
+and futures listen keys (keep-alive, expiry, replacement)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from picows import ws_create_server
 
 from binance_ws.client import BinanceAPIError
-from binance_ws.engine.userdata import UserDataStream, user_socket
+from binance_ws.core.listenkey import ListenKeySchedule
+from binance_ws.engine.userdata import ListenKeyStream, UserDataStream, user_socket
 from binance_ws.errors import ERR_DISCONNECTED
+from binance_ws.sim.accounts import LISTEN_KEY_TTL_MS
+from binance_ws.sim.userstream import ListenKeyListener
 from userdata_support import KEY_KINDS, accounts_sim, best, make_account
 
 WAIT_S = 5.0
@@ -148,3 +154,93 @@ async def test_server_ended_subscription_is_renewed_on_the_same_connection() -> 
             sim.accounts.deposit(sim.accounts.account("alice"), "BTC", "1")
             await wait_for(lambda: [e["e"] for e in received[1:]] == ["balanceUpdate",
                                                                       "outboundAccountPosition"])
+
+
+# -- futures listen keys ------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def listen_key_streams(sim: Any) -> AsyncIterator[str]:
+    """A listen-key stream server for ``sim`` (the Simulator may not route these paths itself);
+    yields the ``/private`` base URL."""
+    server = await ws_create_server(lambda request: ListenKeyListener(sim, request), "127.0.0.1", 0)
+    try:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/private"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def futures_client(sim: Any, creds: Any) -> Any:
+    return creds.client(sim, futures_base_url=sim.rest_url)
+
+
+async def test_futures_listen_key_expiry_is_replaced_and_events_keep_flowing() -> None:
+    async with accounts_sim() as sim, listen_key_streams(sim) as url:
+        creds = make_account(sim, "alice", "HMAC")
+        make_account(sim, "mm", "HMAC")
+        events: list[dict[str, Any]] = []
+        async with futures_client(sim, creds) as client, \
+                ListenKeyStream(client, events.append, stream_url=url) as stream:
+            first_key = stream.listen_key
+            fill_resting_buy(sim, "alice")
+            await wait_for(lambda: len(events) >= 4)
+            assert shape(events) == FILL_SEQUENCE
+            events.clear()
+            sim.clock.advance(LISTEN_KEY_TTL_MS + 1)  # nobody kept it alive for an hour
+            await wait_for(lambda: stream.keys_used == 2 and stream.connection.connections == 2
+                           and stream.connection.connected)
+            assert events[0] == {"e": "listenKeyExpired", "E": events[0]["E"], "listenKey": first_key}
+            assert stream.listen_key != first_key
+            events.clear()
+            fill_resting_buy(sim, "alice")
+            await wait_for(lambda: len([e for e in events if e["e"] != "error"]) >= 4)
+            assert shape([e for e in events if e["e"] != "error"]) == FILL_SEQUENCE
+
+
+async def test_keepalive_failures_are_retried_and_a_gone_key_replaced() -> None:
+    async with accounts_sim() as sim, listen_key_streams(sim) as url:
+        creds = make_account(sim, "alice", "ED25519")
+        events: list[dict[str, Any]] = []
+        schedule = ListenKeySchedule(keepalive_interval_s=0.05, ttl_s=3600, retry_initial_s=0.02,
+                                     retry_max_s=0.05)
+        async with futures_client(sim, creds) as client, \
+                ListenKeyStream(client, events.append, stream_url=url, schedule=schedule) as stream:
+            # Keep-alives extend the key on the server: 100 minutes on, it is still the same live key.
+            key = stream.listen_key
+            for _ in range(2):
+                sim.clock.advance(50 * 60_000)
+                extended = sim.clock.now_ms() + LISTEN_KEY_TTL_MS - 1
+                await wait_for(lambda least=extended: sim.accounts._listen_keys[key].expires_ms >= least)
+            assert stream.keys_used == 1 and not [e for e in events if e["e"] == "listenKeyExpired"]
+            real_key = client.api_key
+            client.api_key = "D" * 64  # every keep-alive now fails (-2015), for a while
+            await wait_for(lambda: schedule.failed_keepalives >= 3)
+            errors = [e for e in events if e["e"] == "error"]
+            assert errors and errors[0]["type"] == "keepalive" and errors[0]["code"] == -2015
+            client.api_key = real_key
+            await wait_for(lambda: schedule.failed_keepalives == 0)
+            assert stream.listen_key == key and stream.keys_used == 1
+            # The key vanishes server-side: the next keep-alive gets -1125 and a new key is made.
+            sim.accounts.close_listen_key(sim.accounts.account("alice"), key)
+            await wait_for(lambda: stream.keys_used == 2 and stream.connection.connections == 2
+                           and stream.connection.connected)
+            events.clear()
+            sim.accounts.deposit(sim.accounts.account("alice"), "USDT", "1")
+            await wait_for(lambda: [e["e"] for e in events if e["e"] != "error"] ==
+                           ["balanceUpdate", "outboundAccountPosition"])
+
+
+async def test_dropped_listen_key_stream_reconnects_to_the_same_key() -> None:
+    async with accounts_sim() as sim, listen_key_streams(sim) as url:
+        creds = make_account(sim, "alice", "RSA")
+        events: list[dict[str, Any]] = []
+        async with futures_client(sim, creds) as client, \
+                ListenKeyStream(client, events.append, stream_url=url) as stream:
+            assert sim.accounts.drop_sessions() == 1
+            await wait_for(lambda: stream.connection.connections == 2 and stream.connection.connected)
+            assert stream.keys_used == 1 and events[0]["type"] == ERR_DISCONNECTED
+            sim.accounts.deposit(sim.accounts.account("alice"), "BNB", "3")
+            await wait_for(lambda: [e["e"] for e in events[1:]] == ["balanceUpdate",
+                                                                    "outboundAccountPosition"])
+        assert not sim.accounts._listen_keys  # stop() deleted the key

@@ -21,11 +21,13 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal
 
 from binance_ws.client import AsyncClient, BinanceAPIError
 from binance_ws.core.backoff import BackoffPolicy
+from binance_ws.core.listenkey import KEEPALIVE_INTERVAL_S, Action, ListenKeySchedule
 from binance_ws.core.signing import ws_payload
 from binance_ws.engine.wsapi import FOREVER, WsApiConnection
 from binance_ws.errors import ERR_DISCONNECTED, MSG_DISCONNECTED, error_event, max_retries_event
@@ -38,6 +40,53 @@ Mode = Literal["signature", "logon"]
 #: -1021: the timestamp was outside recvWindow (PROTOCOL 7.3); re-measure the clock and try once more.
 _TIMESTAMP_REJECTED: Final = -1021
 TERMINATED_EVENT: Final = "eventStreamTerminated"
+EXPIRED_EVENT: Final = "listenKeyExpired"
+#: USD-M user data host since 2026 (PROTOCOL 8: ``wss://fstream.binance.com/private``).
+USDM_PRIVATE_STREAM_URL: Final = "wss://fstream.binance.com/private"
+#: Error events of the listen-key keep-alive (shape of :mod:`binance_ws.errors`).
+ERR_KEEPALIVE: Final = "keepalive"
+MSG_KEEPALIVE: Final = "Listen key keep-alive failed, retrying"
+
+
+class _Delivery:
+    """Hands events to the user's callback in order: called inline when plain, awaited one at a time by
+    a consumer task when ``async``. A failing callback is logged and never stops the stream."""
+
+    def __init__(self, callback: UserCallback) -> None:
+        self._callback = callback
+        self._queue: asyncio.Queue[dict[str, Any]] | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        if inspect.iscoroutinefunction(callback):
+            self._queue = asyncio.Queue()
+
+    def start(self) -> None:
+        if self._queue is not None and self._consumer is None:
+            self._consumer = asyncio.create_task(self._consume(), name="binance-ws-userdata-callback")
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+            self._consumer = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self._queue is not None:
+            self._queue.put_nowait(event)
+            return
+        try:
+            self._callback(event)
+        except Exception:
+            log.exception("user data callback failed")
+
+    async def _consume(self) -> None:
+        assert self._queue is not None
+        while True:
+            event = await self._queue.get()
+            try:
+                await self._callback(event)  # type: ignore[misc]
+            except Exception:
+                log.exception("user data callback failed")
 
 
 class UserDataStream:
@@ -58,10 +107,7 @@ class UserDataStream:
         if not url:
             raise ValueError(f"market {client.market.name!r} has no WebSocket API")
         self._client = client
-        self._callback = callback
-        self._is_async = inspect.iscoroutinefunction(callback)
-        self._queue: asyncio.Queue[dict[str, Any]] | None = None
-        self._consumer: asyncio.Task[None] | None = None
+        self._deliver = _Delivery(callback)
         self.mode: Mode = mode
         #: The live subscription's id, None while (re)subscribing.
         self.subscription_id: int | None = None
@@ -80,9 +126,7 @@ class UserDataStream:
 
     async def start(self) -> None:
         """Connect and subscribe; returns once events can flow. Raises :class:`BinanceAPIError`."""
-        if self._is_async:
-            self._queue = asyncio.Queue()
-            self._consumer = asyncio.create_task(self._consume(), name="binance-ws-userdata-callback")
+        self._deliver.start()
         try:
             await self._conn.start()
         except BaseException:
@@ -99,10 +143,7 @@ class UserDataStream:
                 await self._conn.request("userDataStream.unsubscribe",
                                          {"subscriptionId": self.subscription_id}, timeout=2.0)
         await self._conn.close()
-        if self._consumer is not None:
-            self._consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._consumer
+        await self._deliver.stop()
 
     async def __aenter__(self) -> UserDataStream:
         await self.start()
@@ -176,23 +217,153 @@ class UserDataStream:
     def _on_give_up(self, reason: str) -> None:
         self._deliver(max_retries_event())
 
-    def _deliver(self, event: dict[str, Any]) -> None:
-        if self._queue is not None:
-            self._queue.put_nowait(event)
-            return
-        try:
-            self._callback(event)
-        except Exception:
-            log.exception("user data callback failed")
 
-    async def _consume(self) -> None:
-        assert self._queue is not None
+class ListenKeyStream:
+    """User data over a listen key (USD-M futures; ``kind="spot"`` keeps the pre-2026 spot flow for
+    endpoints that still offer it), kept alive and replaced so that it never silently dies.
+
+    A keep-alive runs every ``keepalive_interval_s`` (the seed's ``user_timeout``); a failed one is
+    retried soon and reported as an error event, never ending the timer. On ``listenKeyExpired``, on
+    -1125 from a keep-alive, or when ``POST`` hands back a different key, a key is created and the stream
+    reconnects to it. A dropped stream reconnects to the current key on the shared backoff schedule.
+    Raises :class:`BinanceAPIError` from :meth:`start` if no key can be created.
+    """
+
+    def __init__(self, client: AsyncClient, callback: UserCallback, *,
+                 kind: Literal["futures", "spot"] = "futures", stream_url: str | None = None,
+                 keepalive_interval_s: float = KEEPALIVE_INTERVAL_S, backoff: BackoffPolicy = FOREVER,
+                 schedule: ListenKeySchedule | None = None) -> None:
+        if not client.api_key:
+            raise ValueError("a listen-key stream needs an API key")
+        self._client = client
+        self._deliver = _Delivery(callback)
+        self.kind = kind
+        default_url = USDM_PRIVATE_STREAM_URL if kind == "futures" else client.market.stream_url
+        self._stream_url = (stream_url or default_url).rstrip("/")
+        self.schedule = schedule or ListenKeySchedule(keepalive_interval_s=keepalive_interval_s)
+        self._backoff = backoff
+        self._conn: WsApiConnection | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        #: Keys used so far (1 after start; each replacement that changed the key adds one).
+        self.keys_used = 0
+
+    @property
+    def listen_key(self) -> str | None:
+        return self.schedule.key
+
+    @property
+    def connection(self) -> WsApiConnection | None:
+        return self._conn
+
+    def url_for(self, key: str) -> str:
+        """The stream URL of ``key``: ``/private/ws?listenKey=`` on USD-M (PROTOCOL 8), else ``/ws/<key>``
+        (6.2)."""
+        if self.kind == "futures" and self._stream_url.endswith("/private"):
+            return f"{self._stream_url}/ws?listenKey={key}"
+        return f"{self._stream_url}/ws/{key}"
+
+    async def _create_key(self) -> str:
+        if self.kind == "futures":
+            return await self._client.futures_stream_get_listen_key()
+        return await self._client.stream_get_listen_key()
+
+    async def _keepalive(self, key: str) -> None:
+        if self.kind == "futures":
+            await self._client.futures_stream_keepalive(key)
+        else:
+            await self._client.stream_keepalive(key)
+
+    async def start(self) -> None:
+        """Create a key, connect to its stream and start the keep-alive timer."""
+        self._deliver.start()
+        try:
+            key = await self._create_key()
+            self.schedule.on_key(key, _monotonic())
+            self.keys_used = 1
+            self._conn = WsApiConnection(self.url_for(key), envelope=False, on_event=self._on_event,
+                                         on_disconnect=self._on_disconnect,
+                                         on_give_up=lambda reason: self._deliver(max_retries_event()),
+                                         backoff=self._backoff)
+            await self._conn.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._timer = asyncio.create_task(self._run_schedule(), name="binance-ws-listen-key")
+
+    async def stop(self) -> None:
+        """Stop the timer, close the stream and delete the key (best effort)."""
+        self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        if self._conn is not None:
+            await self._conn.close()
+        key = self.schedule.key
+        if key is not None:
+            with contextlib.suppress(BinanceAPIError):
+                if self.kind == "futures":
+                    await self._client.futures_stream_close(key)
+                else:
+                    await self._client.stream_close(key)
+        await self._deliver.stop()
+
+    async def __aenter__(self) -> ListenKeyStream:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _run_schedule(self) -> None:
+        """The keep-alive timer: it survives every failure (that is the point)."""
         while True:
-            event = await self._queue.get()
+            delay = self.schedule.next_at() - _monotonic()
+            if delay > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                continue
             try:
-                await self._callback(event)  # type: ignore[misc]
-            except Exception:
-                log.exception("user data callback failed")
+                await self._act(self.schedule.due(_monotonic()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug here must not end keep-alives; the schedule retries
+                log.exception("listen-key schedule step failed")
+                self.schedule.on_keepalive_failed(_monotonic(), None)
+
+    async def _act(self, action: Action) -> None:
+        key = self.schedule.key
+        if action is Action.KEEPALIVE and key is not None:
+            try:
+                await self._keepalive(key)
+            except BinanceAPIError as exc:
+                self.schedule.on_keepalive_failed(_monotonic(), exc.code)
+                self._deliver(error_event(ERR_KEEPALIVE, f"{MSG_KEEPALIVE}: {exc}", code=exc.code))
+                return
+            self.schedule.on_keepalive_ok(_monotonic())
+        elif action is Action.REPLACE:
+            try:
+                new_key = await self._create_key()
+            except BinanceAPIError as exc:
+                self.schedule.on_replace_failed(_monotonic())
+                self._deliver(error_event(ERR_KEEPALIVE, f"{MSG_KEEPALIVE}: {exc}", code=exc.code))
+                return
+            if self.schedule.on_key(new_key, _monotonic()) and self._conn is not None:
+                self.keys_used += 1
+                self._conn.url = self.url_for(new_key)
+                self._conn.drop()  # reconnects at once, to the new key
+
+    def _on_event(self, subscription_id: int | None, event: dict[str, Any]) -> None:
+        self._deliver(event)
+        if event.get("e") == EXPIRED_EVENT and self.schedule.on_expired(event.get("listenKey"), _monotonic()):
+            self._wake.set()
+
+    def _on_disconnect(self, reason: str) -> None:
+        if not self._stopping:
+            self._deliver(error_event(ERR_DISCONNECTED, MSG_DISCONNECTED, reason=reason))
 
 
 async def user_socket(client: AsyncClient, callback: UserCallback, *, ws_api_url: str | None = None,
@@ -205,3 +376,7 @@ async def user_socket(client: AsyncClient, callback: UserCallback, *, ws_api_url
     stream = UserDataStream(client, callback, ws_api_url=ws_api_url, mode=mode, backoff=backoff)
     await stream.start()
     return stream
+
+
+def _monotonic() -> float:
+    return time.monotonic()

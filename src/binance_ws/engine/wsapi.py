@@ -1,5 +1,7 @@
 """A WebSocket API client connection (``/ws-api/v3``): request/response by id, events, reconnect.
 
+The same self-healing connection reads listen-key streams (``envelope=False``: bare events).
+
 ../shared/PROTOCOL.md 6.3: requests ``{"id","method","params"}`` are answered by ``{"id","status",
 "result"|"error"}``; user-data events arrive as ``{"subscriptionId":N,"event":{...}}`` (the id may be
 absent). One :class:`WsApiConnection` keeps one picows connection alive: when it drops, every pending
@@ -66,8 +68,11 @@ class WsApiConnection:
                  on_disconnect: Callable[[str], None] | None = None,
                  on_give_up: Callable[[str], None] | None = None,
                  backoff: BackoffPolicy = FOREVER, request_timeout_s: float = REQUEST_TIMEOUT_S,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, envelope: bool = True) -> None:
+        #: Where the next (re)connection goes; the listen-key stream points it at a new key.
         self.url = url
+        #: False for listen-key streams, whose events are bare dicts rather than ``{"event": ...}``.
+        self._envelope = envelope
         self._on_event = on_event
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
@@ -117,6 +122,7 @@ class WsApiConnection:
 
     def drop(self) -> None:
         """Cut the current connection (tests, health checks); it is reopened as after any failure."""
+        self._ready.clear()  # not "connected" from this moment, not only once the socket is gone
         if self._transport is not None:
             self._transport.disconnect(graceful=False)
 
@@ -150,7 +156,7 @@ class WsApiConnection:
             return
         if not isinstance(message, dict):
             return
-        event = message.get("event")
+        event = message.get("event") if self._envelope else (message if "e" in message else None)
         if isinstance(event, dict) and "status" not in message:
             if self._on_event is not None:
                 try:

@@ -46,6 +46,7 @@ ERRORS: Final[dict[int, tuple[int, str]]] = {
     -1102: (400, "Mandatory parameter '{}' was not sent, was empty/null, or malformed."),
     -1104: (400, "Not all sent parameters were read; read '{}' parameter(s) but was sent '{}'."),
     -1121: (400, "Invalid symbol."),
+    -1125: (400, "This listenKey does not exist."),
     -1131: (400, "recvWindow must be less than 60000"),  # [errors.md]
     -1013: (400, "Invalid quantity."),  # [errors.md] filter failure
     -2010: (400, "Account has insufficient balance for requested action."),  # [errors.md]
@@ -72,6 +73,9 @@ _MICROSECOND_THRESHOLD: Final = 10**14
 #: Binance API keys are 64 alphanumeric characters; anything else is a format error (-2014).
 API_KEY_LENGTH: Final = 64
 _KEY_ALPHABET: Final = string.ascii_letters + string.digits
+#: A listen key lives 60 minutes after its last keep-alive (PROTOCOL 6.2 and 8) and is 64 characters.
+LISTEN_KEY_TTL_MS: Final = 3_600_000
+LISTEN_KEY_LENGTH: Final = 64
 #: Decimal places of quantities and prices on the wire (PROTOCOL 10: spot prices are 8-decimal strings).
 _PLACES: Final = Decimal("0.00000001")
 
@@ -181,6 +185,14 @@ class Held:
     quote: str
 
 
+@dataclass
+class _ListenKey:
+    account: Account
+    expires_ms: int
+    #: Stream connections reading this key: callback -> its token in the account's subscribers.
+    streams: dict[EventCallback, int] = field(default_factory=dict)
+
+
 def units(value: int) -> Decimal:
     """The exchange's integer 1e-8 units as a Decimal."""
     return Decimal(value).scaleb(-8)
@@ -210,8 +222,11 @@ class Accounts:
         self._deferred: dict[str, tuple[Account, list[str]]] | None = None
         #: Cancel requests' own client order ids, reported as ``c`` on the CANCELED report.
         self._cancel_ids: dict[int, str] = {}
-        #: Live WebSocket API connections (``wsapi.WsApiListener``), so tests and faults can cut them.
+        #: Live user-data connections (``wsapi.WsApiListener``, ``userstream.ListenKeyListener``), so
+        #: tests and faults can cut them.
         self.sessions: set[Any] = set()
+        #: Listen keys (futures, and legacy spot): key -> [account, expiry in server ms].
+        self._listen_keys: dict[str, _ListenKey] = {}
 
     # -- accounts and keys ------------------------------------------------------------------------
     def create_account(self, name: str,
@@ -310,7 +325,7 @@ class Accounts:
         return record.account
 
     def drop_sessions(self, graceful: bool = False) -> int:
-        """Cut every WebSocket API connection (a close frame if ``graceful``, else a dead TCP link);
+        """Cut every user-data connection (a close frame if ``graceful``, else a dead TCP link);
         returns how many were cut. Subscriptions die with them, as on Binance."""
         sessions = list(self.sessions)
         for session in sessions:
@@ -366,6 +381,70 @@ class Accounts:
                          for a, b in account.balances.items()],
             "permissions": ["SPOT"],
         }
+
+    # -- listen keys (USER_STREAM security: API key, no signature; PROTOCOL 6.2 and 8) --------------
+    def create_listen_key(self, account: Account) -> str:
+        """The account's live key extended by 60 minutes, or a new key if it has none."""
+        self.expire_listen_keys()
+        expires = self._sim.clock.now_ms() + LISTEN_KEY_TTL_MS
+        for key, lk in self._listen_keys.items():
+            if lk.account is account:
+                lk.expires_ms = expires
+                return key
+        key = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(LISTEN_KEY_LENGTH))
+        self._listen_keys[key] = _ListenKey(account, expires)
+        return key
+
+    def _own_key(self, account: Account, key: str | None) -> str:
+        """``key`` (or, when not given, the account's key) if it is live and the account's; else -1125."""
+        self.expire_listen_keys()
+        if key is None:
+            key = next((k for k, lk in self._listen_keys.items() if lk.account is account), None)
+        lk = self._listen_keys.get(key) if key else None
+        if key is None or lk is None or lk.account is not account:
+            raise SimApiError(-1125)
+        return key
+
+    def keepalive_listen_key(self, account: Account, key: str | None = None) -> str:
+        """Extend the key by 60 minutes; raises -1125 if it does not exist (any more)."""
+        key = self._own_key(account, key)
+        self._listen_keys[key].expires_ms = self._sim.clock.now_ms() + LISTEN_KEY_TTL_MS
+        return key
+
+    def close_listen_key(self, account: Account, key: str | None = None) -> None:
+        """Delete the key; its streams stay open but receive nothing more (no ``listenKeyExpired``)."""
+        lk = self._listen_keys.pop(self._own_key(account, key))
+        for token in lk.streams.values():
+            self.unsubscribe(lk.account, token)
+
+    def open_listen_key_stream(self, key: str, callback: EventCallback) -> bool:
+        """Deliver the key's account events to ``callback``; False if the key is not live."""
+        self.expire_listen_keys()
+        lk = self._listen_keys.get(key)
+        if lk is None:
+            return False
+        lk.streams[callback] = self.subscribe(lk.account, callback)
+        return True
+
+    def close_listen_key_stream(self, key: str, callback: EventCallback) -> None:
+        lk = self._listen_keys.get(key)
+        if lk is not None and callback in lk.streams:
+            self.unsubscribe(lk.account, lk.streams.pop(callback))
+
+    def expire_listen_keys(self) -> list[str]:
+        """Drop keys past their expiry; each of their streams gets ``listenKeyExpired`` and then nothing
+        more (PROTOCOL 6.2). Returns the expired keys."""
+        now = self._sim.clock.now_ms()
+        expired = [k for k, lk in self._listen_keys.items() if lk.expires_ms <= now]
+        for key in expired:
+            lk = self._listen_keys.pop(key)
+            for callback, token in lk.streams.items():
+                self.unsubscribe(lk.account, token)
+                try:
+                    callback({"e": "listenKeyExpired", "E": now, "listenKey": key})
+                except Exception:
+                    log.exception("listen-key stream failed")
+        return expired
 
     # -- orders -------------------------------------------------------------------------------------
     def place_order(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The simulator's signed REST routes: ``/api/v3/order`` (POST, DELETE, GET) and ``GET /api/v3/account``.
+"""The simulator's account REST routes: signed ``/api/v3/order`` (POST, DELETE, GET) and
+``GET /api/v3/account``, and the futures listen-key route ``/fapi/v1/listenKey`` (POST, PUT, DELETE).
 
 Requests are authenticated exactly as Binance does (../shared/PROTOCOL.md 7.1): the API key in the
 ``X-MBX-APIKEY`` header, and a signature over the raw query string concatenated with the raw body, the
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 API_KEY_HEADER: Final = "X-MBX-APIKEY"
 #: Spot REST prefix (PROTOCOL 1.4); every route here is TRADE / USER_DATA security, i.e. signed.
 PREFIX: Final = "/api/v3"
+#: USD-M futures listen-key route (PROTOCOL 8).
+FUTURES_LISTEN_KEY_PATH: Final = "/fapi/v1/listenKey"
 
 _Action = Callable[[Accounts, Account, dict[str, str]], dict[str, Any]]
 
@@ -66,8 +69,30 @@ def _handler(sim: Simulator, action: _Action) -> Callable[[web.Request], Awaitab
     return handle
 
 
+def _listen_key_handler(sim: Simulator) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``/fapi/v1/listenKey``: USER_STREAM security, the API key only (PROTOCOL 8)."""
+    async def handle(request: web.Request) -> web.Response:
+        accounts: Accounts = sim.accounts  # type: ignore[attr-defined]
+        try:
+            account = accounts.lookup_key(request.headers.get(API_KEY_HEADER)).account
+            params = dict(request.query)
+            if request.can_read_body:
+                params.update(parse_qsl(await request.text(), keep_blank_values=True))
+            key = params.get("listenKey") or None
+            if request.method == "POST":
+                return _json({"listenKey": accounts.create_listen_key(account)})
+            if request.method == "PUT":
+                return _json({"listenKey": accounts.keepalive_listen_key(account, key)})
+            accounts.close_listen_key(account, key)
+            return _json({})
+        except SimApiError as exc:
+            return _error(exc)
+    return handle
+
+
 def add_routes(app: web.Application, sim: Simulator) -> None:
-    """Register the signed account routes on the simulator's REST ``app`` (before it starts).
+    """Register the account routes on the simulator's REST ``app`` (before it starts): the signed
+    ``/api/v3/order`` and ``/api/v3/account``, and the futures ``/fapi/v1/listenKey``.
 
     They read ``sim.accounts`` (an :class:`~binance_ws.sim.accounts.Accounts`) at request time.
     """
@@ -75,3 +100,6 @@ def add_routes(app: web.Application, sim: Simulator) -> None:
     app.router.add_delete(f"{PREFIX}/order", _handler(sim, lambda a, acct, p: a.cancel_order(acct, p)))
     app.router.add_get(f"{PREFIX}/order", _handler(sim, lambda a, acct, p: a.query_order(acct, p)))
     app.router.add_get(f"{PREFIX}/account", _handler(sim, lambda a, acct, p: a.account_info(acct)))
+    listen_key = _listen_key_handler(sim)
+    for method in ("POST", "PUT", "DELETE"):
+        app.router.add_route(method, FUTURES_LISTEN_KEY_PATH, listen_key)
