@@ -16,6 +16,7 @@ import pytest
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from binance_ws.recording import (
+    FORMAT_CRYPTOFEED_HTTP,
     FORMAT_CRYPTOFEED_WS,
     FORMAT_HFTBACKTEST,
     KIND_SNAPSHOT,
@@ -113,6 +114,19 @@ def test_cryptofeed_reads_messages_and_the_matching_snapshots(name: str, lines: 
     assert sorted(snapshots) == sorted(symbols)
     assert all(s["lastUpdateId"] > 0 and s["bids"] and s["asks"] for s in snapshots.values())
     assert {s.split("@")[0].upper() for s in header.url_streams()} == set(symbols)
+
+
+@pytest.mark.parametrize(("name", "lines", "count", "symbols", "market"), CRYPTOFEED)
+def test_cryptofeed_http_file_alone_reads_as_snapshots(name: str, lines: int, count: int,
+                                                       symbols: list[str], market: str) -> None:
+    path = RECORDINGS / name.replace(".ws.1.0", ".http.0.0")
+    records = list(read_recording(path))
+    assert detect_format(path) == FORMAT_CRYPTOFEED_HTTP
+    assert read_header(path).market == market
+    assert [r.kind for r in records] == [KIND_SNAPSHOT] * 4
+    assert [r.symbol for r in records] == symbols
+    raw = [line for line in _raw_lines(path) if line]
+    assert [r.payload for r in records] == [line.split(b": ", 1)[1] for line in raw]
 
 
 @pytest.mark.parametrize("suffix", ["zst", "gz"])
