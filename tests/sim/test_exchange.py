@@ -238,6 +238,12 @@ def test_flow_is_deterministic_for_a_seed_and_keeps_books_deep() -> None:
         assert max(map(float, bids)) < min(map(float, asks))
 
 
+def test_flow_without_symbols_does_nothing() -> None:
+    ex = Exchange((), SimClock())
+    OrderFlow(ex, 1).step(100)
+    assert ex.next_order_id == 1
+
+
 actions = st.lists(st.tuples(
     st.sampled_from(["LIMIT", "LIMIT", "LIMIT_MAKER", "MARKET", "IOC", "FOK", "CANCEL"]),
     st.booleans(), st.integers(9_990, 10_010), st.integers(20, 3_000)), max_size=80)

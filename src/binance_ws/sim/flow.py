@@ -67,9 +67,11 @@ class OrderFlow:
                     self._limit(sf, is_buy, price_ticks, TIME_IN_FORCE_GTC)
 
     def step(self, n: int) -> None:
-        """Run ``n`` actions, each on a symbol chosen at random."""
+        """Run ``n`` actions, each on a symbol chosen at random (none when no symbol is listed)."""
         rng = self.rng
         flows = self._flows
+        if not flows:
+            return
         shape = self.shape
         target = shape.target_orders
         p_market = shape.p_market
