@@ -100,6 +100,8 @@ def test_market_rules_apply() -> None:
     assert streams.validate_stream("btcusdt@depth5@500ms", USDM) == "btcusdt@depth5@500ms"
     with pytest.raises(InvalidStreamError):
         streams.validate_stream("btcusdt@depth@500ms", SPOT)
+    with pytest.raises(InvalidStreamError, match="250 ms is the default"):
+        streams.validate_stream("btcusdt@depth@250ms", USDM)
     assert streams.validate_stream("btcusdt@markPrice@1s", USDM)
     assert streams.validate_stream("!ticker@arr", USDM) == "!ticker@arr"
     with pytest.raises(InvalidStreamError):
@@ -177,6 +179,7 @@ def test_expected_cadence() -> None:
     assert streams.expected_cadence_s("btcusdt@kline_1m", USDM) == 0.25
     assert streams.expected_cadence_s("btcusdt@markPrice", USDM) == 3.0
     assert streams.expected_cadence_s("btcusdt@markPrice@1s", USDM) == 1.0
+    assert streams.expected_cadence_s("btcusdt@ticker", USDM) == 2.0
     assert streams.expected_cadence_s("a" * 64) is None
 
 

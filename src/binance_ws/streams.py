@@ -40,6 +40,8 @@ _FUTURES_SIMPLE_KINDS: Final[dict[str, float | None]] = {
     "forceOrder": 1.0,
     "compositeIndex": 1.0,
 }
+#: Futures push some shared kinds at another pace: the 24 h ticker every 2000 ms (PROTOCOL 8).
+_FUTURES_CADENCE_S: Final[dict[str, float | None]] = {"ticker": 2.0}
 #: Kline push cadence: 1 s for the 1s interval, 2 s for every other one (4.5); futures 250 ms (8).
 _KLINE_CADENCE_S: Final = 2.0
 _KLINE_1S_CADENCE_S: Final = 1.0
@@ -280,9 +282,9 @@ def parse_stream(name: str, market: Market = SPOT) -> StreamInfo:
         raise InvalidStreamError(
             f"stream name {name!r} has no '@<type>'; market streams look like 'bnbbtc@trade'")
     sym_part, _, rest = name.partition("@")
-    symbol = validate_symbol(sym_part) if sym_part else ""
-    if not symbol:
+    if not sym_part:
         raise InvalidStreamError(f"stream name {name!r} has no symbol before '@'")
+    symbol = validate_symbol(sym_part)
     if sym_part != sym_part.lower():
         fixed = f"{sym_part.lower()}@{rest}"
         raise InvalidStreamError(f"stream names use lowercase symbols: did you mean {fixed!r}?")
@@ -345,9 +347,11 @@ def _parse_depth(name: str, symbol: str, level_part: str, suffix: str, market: M
         speed_ms = _check_speed(speed, market)
     except InvalidStreamError as exc:
         raise InvalidStreamError(f"stream {name!r}: {exc}") from None
-    if speed == _SPOT_DEPTH_DEFAULT_MS and market.sequence_rule == "spot":
-        # Spot names carry no suffix for the default speed; '@1000ms' is not a stream Binance knows.
-        raise InvalidStreamError(f"stream {name!r}: drop '@{suffix}', 1000 ms is the default speed")
+    default = _FUTURES_DEPTH_DEFAULT_MS if market.sequence_rule == "futures" else _SPOT_DEPTH_DEFAULT_MS
+    if speed == default:
+        # Names carry no suffix for the default speed (PROTOCOL 4.11, 4.12, 8): '@1000ms' is not a
+        # stream Binance lists.
+        raise InvalidStreamError(f"stream {name!r}: drop '@{suffix}', {default} ms is the default speed")
     return StreamInfo(name=name, kind="depth" if levels is None else "depthN", symbol=symbol,
                       levels=levels, speed_ms=speed_ms)
 
@@ -403,6 +407,8 @@ def expected_cadence_s(name: str, market: Market = SPOT) -> float | None:
         return _KLINE_1S_CADENCE_S if info.interval == "1s" else _KLINE_CADENCE_S
     if kind == "markPrice" and info.speed_ms is not None:
         return info.speed_ms / 1000.0
+    if futures and kind in _FUTURES_CADENCE_S:
+        return _FUTURES_CADENCE_S[kind]
     if kind in _SIMPLE_KINDS:
         return _SIMPLE_KINDS[kind]
     if kind in _FUTURES_SIMPLE_KINDS:
