@@ -229,10 +229,6 @@ class Order:
     def side(self) -> str:
         return SIDE_BUY if self.is_buy else SIDE_SELL
 
-    @property
-    def is_open(self) -> bool:
-        return self.status in (NEW, PARTIALLY_FILLED) and self.working_time >= 0
-
     def response(self, fills: list[Trade] | None = None, base_asset: str = "", quote_asset: str = "",
                  ) -> dict[str, Any]:
         """Binance's FULL ``POST /api/v3/order`` response shape."""
@@ -476,7 +472,6 @@ class Exchange:
             book = SymbolBook(spec)
             self.symbols[book.symbol] = book
         self.next_order_id = 1
-        self._listeners: list[BookListener] = []
         self._on_level: list[Callable[[SymbolBook, bool, int, int], None]] = []
         self._on_trade: list[Callable[[SymbolBook, Trade], None]] = []
         self._on_agg: list[Callable[[SymbolBook, AggTrade], None]] = []
@@ -487,7 +482,6 @@ class Exchange:
     # -- listeners ---------------------------------------------------------------------------------
     def add_listener(self, listener: BookListener) -> None:
         """Receive every level change, trade and aggregate trade, synchronously."""
-        self._listeners.append(listener)
         self._on_level.append(listener.on_level)
         self._on_trade.append(listener.on_trade)
         self._on_agg.append(listener.on_agg_trade)
