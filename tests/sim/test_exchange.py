@@ -148,6 +148,14 @@ def test_invalid_orders_raise_binance_codes(ex: Exchange, kwargs: dict[str, Any]
     assert ex.symbols["TESTUSDT"].update_id == before
 
 
+def test_orders_on_a_symbol_not_trading_are_rejected() -> None:
+    halted = SymbolSpec("HALTUSDT", "HALT", "USDT", 1.0, status="HALT")
+    ex = Exchange((halted,), SimClock())
+    with pytest.raises(OrderRejectedError) as err:
+        ex.place_order("HALTUSDT", "BUY", "LIMIT", "10", "1.00")
+    assert (err.value.code, err.value.msg) == (-2010, "Market is closed.")
+
+
 def test_cancel_and_order_listener(ex: Exchange) -> None:
     events: list[OrderEvent] = []
     ex.add_order_listener("alice", events.append)

@@ -79,6 +79,7 @@ async def test_depth_limits_weights_and_ids(http: aiohttp.ClientSession) -> None
         assert last_id <= sim.exchange.symbols["BTCUSDT"].update_id
         # The default book (flow seeded) holds more than 5 levels: limit really trims.
         assert len((await get(http, sim, "depth", symbol="BTCUSDT", limit="5"))[1]["bids"]) == 5
+        assert (await get(http, sim, "depth", symbol="BTCUSDT", symbolStatus="TRADING"))[0] == 200
 
 
 async def test_trades_klines_and_tickers(http: aiohttp.ClientSession) -> None:
@@ -139,6 +140,7 @@ async def test_trades_klines_and_tickers(http: aiohttp.ClientSession) -> None:
     ("ticker/24hr", {"symbols": "BTCUSDT"}, -1100),
     ("ticker/24hr", {"symbols": '["BTCUSDT","NOPE"]'}, -1121),
     ("aggTrades", {"symbol": "BTCUSDT", "fromId": "-1"}, -1100),
+    ("depth", {"symbol": "BTCUSDT", "symbolStatus": "HALT"}, -1220),
 ])
 async def test_errors_are_binance_code_and_msg(http: aiohttp.ClientSession, path: str, params: dict[str, str],
                                                code: int) -> None:

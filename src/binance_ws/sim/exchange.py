@@ -56,6 +56,9 @@ STATS_KEEP_MS = 86_400_000 + 2 * STATS_BUCKET_MS
 #: Average-price window of /api/v3/avgPrice and ``@avgPrice`` (PROTOCOL 4.10: "i":"5m").
 AVG_PRICE_WINDOW_MS = 300_000
 
+#: The symbol status under which orders are accepted (exchangeInfo ``status``).
+TRADING_STATUS = "TRADING"
+
 ORDER_TYPES = (ORDER_TYPE_LIMIT, ORDER_TYPE_LIMIT_MAKER, ORDER_TYPE_MARKET)
 TIME_IN_FORCES = (TIME_IN_FORCE_GTC, TIME_IN_FORCE_IOC, TIME_IN_FORCE_FOK)
 
@@ -605,9 +608,12 @@ class Exchange:
 
         Raises :class:`InvalidSymbolError`, :class:`BadParameterError` (side/type/timeInForce/price),
         :class:`FilterFailureError` (PRICE_FILTER, LOT_SIZE, NOTIONAL) and :class:`OrderRejectedError`
-        (LIMIT_MAKER that would take). IOC/FOK/market remainders end ``EXPIRED``, as on Binance.
+        (LIMIT_MAKER that would take, or a symbol not TRADING). IOC/FOK/market remainders end
+        ``EXPIRED``, as on Binance.
         """
         book = self.book(symbol)
+        if book.spec.status != TRADING_STATUS:
+            raise OrderRejectedError("Market is closed.")
         if side not in (SIDE_BUY, SIDE_SELL):
             raise BadParameterError("side")
         if order_type not in ORDER_TYPES:

@@ -373,6 +373,11 @@ class RestServer:
     async def _depth(self, request: web.Request) -> web.Response:
         symbol = self._symbol(request, engine_only=False)
         limit = _limit(request, DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT)
+        wanted = request.query.get("symbolStatus")
+        book = self.sim.exchange.symbols.get(symbol)
+        # PROTOCOL 5.1: an optional symbolStatus that does not match answers -1220.
+        if wanted and book is not None and book.spec.status != wanted:
+            raise ApiError(-1220, "The symbol's status does not match the requested symbolStatus.")
         return _json(self.sim.depth_snapshot(symbol, limit))
 
     async def _trades(self, request: web.Request) -> web.Response:
