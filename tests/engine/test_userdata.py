@@ -244,3 +244,30 @@ async def test_dropped_listen_key_stream_reconnects_to_the_same_key() -> None:
             await wait_for(lambda: [e["e"] for e in events[1:]] == ["balanceUpdate",
                                                                     "outboundAccountPosition"])
         assert not sim.accounts._listen_keys  # stop() deleted the key
+
+
+async def test_server_shutdown_hands_over_without_losing_or_repeating_events() -> None:
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "HMAC")
+        alice = sim.accounts.account("alice")
+        events: list[dict[str, Any]] = []
+        sent: list[int] = []
+        async with creds.client(sim) as client, UserDataStream(client, events.append) as stream:
+            first = stream.connection
+
+            async def churn() -> None:
+                for amount in range(1, 400):  # distinct amounts: every event is unique
+                    sim.accounts.deposit(alice, "USDT", str(amount))
+                    sent.append(amount)
+                    await asyncio.sleep(0)  # events keep coming while the connections overlap
+
+            task = asyncio.create_task(churn())
+            await asyncio.sleep(0)
+            assert sim.faults.server_shutdown(delay_s=2.0) == 1
+            await task
+            await wait_for(lambda: stream.handovers == 1)
+            await wait_for(lambda: sum(e["e"] == "balanceUpdate" for e in events) >= len(sent))
+            assert stream.connection is not first and not first.connected
+            got = [int(Decimal(e["d"])) for e in events if e["e"] == "balanceUpdate"]
+            assert got == sent  # each exactly once, in order
+            assert not [e for e in events if e["e"] in ("error", "eventStreamTerminated", "serverShutdown")]

@@ -25,6 +25,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal
 
+import orjson
+
 from binance_ws.client import AsyncClient, BinanceAPIError
 from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.core.listenkey import KEEPALIVE_INTERVAL_S, Action, ListenKeySchedule
@@ -40,6 +42,8 @@ Mode = Literal["signature", "logon"]
 #: -1021: the timestamp was outside recvWindow (PROTOCOL 7.3); re-measure the clock and try once more.
 _TIMESTAMP_REJECTED: Final = -1021
 TERMINATED_EVENT: Final = "eventStreamTerminated"
+#: Sent shortly before the server closes a connection (PROTOCOL 2, WS API form ``{"event":{...}}``).
+SHUTDOWN_EVENT: Final = "serverShutdown"
 EXPIRED_EVENT: Final = "listenKeyExpired"
 #: USD-M user data host since 2026 (PROTOCOL 8: ``wss://fstream.binance.com/private``).
 USDM_PRIVATE_STREAM_URL: Final = "wss://fstream.binance.com/private"
@@ -95,6 +99,10 @@ class UserDataStream:
     ``client`` supplies the API key, the signer and the server-time offset (its REST side is not used).
     Raises :class:`BinanceAPIError` from :meth:`start` when Binance refuses the subscription (wrong key
     -2015, bad signature -1022, stale timestamp -1021, HMAC/RSA key with ``mode="logon"``, ...).
+
+    On ``serverShutdown`` (PROTOCOL 2) the stream hands over make-before-break: a second connection
+    subscribes first, events from both are delivered once each while they overlap, then the old one
+    closes; no reconnect gap.
     """
 
     def __init__(self, client: AsyncClient, callback: UserCallback, *, ws_api_url: str | None = None,
@@ -106,23 +114,43 @@ class UserDataStream:
         url = ws_api_url or client.market.ws_api_url
         if not url:
             raise ValueError(f"market {client.market.name!r} has no WebSocket API")
+        self._url = url
+        self._backoff = backoff
         self._client = client
         self._deliver = _Delivery(callback)
         self.mode: Mode = mode
-        #: The live subscription's id, None while (re)subscribing.
-        self.subscription_id: int | None = None
         #: How many times the subscription was made (1 after start; each recovery adds one).
         self.subscriptions = 0
+        #: Completed make-before-break handovers (one per ``serverShutdown``).
+        self.handovers = 0
         self._stopping = False
         self._resubscribing: asyncio.Task[None] | None = None
-        self._conn = WsApiConnection(url, on_event=self._on_event, on_connect=self._subscribe,
-                                     on_disconnect=self._on_disconnect, on_give_up=self._on_give_up,
-                                     backoff=backoff)
+        self._handover: asyncio.Task[None] | None = None
+        #: The live subscription id on each connection (None while (re)subscribing).
+        self._sub_ids: dict[WsApiConnection, int | None] = {}
+        #: While two connections overlap (a handover): the one coming in, the one being retired, and
+        #: the events already delivered.
+        self._incoming: WsApiConnection | None = None
+        self._retiring: WsApiConnection | None = None
+        self._seen: set[bytes] = set()
+        self._conn = self._connection()
+
+    def _connection(self) -> WsApiConnection:
+        conn = WsApiConnection(
+            self._url, on_connect=self._subscribe, on_give_up=self._on_give_up, backoff=self._backoff,
+            on_event=lambda sub_id, event: self._on_event(conn, sub_id, event),
+            on_disconnect=lambda reason: self._on_disconnect(conn, reason))
+        return conn
 
     @property
     def connection(self) -> WsApiConnection:
-        """The underlying WebSocket API connection (tests cut it to prove recovery)."""
+        """The current WebSocket API connection (tests cut it to prove recovery)."""
         return self._conn
+
+    @property
+    def subscription_id(self) -> int | None:
+        """The live subscription's id on the current connection, None while (re)subscribing."""
+        return self._sub_ids.get(self._conn)
 
     async def start(self) -> None:
         """Connect and subscribe; returns once events can flow. Raises :class:`BinanceAPIError`."""
@@ -136,13 +164,18 @@ class UserDataStream:
     async def stop(self) -> None:
         """Unsubscribe (politely, if connected) and close."""
         self._stopping = True
-        if self._resubscribing is not None:
-            self._resubscribing.cancel()
-        if self._conn.connected and self.subscription_id is not None:
+        for task in (self._resubscribing, self._handover):
+            if task is not None:
+                task.cancel()
+        sub_id = self.subscription_id
+        if self._conn.connected and sub_id is not None:
             with contextlib.suppress(BinanceAPIError):
-                await self._conn.request("userDataStream.unsubscribe",
-                                         {"subscriptionId": self.subscription_id}, timeout=2.0)
+                await self._conn.request("userDataStream.unsubscribe", {"subscriptionId": sub_id},
+                                         timeout=2.0)
         await self._conn.close()
+        for side in (self._incoming, self._retiring):
+            if side is not None:
+                await side.close()
         await self._deliver.stop()
 
     async def __aenter__(self) -> UserDataStream:
@@ -169,7 +202,7 @@ class UserDataStream:
 
     async def _subscribe(self, conn: WsApiConnection) -> None:
         """Authenticate and subscribe on a fresh connection (the on_connect hook)."""
-        self.subscription_id = None
+        self._sub_ids[conn] = None
         try:
             await self._subscribe_once(conn)
         except BinanceAPIError as exc:
@@ -184,34 +217,79 @@ class UserDataStream:
             result = await conn.request("userDataStream.subscribe")
         else:
             result = await conn.request("userDataStream.subscribe.signature", self._signed_params())
-        self.subscription_id = int(result["subscriptionId"])
+        self._sub_ids[conn] = int(result["subscriptionId"])
         self.subscriptions += 1
 
     async def _resubscribe(self) -> None:
+        conn = self._conn
         try:
-            await self._subscribe(self._conn)
+            await self._subscribe(conn)
         except BinanceAPIError as exc:
             # Same connection refused us: start over on a new one (and tell the user).
             self._deliver(error_event(ERR_DISCONNECTED, f"{MSG_DISCONNECTED}: {exc}"))
-            self._conn.drop()
+            conn.drop()
         finally:
             self._resubscribing = None
 
+    async def _hand_over(self) -> None:
+        """Make-before-break: subscribe on a new connection, then retire the old one."""
+        old = self._conn
+        new = self._incoming = self._connection()
+        try:
+            await new.start()
+        except BinanceAPIError:
+            # The old connection closes soon and reconnects as after any loss.
+            self._incoming = None
+            self._seen.clear()
+            await new.close()
+            self._handover = None
+            return
+        self._retiring, self._conn, self._incoming = old, new, None
+        try:
+            # The server answers after every event it already sent on the old connection, so once
+            # the answer is in, nothing of the old connection is still on the way.
+            old_sub = self._sub_ids.get(old)
+            if old_sub is not None and old.connected:
+                with contextlib.suppress(BinanceAPIError):
+                    await old.request("userDataStream.unsubscribe", {"subscriptionId": old_sub}, timeout=2.0)
+            await old.close()
+        finally:
+            self._sub_ids.pop(old, None)
+            self._retiring = None
+            self._seen.clear()
+            self.handovers += 1
+            self._handover = None
+
     # -- events ---------------------------------------------------------------------------------------
-    def _on_event(self, subscription_id: int | None, event: dict[str, Any]) -> None:
-        if subscription_id is not None and self.subscription_id is not None \
-                and subscription_id != self.subscription_id:
+    def _on_event(self, conn: WsApiConnection, subscription_id: int | None, event: dict[str, Any]) -> None:
+        kind = event.get("e")
+        if kind == SHUTDOWN_EVENT:
+            if conn is self._conn and self._handover is None and not self._stopping:
+                self._handover = asyncio.get_running_loop().create_task(self._hand_over())
+            return
+        if conn is not self._conn and conn is not self._incoming and conn is not self._retiring:
+            return  # a connection this stream already left
+        expected = self._sub_ids.get(conn)
+        if subscription_id is not None and expected is not None and subscription_id != expected:
             return  # a leftover of a subscription this stream already replaced
+        if conn is not self._conn and kind == TERMINATED_EVENT:
+            return  # a connection being swapped in or out says goodbye: not the user's concern
+        if self._incoming is not None or self._retiring is not None:
+            # Two connections overlap: deliver each event once, whichever copy comes first.
+            key = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+            if key in self._seen:
+                return
+            self._seen.add(key)
         self._deliver(event)
-        if event.get("e") == TERMINATED_EVENT and not self._stopping:
-            self.subscription_id = None
+        if kind == TERMINATED_EVENT and not self._stopping:
+            self._sub_ids[conn] = None
             if self._resubscribing is None:
                 self._resubscribing = asyncio.get_running_loop().create_task(self._resubscribe())
 
-    def _on_disconnect(self, reason: str) -> None:
-        if self._stopping:
+    def _on_disconnect(self, conn: WsApiConnection, reason: str) -> None:
+        if self._stopping or conn is not self._conn:
             return
-        self.subscription_id = None
+        self._sub_ids[conn] = None
         self._deliver(error_event(ERR_DISCONNECTED, MSG_DISCONNECTED, reason=reason))
 
     def _on_give_up(self, reason: str) -> None:

@@ -110,6 +110,7 @@ class WsApiConnection:
     async def close(self) -> None:
         """Close the connection for good and fail pending requests."""
         self._closing = True
+        self._ready.clear()
         transport = self._transport
         if transport is not None:
             transport.send_close(WSCloseCode.OK)
