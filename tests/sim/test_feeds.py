@@ -375,3 +375,19 @@ async def test_streams_over_real_sockets(sim: Simulator) -> None:
     finally:
         raw.close()
         combined.close()
+
+
+async def test_server_refuses_what_feeds_do_not_serve() -> None:
+    for legacy in (False, True):
+        async with Simulator(legacy_streams=legacy) as sim:
+            client = await connect(f"{sim.stream_url}/ws")
+            try:
+                ok = await client.request({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1d@+08:00"],
+                                           "id": 1})
+                assert ok == {"result": None, "id": 1}
+                retired = await client.request({"method": "SUBSCRIBE", "params": ["!ticker@arr"], "id": 2})
+                bad = await client.request({"method": "SUBSCRIBE", "params": ["btcusdt@depth7"], "id": 3})
+                assert "error" in bad
+                assert ("error" in retired) is not legacy
+            finally:
+                client.close()
