@@ -234,7 +234,7 @@ class RestServer:
         delay = float(getattr(faults, "rest_delay_s", 0.0) or 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
-        failed = self._injected_failure(faults)
+        failed = self._injected_failure(faults, cfg.rest_weight_limit)
         if failed is not None:
             return failed
         window = int(now // cfg.rest_weight_window_s)
@@ -272,7 +272,7 @@ class RestServer:
                       {"Retry-After": str(max(1, math.ceil(state.banned_until - now)))})
 
     @staticmethod
-    def _injected_failure(faults: Any) -> web.Response | None:
+    def _injected_failure(faults: Any, limit: int) -> web.Response | None:
         """The answer forced by ``faults.rest_fail_status`` for the next ``rest_fail_count`` requests."""
         status = getattr(faults, "rest_fail_status", None)
         count = getattr(faults, "rest_fail_count", 0)
@@ -281,7 +281,7 @@ class RestServer:
         if count > 0:
             faults.rest_fail_count = count - 1
         if status in (418, 429):
-            body = MSG_TOO_MANY.format(limit=0, window="1 MINUTE")
+            body = MSG_TOO_MANY.format(limit=limit, window="1 MINUTE")
             return _error(-1003, body, status, {"Retry-After": "1"})
         if status >= 500:
             return _error(-1001, MSG_INTERNAL, status)
