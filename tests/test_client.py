@@ -83,9 +83,13 @@ async def test_errors_name_the_cause() -> None:
         sim.clock.advance(30_000)
         stale = await failure(creds.client(sim, auto_time_sync=False))
         assert stale.code == -1021 and "recvWindow" in str(stale)
-        # Measuring the offset (the default) fixes it.
+        # Measuring the offset (the default) fixes it, also when the clock drifts after the first
+        # measurement: the refused request is re-measured and sent once more.
         async with creds.client(sim) as synced:
             assert (await synced.get_account())["accountType"] == "SPOT"
+            sim.clock.advance(30_000)
+            assert (await synced.get_account())["accountType"] == "SPOT"
+            assert 55_000 < synced.time_offset_ms < 65_000
         for err in (wrong_key, bad_sig, stale):
             assert creds.secret not in str(err) and creds.api_key not in str(err)
             assert isinstance(err, BinanceWSError)

@@ -43,6 +43,8 @@ DEFAULT_RECV_WINDOW_MS: Final = 5000
 MAX_RECV_WINDOW_MS: Final = 60000
 #: The header that carries the API key (PROTOCOL 7.1).
 API_KEY_HEADER: Final = "X-MBX-APIKEY"
+#: "Timestamp for this request is outside of the recvWindow." (PROTOCOL 7.3).
+TIMESTAMP_OUTSIDE_RECV_WINDOW: Final = -1021
 #: Statuses that mean "slow down" and come with a Retry-After header (PROTOCOL 7.3).
 RATE_LIMIT_STATUSES: Final = frozenset({418, 429})
 
@@ -163,6 +165,22 @@ class AsyncClient:
     async def _request(self, method: str, path: str, params: Mapping[str, Any] | None = None, *,
                        signed: bool = False, api_key: bool = False, base: str | None = None) -> Any:
         """Send one request and return its decoded JSON, or raise :class:`BinanceAPIError`.
+
+        With ``auto_time_sync``, a signed request refused with -1021 (the local clock drifted since the
+        last measurement) re-measures the server-time offset and is sent once more: the refused request
+        was not executed, so repeating it is safe.
+        """
+        try:
+            return await self._send(method, path, params, signed=signed, api_key=api_key, base=base)
+        except BinanceAPIError as exc:
+            if not (signed and self.auto_time_sync and exc.code == TIMESTAMP_OUTSIDE_RECV_WINDOW):
+                raise
+        await self.sync_time()
+        return await self._send(method, path, params, signed=signed, api_key=api_key, base=base)
+
+    async def _send(self, method: str, path: str, params: Mapping[str, Any] | None, *,
+                    signed: bool, api_key: bool, base: str | None) -> Any:
+        """One HTTP exchange of :meth:`_request`.
 
         GET/DELETE carry parameters in the query string; POST/PUT in a form body. For signed calls the
         percent-encoded query and body are signed exactly as sent (PROTOCOL 7.1).
