@@ -270,8 +270,10 @@ def test_miniticker_update_time_conflates(bm: BinanceSocketManager) -> None:
         assert len({x["s"] for x in batch}) == len(batch)  # newest per symbol, once
 
 
-def test_max_retries_gives_the_exact_error_and_stops_the_socket(
-        simt: SimThread, bm: BinanceSocketManager) -> None:
+def test_max_retries_gives_the_exact_error_and_stops_the_socket(simt: SimThread) -> None:
+    # The seed's default of 5 reconnects, on a compressed schedule.
+    fast5 = BackoffPolicy(initial_s=0.02, factor=2.0, max_s=0.1, jitter=0.1, max_retries=5)
+    bm = BinanceSocketManager(None, market=simt.sim.market, backoff=fast5)
     inbox = Inbox()
     bm.start_trade_socket("BTCUSDT", inbox)
     bm.start()
@@ -282,6 +284,7 @@ def test_max_retries_gives_the_exact_error_and_stops_the_socket(
                                  for m in items), timeout=10, what="the max-retries event")
     final = [m for m in inbox.items if m.get("e") == "error" and m.get("m") == errors.MSG_MAX_RETRIES]
     assert final == [{"e": "error", "m": "Max reconnect retries reached"}]
+    assert simt.call(lambda: simt.sim.faults.counts["refused"]) == 5  # the 5th failed reconnect ends it
     # Everything a callback gets is Binance's payload or the documented error shape.
     assert all(m.get("e") in ("trade", "error") for m in inbox.items)
     assert all(isinstance(m["m"], str) for m in inbox.items if m["e"] == "error")
@@ -290,6 +293,7 @@ def test_max_retries_gives_the_exact_error_and_stops_the_socket(
     again = Inbox()
     assert bm.start_trade_socket("BTCUSDT", again) == "btcusdt@trade"
     again.count(3, timeout=10)
+    bm.close()
 
 
 def test_socket_started_from_a_callback(bm: BinanceSocketManager) -> None:
@@ -338,3 +342,26 @@ def test_user_socket_delivers_account_events() -> None:
         client.close()
     finally:
         simt.stop()
+
+
+@pytest.mark.parametrize("fault", ["drop", "close-1011", "server-shutdown"])
+def test_socket_heals_after_a_fault(simt: SimThread, bm: BinanceSocketManager, fault: str) -> None:
+    inbox = Inbox()
+    bm.start_trade_socket("BTCUSDT", inbox)
+    bm.start()
+    inbox.count(3)
+    faults = simt.sim.faults
+    simt.call({"drop": lambda: faults.drop(), "close-1011": lambda: faults.close(1011),
+               "server-shutdown": lambda: faults.server_shutdown(0.2)}[fault])
+    n = len(inbox.items)
+    inbox.wait(lambda items: len([m for m in items[n:] if m.get("e") == "trade"]) >= 10, timeout=10,
+               what="trades after the fault")
+    errors_seen = [m for m in inbox.items if m.get("e") == "error"]
+    # Only the documented error shape, never a max-retries end: the socket healed.
+    assert all(isinstance(m["m"], str) and m.get("type") in (errors.ERR_GAP, errors.ERR_DISCONNECTED)
+               for m in errors_seen), errors_seen
+    trades = [m["t"] for m in inbox.items if m.get("e") == "trade"]
+    assert trades == sorted(set(trades))  # nothing delivered twice or out of order
+    if fault == "server-shutdown":
+        # Make-before-break: the replacement connection was up before the old one closed.
+        assert not errors_seen and trades == list(range(trades[0], trades[-1] + 1))
