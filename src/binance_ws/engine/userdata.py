@@ -27,10 +27,10 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from binance_ws.client import AsyncClient, BinanceAPIError
 from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.core.listenkey import KEEPALIVE_INTERVAL_S, Action, ListenKeySchedule
 from binance_ws.core.signing import ws_payload
+from binance_ws.engine.rest import AsyncClient, BinanceAPIError
 from binance_ws.engine.wsapi import FOREVER, WsApiConnection
 from binance_ws.errors import ERR_DISCONNECTED, MSG_DISCONNECTED, error_event, max_retries_event
 

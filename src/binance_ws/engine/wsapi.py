@@ -5,7 +5,7 @@ The same self-healing connection reads listen-key streams (``envelope=False``: b
 ../shared/PROTOCOL.md 6.3: requests ``{"id","method","params"}`` are answered by ``{"id","status",
 "result"|"error"}``; user-data events arrive as ``{"subscriptionId":N,"event":{...}}`` (the id may be
 absent). One :class:`WsApiConnection` keeps one picows connection alive: when it drops, every pending
-request fails with :class:`~binance_ws.client.BinanceAPIError` (status 0), the connection is reopened on
+request fails with :class:`~binance_ws.engine.rest.BinanceAPIError` (status 0), the connection is reopened on
 the shared backoff schedule and the ``on_connect`` hook runs again, which is where the user-data layer
 re-authenticates and resubscribes. Errors are never swallowed: a refused request raises, a lost
 connection is reported to ``on_disconnect`` and giving up to ``on_give_up``.
@@ -24,8 +24,8 @@ from typing import Any, Final
 import orjson
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from binance_ws.client import RATE_LIMIT_STATUSES, BinanceAPIError
 from binance_ws.core.backoff import Backoff, BackoffPolicy
+from binance_ws.engine.rest import RATE_LIMIT_STATUSES, BinanceAPIError
 
 log = logging.getLogger("binance_ws.engine.wsapi")
 
