@@ -7,25 +7,26 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from binance_ws.core.sequence import (
     DUPLICATE,
     OK,
+    AggTradeTracker,
     FuturesDepthTracker,
-    IdTracker,
     SequenceTracker,
     SpotDepthTracker,
+    TradeTracker,
     gap,
 )
 from binance_ws.markets import USDM
 
 
 def test_for_stream_picks_the_rule() -> None:
-    assert isinstance(SequenceTracker.for_stream("bnbbtc@trade"), IdTracker)
-    agg = SequenceTracker.for_stream("bnbbtc@aggTrade")
-    assert isinstance(agg, IdTracker) and agg.key == "a"
+    assert isinstance(SequenceTracker.for_stream("bnbbtc@trade"), TradeTracker)
+    assert isinstance(SequenceTracker.for_stream("bnbbtc@aggTrade"), AggTradeTracker)
     assert isinstance(SequenceTracker.for_stream("bnbbtc@depth@100ms"), SpotDepthTracker)
     assert isinstance(SequenceTracker.for_stream("btcusdt@depth", USDM), FuturesDepthTracker)
     assert SequenceTracker.for_stream("bnbbtc@depth5") is None
@@ -33,14 +34,15 @@ def test_for_stream_picks_the_rule() -> None:
     assert SequenceTracker.for_stream("bnbbtc@kline_1m") is None
 
 
-def test_trade_ids() -> None:
-    t = IdTracker("t")
-    assert [t.observe({"t": i}) for i in (10, 11, 11, 9, 14, 15)] == [OK, OK, DUPLICATE, DUPLICATE,
-                                                                      gap(12, 13), OK]
+@pytest.mark.parametrize(("tracker", "key"), [(TradeTracker, "t"), (AggTradeTracker, "a")])
+def test_trade_ids(tracker: type[SequenceTracker], key: str) -> None:
+    t = tracker()
+    assert [t.observe({key: i}) for i in (10, 11, 11, 9, 14, 15)] == [OK, OK, DUPLICATE, DUPLICATE,
+                                                                       gap(12, 13), OK]
     assert t.last == 15
     assert t.observe({"e": "other"}) is OK and t.last == 15
     t.reset()
-    assert t.observe({"t": 3}) is OK
+    assert t.observe({key: 3}) is OK
 
 
 def test_spot_depth_recorded_sequence() -> None:
@@ -123,7 +125,7 @@ def test_id_tracker_finds_exactly_the_removed_ids(case: tuple[list[int], set[int
         stream.append(i)
         if stream and rnd.random() < 0.2:
             stream.append(rnd.choice(stream))  # a re-delivery, as during a rotation
-    t = IdTracker("t", last=base)
+    t = TradeTracker(last=base)
     missing: set[int] = set()
     delivered: list[int] = []
     for i in stream:
