@@ -62,8 +62,9 @@ async def main(rounds: int) -> None:
         latencies: list[float] = []
         for i in range(rounds):
             params: dict[str, Any] = {
-                "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.00100",
-                "price": low, "newClientOrderId": f"b{i}", "apiKey": api_key, "timestamp": client.timestamp_ms()}
+                "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                "quantity": "0.00100", "price": low, "newClientOrderId": f"b{i}", "apiKey": api_key,
+                "timestamp": client.timestamp_ms()}
             params["signature"] = signer.sign(ws_payload(params))
             t0 = time.perf_counter()
             await orders.request("order.place", params)
