@@ -183,6 +183,7 @@ async def test_futures_listen_key_expiry_is_replaced_and_events_keep_flowing() -
         async with futures_client(sim, creds) as client, \
                 ListenKeyStream(client, events.append, stream_url=url) as stream:
             first_key = stream.listen_key
+            assert first_key is not None and sim.accounts.is_listen_key(first_key)
             fill_resting_buy(sim, "alice")
             await wait_for(lambda: len(events) >= 4)
             assert shape(events) == FILL_SEQUENCE
@@ -191,7 +192,7 @@ async def test_futures_listen_key_expiry_is_replaced_and_events_keep_flowing() -
             await wait_for(lambda: stream.keys_used == 2 and stream.connection.connections == 2
                            and stream.connection.connected)
             assert events[0] == {"e": "listenKeyExpired", "E": events[0]["E"], "listenKey": first_key}
-            assert stream.listen_key != first_key
+            assert stream.listen_key != first_key and not sim.accounts.is_listen_key(first_key)
             events.clear()
             fill_resting_buy(sim, "alice")
             await wait_for(lambda: len([e for e in events if e["e"] != "error"]) >= 4)

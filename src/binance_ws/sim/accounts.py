@@ -417,6 +417,11 @@ class Accounts:
         for token in lk.streams.values():
             self.unsubscribe(lk.account, token)
 
+    def is_listen_key(self, name: str) -> bool:
+        """Whether ``name`` is a live listen key (the stream server routes ``/ws/<name>`` here then)."""
+        self.expire_listen_keys()
+        return name in self._listen_keys
+
     def open_listen_key_stream(self, key: str, callback: EventCallback) -> bool:
         """Deliver the key's account events to ``callback``; False if the key is not live."""
         self.expire_listen_keys()
