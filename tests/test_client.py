@@ -205,3 +205,26 @@ async def test_no_secret_in_logs_reprs_or_errors(caplog: pytest.LogCaptureFixtur
                 assert secret not in blob
         signer = make_signer(secret="topsecret")
         assert "topsecret" not in repr(signer)
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("kind", KEY_KINDS)
+async def test_python_binance_signs_as_the_simulator_verifies(kind: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """An independent implementation (python-binance 1.0.37, unmodified) signs orders the simulator
+    accepts, for each key type: the simulator's checks are Binance's, not merely our client's."""
+    binance = pytest.importorskip("binance")
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", kind)  # type: ignore[arg-type]
+        monkeypatch.setattr(binance.AsyncClient, "API_URL", f"{sim.rest_url}/api")
+        other = await binance.AsyncClient.create(creds.api_key, creds.secret, private_key=creds.private_key)
+        try:
+            placed = await other.create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.00100")
+            assert placed["status"] == "FILLED"
+            got = await other.get_order(symbol="BTCUSDT", orderId=placed["orderId"])
+            assert got["executedQty"] == "0.00100000"
+            account = await other.get_account()
+            btc = next(b for b in account["balances"] if b["asset"] == "BTC")
+            assert Decimal(btc["free"]) == Decimal("5.001")
+        finally:
+            await other.close_connection()
