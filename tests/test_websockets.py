@@ -104,7 +104,7 @@ class Inbox:
         return list(self.items)
 
 
-def test_every_seed_socket_delivers_its_payloads(bm: BinanceSocketManager) -> None:
+def test_every_seed_socket_delivers_its_payloads(simt: SimThread, bm: BinanceSocketManager) -> None:
     trades = Inbox()
     # Attached before start(): nothing connects until then.
     assert bm.start_trade_socket("BTCUSDT", trades) == "btcusdt@trade"
@@ -133,15 +133,20 @@ def test_every_seed_socket_delivers_its_payloads(bm: BinanceSocketManager) -> No
     start(bm.start_ticker_socket,
           check=lambda m: isinstance(m, list) and all(x["e"] == "24hrTicker" for x in m)
           and len({x["s"] for x in m}) == len(m))
+    start(bm.start_book_ticker_socket, check=lambda m: set(m) >= {"u", "s", "b", "B", "a", "A"})
     keys = [k for k, _, _ in sockets]
     assert keys == ["btcusdt@trade", "ethusdt@aggTrade", "btcusdt@kline_1s", "btcusdt@depth",
                     "btcusdt@depth5@100ms", "bnbbtc@ticker", "btcusdt@bookTicker",
                     "streams=btcusdt@trade/ethusdt@aggTrade",
-                    "!miniTicker@arr@1000ms", "!ticker@arr"]
+                    "!miniTicker@arr@1000ms", "!ticker@arr", "!bookTicker"]
     trades.count(5)
     for key, inbox, check in sockets:
         msgs = inbox.count(1, timeout=10)
         assert all(check(m) for m in msgs), (key, msgs[:2])
+    # The all-symbol book ticker covers every symbol the exchange lists.
+    books = sockets[-1][1]
+    books.wait(lambda items: {m["s"] for m in items} == set(simt.sim.symbols()), timeout=10,
+               what="a book ticker of every symbol")
     # Trade ids arrive in order, none lost or repeated.
     ids = [m["t"] for m in trades.items]
     assert ids == list(range(ids[0], ids[0] + len(ids)))

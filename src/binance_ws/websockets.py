@@ -53,6 +53,8 @@ DEFAULT_USER_TIMEOUT: Final = 30 * 60
 USER_SOCKET_KEY: Final = "userData"
 #: The conn_key of :meth:`BinanceSocketManager.start_ticker_socket`: the stream the seed opened.
 TICKER_SOCKET_KEY: Final = "!ticker@arr"
+#: The conn_key of :meth:`BinanceSocketManager.start_book_ticker_socket`: the stream the seed opened.
+BOOK_TICKER_SOCKET_KEY: Final = "!bookTicker"
 #: How long a stop or close called from another thread waits for the engine to finish it. Past this the
 #: call returns anyway (the socket is already forgotten and no longer delivers once the engine gets to it).
 STOP_TIMEOUT_S: Final = 10.0
@@ -339,6 +341,17 @@ class BinanceSocketManager:
 
         return self._start_socket(TICKER_SOCKET_KEY, callback, open_)
 
+    def start_book_ticker_socket(self, callback: Callback) -> str | bool:
+        """Best bid and ask of every trading symbol, each update as it happens: what the seed's
+        ``!bookTicker`` delivered. Binance removed that stream on 2022-12-07, so this subscribes to each
+        symbol's ``@bookTicker`` (symbols from exchangeInfo), sharded over as many connections as
+        needed. conn_key ``!bookTicker``."""
+        async def open_(m: AsyncSocketManager) -> Subscription:
+            names = [stream_names.book_ticker(s) for s in await m.trading_symbols()]
+            return await m.subscribe(names, callback)
+
+        return self._start_socket(BOOK_TICKER_SOCKET_KEY, callback, open_)
+
     # -- user data --------------------------------------------------------------------------------
     def start_user_socket(self, callback: Callback) -> str | bool:
         """The account's user data events (``executionReport``, ``outboundAccountPosition``, ...) over
@@ -377,6 +390,9 @@ class BinanceSocketManager:
 
     def stop_ticker_socket(self) -> None:
         self.stop_socket(TICKER_SOCKET_KEY)
+
+    def stop_book_ticker_socket(self) -> None:
+        self.stop_socket(BOOK_TICKER_SOCKET_KEY)
 
     def stop_miniticker_socket(self) -> None:
         """Stop the all-market mini ticker socket, whatever its update time."""
