@@ -209,3 +209,28 @@ def test_kline_bounds_hold_the_time(interval: str, t: int, utc8: bool) -> None:
         assert end - start + 1 == KLINE_INTERVALS_MS[interval]
     if interval == "1w":
         assert time.gmtime((start + shift) // 1000).tm_wday == 0
+
+
+_alphabet = st.sampled_from([*"abcBTC019@!_-.:+/ ", "kline_", "depth", "@100ms", "ticker_", "arr", "é"])
+
+
+_pieces = st.lists(st.sampled_from(["trade", "aggTrade", "depth", "5", "10", "7", "@", "100ms", "500ms",
+                                     "0ms", "kline_", "1m", "2m", "ticker", "_1h", "+08:00", "markPrice",
+                                     "1s", "bookTicker"]), max_size=5).map("".join)
+_near_names = st.builds(lambda sym, rest: f"{sym}@{rest}",
+                        st.sampled_from(["btcusdt", "BTCUSDT", "btcusd_perp", "", "!ticker"]), _pieces)
+
+
+@given(st.one_of(st.text(max_size=40), st.lists(_alphabet, max_size=12).map("".join), _near_names),
+       st.sampled_from([SPOT, USDM]))
+def test_any_text_parses_or_is_refused_cleanly(name: str, market: object) -> None:
+    try:
+        info = streams.parse_stream(name, market)  # type: ignore[arg-type]
+    except InvalidStreamError as exc:
+        assert str(exc)
+        return
+    assert info.name == name
+    # Whatever parses has a cadence answer and validates the same way.
+    streams.expected_cadence_s(name, market)  # type: ignore[arg-type]
+    if info.kind != "userData":
+        assert streams.validate_stream(name, market) == name  # type: ignore[arg-type]
