@@ -3,9 +3,9 @@
 
 A :class:`Link` is one WebSocket. Its frame callback is the hot path: read the stream name from the
 frame prefix, look it up in the link's table and hand the payload bytes on (see
-:mod:`binance_ws.engine.router`). Everything it sends (control JSON, pings, pongs) goes through a
-:class:`~binance_ws.core.plan.ControlScheduler`, so a connection never sends more than the market's
-incoming-message limit.
+:mod:`binance_ws.engine.router`). Everything it sends counts against the market's incoming-message
+limit: control JSON goes through a :class:`~binance_ws.core.plan.ControlScheduler`, pings and pongs
+through the slots it keeps free, so a connection never sends more than the limit.
 
 A :class:`Connection` is one shard of the subscription plan: the set of streams that should be on one
 socket, kept there through drops (reconnect with backoff, then give up with the documented error), dead
@@ -41,7 +41,7 @@ from picows import (
 from binance_ws import errors
 from binance_ws.core.backoff import Backoff, BackoffPolicy
 from binance_ws.core.budget import SlidingWindow
-from binance_ws.core.plan import ControlMessage, ControlScheduler
+from binance_ws.core.plan import CONTROL_RESERVE, CONTROL_WINDOW_S, ControlMessage, ControlScheduler
 from binance_ws.engine.router import COMBINED_PREFIX, Handover, Route
 from binance_ws.markets import Market
 from binance_ws.streams import expected_cadence_s
@@ -207,6 +207,12 @@ class Link(WSListener):  # type: ignore[misc]
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._inflight: dict[int, tuple[ControlMessage, list[asyncio.Future[None]]]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._heartbeat = SlidingWindow(CONTROL_RESERVE, CONTROL_WINDOW_S)
+        self._pong_due: bytes | None = None
+        self._ping_due = False
+        self._beat_timer: asyncio.TimerHandle | None = None
+        #: When our last ping actually left (it may wait for a free slot after being asked for).
+        self.ping_sent_at: float | None = None
 
     def __repr__(self) -> str:
         return f"<Link {self.owner.conn_id} streams={len(self.table) - 1} frames={self.frames}>"
@@ -239,9 +245,10 @@ class Link(WSListener):  # type: ignore[misc]
             transport.disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._beat_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._beat_timer = None
         closed = errors.ConnectionClosedError(f"connection closed (code {self.close_code})")
         for waiter in self._waiters.values():
             if not waiter.done():
@@ -296,19 +303,41 @@ class Link(WSListener):  # type: ignore[misc]
 
     # -- sending ----------------------------------------------------------------------------------
     def _send_control(self, kind: WSMsgType, payload: bytes = b"") -> None:
-        """Send a ping or pong now: they cannot wait, the scheduler keeps a slot free for them."""
+        """Queue a pong (echoing ``payload``) or our own ping; see :meth:`_beat`."""
+        if kind is _PONG:
+            self._pong_due = payload
+        else:
+            self._ping_due = True
+        if self._beat_timer is None:
+            self._beat()
+
+    def _beat(self) -> None:
+        """Send the due pong and ping within their own slice of the message budget.
+
+        Control messages use all but ``CONTROL_RESERVE`` slots of each window (the scheduler), pings and
+        pongs the rest, so together they never pass the limit. A pong that has to wait answers the
+        newest ping only: it settles the older ones too (PROTOCOL 2: the pong echoes the payload).
+        """
+        self._beat_timer = None
         transport = self.transport
         if transport is None or transport.is_disconnected:
             return
-        self._scheduler.record_frame(time.monotonic())
-        if kind is _PONG:
-            transport.send_pong(payload)
-        else:
-            transport.send_ping(payload)
+        while self._pong_due is not None or self._ping_due:
+            wait = self._heartbeat.acquire(time.monotonic())
+            if wait:
+                self._beat_timer = self._loop.call_later(wait, self._beat)
+                return
+            if self._pong_due is not None:
+                transport.send_pong(self._pong_due)
+                self._pong_due = None
+            else:
+                transport.send_ping(b"")
+                self._ping_due = False
+                self.ping_sent_at = time.monotonic()
 
     def ping(self) -> None:
         """Send our own ping (the health monitor expects an answer within its deadline)."""
-        self._send_control(_PING, b"")
+        self._send_control(_PING)
 
     def request(self, method: str, streams: Iterable[str]) -> list[asyncio.Future[None]]:
         """Queue ``SUBSCRIBE`` or ``UNSUBSCRIBE`` of ``streams``; one future per stream resolves with the
@@ -666,7 +695,7 @@ class Connection:
         now = time.monotonic()
         heard_at = data_at = now
         frames, control_frames = link.frames, link.control_frames
-        ping_sent_at: float | None = None
+        pinging = False
         while True:
             if link.lost.done():
                 return "lost"
@@ -683,14 +712,15 @@ class Connection:
                 heard_at = now
             if self._paused:
                 heard_at = data_at = now
-            if ping_sent_at is not None:
-                if heard_at > ping_sent_at:
-                    ping_sent_at = None
-                elif now - ping_sent_at > settings.ping_timeout_s:
+            if pinging:
+                sent_at = link.ping_sent_at
+                if sent_at is not None and heard_at > sent_at:
+                    pinging = False
+                elif sent_at is not None and now - sent_at > settings.ping_timeout_s:
                     return "stale"
             elif now - heard_at >= ping_every:
                 link.ping()
-                ping_sent_at = now
+                pinging = True
             if now - data_at > data_timeout:
                 return "stale"
             self._wake.clear()
