@@ -228,3 +228,24 @@ async def test_python_binance_signs_as_the_simulator_verifies(kind: str,
             assert Decimal(btc["free"]) == Decimal("5.001")
         finally:
             await other.close_connection()
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("kind", KEY_KINDS)
+async def test_python_binance_places_orders_over_the_simulated_ws_api(
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """python-binance's own WebSocket API signing (sorted params, PROTOCOL 7.2) is accepted as well."""
+    binance = pytest.importorskip("binance")
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", kind)  # type: ignore[arg-type]
+        monkeypatch.setattr(binance.AsyncClient, "API_URL", f"{sim.rest_url}/api")
+        monkeypatch.setattr(binance.AsyncClient, "WS_API_URL", sim.ws_api_url)
+        other = await binance.AsyncClient.create(creds.api_key, creds.secret, private_key=creds.private_key)
+        try:
+            placed = await other.ws_create_order(symbol="BTCUSDT", side="SELL", type="MARKET",
+                                                 quantity="0.00100")
+            assert placed["status"] == "FILLED" and placed["side"] == "SELL"
+        finally:
+            await other.close_connection()
+        btc = sim.accounts.account("alice").balances["BTC"]  # type: ignore[attr-defined]
+        assert btc.free == Decimal("4.999")
