@@ -13,6 +13,7 @@ import pytest
 from picows import ws_create_server
 
 from binance_ws.client import BinanceAPIError
+from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.core.listenkey import ListenKeySchedule
 from binance_ws.engine.userdata import ListenKeyStream, UserDataStream, user_socket
 from binance_ws.errors import ERR_DISCONNECTED
@@ -272,3 +273,16 @@ async def test_server_shutdown_hands_over_without_losing_or_repeating_events() -
             got = [int(Decimal(e["d"])) for e in events if e["e"] == "balanceUpdate"]
             assert got == sent  # each exactly once, in order
             assert not [e for e in events if e["e"] in ("error", "eventStreamTerminated", "serverShutdown")]
+
+
+async def test_unreachable_endpoint_raises_instead_of_waiting_forever() -> None:
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "HMAC")
+        events: list[dict[str, Any]] = []
+        fast = BackoffPolicy(initial_s=0.01, max_s=0.02, max_retries=None)
+        async with creds.client(sim) as client:
+            with pytest.raises(BinanceAPIError) as info:
+                await user_socket(client, events.append, ws_api_url="ws://127.0.0.1:9/ws-api/v3",
+                                  backoff=fast)
+        assert info.value.status == 0 and "cannot connect" in str(info.value)
+        assert all(e["type"] == ERR_DISCONNECTED for e in events)

@@ -24,7 +24,7 @@ from typing import Any, Final
 import orjson
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from binance_ws.core.backoff import Backoff, BackoffPolicy
+from binance_ws.core.backoff import BACKOFF_MAX_RETRIES, Backoff, BackoffPolicy
 from binance_ws.engine.rest import RATE_LIMIT_STATUSES, BinanceAPIError
 
 log = logging.getLogger("binance_ws.engine.wsapi")
@@ -36,6 +36,9 @@ REQUEST_TIMEOUT_S: Final = 10.0
 HANDSHAKE_TIMEOUT_S: Final = 10.0
 #: User data must not die: retry forever unless the caller asks for a limit.
 FOREVER: Final = BackoffPolicy(max_retries=None)
+#: Connection attempts :meth:`WsApiConnection.start` makes before it raises (the seed's reconnect count);
+#: once a connection has been up, reconnecting follows the backoff policy alone.
+START_ATTEMPTS: Final = BACKOFF_MAX_RETRIES
 
 EventHandler = Callable[[int | None, dict[str, Any]], None]
 ConnectHook = Callable[["WsApiConnection"], Awaitable[None]]
@@ -90,14 +93,15 @@ class WsApiConnection:
         self._closing = False
         #: Successful connections so far (1 after start; each reconnect adds one).
         self.connections = 0
+        self._last_failure = ""
 
     @property
     def connected(self) -> bool:
         return self._ready.is_set()
 
     async def start(self) -> None:
-        """Connect and run ``on_connect``; raises its error (or the connection error after the backoff
-        schedule gives up) if the first connection never comes up."""
+        """Connect and run ``on_connect``. Raises :class:`BinanceAPIError`: the server's refusal from
+        ``on_connect``, or status 0 when :data:`START_ATTEMPTS` connection attempts in a row fail."""
         if self._task is not None:
             return
         self._first = asyncio.get_running_loop().create_future()
@@ -201,6 +205,11 @@ class WsApiConnection:
                 # The very first attempt was refused by the server: the caller must hear why.
                 first.set_exception(failure)
                 return
+            if not first.done() and self._backoff.failures + 1 >= START_ATTEMPTS:
+                # Never up at all: an unreachable URL is the caller's error, not a reason to wait forever.
+                first.set_exception(BinanceAPIError(0, None, f"cannot connect to {self.url}: "
+                                                    f"{self._last_failure}", method="WS", path="connect"))
+                return
             delay = self._backoff.next_delay()
             if delay is None:
                 reason = f"gave up reconnecting to {self.url}"
@@ -218,6 +227,7 @@ class WsApiConnection:
                                             websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
                                             enable_auto_pong=True)
         except Exception as exc:  # OSError, timeouts and picows' own WSError family alike
+            self._last_failure = f"{type(exc).__name__}: {exc}"
             self._report(f"connect failed: {type(exc).__name__}")
             return None
         self._transport = transport
