@@ -212,6 +212,21 @@ async def test_order_place_signed_and_after_logon() -> None:
         refused = await client.call("order.place", {**order, "quantity": "0.000001",
                                                     "timestamp": sim.clock.now_ms()})
         assert refused["status"] == 400 and refused["error"]["code"] == -1013
+        # Rest an order, read it back, cancel it, all over the logged-on session.
+        bid, _ = best(sim)
+        low = str(Decimal(bid) - Decimal(100))
+        resting = await client.call("order.place", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                                    "timeInForce": "GTC", "quantity": "0.00100", "price": low,
+                                                    "timestamp": sim.clock.now_ms()})
+        order_id = resting["result"]["orderId"]
+        status = await client.call("order.status", {"symbol": "BTCUSDT", "orderId": order_id,
+                                                    "timestamp": sim.clock.now_ms()})
+        assert status["result"]["status"] == "NEW"
+        cancelled = await client.call("order.cancel", {"symbol": "BTCUSDT", "orderId": order_id,
+                                                       "timestamp": sim.clock.now_ms()})
+        assert cancelled["result"]["status"] == "CANCELED"
+        account = await client.call("account.status", signed(hm, sim))
+        assert account["result"]["accountType"] == "SPOT" and account["rateLimits"][0]["count"] >= 20
 
 
 async def test_subscriptions_die_with_the_connection() -> None:

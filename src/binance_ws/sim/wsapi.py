@@ -27,11 +27,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("binance_ws.sim.wsapi")
 
 #: Request weight per method (PROTOCOL 6.3: logon, subscribe and subscribe.signature weigh 2; the
-#: others follow Binance's web-socket-api.md).
+#: others follow Binance's web-socket-api.md). order.cancel / order.status / account.status are served
+#: too, beyond issue 5's list, so a WS API client can manage its orders end to end.
 WEIGHTS: Final[dict[str, int]] = {
     "session.logon": 2, "session.status": 2, "session.logout": 2, "session.subscriptions": 2,
     "userDataStream.subscribe": 2, "userDataStream.subscribe.signature": 2, "userDataStream.unsubscribe": 2,
-    "order.place": 1, "ping": 1, "time": 1,
+    "order.place": 1, "order.cancel": 1, "order.status": 4, "account.status": 20, "ping": 1, "time": 1,
 }
 #: The REQUEST_WEIGHT limit reported in ``rateLimits`` (spot: 6000 a minute).
 WEIGHT_LIMIT: Final = 6000
@@ -44,6 +45,10 @@ MAX_SUBSCRIPTION_IDS: Final = 65_535
 _UNKNOWN_METHOD: Final = (-1020, "This operation is not supported.")
 _NOT_AUTHORIZED: Final = (-1002, "You are not authorized to execute this request.", 401)
 _MALFORMED: Final = (-1102, "Invalid JSON request.")
+
+
+#: Request params that authenticate rather than describe the order.
+_AUTH_PARAMS: Final = frozenset({"apiKey", "signature", "timestamp", "recvWindow", "returnRateLimits"})
 
 
 @dataclass
@@ -81,6 +86,9 @@ class WsApiListener(WSListener):
             "userDataStream.subscribe.signature": self._subscribe_signature,
             "userDataStream.unsubscribe": self._unsubscribe,
             "order.place": self._order_place,
+            "order.cancel": lambda p: self._accounts.cancel_order(self._trader(p), self._order_params(p)),
+            "order.status": lambda p: self._accounts.query_order(self._trader(p), self._order_params(p)),
+            "account.status": lambda p: self._accounts.account_info(self._trader(p)),
             "ping": lambda p: {},
             "time": lambda p: {"serverTime": self._sim.clock.now_ms()},
         }
@@ -263,15 +271,20 @@ class WsApiListener(WSListener):
                     "event": {"e": "eventStreamTerminated", "E": self._sim.clock.now_ms()}})
 
     # -- trading ----------------------------------------------------------------------------------------
-    def _order_place(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _trader(self, params: dict[str, Any]) -> Account:
+        """The account a signed request acts for: its own signature, or the session's logon."""
         if "apiKey" in params or self._logon is None:
-            account = self._signed(params).account
-        else:
-            # After logon, requests omit apiKey/signature but still carry a timestamp (PROTOCOL 7.2).
-            if params.get("timestamp") in (None, ""):
-                raise SimApiError(-1102, "timestamp")
-            self._accounts.check_timestamp(params)
-            account = self._logon.account
-        order_params = {k: v for k, v in params.items()
-                        if k not in ("apiKey", "signature", "timestamp", "recvWindow", "returnRateLimits")}
-        return self._accounts.place_order(account, order_params)
+            return self._signed(params).account
+        # After logon, requests omit apiKey/signature but still carry a timestamp (PROTOCOL 7.2).
+        if params.get("timestamp") in (None, ""):
+            raise SimApiError(-1102, "timestamp")
+        self._accounts.check_timestamp(params)
+        return self._logon.account
+
+    @staticmethod
+    def _order_params(params: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in params.items() if k not in _AUTH_PARAMS}
+
+    def _order_place(self, params: dict[str, Any]) -> dict[str, Any]:
+        account = self._trader(params)
+        return self._accounts.place_order(account, self._order_params(params))
