@@ -349,6 +349,33 @@ def test_user_socket_delivers_account_events() -> None:
         simt.stop()
 
 
+def test_user_socket_gives_up_like_the_others_and_can_start_again() -> None:
+    simt = SimThread(accounts=True)
+    try:
+        creds = simt.call(lambda: make_account(simt.sim, "bob", "HMAC"))
+        client = Client(creds.api_key, creds.secret, market=simt.sim.market, env={})
+        bm = BinanceSocketManager(client, backoff=FAST)
+        inbox = Inbox()
+        bm.start_user_socket(inbox)
+        bm.start()
+        # Connected and subscribed once the WS API connection exists on the server.
+        deadline = time.monotonic() + 10
+        while not simt.call(lambda: [c for c in simt.sim.stream_server.connections.values()
+                                     if c.kind == "ws-api"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        simt.call(lambda: simt.sim.faults.refuse(503))
+        simt.call(lambda: simt.sim.faults.drop())
+        inbox.wait(lambda items: {"e": "error", "m": errors.MSG_MAX_RETRIES} in items, timeout=10,
+                   what="the max-retries event")
+        simt.call(lambda: simt.sim.faults.accept())
+        assert bm.start_user_socket(inbox) == "userData"  # the given-up socket no longer counts
+        bm.close()
+        client.close()
+    finally:
+        simt.stop()
+
+
 @pytest.mark.parametrize("fault", ["drop", "close-1011", "server-shutdown"])
 def test_socket_heals_after_a_fault(simt: SimThread, bm: BinanceSocketManager, fault: str) -> None:
     inbox = Inbox()

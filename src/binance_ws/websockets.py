@@ -80,10 +80,12 @@ class _Socket:
     #: A :class:`Subscription` or a user data stream once open.
     handle: Any = None
     task: concurrent.futures.Future[None] | None = field(default=None, repr=False)
+    #: Set when the engine gave the socket up (a user data stream has no ``closed`` flag to read).
+    ended: bool = False
 
     def alive(self) -> bool:
         """Opening, or open and not ended by the engine (a socket given up after max retries is not)."""
-        return not (isinstance(self.handle, Subscription) and self.handle.closed)
+        return not (self.ended or (isinstance(self.handle, Subscription) and self.handle.closed))
 
 
 class BinanceSocketManager:
@@ -362,13 +364,31 @@ class BinanceSocketManager:
             raise ValueError("start_user_socket needs BinanceSocketManager(client) with an API key and "
                              "secret (or private key)")
 
+        socks: list[_Socket] = []
+
+        def deliver(msg: Any) -> None:
+            # User events are few: checking each for the final error costs nothing that matters.
+            if isinstance(msg, dict) and msg.get("e") == "error" and msg.get("m") == errors.MSG_MAX_RETRIES:
+                for sock in socks:
+                    sock.ended = True
+            callback(msg)
+
+        # The same reconnect schedule as the market sockets (an explicit ``backoff`` option wins).
+        backoff = self._engine_options.get("backoff") or BackoffPolicy(max_retries=self.max_reconnects)
+
         async def open_(m: AsyncSocketManager) -> UserDataStream:
-            stream = UserDataStream(client, callback, ws_api_url=self.market.ws_api_url or None,
-                                    backoff=BackoffPolicy(max_retries=self.max_reconnects))
+            stream = UserDataStream(client, deliver, ws_api_url=self.market.ws_api_url or None,
+                                    backoff=backoff)
             await stream.start()
             return stream
 
-        return self._start_socket(USER_SOCKET_KEY, callback, open_)
+        key = self._start_socket(USER_SOCKET_KEY, callback, open_)
+        if key:
+            with self._lock:
+                sock = self._sockets.get(USER_SOCKET_KEY)
+                if sock is not None:
+                    socks.append(sock)
+        return key
 
     # -- the seed's older per-kind stops ----------------------------------------------------------
     def stop_depth_socket(self, symbol: str) -> None:
