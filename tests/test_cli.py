@@ -70,3 +70,17 @@ async def test_tail_endpoint(sim: Simulator) -> None:
     assert proc.returncode == 0, err.decode()[-2000:]
     msgs = [orjson.loads(line) for line in out.splitlines()]
     assert len(msgs) == 3 and all(m["stream"] == "btcusdt@bookTicker" and "b" in m["data"] for m in msgs)
+
+
+def test_tail_stops_quietly_when_the_reader_goes_away() -> None:
+    proc = subprocess.Popen([*_CMD, "btcusdt@bookTicker", "--sim", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    for _ in range(3):
+        assert orjson.loads(proc.stdout.readline())["stream"] == "btcusdt@bookTicker"
+    proc.stdout.close()  # like `| head -3` exiting
+    try:
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+    assert b"Traceback" not in proc.stderr.read()
