@@ -4,6 +4,7 @@ and futures listen keys (keep-alive, expiry, replacement)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -286,3 +287,38 @@ async def test_unreachable_endpoint_raises_instead_of_waiting_forever() -> None:
                                   backoff=fast)
         assert info.value.status == 0 and "cannot connect" in str(info.value)
         assert all(e["type"] == ERR_DISCONNECTED for e in events)
+
+
+async def test_no_secret_or_listen_key_in_logs_or_reprs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with accounts_sim() as sim, listen_key_streams(sim) as url:
+        hm = make_account(sim, "hm", "HMAC")
+        ed = make_account(sim, "ed", "ED25519")
+        texts: list[str] = []
+        keys: list[str] = []
+        async with hm.client(sim) as client, UserDataStream(client, texts.append) as spot:
+            sim.faults.drop()
+            await wait_for(lambda: spot.subscriptions == 2 and spot.subscription_id is not None)
+            texts += [repr(spot), repr(spot.connection), repr(client)]
+        async with futures_client(sim, ed) as client, \
+                ListenKeyStream(client, texts.append, stream_url=url) as futures:
+            assert futures.listen_key is not None
+            keys.append(futures.listen_key)
+            sim.accounts.drop_sessions()
+            await wait_for(lambda: futures.connection.connections == 2 and futures.connection.connected)
+            sim.clock.advance(LISTEN_KEY_TTL_MS + 1)
+            await wait_for(lambda: futures.keys_used == 2 and futures.connection.connected)
+            keys.append(futures.listen_key)
+            texts += [repr(futures), repr(futures.connection), repr(futures.schedule)]
+            with pytest.raises(BinanceAPIError) as info:
+                await user_socket(client, texts.append, mode="logon",
+                                  ws_api_url="ws://127.0.0.1:9/ws-api/v3?listenKey=" + keys[0],
+                                  backoff=BackoffPolicy(initial_s=0.01, max_s=0.01, max_retries=None))
+            texts.append(str(info.value))
+    blob = "\n".join(str(t) for t in texts) + caplog.text
+    assert "WebSocket API" in caplog.text  # the drops were logged, just without secrets
+    assert hm.secret and hm.secret not in blob
+    pem_body = [line for line in (ed.private_key or "").splitlines() if "-----" not in line]
+    assert pem_body and not any(line in blob for line in pem_body)
+    for key in keys:
+        assert key not in caplog.text and key not in str(info.value)

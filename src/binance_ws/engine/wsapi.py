@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -42,6 +43,16 @@ START_ATTEMPTS: Final = BACKOFF_MAX_RETRIES
 
 EventHandler = Callable[[int | None, dict[str, Any]], None]
 ConnectHook = Callable[["WsApiConnection"], Awaitable[None]]
+
+
+_LISTEN_KEY_IN_QUERY = re.compile(r"(listenKey=)[^&]+")
+_LISTEN_KEY_IN_PATH = re.compile(r"(/ws/)[A-Za-z0-9]{32,}")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its listen key: a listen key reads the account's data, so it is a credential and
+    never goes into logs, task names or exceptions."""
+    return _LISTEN_KEY_IN_PATH.sub(r"\1<redacted>", _LISTEN_KEY_IN_QUERY.sub(r"\1<redacted>", url))
 
 
 class _Listener(WSListener):
@@ -105,7 +116,7 @@ class WsApiConnection:
         if self._task is not None:
             return
         self._first = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._run(), name=f"binance-ws-api {self.url}")
+        self._task = asyncio.create_task(self._run(), name=f"binance-ws-api {redact_url(self.url)}")
         await self._first
 
     async def wait_connected(self, timeout: float | None = None) -> None:
@@ -207,12 +218,12 @@ class WsApiConnection:
                 return
             if not first.done() and self._backoff.failures + 1 >= START_ATTEMPTS:
                 # Never up at all: an unreachable URL is the caller's error, not a reason to wait forever.
-                first.set_exception(BinanceAPIError(0, None, f"cannot connect to {self.url}: "
+                first.set_exception(BinanceAPIError(0, None, f"cannot connect to {redact_url(self.url)}: "
                                                     f"{self._last_failure}", method="WS", path="connect"))
                 return
             delay = self._backoff.next_delay()
             if delay is None:
-                reason = f"gave up reconnecting to {self.url}"
+                reason = f"gave up reconnecting to {redact_url(self.url)}"
                 if not first.done():
                     first.set_exception(BinanceAPIError(0, None, reason, method="WS", path="connect"))
                 if self._on_give_up is not None:
@@ -256,7 +267,7 @@ class WsApiConnection:
         return refusal
 
     def _report(self, reason: str) -> None:
-        log.warning("WebSocket API %s: %s", self.url, reason)
+        log.warning("WebSocket API %s: %s", redact_url(self.url), reason)
         if self._on_disconnect is not None and not self._closing:
             try:
                 self._on_disconnect(reason)
