@@ -14,7 +14,7 @@ from binance_ws.core.backoff import BACKOFF_MAX_RETRIES, Backoff, BackoffPolicy
 def test_defaults_give_up_after_five_like_the_seed() -> None:
     b = Backoff(BackoffPolicy(jitter=0.0))
     delays = [b.next_delay() for _ in range(BACKOFF_MAX_RETRIES)]
-    assert delays == [0.25, 0.5, 1.0, 2.0, 4.0]
+    assert delays == [0.25, 0.75, 2.25, 6.75, 20.25]
     assert b.exhausted
     assert b.next_delay() is None
     assert b.failures == BACKOFF_MAX_RETRIES
@@ -23,7 +23,7 @@ def test_defaults_give_up_after_five_like_the_seed() -> None:
 def test_reset_starts_over() -> None:
     b = Backoff(BackoffPolicy(jitter=0.0, max_retries=2))
     assert b.next_delay() == 0.25
-    assert b.next_delay() == 0.5
+    assert b.next_delay() == 0.75
     assert b.next_delay() is None
     b.reset()
     assert b.failures == 0

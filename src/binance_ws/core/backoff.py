@@ -14,8 +14,9 @@ from typing import Final
 #: First retry after a quarter second: a dropped connection on a healthy network usually reconnects
 #: at once, and 300 connection attempts per 5 minutes (PROTOCOL 2) leave room for a fast first try.
 BACKOFF_INITIAL_S: Final = 0.25
-#: Doubling reaches the ceiling after about 7 failures.
-BACKOFF_FACTOR: Final = 2.0
+#: Tripling makes the seed's 5 attempts span about 30 s (0.25 + 0.75 + 2.25 + 6.75 + 20.25): a fast
+#: first retry for a plain drop, and enough patience for a server restart before giving up.
+BACKOFF_FACTOR: Final = 3.0
 #: Never wait more than 30 s: long enough to ride out a Binance restart, short enough to not lose a
 #: day-trading session.
 BACKOFF_MAX_S: Final = 30.0
