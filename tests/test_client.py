@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import logging
+import ssl
 import threading
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from yarl import URL
 
 from binance_ws.client import AsyncClient, BinanceAPIError, Client
+from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.core.signing import HmacSigner, generate_private_key, make_signer
+from binance_ws.engine.wsapi import WsApiConnection
 from binance_ws.errors import BinanceWSError
 from binance_ws.markets import SPOT
 from userdata_support import KEY_KINDS, accounts_sim, best, make_account
@@ -249,3 +259,46 @@ async def test_python_binance_places_orders_over_the_simulated_ws_api(
             await other.close_connection()
         btc = sim.accounts.account("alice").balances["BTC"]  # type: ignore[attr-defined]
         assert btc.free == Decimal("4.999")
+
+
+def _self_signed(tmp_path: Any) -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1 (trusted by nobody)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+async def test_tls_certificates_are_verified(tmp_path: Any) -> None:
+    """An https / wss endpoint with an untrusted certificate is refused, never silently accepted."""
+    app = web.Application()
+    app.router.add_get("/api/v3/ping", lambda request: web.json_response({}))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=_self_signed(tmp_path))
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with AsyncClient(base_url=f"https://127.0.0.1:{port}", env={}) as client:
+            with pytest.raises(BinanceAPIError) as info:
+                await client.ping()
+        assert info.value.status == 0 and "Certificate" in str(info.value)
+        connection = WsApiConnection(f"wss://127.0.0.1:{port}/ws-api/v3",
+                                     backoff=BackoffPolicy(initial_s=0.01, max_s=0.01, max_retries=None))
+        with pytest.raises(BinanceAPIError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            await connection.start()
+        await connection.close()
+    finally:
+        await runner.cleanup()
