@@ -302,3 +302,17 @@ async def test_tls_certificates_are_verified(tmp_path: Any) -> None:
         await connection.close()
     finally:
         await runner.cleanup()
+
+
+async def test_one_client_serves_several_event_loops() -> None:
+    """The facade drives ``client.async_client`` from its own loop while ``Client`` runs another."""
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "HMAC")
+        client = Client(creds.api_key, creds.secret, market=sim.market, env={})
+        try:
+            before = await asyncio.to_thread(client.get_account)  # the Client's private loop
+            after = await client.async_client.get_account()  # this test's loop, same client
+            assert before["balances"] == after["balances"]
+        finally:
+            await asyncio.to_thread(client.close)  # closes both loops' sessions
+        assert not client.async_client._sessions

@@ -11,6 +11,7 @@ code ports unchanged; :mod:`binance_ws.client` re-exports all of this next to th
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Mapping
@@ -111,7 +112,9 @@ class AsyncClient:
         #: Server time minus local time, in ms; added to every request timestamp.
         self.time_offset_ms = 0
         self._time_synced = False
-        self._session: aiohttp.ClientSession | None = None
+        #: One HTTP session per event loop: the threaded facade and the sync ``Client`` may drive the
+        #: same client from different loops, and an aiohttp session belongs to the loop that made it.
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     # -- identity ---------------------------------------------------------------------------------
     @property
@@ -134,16 +137,24 @@ class AsyncClient:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
             # Default connector: certificate verification stays on for every https endpoint.
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                                                  json_serialize=lambda o: orjson.dumps(o).decode())
-        return self._session
+            session = self._sessions[loop] = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                json_serialize=lambda o: orjson.dumps(o).decode())
+        return session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the HTTP sessions: this loop's here, other live loops' on their own loop."""
+        here = asyncio.get_running_loop()
+        sessions, self._sessions = self._sessions, {}
+        for loop, session in sessions.items():
+            if loop is here:
+                await session.close()
+            elif loop.is_running():
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(session.close(), loop))
 
     async def __aenter__(self) -> AsyncClient:
         return self
