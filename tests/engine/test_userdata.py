@@ -322,3 +322,20 @@ async def test_no_secret_or_listen_key_in_logs_or_reprs(caplog: pytest.LogCaptur
     assert pem_body and not any(line in blob for line in pem_body)
     for key in keys:
         assert key not in caplog.text and key not in str(info.value)
+
+
+async def test_stalled_connection_is_detected_by_pings_and_replaced() -> None:
+    """A connection that stays open but answers nothing (no pongs) is found dead and replaced."""
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "ED25519")
+        events: list[dict[str, Any]] = []
+        async with creds.client(sim) as client, \
+                UserDataStream(client, events.append, ping_idle_s=0.2, ping_reply_timeout_s=0.2) as stream:
+            first = stream.connection.connections
+            assert sim.faults.stall() == 1
+            await wait_for(lambda: stream.connection.connections == first + 1
+                           and stream.subscription_id is not None)
+            assert any(e["e"] == "error" and e["type"] == ERR_DISCONNECTED for e in events)
+            events.clear()
+            sim.accounts.deposit(sim.accounts.account("alice"), "USDT", "2")
+            await wait_for(lambda: [e["e"] for e in events] == ["balanceUpdate", "outboundAccountPosition"])

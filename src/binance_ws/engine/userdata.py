@@ -31,7 +31,7 @@ from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.core.listenkey import KEEPALIVE_INTERVAL_S, Action, ListenKeySchedule
 from binance_ws.core.signing import ws_payload
 from binance_ws.engine.rest import AsyncClient, BinanceAPIError
-from binance_ws.engine.wsapi import FOREVER, WsApiConnection
+from binance_ws.engine.wsapi import FOREVER, PING_IDLE_S, PING_REPLY_TIMEOUT_S, WsApiConnection
 from binance_ws.errors import ERR_DISCONNECTED, MSG_DISCONNECTED, error_event, max_retries_event
 
 log = logging.getLogger("binance_ws.engine.userdata")
@@ -106,7 +106,8 @@ class UserDataStream:
     """
 
     def __init__(self, client: AsyncClient, callback: UserCallback, *, ws_api_url: str | None = None,
-                 mode: Mode = "signature", backoff: BackoffPolicy = FOREVER) -> None:
+                 mode: Mode = "signature", backoff: BackoffPolicy = FOREVER, ping_idle_s: float = PING_IDLE_S,
+                 ping_reply_timeout_s: float = PING_REPLY_TIMEOUT_S) -> None:
         if client.signer is None or not client.api_key:
             raise ValueError("a user data stream needs an API key and a signing key")
         if mode not in ("signature", "logon"):
@@ -116,6 +117,7 @@ class UserDataStream:
             raise ValueError(f"market {client.market.name!r} has no WebSocket API")
         self._url = url
         self._backoff = backoff
+        self._pings = (ping_idle_s, ping_reply_timeout_s)
         self._client = client
         self._deliver = _Delivery(callback)
         self.mode: Mode = mode
@@ -138,6 +140,7 @@ class UserDataStream:
     def _connection(self) -> WsApiConnection:
         conn = WsApiConnection(
             self._url, on_connect=self._subscribe, on_give_up=self._on_give_up, backoff=self._backoff,
+            ping_idle_s=self._pings[0], ping_reply_timeout_s=self._pings[1],
             on_event=lambda sub_id, event: self._on_event(conn, sub_id, event),
             on_disconnect=lambda reason: self._on_disconnect(conn, reason))
         return conn
@@ -310,7 +313,8 @@ class ListenKeyStream:
     def __init__(self, client: AsyncClient, callback: UserCallback, *,
                  kind: Literal["futures", "spot"] = "futures", stream_url: str | None = None,
                  keepalive_interval_s: float = KEEPALIVE_INTERVAL_S, backoff: BackoffPolicy = FOREVER,
-                 schedule: ListenKeySchedule | None = None) -> None:
+                 schedule: ListenKeySchedule | None = None, ping_idle_s: float = PING_IDLE_S,
+                 ping_reply_timeout_s: float = PING_REPLY_TIMEOUT_S) -> None:
         if not client.api_key:
             raise ValueError("a listen-key stream needs an API key")
         self._client = client
@@ -320,6 +324,7 @@ class ListenKeyStream:
         self._stream_url = (stream_url or default_url).rstrip("/")
         self.schedule = schedule or ListenKeySchedule(keepalive_interval_s=keepalive_interval_s)
         self._backoff = backoff
+        self._pings = (ping_idle_s, ping_reply_timeout_s)
         self._conn: WsApiConnection | None = None
         self._timer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -363,7 +368,8 @@ class ListenKeyStream:
             self._conn = WsApiConnection(self.url_for(key), envelope=False, on_event=self._on_event,
                                          on_disconnect=self._on_disconnect,
                                          on_give_up=lambda reason: self._deliver(max_retries_event()),
-                                         backoff=self._backoff)
+                                         backoff=self._backoff, ping_idle_s=self._pings[0],
+                                         ping_reply_timeout_s=self._pings[1])
             await self._conn.start()
         except BaseException:
             await self.stop()

@@ -23,7 +23,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import orjson
-from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import (
+    WSAutoPingStrategy,
+    WSCloseCode,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    ws_connect,
+)
 
 from binance_ws.core.backoff import BACKOFF_MAX_RETRIES, Backoff, BackoffPolicy
 from binance_ws.engine.rest import RATE_LIMIT_STATUSES, BinanceAPIError
@@ -37,6 +45,11 @@ REQUEST_TIMEOUT_S: Final = 10.0
 HANDSHAKE_TIMEOUT_S: Final = 10.0
 #: User data must not die: retry forever unless the caller asks for a limit.
 FOREVER: Final = BackoffPolicy(max_retries=None)
+#: Dead-connection detection: after this long without any incoming frame the client pings, and a pong
+#: must come back within the reply timeout or the connection is dropped and reopened. The server pings
+#: every 20 s (PROTOCOL 2), so a healthy idle connection never reaches the client's own ping.
+PING_IDLE_S: Final = 30.0
+PING_REPLY_TIMEOUT_S: Final = 10.0
 #: Connection attempts :meth:`WsApiConnection.start` makes before it raises (the seed's reconnect count);
 #: once a connection has been up, reconnecting follows the backoff policy alone.
 START_ATTEMPTS: Final = BACKOFF_MAX_RETRIES
@@ -82,7 +95,9 @@ class WsApiConnection:
                  on_disconnect: Callable[[str], None] | None = None,
                  on_give_up: Callable[[str], None] | None = None,
                  backoff: BackoffPolicy = FOREVER, request_timeout_s: float = REQUEST_TIMEOUT_S,
-                 ssl_context: ssl.SSLContext | None = None, envelope: bool = True) -> None:
+                 ssl_context: ssl.SSLContext | None = None, envelope: bool = True,
+                 ping_idle_s: float = PING_IDLE_S,
+                 ping_reply_timeout_s: float = PING_REPLY_TIMEOUT_S) -> None:
         #: Where the next (re)connection goes; the listen-key stream points it at a new key.
         self.url = url
         #: False for listen-key streams, whose events are bare dicts rather than ``{"event": ...}``.
@@ -93,6 +108,10 @@ class WsApiConnection:
         self._on_give_up = on_give_up
         self._backoff = Backoff(backoff)
         self._request_timeout_s = request_timeout_s
+        if not 0 < ping_reply_timeout_s <= ping_idle_s:
+            raise ValueError("ping reply timeout must be positive and not longer than the idle time")
+        self._ping_idle_s = ping_idle_s
+        self._ping_reply_timeout_s = ping_reply_timeout_s
         # wss URLs get a default (verifying) context from picows; a caller may pass its own CA bundle.
         self._ssl_context = ssl_context
         self._ids = itertools.count(1)
@@ -236,7 +255,10 @@ class WsApiConnection:
         try:
             transport, _ = await ws_connect(lambda: _Listener(self), self.url, ssl_context=self._ssl_context,
                                             websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
-                                            enable_auto_pong=True)
+                                            enable_auto_pong=True, enable_auto_ping=True,
+                                            auto_ping_idle_timeout=self._ping_idle_s,
+                                            auto_ping_reply_timeout=self._ping_reply_timeout_s,
+                                            auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE)
         except Exception as exc:  # OSError, timeouts and picows' own WSError family alike
             self._last_failure = f"{type(exc).__name__}: {exc}"
             self._report(f"connect failed: {type(exc).__name__}")
