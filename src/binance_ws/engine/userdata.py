@@ -1,4 +1,5 @@
-"""Spot user data over the WebSocket API, resubscribed after every reconnect (issue 5).
+"""User data that never silently dies (issue 5): spot over the WebSocket API (:class:`UserDataStream`,
+:func:`user_socket`) and futures over listen keys (:class:`ListenKeyStream`).
 
 Binance switched spot listen keys off on 2026-02-20 (../shared/PROTOCOL.md 6.1); user data now comes
 from the WebSocket API (6.3) in one of two ways, both supported here:
@@ -12,7 +13,8 @@ The subscription is redone on every new connection and whenever the server ends 
 the bare event dicts (``executionReport``, ``outboundAccountPosition``, ``balanceUpdate``, ``listStatus``,
 ``externalLockUpdate``, ``eventStreamTerminated``) and, in the shape of :mod:`binance_ws.errors`, an
 error event when the connection is lost (events may have been missed: reconcile over REST) or when
-reconnecting is given up.
+reconnecting is given up. A connection that goes quiet without closing is found by the client's own
+pings (``engine/wsapi.py``) and replaced the same way.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import orjson
 from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.core.listenkey import KEEPALIVE_INTERVAL_S, Action, ListenKeySchedule
 from binance_ws.core.signing import ws_payload
-from binance_ws.engine.rest import AsyncClient, BinanceAPIError
+from binance_ws.engine.rest import TIMESTAMP_OUTSIDE_RECV_WINDOW, AsyncClient, BinanceAPIError
 from binance_ws.engine.wsapi import FOREVER, PING_IDLE_S, PING_REPLY_TIMEOUT_S, WsApiConnection
 from binance_ws.errors import ERR_DISCONNECTED, MSG_DISCONNECTED, error_event, max_retries_event
 
@@ -39,8 +41,6 @@ log = logging.getLogger("binance_ws.engine.userdata")
 UserCallback = Callable[[dict[str, Any]], None] | Callable[[dict[str, Any]], Awaitable[None]]
 Mode = Literal["signature", "logon"]
 
-#: -1021: the timestamp was outside recvWindow (PROTOCOL 7.3); re-measure the clock and try once more.
-_TIMESTAMP_REJECTED: Final = -1021
 TERMINATED_EVENT: Final = "eventStreamTerminated"
 #: Sent shortly before the server closes a connection (PROTOCOL 2, WS API form ``{"event":{...}}``).
 SHUTDOWN_EVENT: Final = "serverShutdown"
@@ -209,7 +209,7 @@ class UserDataStream:
         try:
             await self._subscribe_once(conn)
         except BinanceAPIError as exc:
-            if exc.code != _TIMESTAMP_REJECTED:
+            if exc.code != TIMESTAMP_OUTSIDE_RECV_WINDOW:
                 raise
             await self._sync_time(conn)
             await self._subscribe_once(conn)
