@@ -1,0 +1,79 @@
+"""Bounded queues and their overflow policies; back-pressure pauses the socket over real loopback."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tests.engine._util import trade_ids, until
+
+from binance_ws import errors
+from binance_ws.engine import AsyncSocketManager
+from binance_ws.engine.delivery import Subscription
+from binance_ws.sim import Simulator
+
+
+def _drain(sub: Subscription) -> list[object]:
+    out = []
+    while True:
+        try:
+            out.append(sub.recv_nowait())
+        except asyncio.QueueEmpty:
+            return out
+
+
+def test_drop_oldest_and_drop_newest_keep_the_bound_and_count() -> None:
+    oldest = Subscription(["s"], queue_size=3, overflow="drop_oldest")
+    newest = Subscription(["s"], queue_size=3, overflow="drop_newest")
+    for i in range(10):
+        oldest.push("s", i)
+        newest.push("s", i)
+    oldest.push_event(errors.max_retries_event())  # error events are never dropped
+    assert _drain(oldest) == [7, 8, 9, errors.max_retries_event()]
+    assert _drain(newest) == [0, 1, 2]
+    assert (oldest.dropped, oldest.delivered) == (7, 4)
+    assert (newest.dropped, newest.delivered) == (7, 3)
+
+
+def test_keep_latest_conflates_per_stream() -> None:
+    sub = Subscription(["a", "b"], queue_size=10, overflow="keep_latest")
+    for i in range(5):
+        sub.push("a", ("a", i))
+        sub.push("b", ("b", i))
+    sub.push_event(errors.max_retries_event())
+    assert _drain(sub) == [("a", 4), ("b", 4), errors.max_retries_event()]
+    assert sub.dropped == 8
+
+
+def test_invalid_options_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Subscription(["s"], overflow="explode")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Subscription(["s"], queue_size=0)
+    with pytest.raises(ValueError):
+        Subscription(["s"], wrap=True, decode="raw")
+
+
+async def test_block_pauses_the_socket_and_loses_nothing() -> None:
+    async with Simulator(flow_rate=1000.0) as sim, AsyncSocketManager(market=sim.market) as sm:
+        sub = await sm.subscribe("btcusdt@trade", queue_size=20, overflow="block")
+        conn = sm.connections[0]
+        await until(lambda: conn._paused, what="reading paused")
+        frames = conn.link.frames if conn.link else 0
+        await asyncio.sleep(0.2)
+        # Paused: at most what was already in the read buffer arrives meanwhile.
+        assert conn.link is not None and conn.link.frames - frames < 200
+        got = [await asyncio.wait_for(sub.recv(), 5) for _ in range(300)]
+        assert sub.dropped == 0
+        ids = trade_ids(got)
+        assert ids == list(range(ids[0], ids[0] + len(ids)))
+        assert conn.drops == 0
+
+
+async def test_slow_queue_subscriber_with_drop_oldest_never_stops(sim: Simulator) -> None:
+    async with AsyncSocketManager(market=sim.market) as sm:
+        sub = await sm.subscribe("btcusdt@trade", queue_size=5, overflow="drop_oldest")
+        await until(lambda: sub.dropped > 20, what="overflow")
+        assert sub.pending == 5 and not sub.closed
+        msg = await asyncio.wait_for(sub.recv(), 5)
+        assert msg["e"] == "trade"
