@@ -6,6 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from binance_ws.core.signing import (
     HmacSigner,
@@ -14,6 +16,7 @@ from binance_ws.core.signing import (
     public_key_pem,
     ws_payload,
 )
+from binance_ws.sim import Simulator
 from binance_ws.sim.accounts import Accounts, SimApiError
 from userdata_support import accounts_sim, best
 
@@ -207,3 +210,49 @@ async def test_order_refusals_and_deposit_events() -> None:
         assert events[1]["e"] == "outboundAccountPosition" and events[1]["B"] == \
             [{"a": "USDT", "f": "1010.00000000", "l": "0.00000000"}]
         assert accts.place_order(alice, order)["status"] in ("FILLED", "PARTIALLY_FILLED", "NEW")
+
+
+order_action = st.tuples(
+    st.sampled_from(["a", "b"]),
+    st.sampled_from(["BUY", "SELL"]),
+    st.sampled_from(["LIMIT", "MARKET", "IOC", "CANCEL"]),
+    st.integers(-30, 30),  # price offset from the mid, in ticks
+    st.integers(1, 40),  # quantity, in lots of 0.001
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(order_action, min_size=1, max_size=25))
+def test_balances_stay_consistent_under_any_order_sequence(
+        actions: list[tuple[str, str, str, int, int]]) -> None:
+    """Whatever two accounts do to each other and to the book: nothing goes negative, and what is locked
+    is exactly what open orders hold."""
+    sim = Simulator(flow_rate=0.0)
+    accts = Accounts(sim)
+    accounts = {name: accts.create_account(name, {"USDT": "3000", "BTC": "0.05"}) for name in ("a", "b")}
+    snapshot = sim.exchange.depth_snapshot("BTCUSDT", 1)
+    mid = (Decimal(snapshot["bids"][0][0]) + Decimal(snapshot["asks"][0][0])) / 2
+    for who, side, kind, ticks, lots in actions:
+        account = accounts[who]
+        open_ids = [i for i, h in account.orders.items() if h.order.status in ("NEW", "PARTIALLY_FILLED")]
+        params: dict[str, Any] = {"symbol": "BTCUSDT", "side": side, "quantity": f"{Decimal(lots) / 1000}"}
+        if kind == "MARKET":
+            params["type"] = "MARKET"
+        else:
+            price = (mid + Decimal(ticks) * Decimal("0.01")).quantize(Decimal("0.01"))
+            params.update(type="LIMIT", timeInForce="IOC" if kind == "IOC" else "GTC", price=str(price))
+        try:
+            if kind != "CANCEL":
+                accts.place_order(account, params)
+            elif open_ids:
+                accts.cancel_order(account, {"symbol": "BTCUSDT", "orderId": open_ids[0]})
+        except SimApiError as exc:
+            assert exc.code in (-2010, -1013)  # refused for balance or notional: nothing changed
+        for acct in accounts.values():
+            for asset, bal in acct.balances.items():
+                assert bal.free >= 0 and bal.locked >= 0, (asset, bal)
+                held = sum((h.locked for h in acct.orders.values() if h.lock_asset == asset), Decimal(0))
+                assert bal.locked == held, (asset, bal.locked, held)
+            for h in acct.orders.values():
+                if h.order.status in ("FILLED", "CANCELED", "EXPIRED"):
+                    assert h.locked == 0
