@@ -26,7 +26,7 @@ from binance_ws.core.signing import HmacSigner, generate_private_key, make_signe
 from binance_ws.engine.wsapi import WsApiConnection
 from binance_ws.errors import BinanceWSError
 from binance_ws.markets import SPOT
-from userdata_support import KEY_KINDS, accounts_sim, best, make_account
+from tests.userdata_support import KEY_KINDS, accounts_sim, best, make_account
 
 
 @pytest.mark.parametrize("kind", KEY_KINDS)
@@ -250,6 +250,8 @@ async def test_python_binance_places_orders_over_the_simulated_ws_api(
         creds = make_account(sim, "alice", kind)  # type: ignore[arg-type]
         monkeypatch.setattr(binance.AsyncClient, "API_URL", f"{sim.rest_url}/api")
         monkeypatch.setattr(binance.AsyncClient, "WS_API_URL", sim.ws_api_url)
+        # Its close waits for its reader's receive timeout (10 s by default): a speed knob, not logic.
+        monkeypatch.setattr(binance.ws.reconnecting_websocket.ReconnectingWebsocket, "TIMEOUT", 0.2)
         other = await binance.AsyncClient.create(creds.api_key, creds.secret, private_key=creds.private_key)
         try:
             placed = await other.ws_create_order(symbol="BTCUSDT", side="SELL", type="MARKET",

@@ -20,7 +20,7 @@ from binance_ws.engine.userdata import ListenKeyStream, UserDataStream, user_soc
 from binance_ws.errors import ERR_DISCONNECTED
 from binance_ws.sim.accounts import LISTEN_KEY_TTL_MS
 from binance_ws.sim.userstream import ListenKeyListener
-from userdata_support import KEY_KINDS, accounts_sim, best, make_account
+from tests.userdata_support import KEY_KINDS, accounts_sim, best, make_account
 
 WAIT_S = 5.0
 

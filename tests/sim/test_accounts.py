@@ -18,7 +18,7 @@ from binance_ws.core.signing import (
 )
 from binance_ws.sim import Simulator
 from binance_ws.sim.accounts import Accounts, SimApiError
-from userdata_support import accounts_sim, best
+from tests.userdata_support import accounts_sim, best
 
 
 def _accounts(sim: Any) -> Accounts:

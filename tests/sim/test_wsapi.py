@@ -11,7 +11,7 @@ import pytest
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from binance_ws.core.signing import make_signer, ws_payload
-from userdata_support import KEY_KINDS, Credentials, accounts_sim, best, make_account
+from tests.userdata_support import KEY_KINDS, Credentials, accounts_sim, best, make_account
 
 WAIT_S = 5.0
 
