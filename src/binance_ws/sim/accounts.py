@@ -145,6 +145,8 @@ class Account:
     """One simulated user: balances and the orders it placed."""
 
     name: str
+    #: Binance's numeric account id (``uid`` in ``GET /api/v3/account``), in creation order.
+    uid: int = 0
     balances: dict[str, Balance] = field(default_factory=dict)
     update_time: int = 0
     #: Every order this account placed, by order id (the exchange keeps only open ones).
@@ -234,7 +236,7 @@ class Accounts:
         """A new account with free ``balances`` (asset -> amount)."""
         if name in self._accounts:
             raise ValueError(f"account {name!r} exists")
-        account = Account(name, update_time=self._sim.clock.now_ms())
+        account = Account(name, uid=len(self._accounts) + 1, update_time=self._sim.clock.now_ms())
         for asset, amount in (balances or {}).items():
             account.balance(asset).free = Decimal(str(amount))
         self._accounts[name] = account
@@ -376,7 +378,7 @@ class Accounts:
                                 "seller": "0.00000000"},
             "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
             "requireSelfTradePrevention": False, "preventSor": False, "updateTime": account.update_time,
-            "accountType": "SPOT", "uid": abs(hash(account.name)) % 10**9,
+            "accountType": "SPOT", "uid": account.uid,
             "balances": [{"asset": a, "free": fmt(b.free), "locked": fmt(b.locked)}
                          for a, b in account.balances.items()],
             "permissions": ["SPOT"],
