@@ -11,7 +11,6 @@ from binance_ws.client import AsyncClient
 from binance_ws.core.signing import generate_private_key, private_key_signer, public_key_pem
 from binance_ws.sim import Simulator
 from binance_ws.sim.accounts import Accounts
-from binance_ws.sim.rest_account import add_routes
 
 KeyKind = Literal["HMAC", "RSA", "ED25519"]
 KEY_KINDS: tuple[KeyKind, ...] = ("HMAC", "RSA", "ED25519")
@@ -20,13 +19,9 @@ START_BALANCES = {"USDT": "100000", "BTC": "5", "ETH": "50", "BNB": "100"}
 
 @asynccontextmanager
 async def accounts_sim(**overrides: Any) -> AsyncIterator[Simulator]:
-    """A running simulator with ``sim.accounts`` and the signed REST routes (wired here if the
-    Simulator does not wire them itself). The synthetic flow is off so books only move when a test
-    trades; the start-up book is deep on both sides."""
+    """A running simulator (accounts and signed REST routes included). The synthetic flow is off so
+    books only move when a test trades; the start-up book is deep on both sides."""
     sim = Simulator(**{"flow_rate": 0.0, **overrides})
-    if not hasattr(sim, "accounts"):
-        sim.accounts = Accounts(sim)  # type: ignore[attr-defined]
-        add_routes(sim.rest.app, sim)
     async with sim:
         yield sim
 

@@ -12,6 +12,8 @@ from types import TracebackType
 from typing import Any
 
 from binance_ws.markets import Market, local_market
+from binance_ws.sim import rest_account
+from binance_ws.sim.accounts import Accounts
 from binance_ws.sim.clock import SimClock
 from binance_ws.sim.config import SimConfig
 from binance_ws.sim.exchange import Exchange
@@ -50,11 +52,13 @@ class Simulator:
         self.clock = SimClock()
         self.hub = StreamHub()
         self.exchange = Exchange(cfg.symbols, self.clock)
+        self.accounts = Accounts(self)
         self.flow = OrderFlow(self.exchange, seed=cfg.seed)
         self.feeds = Feeds(self.exchange, self.hub, self.clock, cfg)
         self.faults = Faults(self)
         self.stream_server = StreamServer(self)
         self.rest = RestServer(self)
+        rest_account.add_routes(self.rest.app, self)
         self._driver: asyncio.Task[None] | None = None
         self._replay_task: asyncio.Task[None] | None = None
         self._flow_credit = 0.0
