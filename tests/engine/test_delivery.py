@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.engine._util import trade_ids, until
 
 from binance_ws import errors
 from binance_ws.engine import AsyncSocketManager
 from binance_ws.engine.delivery import Subscription
 from binance_ws.sim import Simulator
+from tests.engine._util import trade_ids, until
 
 
 def _drain(sub: Subscription) -> list[object]:

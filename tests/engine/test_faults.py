@@ -6,12 +6,12 @@ import asyncio
 import logging
 
 import pytest
-from tests.engine._util import trade_ids, until
 
 from binance_ws import errors
 from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.engine import AsyncSocketManager
 from binance_ws.sim import Simulator
+from tests.engine._util import trade_ids, until
 
 #: Reconnect fast in tests: the schedule's shape is tested in tests/core/test_backoff.py.
 FAST = BackoffPolicy(initial_s=0.02, factor=2.0, max_s=0.1, jitter=0.1, max_retries=5)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.engine._util import trade_ids, until
 
 from binance_ws import errors
 from binance_ws.engine import AsyncSocketManager, RawMessage
 from binance_ws.sim import Simulator
+from tests.engine._util import trade_ids, until
 
 
 async def test_trade_socket_delivers_payloads_in_order(sim: Simulator) -> None:

@@ -6,11 +6,11 @@ import asyncio
 import dataclasses
 
 import orjson
-from tests.engine._util import trade_ids, until
 
 from binance_ws import errors
 from binance_ws.engine import AsyncSocketManager
 from binance_ws.sim import Simulator
+from tests.engine._util import trade_ids, until
 
 ROTATIONS = 200
 

@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 from binance_ws import errors
 from binance_ws.core.sequence import SequenceTracker
 from binance_ws.engine.delivery import RawMessage, Subscription
-from binance_ws.engine.router import Handover, Route, split_combined
+from binance_ws.engine.router import Handover, Route, route_key, split_combined
 
 
 def test_split_combined() -> None:
     payload = b'{"e":"trade","t":7}'
-    assert split_combined(b'{"stream":"btcusdt@trade","data":' + payload + b"}") == (b"btcusdt@trade",
-                                                                                   payload)
+    key = route_key("btcusdt@trade")
+    assert split_combined(b'{"stream":"btcusdt@trade","data":' + payload + b"}") == (key, payload)
     assert split_combined(b'{"result":null,"id":1}') is None
     assert split_combined(b'{"e":"serverShutdown","E":1}') is None
 

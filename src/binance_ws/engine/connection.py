@@ -42,7 +42,7 @@ from binance_ws import errors
 from binance_ws.core.backoff import Backoff, BackoffPolicy
 from binance_ws.core.budget import SlidingWindow
 from binance_ws.core.plan import CONTROL_RESERVE, CONTROL_WINDOW_S, ControlMessage, ControlScheduler
-from binance_ws.engine.router import COMBINED_PREFIX, Handover, Route
+from binance_ws.engine.router import DATA_SEPARATOR, Handover, Route, route_key
 from binance_ws.markets import Market
 from binance_ws.streams import expected_cadence_s
 
@@ -81,13 +81,12 @@ CLOSE_TIMEOUT_S: Final = 2.0
 #: The HTTP statuses at handshake that mean "slow down" and carry ``Retry-After`` (PROTOCOL 7).
 RATE_LIMIT_STATUSES: Final = frozenset({418, 429})
 #: Control frames received from the server that end a connection early (PROTOCOL 2, 11).
-SHUTDOWN_STREAM: Final = b"!serverShutdown"
+SHUTDOWN_STREAM: Final = route_key("!serverShutdown")
 
 _TEXT = WSMsgType.TEXT
 _PING = WSMsgType.PING
 _PONG = WSMsgType.PONG
 _CLOSE = WSMsgType.CLOSE
-_PREFIX_LEN: Final = len(COMBINED_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +182,11 @@ class Link(WSListener):  # type: ignore[misc]
     :class:`Route`, or one side of a :class:`Handover` during a rotation.
     """
 
+    __slots__ = ("_beat_timer", "_heartbeat", "_inflight", "_loop", "_ping_due", "_pong_due", "_queued",
+                 "_scheduler", "_timer", "_waiters", "close_code", "close_reason", "control_frames", "frames",
+                 "lost", "opened_at", "owner", "ping_sent_at", "retiring", "shutdown_notice", "table",
+                 "transport")
+
     def __init__(self, owner: Connection, table: dict[bytes, Any]) -> None:
         super().__init__()
         self.owner = owner
@@ -222,17 +226,25 @@ class Link(WSListener):  # type: ignore[misc]
         self.transport = transport
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        # Data frames first, without asking picows for the frame type (a costly property): only a
+        # combined data frame splits into a key this table holds.
+        head, _, tail = frame.get_payload_as_bytes().partition(DATA_SEPARATOR)
+        target = self.table.get(head)
+        if target is not None:
+            self.frames += 1
+            try:
+                target.feed(tail[:-1])
+            except orjson.JSONDecodeError:
+                # A broken payload is skipped; raising here would make picows drop the socket.
+                log.warning("%s: malformed frame skipped (%d bytes)", self.owner.conn_id, len(tail))
+            return
+        self._other_frame(transport, frame)
+
+    def _other_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
         if msg_type is _TEXT:
             self.frames += 1
-            buf = frame.get_payload_as_bytes()
-            if buf.startswith(COMBINED_PREFIX):
-                end = buf.find(b'"', _PREFIX_LEN)
-                target = self.table.get(buf[_PREFIX_LEN:end])
-                if target is not None:
-                    target.feed(buf[end + 9:-1])
-                    return
-            self._other_text(buf)
+            self._other_text(frame.get_payload_as_bytes())
             return
         self.control_frames += 1
         if msg_type is _PING:
@@ -514,7 +526,7 @@ class Connection:
             results = await asyncio.gather(*futures, return_exceptions=True)
             for s in streams:
                 if s not in self.streams:
-                    link.table.pop(s.encode(), None)
+                    link.table.pop(route_key(s), None)
             for r in results:
                 if isinstance(r, errors.SubscriptionError):
                     log.warning("%s: UNSUBSCRIBE refused: %s", self.conn_id, r)
@@ -530,7 +542,7 @@ class Connection:
         link = self.link
         route = self._routes.get(stream)
         if link is not None and route is not None:
-            key = stream.encode()
+            key = route_key(stream)
             if isinstance(link.table.get(key), Route):
                 link.table[key] = route
 
@@ -615,7 +627,7 @@ class Connection:
         for s in streams:
             entry = pick(s)
             if entry is not None:
-                table[s.encode()] = entry
+                table[route_key(s)] = entry
         link = Link(self, table)
         url, rest = self._url(streams)
         try:
@@ -653,7 +665,7 @@ class Connection:
         from the link's table). Raises ConnectionClosedError if the socket closes first, TimeoutError
         (and drops the socket) if the server does not answer in time."""
         for s in streams:
-            key = s.encode()
+            key = route_key(s)
             if key not in link.table:
                 route = self._routes.get(s)
                 if route is not None:
@@ -671,7 +683,7 @@ class Connection:
         for s, r in zip(streams, results, strict=True):
             if isinstance(r, errors.SubscriptionError):
                 refused[s] = r
-                link.table.pop(s.encode(), None)
+                link.table.pop(route_key(s), None)
             elif isinstance(r, BaseException):
                 raise errors.ConnectionClosedError(str(r)) from r
         return refused
@@ -732,7 +744,7 @@ class Connection:
         loss or duplicates, retire ``old``. Returns the new link, or None if the replacement failed
         (``old`` is kept if it is still up)."""
         reason = "serverShutdown" if old.shutdown_notice else "age"
-        streams = [s for s in self.streams if isinstance(old.table.get(s.encode()), Route)]
+        streams = [s for s in self.streams if isinstance(old.table.get(route_key(s)), Route)]
         table: dict[bytes, Any] = {}
         handovers: dict[str, Handover] = {}
         remaining = len(streams)
@@ -740,7 +752,7 @@ class Connection:
 
         def switched(stream: str) -> None:
             nonlocal remaining
-            key = stream.encode()
+            key = route_key(stream)
             route = self._routes.get(stream)
             if route is not None:
                 table[key] = route
@@ -756,7 +768,7 @@ class Connection:
             if route is None:
                 continue
             handover = handovers[s] = Handover(route, lambda s=s: switched(s))
-            old.table[s.encode()] = _Side(handover.from_old)
+            old.table[route_key(s)] = _Side(handover.from_old)
         if not streams:
             all_switched.set()
         try:
@@ -767,7 +779,7 @@ class Connection:
             for s in handovers:
                 route = self._routes.get(s)
                 if route is not None:
-                    old.table[s.encode()] = route
+                    old.table[route_key(s)] = route
             old.shutdown_notice = False
             delay = self._backoff.next_delay() or self.settings.backoff.max_s
             old.opened_at = time.monotonic() - self.settings.rotation_age_s + delay

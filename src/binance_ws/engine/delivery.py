@@ -56,9 +56,9 @@ FlowHook = Callable[[bool], None]
 class Subscription:
     """One subscriber of one or more streams: its delivery mode, counters and (for queues) its reader.
 
-    Counters: ``delivered`` counts messages handed to the subscriber (callback called, or returned by
-    ``recv``); ``dropped`` counts messages discarded by the overflow policy. Use it as an async
-    context manager to unsubscribe on exit.
+    Counters (queue subscribers): ``delivered`` counts messages returned by ``recv``; ``dropped`` counts
+    messages discarded by the overflow policy. A callback subscriber has no queue, so nothing to count.
+    Use it as an async context manager to unsubscribe on exit.
     """
 
     def __init__(
@@ -112,7 +112,6 @@ class Subscription:
 
     # -- what the router calls --------------------------------------------------------------------
     def _push_callback(self, stream: str, msg: Any) -> None:
-        self.delivered += 1
         try:
             self.callback(msg)  # type: ignore[misc]
         except Exception:

@@ -21,29 +21,41 @@ from typing import Any, Final
 import orjson
 
 from binance_ws import errors
-from binance_ws.core.sequence import DUPLICATE, OK, SequenceTracker, Verdict
-from binance_ws.engine.delivery import Decoder, RawMessage, Subscription
+from binance_ws.core.sequence import (
+    DUPLICATE,
+    OK,
+    AggTradeTracker,
+    SequenceTracker,
+    TradeTracker,
+    Verdict,
+)
+from binance_ws.engine.delivery import Decoder, RawMessage, Subscription, log
 
-#: The start of every combined frame (PROTOCOL.md 1.2: ``stream`` is always the first key).
+#: The start of every combined frame (PROTOCOL.md 1.2: ``stream`` is always the first key) and what
+#: follows the stream name. Stream names hold no quotes, so the first separator ends the name.
 COMBINED_PREFIX: Final = b'{"stream":"'
-_PREFIX_LEN: Final = len(COMBINED_PREFIX)
-#: What follows the stream name: ``","data":``.
-_DATA_GAP: Final = len(b'","data":') + 1
+DATA_SEPARATOR: Final = b'","data":'
+
+#: The id field of the trackers whose in-order case the single-callback feed inlines (PROTOCOL 4.1, 4.2).
+_ID_KEYS: Final[dict[type, str]] = {TradeTracker: "t", AggTradeTracker: "a"}
 
 #: A route's entry point: called with the payload bytes of one frame.
 Feed = Callable[[bytes], None]
 
 
+def route_key(stream: str) -> bytes:
+    """The key a connection's table holds for ``stream``: the frame's bytes up to the separator, so that
+    one ``bytes.partition`` both checks the frame's shape and yields the key (the cheapest split)."""
+    return COMBINED_PREFIX + stream.encode()
+
+
 def split_combined(frame: bytes) -> tuple[bytes, bytes] | None:
-    """``(stream name, payload bytes)`` of a combined frame, or None for anything else (control
-    responses, raw-form events). Stream names never hold quotes or escapes, so the first quote after
-    the prefix ends the name."""
-    if not frame.startswith(COMBINED_PREFIX):
+    """``(route key, payload bytes)`` of a combined frame, or None for anything else (control
+    responses, raw-form events)."""
+    head, sep, tail = frame.partition(DATA_SEPARATOR)
+    if not sep or not head.startswith(COMBINED_PREFIX):
         return None
-    end = frame.find(b'"', _PREFIX_LEN)
-    if end < 0:
-        return None
-    return frame[_PREFIX_LEN:end], frame[end + _DATA_GAP - 1:-1]
+    return head, tail[:-1]
 
 
 class Route:
@@ -90,11 +102,65 @@ class Route:
                 typed.setdefault(sub.decode, []).append(sub.push)
         self._dict, self._wrap, self._raw = tuple(dict_), tuple(wrap), tuple(raw)
         self._typed = tuple((dec, tuple(pushes)) for dec, pushes in typed.items())
-        # The common case, one dict subscriber set, gets a feed without the general branching.
-        if dict_ and not (wrap or raw or typed):
+        # The common cases get a feed without the general branching: one callback (the seed API, the
+        # benchmarks), or only dict subscribers.
+        only_dict = bool(dict_) and not (wrap or raw or typed)
+        if only_dict and len(self.subscribers) == 1 and self.subscribers[0].callback is not None:
+            self.feed = self._callback_feed(self.subscribers[0].callback)
+        elif only_dict:
             self.feed = self._feed_dict
         else:
             self.feed = self._feed_general
+
+    def _callback_feed(self, callback: Callable[[Any], Any]) -> Feed:
+        """A feed for a single callback subscriber: decode, check the sequence, call, in one frame."""
+        loads = orjson.loads
+        tracker = self.tracker
+        check = self._check
+        name = self.name
+
+        key = _ID_KEYS.get(type(tracker))
+        if tracker is not None and key is not None:
+            # The tracker's in-order case inlined (its state stays in the tracker); anything else
+            # (first event, duplicate, gap) goes through tracker.observe.
+
+            def feed(data: bytes) -> None:
+                msg = loads(data)
+                try:
+                    n = msg[key]
+                    last = tracker.last
+                    if last is not None and n == last + 1:
+                        tracker.last = n
+                    else:
+                        verdict = tracker.observe(msg)
+                        if verdict is not OK and not check(verdict):
+                            return
+                except (KeyError, TypeError):
+                    pass
+                try:
+                    callback(msg)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+        elif tracker is not None:
+            observe = tracker.observe
+
+            def feed(data: bytes) -> None:
+                msg = loads(data)
+                verdict = observe(msg)
+                if verdict is not OK and not check(verdict):
+                    return
+                try:
+                    callback(msg)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+        else:
+            def feed(data: bytes) -> None:
+                msg = loads(data)
+                try:
+                    callback(msg)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+        return feed
 
     def _feed_dict(self, data: bytes) -> None:
         msg = orjson.loads(data)
