@@ -104,6 +104,18 @@ async def test_server_refusal_raises_subscription_error(sim: Simulator) -> None:
         assert msg["e"] == "trade"
 
 
+async def test_refused_stream_in_a_new_connection_names_the_stream(sim: Simulator) -> None:
+    # A new connection carries its streams in the URL; the server refuses the handshake (400) when one
+    # is unknown, so the engine falls back to SUBSCRIBE, which names the refusal.
+    async with AsyncSocketManager(market=sim.market) as sm:
+        with pytest.raises(errors.SubscriptionError, match="invalid stream"):
+            await sm.subscribe(["btcusdt@trade", "xxxyyy@trade"])
+        assert sm.streams == [] and sm.connections == []
+        await until(lambda: not sim.stream_server.connections, what="connection closed")
+        sub = await sm.subscribe("btcusdt@trade")
+        assert (await asyncio.wait_for(sub.recv(), 5))["e"] == "trade"
+
+
 async def test_multiplex_socket_wraps(sim: Simulator) -> None:
     async with AsyncSocketManager(market=sim.market) as sm, \
             sm.multiplex_socket(["btcusdt@trade", "ethusdt@depth@100ms"]) as s:

@@ -80,6 +80,9 @@ DEFAULT_REQUEST_TIMEOUT_S: Final = 10.0
 CLOSE_TIMEOUT_S: Final = 2.0
 #: The HTTP statuses at handshake that mean "slow down" and carry ``Retry-After`` (PROTOCOL 7).
 RATE_LIMIT_STATUSES: Final = frozenset({418, 429})
+#: The handshake status for a URL the server refuses, e.g. an unknown stream in it (sim/server.py; the
+#: real server's answer is not documented, PROTOCOL 11.2).
+BAD_REQUEST: Final = 400
 #: Control frames received from the server that end a connection early (PROTOCOL 2, 11).
 SHUTDOWN_STREAM: Final = route_key("!serverShutdown")
 
@@ -522,6 +525,10 @@ class Connection:
             link = self.link
             if link is None or link.lost.done():
                 return
+            # Streams the server refused were never subscribed there: nothing to undo.
+            streams = [s for s in streams if route_key(s) in link.table]
+            if not streams:
+                return
             futures = link.request("UNSUBSCRIBE", streams)
             results = await asyncio.gather(*futures, return_exceptions=True)
             for s in streams:
@@ -617,9 +624,11 @@ class Connection:
         return f"{base}?streams={'/'.join(in_url)}", rest
 
     async def _open(self, streams: list[str], table: dict[bytes, Any],
-                    target: Callable[[str], Any] | None = None) -> Link:
+                    target: Callable[[str], Any] | None = None, *, in_url: bool = True) -> Link:
         """Connect and subscribe ``streams``; ``target(stream)`` gives each table entry (default: its
-        route). Raises RateLimitError on 429/418, OSError/WSError/TimeoutError on failure."""
+        route). Streams ride in the handshake URL when ``in_url``; if the server refuses the URL (400:
+        one of them is unknown), they are subscribed after connecting instead, so that the refused ones
+        are named. Raises RateLimitError on 429/418, OSError/WSError/TimeoutError on failure."""
         settings = self.settings
         await acquire_connection_slot(settings.market)
         self.connects += 1
@@ -629,7 +638,9 @@ class Connection:
             if entry is not None:
                 table[route_key(s)] = entry
         link = Link(self, table)
-        url, rest = self._url(streams)
+        url, rest = self._url(streams if in_url else [])
+        if not in_url:
+            rest = streams
         try:
             await asyncio.wait_for(
                 ws_connect(lambda: link, url, enable_auto_pong=False,
@@ -645,6 +656,8 @@ class Connection:
             if status is not None and int(status) in RATE_LIMIT_STATUSES:
                 raise errors.RateLimitError(f"handshake answered HTTP {int(status)}", status=int(status),
                                             retry_after=_retry_after(exc)) from None
+            if status is not None and int(status) == BAD_REQUEST and in_url and len(rest) < len(streams):
+                return await self._open(streams, table, target, in_url=False)
             raise
         if self._paused:
             link.pause_reading(True)

@@ -261,15 +261,16 @@ class AsyncSocketManager:
         self._on_refused(conn, refused)
 
     def _on_refused(self, conn: Connection, refused: dict[str, errors.SubscriptionError]) -> None:
-        """Streams the server refused: a subscribe() in progress raises; otherwise (a reconnect) their
-        subscribers get a subscription error event and the streams stop."""
+        """Streams the server refused: a subscribe() in progress raises (and undoes its plan); otherwise
+        (a reconnect) their subscribers get a subscription error event and the streams stop."""
         later = {}
         for name, exc in refused.items():
-            self._plan.remove([name])
             if name in self._opening:
                 self._refused[name] = exc
             else:
                 later[name] = exc
+        if not later:
+            return
         for name, exc in later.items():
             route = self._routes.pop(name, None)
             if route is None:
@@ -278,6 +279,9 @@ class AsyncSocketManager:
                                                code=exc.code, msg=exc.msg))
             for sub in route.subscribers:
                 self._finish_if_orphaned(sub)
+        task = asyncio.create_task(self._apply(self._plan.remove(later)), name="binance-ws-refused")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _on_give_up(self, conn: Connection) -> None:
         """``conn`` failed ``max_reconnects`` times in a row: tell each affected subscriber once, stop
