@@ -37,7 +37,8 @@ def _pin(core: int) -> None:
 
 
 def _client(url: str, count: int, pipe: Connection) -> None:
-    """Receive ``count`` text frames from ``url``; send back (seconds first to last, last payload)."""
+    """Receive ``count`` text frames from ``url``; send back (first, last, last payload), times from
+    ``time.monotonic`` (CLOCK_MONOTONIC: one clock for every process on Linux)."""
     _pin(1)
 
     text = WSMsgType.TEXT
@@ -55,34 +56,44 @@ def _client(url: str, count: int, pipe: Connection) -> None:
             n = self.n = self.n + 1
             if n == count:
                 self.last = frame.get_payload_as_bytes()
-                self.done.set_result(time.perf_counter() - self.first)
+                self.done.set_result(time.monotonic())
             elif n == 1:
-                self.first = time.perf_counter()
+                self.first = time.monotonic()
 
     async def run() -> None:
         transport, listener = await ws_connect(Counter, url, max_frame_size=1 << 20,
                                                read_buffer_init_size=1 << 20)
         assert isinstance(listener, Counter)
         pipe.send("connected")
-        elapsed = await asyncio.wait_for(listener.done, 300)
-        pipe.send((elapsed, listener.last))
+        last = await asyncio.wait_for(listener.done, 300)
+        pipe.send((listener.first, last, listener.last))
         transport.disconnect()
 
     asyncio.run(run())
 
 
+async def _receive(pipe: Connection, proc: mp.process.BaseProcess) -> Any:
+    """The client's next message; fails instead of hanging if the client process died."""
+    while not pipe.poll():
+        if not proc.is_alive():
+            raise RuntimeError(f"benchmark client exited with code {proc.exitcode}")
+        await asyncio.sleep(0.005)
+    return pipe.recv()
+
+
 async def _measure(url: str, count: int, produce: Any = None) -> tuple[float, bytes]:
+    """Seconds from the start (the producer's, else the first frame's) to the client's last frame."""
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(target=_client, args=(url, count, child), daemon=True)
     proc.start()
-    loop = asyncio.get_running_loop()
-    assert await loop.run_in_executor(None, parent.recv) == "connected"
+    assert await _receive(parent, proc) == "connected"
+    started = time.monotonic()
     producer = asyncio.create_task(produce()) if produce is not None else None
-    elapsed, last = await loop.run_in_executor(None, parent.recv)
+    first, last, payload = await _receive(parent, proc)
     if producer is not None:
         await producer
     proc.join(10)
-    return elapsed, last
+    return last - (started if produce is not None else first), payload
 
 
 async def main() -> None:

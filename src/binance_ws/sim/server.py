@@ -28,10 +28,12 @@ against something definite:
   the end of a ``serverShutdown`` close with **1001** and no reason (1001 is what long-running clients
   report, python-binance #1589). No pong echoing a ping's payload within ``pong_timeout_s`` closes with
   **1008 "Pong timeout"**; unsolicited pongs are accepted and keep nothing alive.
-* Slow consumers: the server never buffers more than ``StreamServer.max_send_buffer`` bytes for a
-  connection. Past that it stops sending, queues a close **1008 "Send buffer full"** behind what is
-  already buffered and drops the connection if the client has not drained it within
-  ``CLOSE_LINGER_S``. Frames are never silently dropped from a live connection.
+* Slow consumers: stream frames are written once per event-loop iteration; when a connection already
+  has more than ``StreamServer.max_send_buffer`` bytes unread, the server stops sending, queues a
+  close **1008 "Send buffer full"** behind what is buffered and drops the connection if the client has
+  not drained it within ``CLOSE_LINGER_S``. So a connection never holds more than the cap plus one
+  iteration's frames (or ``FLUSH_AT_BYTES``), and frames are never silently dropped from a live
+  connection.
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -102,6 +103,9 @@ ERR_TOO_MANY_STREAMS = {"code": 2, "msg": "Invalid request: too many streams"}
 # -- simulator tuning (not Binance facts) -----------------------------------------------------------------
 #: Default cap on bytes buffered for one connection before it is closed as a slow consumer.
 DEFAULT_MAX_SEND_BUFFER = 8 * 1024 * 1024
+#: Queued stream frames are written at the end of the loop iteration, or sooner past this many bytes
+#: (asyncio's default write high-water mark, so backpressure still shows within one burst).
+FLUSH_AT_BYTES = 64 * 1024
 #: How long a closing connection may take to flush before the TCP connection is aborted.
 CLOSE_LINGER_S = 2.0
 #: Header carrying the server's id of the connection, so a test can aim a fault at its own connection.
@@ -470,6 +474,7 @@ class _Connection(WSListener):
             return
         if kind is WSMsgType.PING:
             if not self.server.sim.faults.ignore_pings:
+                self.flush()
                 transport.send_pong(frame.get_payload_as_bytes())
         elif kind is WSMsgType.PONG:
             self.pings.pong(frame.get_payload_as_bytes())
@@ -483,6 +488,10 @@ class _Connection(WSListener):
     def on_data(self, transport: WSTransport, frame: WSFrame) -> None:
         """A text, binary or continuation frame from the client."""
 
+    def flush(self) -> None:
+        """Write frames queued for the end of this loop iteration; called before any frame that picows
+        sends directly, so frames keep their order."""
+
     # -- server pings -----------------------------------------------------------------------------------
     def _ping_tick(self) -> None:
         cfg = self.server.config
@@ -493,6 +502,7 @@ class _Connection(WSListener):
         payload = b"%d" % self._ping_seq
         now = time.monotonic()
         self.pings.sent(payload, now)
+        self.flush()
         self.transport.send_ping(payload)
         if "pong" not in self._timers:
             self._later("pong", cfg.pong_timeout_s, self._pong_check)
@@ -518,6 +528,7 @@ class _Connection(WSListener):
         """Send a close frame (behind anything already buffered) and end the connection."""
         if self.closing or self.transport is None:
             return
+        self.flush()
         self.closing = True
         self.on_closing()
         self.transport.send_close(WSCloseCode(code), reason.encode())
@@ -558,6 +569,7 @@ class _Connection(WSListener):
     def send_raw(self, frame: bytes, msg_type: WSMsgType = WSMsgType.TEXT) -> None:
         """Send one frame as-is (fault injection bypasses stalls and wrappers)."""
         if self.transport is not None and not self.closing:
+            self.flush()
             self.transport.send(msg_type, frame)
 
     def shutdown_notice(self) -> bytes:
@@ -605,12 +617,15 @@ class _StreamConnection(_Connection):
         self.micro = route.micro
         self.incoming = IncomingLimit(cfg.max_incoming_per_second)
         self._fragments: list[bytes] | None = None
+        #: Frames (header, payload, header, ...) published during this loop iteration.
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._call_soon = asyncio.get_running_loop().call_soon
         self.send: Callable[[bytes], None] = self._drop
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         super().on_ws_connected(transport)
-        self._fast_send = partial(transport.send, WSMsgType.TEXT)
-        self.send = self._fast_send
+        self.send = self._queue
         for stream in self.control.streams:
             self.server.hub.attach(stream, self)
 
@@ -620,6 +635,8 @@ class _StreamConnection(_Connection):
 
     def on_closing(self) -> None:
         self.send = self._drop
+        self._pending.clear()
+        self._pending_size = 0
         self.server.hub.detach_all(self, self.control.streams)
 
     def _admit(self) -> bool:
@@ -640,40 +657,57 @@ class _StreamConnection(_Connection):
         for stream in result.added:
             hub.attach(stream, self)
         self.combined = self.control.combined
+        self.flush()
         transport.send(WSMsgType.TEXT, result.reply)
 
     # -- sending (the hub calls ``send``; it is swapped rather than branched on the hot path) -----------
-    def _drop(self, frame: bytes) -> None:
-        """Sending while stalled or closed: the frame is lost, as on a hung server."""
+    def _queue(self, frame: bytes) -> None:
+        """Frame a payload and queue it: one write (one syscall) per loop iteration, not per message."""
+        size = len(frame)
+        header = _HEADERS.get(size)
+        if header is None:
+            header = _frame_header(size)
+            if size < 1 << 16:
+                _HEADERS[size] = header
+        pending = self._pending
+        if not pending:
+            self._call_soon(self.flush)
+        pending += (header, frame)
+        self._pending_size += size
+        if self._pending_size > FLUSH_AT_BYTES:
+            # A publisher that does not yield must still meet backpressure (pause_writing, drained()).
+            self.flush()
 
-    def _send_checked(self, frame: bytes) -> None:
-        """Sending while over the high-water mark: enforce the buffer cap."""
-        transport = self.transport
-        if transport is None:
+    def flush(self) -> None:
+        pending = self._pending
+        if not pending:
             return
-        if transport.underlying_transport.get_write_buffer_size() + len(frame) > self.server.max_send_buffer:
+        data = b"".join(pending)
+        pending.clear()
+        self._pending_size = 0
+        transport = self.transport
+        if transport is None or self.closing or transport.is_close_frame_sent:
+            return
+        raw = transport.underlying_transport
+        # Judge the client by what it has not read yet, not by the size of this burst.
+        if raw.get_write_buffer_size() > self.server.max_send_buffer:
             self.close(*CLOSE_SEND_BUFFER_FULL)
             return
-        transport.send(WSMsgType.TEXT, frame)
+        raw.write(data)
 
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        if not self.stalled and not self.closing:
-            self.send = self._send_checked
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        if not self.stalled and not self.closing:
-            self.send = self._fast_send
+    def _drop(self, frame: bytes) -> None:
+        """Sending while stalled or closed: the frame is lost, as on a hung server."""
 
     def stall(self) -> None:
         super().stall()
         self.send = self._drop
+        self._pending.clear()
+        self._pending_size = 0
 
     def unstall(self) -> None:
         super().unstall()
         if not self.closing and self.transport is not None:
-            self.send = self._send_checked if self.paused else self._fast_send
+            self.send = self._queue
 
     def shutdown_notice(self) -> bytes:
         body = super().shutdown_notice()
@@ -765,6 +799,10 @@ class BlastSpec:
         if not 0 < count <= capacity or rate < 0:
             raise RouteError(400, {"code": -1102, "msg": f"count must be 1..{capacity}, rate >= 0."})
         return cls(stream, count, rate, route.combined, route.micro)
+
+
+#: Frame headers by payload size, for sizes under 64 KiB (a bounded cache: at most 65 536 entries).
+_HEADERS: dict[int, bytes] = {}
 
 
 def _frame_header(size: int) -> bytes:
