@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
-from tests.sim._client import QuietSim, connect
 
 from binance_ws.sim import Simulator
 from binance_ws.sim.control import FAULT_NAMES, add_routes
+from tests.sim._client import QuietSim, connect
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from picows import WSCloseCode, WSInvalidStatusError, WSMsgType, WSProtocolError, ws_connect
+
 from tests.sim._client import QuietSim, RawClient, connect, depth, install_echo_wsapi, trade
 
 

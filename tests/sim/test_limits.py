@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from picows import WSInvalidStatusError, WSMsgType, ws_connect
-from tests.sim._client import QuietSim, RawClient, connect, install_echo_wsapi, trade
 
 from binance_ws.sim.server import AttemptLimiter, IncomingLimit, PingTracker
+from tests.sim._client import QuietSim, RawClient, connect, install_echo_wsapi, trade
 
 
 # -- streams per connection ---------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from picows import WSInvalidStatusError, WSMsgType, ws_connect
-from tests.sim._client import QuietSim, RawClient, connect, depth, install_echo_wsapi, trade
 
 from binance_ws.sim.server import StreamControl, parse_path
+from tests.sim._client import QuietSim, RawClient, connect, depth, install_echo_wsapi, trade
 
 
 @pytest.fixture
@@ -330,3 +330,9 @@ async def test_blast_at_a_fixed_rate_is_paced(sim: QuietSim) -> None:
 async def test_blast_refuses_a_non_trade_stream(sim: QuietSim) -> None:
     assert (await refused(f"{sim.stream_url}/blast?stream=btcusdt@depth"))[0] == 400
     assert (await refused(f"{sim.stream_url}/blast?stream=btcusdt@trade&count=x"))[0] == 400
+
+
+async def test_ws_api_path_reaches_the_simulator_ws_api(sim: QuietSim) -> None:
+    client = await connect(sim.ws_api_url)
+    reply = await client.request({"id": 1, "method": "ping"})
+    assert (reply["id"], reply["status"], reply["result"]) == (1, 200, {})
