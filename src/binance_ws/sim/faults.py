@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from binance_ws.sim.hub import StreamHub
+from binance_ws.sim.server import CLOSE_GOING_AWAY
 
 if TYPE_CHECKING:
     from binance_ws.sim.server import StreamServer, _Connection
@@ -189,8 +190,6 @@ class Faults:
         return len(targets)
 
     def _shutdown_ids(self, ids: Iterable[int]) -> None:
-        from binance_ws.sim.server import CLOSE_GOING_AWAY
-
         for conn_id in ids:
             for c in self._targets(conn_id):
                 c.close(*CLOSE_GOING_AWAY)
