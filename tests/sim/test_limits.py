@@ -220,3 +220,26 @@ async def test_a_client_frame_past_max_frame_size_closes_with_1009() -> None:
         client.send_text(b'{"method":"LIST_SUBSCRIPTIONS","id":1,"pad":"' + b"x" * 2048 + b'"}')
         code_reason = await client.closed()
         assert code_reason is not None and code_reason[0] == 1009
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(min_value=0, max_value=12)), max_size=40))
+def test_ping_tracker_matches_a_model(ops: list[tuple[bool, int]]) -> None:
+    """Model: an ordered list of (payload, sent_at); a pong for a listed payload removes it and all older."""
+    pings = PingTracker(timeout_s=5.0)
+    model: list[tuple[bytes, float]] = []
+    now = 0.0
+    for send, k in ops:
+        now += 1.0
+        payload = b"%d" % k
+        if send:
+            if all(p != payload for p, _ in model):
+                pings.sent(payload, now)
+                model.append((payload, now))
+        else:
+            index = next((i for i, (p, _) in enumerate(model) if p == payload), None)
+            assert pings.pong(payload) == (index is not None)
+            if index is not None:
+                del model[:index + 1]
+        assert pings.outstanding == len(model)
+        assert pings.deadline() == (model[0][1] + 5.0 if model else None)
+        assert pings.expired(now) == bool(model and now >= model[0][1] + 5.0)
