@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from picows import ws_create_server
 
 from binance_ws.client import BinanceAPIError
 from binance_ws.core.backoff import BackoffPolicy
@@ -19,7 +18,6 @@ from binance_ws.core.listenkey import ListenKeySchedule
 from binance_ws.engine.userdata import ListenKeyStream, UserDataStream, user_socket
 from binance_ws.errors import ERR_DISCONNECTED
 from binance_ws.sim.accounts import LISTEN_KEY_TTL_MS
-from binance_ws.sim.userstream import ListenKeyListener
 from tests.userdata_support import KEY_KINDS, accounts_sim, best, make_account
 
 WAIT_S = 5.0
@@ -163,14 +161,8 @@ async def test_server_ended_subscription_is_renewed_on_the_same_connection() -> 
 
 @asynccontextmanager
 async def listen_key_streams(sim: Any) -> AsyncIterator[str]:
-    """A listen-key stream server for ``sim`` (the Simulator may not route these paths itself);
-    yields the ``/private`` base URL."""
-    server = await ws_create_server(lambda request: ListenKeyListener(sim, request), "127.0.0.1", 0)
-    try:
-        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/private"
-    finally:
-        server.close()
-        await server.wait_closed()
+    """The simulator's own ``/private`` base URL for listen-key streams (USD-M's routed form)."""
+    yield f"{sim.stream_url}/private"
 
 
 def futures_client(sim: Any, creds: Any) -> Any:

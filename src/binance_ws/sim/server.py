@@ -64,6 +64,7 @@ from picows import (
 )
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
+from binance_ws.sim import userstream
 from binance_ws.sim.clock import SimClock
 from binance_ws.sim.config import SimConfig
 from binance_ws.sim.hub import StreamHub
@@ -361,7 +362,7 @@ class StreamControl:
 class Route(NamedTuple):
     """A parsed handshake path."""
 
-    kind: str  # "stream", "ws-api" or "blast"
+    kind: str  # "stream", "user" (listen-key stream), "ws-api" or "blast"
     streams: list[str]
     combined: bool
     micro: bool
@@ -394,6 +395,8 @@ def parse_path(raw_path: bytes) -> Route | None:
         raise RouteError(400, ERR_INVALID_TIME_UNIT)
     micro = TIME_UNITS[unit]
     path = parts.path
+    if path in ("/ws", "/private/ws") and "listenKey" in query:
+        return Route("user", [], False, micro, query)
     if path == "/ws" or path.startswith("/ws/"):
         return Route("stream", _split_names(path[3:]), False, micro, query)
     if path in ("/stream", "/stream/"):
@@ -754,6 +757,15 @@ class _WsApiConnection(_Connection):
         return b'{"event":' + super().shutdown_notice() + b"}"
 
 
+class _UserStreamConnection(_WsApiConnection):
+    """A listen-key user stream (futures, legacy spot): events are bare, so is the shutdown notice."""
+
+    kind = "user"
+
+    def shutdown_notice(self) -> bytes:
+        return _Connection.shutdown_notice(self)
+
+
 # =========================================================================================================
 # Blast mode: pre-generated trade frames as fast as the socket takes them (benchmarks)
 # =========================================================================================================
@@ -986,6 +998,12 @@ class StreamServer:
     def _listener(self, route: Route, peer: str, path: str, request: WSUpgradeRequest) -> _Connection | None:
         self._next_id += 1
         conn_id = self._next_id
+        accounts = getattr(self.sim, "accounts", None)
+        if accounts is not None and (route.kind == "user" or (
+                route.kind == "stream" and len(route.streams) == 1
+                and accounts.is_listen_key(route.streams[0]))):
+            user = userstream.ListenKeyListener(self.sim, request)
+            return _UserStreamConnection(self, conn_id, peer, path, user)
         if route.kind == "stream":
             if len(route.streams) > self.config.max_streams_per_connection:
                 raise RouteError(400, ERR_TOO_MANY_STREAMS)
