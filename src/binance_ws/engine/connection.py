@@ -757,7 +757,7 @@ class Connection:
         loss or duplicates, retire ``old``. Returns the new link, or None if the replacement failed
         (``old`` is kept if it is still up)."""
         reason = "serverShutdown" if old.shutdown_notice else "age"
-        streams = [s for s in self.streams if isinstance(old.table.get(route_key(s)), Route)]
+        streams = [s for s in self.streams if route_key(s) in old.table]
         table: dict[bytes, Any] = {}
         handovers: dict[str, Handover] = {}
         remaining = len(streams)

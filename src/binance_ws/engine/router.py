@@ -224,12 +224,13 @@ class Handover:
     frames are held back. The new connection overlaps once one of its frames equals one the old one
     delivered: from there it drops what the old one already delivered and takes over at the first
     frame the old one has not. If the old connection delivers a frame the new one is holding, the new
-    one is ahead: its later held frames are delivered and it takes over. :meth:`force` switches without
-    proof (the old connection died, or the stream was silent for the grace period): frames held from
-    the new connection that the old one did not deliver are delivered then.
+    one is ahead: its later held frames are delivered and it takes over. :meth:`force` ends the old
+    side without proof (it died, or the stream was silent for the grace period): held frames the old
+    one did not deliver are delivered, and the new side still drops frames the old one delivered until
+    it passes them.
     """
 
-    __slots__ = ("_delivered", "_held", "_on_switch", "_overlapping", "_route", "switched")
+    __slots__ = ("_delivered", "_forced", "_held", "_on_switch", "_overlapping", "_route", "switched")
 
     def __init__(self, route: Route, on_switch: Callable[[], None]) -> None:
         self._route = route
@@ -237,10 +238,11 @@ class Handover:
         self._delivered: deque[bytes] = deque(maxlen=HANDOVER_WINDOW)
         self._held: list[bytes] = []
         self._overlapping = False
+        self._forced = False
         self.switched = False
 
     def from_old(self, data: bytes) -> None:
-        if self.switched:
+        if self.switched or self._forced:
             return
         self._route.feed(data)
         held = self._held
@@ -263,7 +265,7 @@ class Handover:
             if data == delivered[-1]:
                 self._switch()
             return
-        if self._overlapping:
+        if self._overlapping or self._forced:
             # The new connection has passed everything the old one delivered: it leads from here.
             self._route.feed(data)
             self._switch()
@@ -273,15 +275,19 @@ class Handover:
             self.force()
 
     def force(self) -> None:
-        """Switch now, delivering the held frames the old connection did not deliver."""
-        if self.switched:
+        """Stop taking the old connection's frames and let the new one lead (see the class docstring)."""
+        if self.switched or self._forced:
             return
+        self._forced = True
         delivered = self._delivered
         held, self._held = self._held, []
+        ahead = False
         for frame in held:
-            if frame not in delivered:
+            if ahead or frame not in delivered:
+                ahead = True
                 self._route.feed(frame)
-        self._switch()
+        if ahead or not delivered:
+            self._switch()
 
     def _switch(self) -> None:
         self.switched = True
