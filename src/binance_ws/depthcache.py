@@ -49,6 +49,7 @@ from binance_ws.core.booksync import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_WEIGHT_SHARE,
     Action,
+    BookReady,
     BookSync,
     FetchSnapshot,
     SnapshotScheduler,
@@ -102,14 +103,21 @@ class SnapshotService:
         self._wake = asyncio.Event()
         self._users = 0
 
-    def request(self, key: str, symbol: str, limit: int, deliver: Callable[[int, Any], None]) -> None:
+    def request(self, key: str, symbol: str, limit: int, deliver: Callable[[int, Any], None], *,
+                retry: bool = False) -> None:
         """Queue a snapshot of ``symbol``; ``deliver(status, body)`` gets the answer (status 0: none).
 
-        ``key`` names the requester (one book); a key already waiting is not queued twice.
+        ``key`` names the requester (one book); a key already waiting is not queued twice. ``retry``: the
+        last answer was of no use, back off first (see :class:`~binance_ws.core.booksync.FetchSnapshot`).
         """
         self._waiting[key] = (symbol, limit, deliver)
-        self.scheduler.submit(key, depth_weight(self.market.sequence_rule, limit))
+        self.scheduler.submit(key, depth_weight(self.market.sequence_rule, limit), time.monotonic(),
+                              retry=retry)
         self._wake.set()
+
+    def succeeded(self, key: str) -> None:
+        """``key``'s book synced: reset its backoff."""
+        self.scheduler.succeeded(key)
 
     def cancel(self, key: str) -> None:
         """Forget ``key``'s queued request; an answer already on its way is dropped."""
@@ -386,11 +394,12 @@ class DepthCacheManager:
         for action in actions:
             if isinstance(action, FetchSnapshot):
                 if not self.closed:
-                    key = self._key(action.symbol)
-                    self.snapshots.request(key, action.symbol, action.limit,
-                                           functools.partial(self._on_snapshot, sync))
-            else:
-                self._notify(sync.cache)
+                    self.snapshots.request(self._key(action.symbol), action.symbol, action.limit,
+                                           functools.partial(self._on_snapshot, sync), retry=action.retry)
+                continue
+            if isinstance(action, BookReady):
+                self.snapshots.succeeded(self._key(action.symbol))
+            self._notify(sync.cache)
 
     def _on_snapshot(self, sync: BookSync, status: int, body: Any) -> None:
         now = time.time()

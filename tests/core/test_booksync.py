@@ -66,7 +66,7 @@ def test_spot_buffers_from_the_first_diff_then_asks_for_one_snapshot() -> None:
 def test_spot_snapshot_older_than_the_buffer_is_fetched_again() -> None:
     sync = BookSync("BTCUSDT", limit=100)
     sync.on_diff(diff(20, 25), 0.0)
-    assert sync.on_snapshot(snapshot(18, BIDS, ASKS), 0.0) == (FetchSnapshot("BTCUSDT", 100),)
+    assert sync.on_snapshot(snapshot(18, BIDS, ASKS), 0.0) == (FetchSnapshot("BTCUSDT", 100, retry=True),)
     assert sync.stats.snapshots_too_old == 1
     assert sync.state is BookState.SYNCING
     # lastUpdateId == U - 1 leaves no hole: the first event is applied as is.
@@ -134,7 +134,7 @@ def test_buffer_overflow_is_a_clean_restart() -> None:
     assert sync.stats.overflows == 3
     assert sync.stats.snapshots_requested == 1  # the one in flight is judged against the new buffer
     # The answer predates the (restarted) buffer, so it is fetched again rather than leaving a hole.
-    assert sync.on_snapshot(snapshot(12, BIDS, ASKS), 0.0) == (FetchSnapshot("BTCUSDT", 100),)
+    assert sync.on_snapshot(snapshot(12, BIDS, ASKS), 0.0) == (FetchSnapshot("BTCUSDT", 100, retry=True),)
     assert sync.on_snapshot(snapshot(19, BIDS, ASKS), 0.0) == (BookReady("BTCUSDT", 19),)
 
 
@@ -171,7 +171,7 @@ def test_disconnect_goes_stale_and_the_next_diff_starts_over() -> None:
 def test_snapshot_errors_retry_and_a_fatal_one_fails_the_book() -> None:
     sync = BookSync("BTCUSDT", limit=100)
     sync.on_diff(diff(1, 2), 0.0)
-    assert sync.on_snapshot_error(1.0) == (FetchSnapshot("BTCUSDT", 100),)
+    assert sync.on_snapshot_error(1.0) == (FetchSnapshot("BTCUSDT", 100, retry=True),)
     failed = sync.on_snapshot_error(2.0, "Invalid symbol.", fatal=True)
     assert failed == (BookFailed("BTCUSDT", "Invalid symbol."),)
     assert sync.state is BookState.FAILED
@@ -228,7 +228,7 @@ def test_futures_snapshot_equal_to_an_event_u_applies_that_event() -> None:
 def test_futures_snapshot_before_the_first_buffered_u_is_refetched() -> None:
     sync = BookSync("BTCUSDT", rule="futures", limit=500)
     sync.on_diff(diff(100, 120, pu=90), 0.0)
-    assert sync.on_snapshot(snapshot(99, BIDS, ASKS), 0.0) == (FetchSnapshot("BTCUSDT", 500),)
+    assert sync.on_snapshot(snapshot(99, BIDS, ASKS), 0.0) == (FetchSnapshot("BTCUSDT", 500, retry=True),)
 
 
 # -- limits and weights -----------------------------------------------------------------------------
@@ -381,8 +381,8 @@ def test_scheduler_starts_500_symbols_within_the_weight_budget() -> None:
     weight = depth_weight("spot", 1000)  # 50
     symbols = [f"S{i}USDT" for i in range(500)]
     for s in symbols:
-        sched.submit(s, weight)
-        sched.submit(s, weight)  # asked twice, fetched once
+        sched.submit(s, weight, 0.0)
+        sched.submit(s, weight, 0.0)  # asked twice, fetched once
     starts: list[float] = []
     now = 0.0
     while len(starts) < 500:
@@ -402,7 +402,7 @@ def test_scheduler_starts_500_symbols_within_the_weight_budget() -> None:
 def test_scheduler_concurrency_and_retry_after() -> None:
     sched = SnapshotScheduler(weight_limit=6000, max_concurrency=2)
     for s in ("A", "B", "C"):
-        sched.submit(s, 5)
+        sched.submit(s, 5, 0.0)
     assert sched.ready(0.0) == ["A", "B"]
     assert sched.ready(0.0) == []
     assert sched.next_wakeup(0.0) is None  # only a finish frees a slot
@@ -410,7 +410,7 @@ def test_scheduler_concurrency_and_retry_after() -> None:
     assert sched.rate_limited == 1
     assert sched.ready(2.0) == []
     assert sched.next_wakeup(2.0) == pytest.approx(31.0, abs=1e-3)
-    sched.submit("A", 5)  # the book asks again after its error
+    sched.submit("A", 5, 2.0)  # the book asks again after its error
     assert sched.ready(31.01) == ["C"]  # B still holds the other slot
     sched.finish("B", 32.0, status=418)  # no Retry-After: a whole window
     assert sched.ready(33.0) == []
@@ -419,20 +419,32 @@ def test_scheduler_concurrency_and_retry_after() -> None:
     assert sched.rate_limited == 2
 
 
-def test_scheduler_backs_off_only_the_failing_symbol() -> None:
+def test_scheduler_backs_off_only_the_book_whose_answers_are_of_no_use() -> None:
     sched = SnapshotScheduler(rng=random.Random(1))
-    sched.submit("A", 5)
-    sched.submit("B", 5)
+    sched.submit("A", 5, 0.0)
+    sched.submit("B", 5, 0.0)
     assert sched.ready(0.0) == ["A", "B"]
     sched.finish("A", 0.0, status=503)
     sched.finish("B", 0.0, status=200)
-    sched.submit("A", 5)
-    sched.submit("B", 5)
-    assert sched.ready(0.0) == ["B"]
-    wake = sched.next_wakeup(0.0)
-    assert wake is not None and 0.0 < wake <= 0.25
-    assert sched.ready(wake) == ["A"]
     assert sched.failed == 1
+    delays = []
+    now = 0.0
+    for _ in range(4):  # A keeps failing (or its answers keep predating its buffer): growing delays
+        sched.submit("A", 5, now, retry=True)
+        sched.submit("B", 5, now)
+        assert "B" in sched.ready(now)
+        wake = sched.next_wakeup(now)
+        assert wake is not None and wake > now
+        assert sched.ready(wake) == ["A"]
+        delays.append(wake - now)
+        sched.finish("A", wake)
+        sched.finish("B", wake)
+        now = wake
+    assert delays == sorted(delays) and delays[-1] > 2 * delays[0]
+    sched.succeeded("A")
+    sched.submit("A", 5, now, retry=True)  # after a success, the backoff starts over
+    assert sched.next_wakeup(now) == pytest.approx(now + delays[0], rel=0.3)
     sched.cancel("A")
+    assert sched.queued == 0
     with pytest.raises(ValueError):
-        sched.submit("X", 10_000)
+        sched.submit("X", 10_000, now)

@@ -91,10 +91,15 @@ def validate_depth_limit(rule: SequenceRule, limit: int) -> None:
 # -- Actions ------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class FetchSnapshot:
-    """Fetch ``GET <rest_prefix>/depth?symbol=<symbol>&limit=<limit>`` and feed it to ``on_snapshot``."""
+    """Fetch ``GET <rest_prefix>/depth?symbol=<symbol>&limit=<limit>`` and feed it to ``on_snapshot``.
+
+    ``retry`` says the previous answer was of no use (it failed, or it predates the buffered events: a
+    lagging REST node); the scheduler then backs this book off instead of asking again at once.
+    """
 
     symbol: str
     limit: int
+    retry: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +262,7 @@ class BookSync:
         # accepts lastUpdateId == U - 1: the acceptance test U <= lastUpdateId + 1 then holds exactly.)
         if (last_id < first_u) if self._futures else (last_id + 1 < first_u):
             self.stats.snapshots_too_old += 1
-            return self._request()
+            return self._request(retry=True)
         book = OrderBook(self.cache.value_type)
         book.load_snapshot(snapshot["bids"], snapshot["asks"], last_id, limit=self.limit,
                            update_time=snapshot.get("E", 0))
@@ -295,7 +300,7 @@ class BookSync:
         if fatal:
             return self._fail(reason, now)
         if self._phase == _FETCH:
-            return self._request()
+            return self._request(retry=True)
         return _NONE
 
     def on_book_ticker(self, ticker: Mapping[str, Any], now: float) -> Sequence[Action]:
@@ -394,12 +399,12 @@ class BookSync:
         self.stats.ticker_mismatches += 1
         return False
 
-    def _request(self) -> tuple[Action, ...]:
+    def _request(self, *, retry: bool = False) -> tuple[Action, ...]:
         if self._inflight:
             return _NONE
         self._inflight = True
         self.stats.snapshots_requested += 1
-        return (FetchSnapshot(self.symbol, self.limit),)
+        return (FetchSnapshot(self.symbol, self.limit, retry),)
 
     def _resync(self, reason: str, now: float, first: Mapping[str, Any] | None) -> tuple[Action, ...]:
         """Throw the live sync away; buffer from ``first`` (the event that showed the problem) if given."""
@@ -446,8 +451,8 @@ DEFAULT_WEIGHT_SHARE: Final = 0.8
 #: Snapshots in flight at once: enough to start hundreds of books in seconds, few enough that a slow REST
 #: server is not flooded.
 DEFAULT_MAX_CONCURRENCY: Final = 8
-#: Per-symbol retry schedule after a failed snapshot that was not a rate limit: the reconnect schedule's
-#: shape, never giving up (a book is only useful once it has a snapshot).
+#: Per-symbol retry schedule after a snapshot answer of no use (failed, or older than the buffered events):
+#: the reconnect schedule's shape, never giving up (a book is only useful once it has a snapshot).
 SNAPSHOT_BACKOFF: Final = BackoffPolicy(max_retries=None)
 
 
@@ -458,9 +463,11 @@ class SnapshotScheduler:
     snapshots spend at most ``share`` of it within any window of that length (a
     :class:`~binance_ws.core.budget.WeightBudget`), which keeps them under the limit whether the exchange
     counts in sliding or calendar windows. At most ``max_concurrency`` are in flight. A 429/418 pauses every
-    fetch for its ``Retry-After`` (a whole window when absent); other failures back off the failing symbol
-    only. Pure: the binding calls :meth:`submit` for each :class:`FetchSnapshot`, starts what :meth:`ready`
-    returns, reports each end with :meth:`finish`, and sleeps until :meth:`next_wakeup` or the next finish.
+    fetch for its ``Retry-After`` (a whole window when absent). A request marked ``retry`` (the book's last
+    answer failed or was too old) waits for its own backoff, growing until :meth:`succeeded`, so one failing
+    book neither spins nor eats the budget of the others. Pure: the binding calls :meth:`submit` for each
+    :class:`FetchSnapshot`, starts what :meth:`ready` returns, reports each end with :meth:`finish` and each
+    book that synced with :meth:`succeeded`, and sleeps until :meth:`next_wakeup` or the next finish.
     Raises ``ValueError`` for a share outside (0, 1] or a concurrency below 1.
     """
 
@@ -484,19 +491,32 @@ class SnapshotScheduler:
         self.rate_limited = 0
         self.failed = 0
 
-    def submit(self, symbol: str, weight: int) -> None:
+    def submit(self, symbol: str, weight: int, now: float, *, retry: bool = False) -> None:
         """Ask for a snapshot of ``symbol`` costing ``weight``; a symbol queued or in flight is not doubled.
+        With ``retry`` it waits for the symbol's next backoff delay first.
 
         Raises ``ValueError`` for a weight the budget could never grant.
         """
         if weight > self.budget.limit:
             raise ValueError(f"a snapshot of weight {weight} can never fit a budget of {self.budget.limit}")
-        if symbol not in self._queue and symbol not in self._in_flight:
-            self._queue[symbol] = weight
+        if symbol in self._queue or symbol in self._in_flight:
+            return
+        self._queue[symbol] = weight
+        if retry:
+            backoff = self._backoffs.get(symbol)
+            if backoff is None:
+                backoff = self._backoffs[symbol] = Backoff(self._policy, self._rng)
+            self._not_before[symbol] = now + (backoff.next_delay() or 0.0)
+
+    def succeeded(self, symbol: str) -> None:
+        """``symbol``'s book synced: its next request, whenever it comes, goes without backoff."""
+        self._backoffs.pop(symbol, None)
+        self._not_before.pop(symbol, None)
 
     def cancel(self, symbol: str) -> None:
-        """Forget a queued request (a book that was closed)."""
+        """Forget a queued request and the symbol's backoff (a book that was closed)."""
         self._queue.pop(symbol, None)
+        self.succeeded(symbol)
 
     def ready(self, now: float) -> list[str]:
         """Symbols whose snapshot may start now; they count as in flight and their weight is spent."""
@@ -523,16 +543,8 @@ class SnapshotScheduler:
         if status in RATE_LIMIT_STATUSES:
             self.rate_limited += 1
             self.budget.block_until(now + (retry_after if retry_after is not None else self.budget.window_s))
-            return
-        if 200 <= status < 300:
-            self._backoffs.pop(symbol, None)
-            self._not_before.pop(symbol, None)
-            return
-        self.failed += 1
-        backoff = self._backoffs.get(symbol)
-        if backoff is None:
-            backoff = self._backoffs[symbol] = Backoff(self._policy, self._rng)
-        self._not_before[symbol] = now + (backoff.next_delay() or 0.0)
+        elif not 200 <= status < 300:
+            self.failed += 1
 
     def next_wakeup(self, now: float) -> float | None:
         """The earliest time :meth:`ready` may start something, or None if only a :meth:`finish` (or a
