@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 from binance_ws import errors
 from binance_ws.core.book import BookState, DepthCache
-from binance_ws.depthcache import DepthCacheManager, SnapshotService
+from binance_ws.depthcache import DepthCacheManager, SnapshotService, value_type_for
 from binance_ws.engine import AsyncSocketManager
 from binance_ws.sim import Simulator
 from binance_ws.sim.config import DEFAULT_SYMBOLS, SymbolSpec
@@ -250,6 +251,12 @@ async def test_unknown_symbol_fails_that_book_only(manual: Simulator) -> None:
     with pytest.raises(ValueError):
         DepthCacheManager(sm, "BTCUSDT", limit=6000)
     await sm.close()
+
+
+def test_value_type_for_python_binance_conv_types() -> None:
+    assert [value_type_for(c) for c in (float, Decimal, str)] == ["float", "decimal", "str"]
+    with pytest.raises(ValueError):
+        value_type_for(int)
 
 
 @pytest.mark.slow

@@ -23,7 +23,8 @@ Asyncio use::
 
 Seed style: ``DepthCacheManager(sm, symbol, callback=fn)`` calls ``fn(depth_cache)`` on the loop thread
 after every change (``start()`` / ``close()`` instead of ``async with``); the threaded facade's
-``start_depth_cache`` is built on it.
+``start_depth_cache`` is built on it (:func:`value_type_for` maps python-binance's ``conv_type``;
+``DepthCache.copy()`` gives another thread a book that does not change under it).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Final
 
@@ -194,6 +196,18 @@ def _seconds(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def value_type_for(conv_type: Callable[[str], Any]) -> ValueType:
+    """The value type matching python-binance's ``conv_type`` argument (``float``, ``Decimal`` or ``str``).
+
+    Raises ``ValueError`` for any other converter: the book must order prices numerically whatever it
+    returns, so it supports exactly these three.
+    """
+    for value_type, conv in (("float", float), ("decimal", Decimal), ("str", str)):
+        if conv_type is conv:
+            return value_type  # type: ignore[return-value]
+    raise ValueError(f"conv_type must be float, Decimal or str, not {conv_type!r}")
 
 
 _services: weakref.WeakKeyDictionary[AsyncSocketManager, SnapshotService] = weakref.WeakKeyDictionary()

@@ -103,6 +103,11 @@ def test_depth_cache_adopts_a_new_book_in_one_step() -> None:
     cache.adopt(fresh)
     assert (cache.update_id, cache.update_time, cache.best_bid()) == (42, 5, (1.0, 1.0))
     assert "BTCUSDT" in repr(cache)
+    twin = cache.copy()
+    cache.apply([_lv("1", "0")], [_lv("3", "2")])
+    cache.state = BookState.STALE
+    assert (twin.get_bids(), twin.get_asks(), twin.state) == ([(1.0, 1.0)], [(2.0, 1.0)], BookState.SYNCING)
+    assert twin.update_id == 42 and twin.symbol == "BTCUSDT"
 
 
 _prices = st.integers(min_value=1, max_value=400).map(lambda t: f"{t / 4:.8f}")

@@ -92,6 +92,13 @@ class _Side:
         keys = self.keys
         return self.levels[keys[-1]] if keys else None
 
+    def copy(self) -> _Side:
+        twin = _Side(self.sign, self.conv)
+        twin.levels = dict(self.levels)
+        twin.keys = list(self.keys)
+        twin.lo = self.lo
+        return twin
+
     def trim(self, depth: int) -> None:
         excess = len(self.keys) - depth
         if excess <= 0:
@@ -240,6 +247,15 @@ class DepthCache(OrderBook):
         self.state = BookState.SYNCING
         self.stale_since: float | None = None
         self.stale_reason: str | None = None
+
+    def copy(self) -> DepthCache:
+        """An independent copy of the book and its state, e.g. to hand to another thread: the original
+        keeps changing on the event loop, the copy never does. O(levels)."""
+        twin = DepthCache(self.symbol, self.value_type)
+        twin._bids, twin._asks = self._bids.copy(), self._asks.copy()
+        twin.update_id, twin.update_time = self.update_id, self.update_time
+        twin.state, twin.stale_since, twin.stale_reason = self.state, self.stale_since, self.stale_reason
+        return twin
 
     def adopt(self, book: OrderBook) -> None:
         """Take over ``book``'s levels and ids (``book`` must not be used afterwards)."""
