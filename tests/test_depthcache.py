@@ -163,10 +163,13 @@ async def test_a_gap_on_one_symbol_resyncs_only_that_symbol(manual: Simulator, f
         engine.step()
         await engine.caught_up(dcm)
         getattr(manual.faults, fault)(2, pattern=r"^ethusdt@depth")
-        for _ in range(4):
+        counter = "skipped" if fault == "skip" else "reordered"
+        deadline = time.monotonic() + 5
+        while manual.faults.counts[counter] < 2 and time.monotonic() < deadline:
             engine.step()
             await asyncio.sleep(0.15)  # let each step's diff flush on its own 100 ms tick
-        await engine.caught_up(dcm)
+        assert manual.faults.counts[counter] == 2
+        await engine.caught_up(dcm, moving=True)
         assert dcm.stats("ETHUSDT").resyncs >= 1
         assert dcm.stats("ETHUSDT").gaps >= 1
         assert dcm.stats("BTCUSDT").resyncs == dcm.stats("BNBBTC").resyncs == 0
@@ -182,7 +185,8 @@ async def test_duplicates_never_resync(manual: Simulator) -> None:
         engine.step()
         await engine.caught_up(dcm)
         manual.faults.duplicate(3)
-        for _ in range(3):
+        deadline = time.monotonic() + 5
+        while manual.faults.counts["duplicated"] < 3 and time.monotonic() < deadline:
             engine.step()
             await engine.caught_up(dcm)
         assert manual.faults.counts["duplicated"] == 3
