@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import threading
@@ -178,7 +179,7 @@ class _Side:
         self.feed = feed
 
 
-class Link(WSListener):  # type: ignore[misc]
+class Link(WSListener):
     """One WebSocket to a combined-stream endpoint.
 
     ``table`` maps stream names (bytes) to objects with a ``feed(payload_bytes)`` method: a
@@ -780,13 +781,12 @@ class Connection:
             route = self._routes.get(s)
             if route is None:
                 continue
-            handover = handovers[s] = Handover(route, lambda s=s: switched(s))
+            handover = handovers[s] = Handover(route, functools.partial(switched, s))
             old.table[route_key(s)] = _Side(handover.from_old)
         if not streams:
             all_switched.set()
         try:
-            new = await self._open(streams, table, lambda s: _Side(handovers[s].from_new)
-                                   if s in handovers else self._routes.get(s))
+            new = await self._open(streams, table, self._handover_target(handovers))
         except (TimeoutError, OSError, WSError, errors.ConnectionClosedError, errors.RateLimitError) as exc:
             log.warning("%s: replacement socket failed (%s); keeping the old one", self.conn_id, exc)
             for s in handovers:
@@ -802,7 +802,8 @@ class Connection:
                  len(streams))
         # The old socket's death or the grace period ends the wait: anything published before the new
         # socket subscribed has been delivered by the old one by then.
-        waits = [asyncio.ensure_future(all_switched.wait()), asyncio.ensure_future(asyncio.shield(old.lost))]
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(all_switched.wait()),
+                                            asyncio.ensure_future(asyncio.shield(old.lost))]
         try:
             await asyncio.wait(waits, timeout=self.settings.handover_grace_s,
                                return_when=asyncio.FIRST_COMPLETED)
@@ -815,6 +816,13 @@ class Connection:
         self.link = new
         self._retire_later(old)
         return new
+
+    def _handover_target(self, handovers: dict[str, Handover]) -> Callable[[str], Any]:
+        """Table entries for a replacement socket: the new side of each stream's handover."""
+        def target(stream: str) -> Any:
+            handover = handovers.get(stream)
+            return _Side(handover.from_new) if handover is not None else self._routes.get(stream)
+        return target
 
     def _retire_later(self, link: Link) -> None:
         task = asyncio.create_task(link.retire(), name=f"binance-ws-{self.conn_id}-retire")

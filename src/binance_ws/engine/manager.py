@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Final
 
@@ -231,7 +231,7 @@ class AsyncSocketManager:
 
     async def _apply(self, actions: list[Action]) -> None:
         """Carry out the plan's actions; opens and subscribes run concurrently."""
-        waits = []
+        waits: list[Coroutine[Any, Any, Any]] = []
         for action in actions:
             if isinstance(action, Open):
                 conn = Connection(action.conn_id, action.streams, self.settings, self._routes,

@@ -92,7 +92,9 @@ class Route:
     def _rebuild(self) -> None:
         """Precompute the fan-out so that :meth:`feed` does no per-subscriber branching."""
         typed: dict[Decoder, list[Callable[[str, Any], None]]] = {}
-        dict_, wrap, raw = [], [], []
+        dict_: list[Callable[[str, Any], None]] = []
+        wrap: list[Callable[[str, Any], None]] = []
+        raw: list[Callable[[str, Any], None]] = []
         for sub in self.subscribers:
             if sub.decode == "raw":
                 raw.append(sub.push)
