@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from binance_ws import errors
+from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.core.book import BookState, DepthCache
 from binance_ws.depthcache import DepthCacheManager, SnapshotService, value_type_for
 from binance_ws.engine import AsyncSocketManager
@@ -244,6 +245,22 @@ async def test_a_429_pauses_every_snapshot_for_its_retry_after(manual: Simulator
         assert dcm.snapshots.scheduler.rate_limited == 1
     finally:
         await _close(dcm)
+
+
+async def test_an_engine_that_gives_up_fails_every_book_and_ends_the_reader(manual: Simulator) -> None:
+    engine = Engine(manual)
+    fast = BackoffPolicy(initial_s=0.02, factor=2.0, max_s=0.1, jitter=0.1, max_retries=2)
+    async with AsyncSocketManager(market=manual.market, no_data_timeout=0, backoff=fast) as sm, \
+            DepthCacheManager(sm, SYMBOLS) as dcm:
+        await engine.caught_up(dcm, moving=True)
+        manual.faults.refuse(503)
+        manual.faults.drop()
+        books = []
+        async with asyncio.timeout(5):
+            async for book in dcm:
+                books.append(book)
+        assert {b.symbol for b in books if b.state is BookState.FAILED} == set(SYMBOLS)
+        assert all(dcm.get_depth_cache(s).get_bids() for s in SYMBOLS)  # the last books stay readable
 
 
 async def test_unknown_symbol_fails_that_book_only(manual: Simulator) -> None:

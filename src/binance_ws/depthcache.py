@@ -340,9 +340,10 @@ class DepthCacheManager:
     # -- the asyncio reader ---------------------------------------------------------------------
     async def recv(self) -> DepthCache:
         """The next book that changed (synced, updated, went stale or failed); changes of the same book
-        not read yet are merged. Raises :class:`~binance_ws.errors.ConnectionClosedError` once closed."""
+        not read yet are merged. Raises :class:`~binance_ws.errors.ConnectionClosedError` once closed, or
+        once every book has failed (the engine gave up its connection) and the last change was read."""
         while not self._pending:
-            if self.closed:
+            if self.closed or all(s.state is BookState.FAILED for s in self._syncs.values()):
                 raise errors.ConnectionClosedError("depth cache manager closed")
             loop = asyncio.get_running_loop()
             self._waiter = loop.create_future()
