@@ -448,3 +448,59 @@ def test_scheduler_backs_off_only_the_book_whose_answers_are_of_no_use() -> None
     assert sched.queued == 0
     with pytest.raises(ValueError):
         sched.submit("X", 10_000, now)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_symbols=st.integers(1, 60), limit=st.sampled_from([100, 500, 1000]),
+       concurrency=st.integers(1, 10), p_fail=st.floats(0.0, 0.4), p_429=st.floats(0.0, 0.1))
+def test_scheduler_never_overspends_and_everyone_gets_a_snapshot(seed: int, n_symbols: int, limit: int,
+                                                                concurrency: int, p_fail: float,
+                                                                p_429: float) -> None:
+    """Random answers (successes, failures, 429s with and without Retry-After), random latencies."""
+    rng = random.Random(seed)
+    window, budget_limit = 10.0, 1000
+    sched = SnapshotScheduler(weight_limit=budget_limit, window_s=window, share=0.8,
+                              max_concurrency=concurrency, rng=random.Random(seed))
+    weight = depth_weight("spot", limit)
+    for i in range(n_symbols):
+        sched.submit(f"S{i}", weight, 0.0)
+    now, starts, done = 0.0, [], set()
+    in_flight: dict[str, float] = {}  # symbol -> when its answer lands
+    paused_until = 0.0
+    for _ in range(20_000):
+        if len(done) == n_symbols:
+            break
+        for symbol in sched.ready(now):
+            assert now >= paused_until, "started during a 429 pause"
+            starts.append(now)
+            in_flight[symbol] = now + rng.uniform(0.01, 0.5)
+        assert len(in_flight) <= concurrency
+        landing = min(in_flight.values(), default=None)
+        wake = sched.next_wakeup(now)
+        candidates = [t for t in (landing, wake) if t is not None]
+        assert candidates, "stuck: nothing in flight and nothing will ever start"
+        now = max(now, min(candidates))
+        for symbol, t in list(in_flight.items()):
+            if t > now:
+                continue
+            del in_flight[symbol]
+            roll = rng.random()
+            if roll < p_429:
+                retry_after = rng.choice([None, 1.0, 3.0])
+                sched.finish(symbol, now, status=429, retry_after=retry_after)
+                paused_until = max(paused_until, now + (retry_after or window))
+                sched.submit(symbol, weight, now, retry=True)
+            elif roll < p_429 + p_fail:
+                sched.finish(symbol, now, status=rng.choice([0, 500, 503]))
+                sched.submit(symbol, weight, now, retry=True)
+            else:
+                sched.finish(symbol, now)
+                sched.succeeded(symbol)
+                done.add(symbol)
+    assert len(done) == n_symbols
+    starts.sort()
+    for i, t in enumerate(starts):  # any window of ``window`` seconds holds at most the budget
+        j = i
+        while j < len(starts) and starts[j] < t + window:
+            j += 1
+        assert (j - i) * weight <= budget_limit * 0.8
