@@ -23,7 +23,7 @@ short of ``limit`` is complete. :meth:`OrderBook.trim` moves the boundary inward
 from __future__ import annotations
 
 import enum
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, Literal
@@ -127,7 +127,7 @@ def _apply_bids(side: _Side, levels: Iterable[WireLevel]) -> None:
                 del keys[bisect_left(keys, k)]
             continue
         if k not in table:
-            keys.insert(bisect_left(keys, k), k)
+            insort(keys, k)
         table[k] = (k, qf) if is_float else (conv(p), conv(q))
 
 
@@ -146,7 +146,7 @@ def _apply_asks(side: _Side, levels: Iterable[WireLevel]) -> None:
                 del keys[bisect_left(keys, k)]
             continue
         if k not in table:
-            keys.insert(bisect_left(keys, k), k)
+            insort(keys, k)
         table[k] = (pf, qf) if is_float else (conv(p), conv(q))
 
 
