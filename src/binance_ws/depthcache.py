@@ -308,6 +308,9 @@ class DepthCacheManager:
         except BaseException:
             await self.snapshots.release()
             raise
+        now = time.time()
+        for sync in self._syncs.values():
+            self._act(sync, sync.on_resumed(now))  # subscribed: buffering has begun (PROTOCOL 5.1 step 1)
         self._watch_task = asyncio.create_task(self._watch(), name="binance-ws-depthcache-watch")
         return self
 
@@ -442,21 +445,33 @@ class DepthCacheManager:
             waiter.set_result(None)
 
     async def _watch(self) -> None:
-        """Mark the books of a connection that dropped ``STALE`` now, not when its next event shows a gap."""
+        """Mark the books of a connection that dropped ``STALE`` now, not when its next event shows a gap,
+        and start their resync as soon as the connection is back."""
         seen: dict[int, int] = {}
+        down: set[int] = set()
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             for conn in self.sm.connections:
-                drops = conn.drops
-                before = seen.get(id(conn), drops)
-                seen[id(conn)] = drops
-                if drops == before and conn.link is not None:
+                key, drops, up = id(conn), conn.drops, conn.link is not None
+                dropped = drops != seen.setdefault(key, drops)
+                seen[key] = drops
+                if not dropped and up and key not in down:
                     continue
+                if up:
+                    down.discard(key)
+                else:
+                    down.add(key)
                 now = time.time()
-                for stream in conn.streams:
-                    symbol = self._stream_symbol.get(stream)
-                    if symbol is None or not stream.startswith(symbol.lower() + "@depth"):
-                        continue
-                    sync = self._syncs[symbol]
-                    if sync.state is BookState.SYNCED or drops != before:
+                for sync in self._depth_syncs_on(conn.streams):
+                    if dropped or sync.state is BookState.SYNCED:
                         self._act(sync, sync.on_disconnect(now))
+                    if up:
+                        self._act(sync, sync.on_resumed(now))
+
+    def _depth_syncs_on(self, streams: Iterable[str]) -> list[BookSync]:
+        syncs = []
+        for stream in streams:
+            symbol = self._stream_symbol.get(stream)
+            if symbol is not None and "@depth" in stream:
+                syncs.append(self._syncs[symbol])
+        return syncs

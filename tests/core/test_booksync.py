@@ -179,6 +179,23 @@ def test_snapshot_errors_retry_and_a_fatal_one_fails_the_book() -> None:
     assert sync.close(4.0) == ()
 
 
+def test_resumed_stream_fetches_at_once_and_the_first_event_proves_continuity() -> None:
+    sync = BookSync("BTCUSDT", limit=100)
+    assert sync.on_resumed(0.0) == (FetchSnapshot("BTCUSDT", 100),)
+    assert sync.on_resumed(0.0) == ()  # already asked
+    # A quiet symbol: the snapshot comes before any event, and the book is that snapshot.
+    assert sync.on_snapshot(snapshot(10, BIDS, ASKS), 1.0) == (BookReady("BTCUSDT", 10),)
+    assert sync.on_diff(diff(11, 12, bids=[["100.0", "4"]]), 2.0) == (BookUpdated("BTCUSDT"),)
+    assert sync.cache.best_bid() == (100.0, 4.0)
+    # After a disconnect the resumed stream's first event must follow the new snapshot.
+    sync.on_disconnect(3.0)
+    assert sync.on_resumed(3.5) == (FetchSnapshot("BTCUSDT", 100),)
+    assert sync.on_snapshot(snapshot(20, BIDS, ASKS), 4.0) == (BookReady("BTCUSDT", 20),)
+    actions = sync.on_diff(diff(25, 26), 5.0)  # 21..24 were lost before the subscription was back
+    assert actions == (BookStale("BTCUSDT", REASON_GAP, 5.0), FetchSnapshot("BTCUSDT", 100))
+    assert sync.on_resumed(6.0) == ()  # syncing already
+
+
 def test_late_snapshot_after_disconnect_is_ignored() -> None:
     sync = BookSync("BTCUSDT", limit=100)
     sync.on_diff(diff(1, 2), 0.0)
@@ -329,6 +346,8 @@ def test_whenever_synced_the_book_equals_the_exchange(seed: int, futures: bool, 
                 assert pending_at is None, "a second snapshot request while one is in flight"
                 pending_at = delivered + rng.randint(0, 3)
 
+    if rng.random() < 0.5:
+        handle(sync.on_resumed(-1.0))  # subscribed: the binding asks for the snapshot before any event
     i = 0
     while i < len(events):
         clean = i >= clean_from
@@ -344,6 +363,8 @@ def test_whenever_synced_the_book_equals_the_exchange(seed: int, futures: bool, 
             handle(sync.on_diff(events[i - 1], float(i)))  # duplicate of the previous one
         if not clean and rng.random() < faults / 10:
             handle(sync.on_disconnect(float(i)))
+            if rng.random() < 0.5:  # the binding saw the connection come back before the next event
+                handle(sync.on_resumed(float(i)))
         delivered = i + step - 1
         if event is not None:
             handle(sync.on_diff(event, float(i)))

@@ -8,9 +8,10 @@ every book of a process shares one REST weight budget.
 
 Sequencing follows ../shared/PROTOCOL.md section 5, chosen by ``Market.sequence_rule``:
 
-* spot (5.1): buffer diffs from the first one, then fetch a snapshot; a snapshot older than the buffer is
-  fetched again; events with ``u <= lastUpdateId`` are dropped; the first applied one must satisfy
-  ``U <= lastUpdateId + 1 <= u``; each later one ``U == previous u + 1``, anything else is a gap.
+* spot (5.1): buffer diffs from the subscription on, then fetch a snapshot (at the first event, or at
+  once with ``on_resumed``); a snapshot older than the buffer is fetched again; events with
+  ``u <= lastUpdateId`` are dropped; the first applied one must satisfy ``U <= lastUpdateId + 1 <= u``;
+  each later one ``U == previous u + 1``, anything else is a gap.
 * futures, USD-M and COIN-M (5.2): events with ``u < lastUpdateId`` are dropped; the first applied one
   must satisfy ``U <= lastUpdateId <= u``; each later one ``pu == previous u``. Ids are not contiguous.
 
@@ -257,10 +258,10 @@ class BookSync:
             return _NONE  # an answer that outlived its request (disconnect, close): the next sync asks anew
         last_id: int = snapshot["lastUpdateId"]
         buf = self._buffer
-        first_u: int = buf[0]["U"]
         # PROTOCOL 5.1 step 3 / 5.2 step 4: a snapshot that predates the buffer leaves a hole. (Spot
         # accepts lastUpdateId == U - 1: the acceptance test U <= lastUpdateId + 1 then holds exactly.)
-        if (last_id < first_u) if self._futures else (last_id + 1 < first_u):
+        # With nothing buffered yet (a quiet symbol, see on_resumed) the next event takes that test.
+        if buf and ((last_id < buf[0]["U"]) if self._futures else (last_id + 1 < buf[0]["U"])):
             self.stats.snapshots_too_old += 1
             return self._request(retry=True)
         book = OrderBook(self.cache.value_type)
@@ -325,6 +326,16 @@ class BookSync:
             return _NONE
         self.stats.disconnects += 1
         return self._resync(REASON_DISCONNECTED, now, None)
+
+    def on_resumed(self, now: float) -> Sequence[Action]:
+        """The symbol's diff stream is subscribed (at start, or again after a disconnect): buffering has
+        begun, so the snapshot may be asked for now instead of at the symbol's next event, which on a
+        quiet symbol can be minutes away. Continuity is still proven by the first event applied after the
+        snapshot (the acceptance test); until an event comes, the book is the snapshot, which is right."""
+        if self._phase != _WAIT:
+            return _NONE
+        self._phase = _FETCH
+        return self._request()
 
     def close(self, now: float) -> Sequence[Action]:
         """Stop: the book stays readable and is marked ``FAILED``."""
