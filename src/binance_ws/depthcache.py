@@ -179,6 +179,8 @@ class SnapshotService:
             body = orjson.loads(raw) if raw else None
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
             log.warning("depth snapshot of %s failed: %r", symbol, exc)
+            if status == 200:
+                status = 0  # an answer that cannot be read counts as no answer
         self.scheduler.finish(key, time.monotonic(), status=status, retry_after=retry_after)
         if status == 200:
             self.fetched += 1
