@@ -263,6 +263,22 @@ async def test_an_engine_that_gives_up_fails_every_book_and_ends_the_reader(manu
         assert all(dcm.get_depth_cache(s).get_bids() for s in SYMBOLS)  # the last books stay readable
 
 
+async def test_managers_on_one_socket_manager_share_connections_and_the_snapshot_budget(
+        manual: Simulator) -> None:
+    engine = Engine(manual)
+    async with _manager(manual) as sm:
+        first = await DepthCacheManager(sm, "BTCUSDT", callback=engine.check).start()
+        second = await DepthCacheManager(sm, ["ETHUSDT", "BNBBTC"], callback=engine.check).start()
+        assert first.snapshots is second.snapshots
+        assert len(sm.connections) == 1
+        await engine.caught_up(first)
+        await engine.caught_up(second)
+        await first.close()
+        await engine.caught_up(second, moving=True)  # the shared service outlives the first manager
+        assert second.snapshots.fetched == 3
+        await second.close()
+
+
 async def test_unknown_symbol_fails_that_book_only(manual: Simulator) -> None:
     sm = await _manager(manual).start()
     with pytest.raises(errors.SubscriptionError):
