@@ -10,6 +10,7 @@ own check, with the book's best levels.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import re
 from collections.abc import Iterator
@@ -215,20 +216,32 @@ class TickerWatch:
             self._compare(cache, ticker)
 
 
-async def _replay_through_simulator(path: Path, symbols: list[str]) -> tuple[DepthCacheManager, TickerWatch]:
+async def _replay_through_simulator(path: Path, symbols: list[str], *, futures: bool = False
+                                    ) -> tuple[DepthCacheManager, TickerWatch]:
     replay = Replay(path, speed=0)
-    async with Simulator(replay=replay, flow_rate=0.0) as sim, \
-            AsyncSocketManager(market=sim.market, no_data_timeout=0) as sm:
-        holder: list[TickerWatch] = []
-        # Real-time streams at full speed: a buffer large enough to hold them while the snapshot comes.
-        dcm = DepthCacheManager(sm, symbols, limit=1000, max_buffer=5000,
-                                callback=lambda cache: holder[0].on_book(cache))
-        watch = TickerWatch(dcm)
-        holder.append(watch)
-        async with dcm:
-            await sm.subscribe([f"{s.lower()}@bookTicker" for s in symbols], watch.on_ticker)
-            await asyncio.wait_for(replay.done.wait(), 60)
-            await asyncio.sleep(0.2)  # the last frames are in flight
+    async with Simulator(replay=replay, flow_rate=0.0) as sim:
+        market = sim.market
+        if futures:
+            # The simulator serves its REST on spot paths only: keep them, but sequence by PROTOCOL 5.2
+            # (pu chains) with the futures snapshot sizes, as a USD-M client does.
+            market = dataclasses.replace(market, name="usdm-rules-local", sequence_rule=USDM.sequence_rule,
+                                         max_depth_limit=USDM.max_depth_limit)
+        async with AsyncSocketManager(market=market, no_data_timeout=0) as sm:
+            return await _run_books(replay, sm, symbols)
+
+
+async def _run_books(replay: Replay, sm: AsyncSocketManager, symbols: list[str]
+                     ) -> tuple[DepthCacheManager, TickerWatch]:
+    holder: list[TickerWatch] = []
+    # Real-time streams at full speed: a buffer large enough to hold them while the snapshot comes.
+    dcm = DepthCacheManager(sm, symbols, limit=1000, max_buffer=5000,
+                            callback=lambda cache: holder[0].on_book(cache))
+    watch = TickerWatch(dcm)
+    holder.append(watch)
+    async with dcm:
+        await sm.subscribe([f"{s.lower()}@bookTicker" for s in symbols], watch.on_ticker)
+        await asyncio.wait_for(replay.done.wait(), 60)
+        await asyncio.sleep(0.2)  # the last frames are in flight
     return dcm, watch
 
 
@@ -247,10 +260,16 @@ async def test_hftbacktest_spot_replayed_by_the_simulator_agrees_with_every_book
     assert stats.applied > 2400
 
 
-async def test_cryptofeed_spot_replayed_by_the_simulator_syncs_every_symbol_without_a_gap() -> None:
-    symbols = ["NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR"]
-    dcm, watch = await _replay_through_simulator(RECORDINGS / "cryptofeed_BINANCE.ws.1.0", symbols)
+@pytest.mark.parametrize(("name", "symbols", "futures"), [
+    ("cryptofeed_BINANCE.ws.1.0", ["NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR"], False),
+    ("cryptofeed_BINANCE_FUTURES.ws.1.0", ["SUSHIUSDT", "AKROUSDT", "KEEPUSDT", "CTKUSDT"], True),
+])
+async def test_cryptofeed_replayed_by_the_simulator_syncs_every_symbol_without_a_gap(
+        name: str, symbols: list[str], futures: bool) -> None:
+    dcm, watch = await _replay_through_simulator(RECORDINGS / name, symbols, futures=futures)
     assert watch.mismatches == []
+    if futures:
+        assert watch.matches > 20
     for symbol in symbols:
         stats = dcm.stats(symbol)
         assert stats.snapshots_requested == 1, symbol
