@@ -175,7 +175,10 @@ class BookSync:
     """The sync state machine of one symbol's book (PROTOCOL 5.1 / 5.2).
 
     ``rule`` is the market's ``sequence_rule``; ``limit`` the snapshot size (validated against the
-    market, ``ValueError`` otherwise); ``max_depth``, if given, keeps only that many best levels per side.
+    market, ``ValueError`` otherwise); ``max_depth``, if given, keeps only that many best levels per side;
+    ``max_buffer`` bounds the events held while a snapshot is awaited. A side the snapshot did not cover
+    in full resyncs once fewer than ``min_levels`` known levels remain (:data:`MIN_KNOWN_LEVELS`, at most
+    half the limit); ``check_tickers`` turns the bookTicker cross-check on.
     ``cache`` is the :class:`DepthCache` callers read; it is the same object for the whole life of the sync.
     Events are the decoded ``depthUpdate`` payloads (``U``, ``u``, ``pu`` on futures, ``b``, ``a``, ``E``),
     snapshots the decoded REST bodies, tickers the decoded ``bookTicker`` payloads.
