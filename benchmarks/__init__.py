@@ -1,0 +1,2 @@
+"""Benchmarks: standalone scripts (``python benchmarks/<name>.py``) and the comparison suite
+(``python -m benchmarks``)."""

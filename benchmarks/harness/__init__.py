@@ -1,0 +1,1 @@
+"""The comparison suite's machinery: load server, client runner, peer venvs, report."""
