@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -24,8 +24,10 @@ def sim(
     rest_port: Annotated[int, typer.Option(help="REST port (0: any free port).")] = 9444,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic order flow.")] = 1,
     rate: Annotated[float, typer.Option(help="Order-flow actions a second, per symbol.")] = 50.0,
-    replay: Annotated[Optional[Path], typer.Option(help="Serve this recording instead of synthetic flow.")] = None,
-    speed: Annotated[float, typer.Option(help="Replay pace: 1 = original, N = N times faster, 0 = as fast as read.")] = 1.0,
+    replay: Annotated[Path | None,
+                      typer.Option(help="Serve this recording instead of synthetic flow.")] = None,
+    speed: Annotated[float, typer.Option(
+        help="Replay pace: 1 = original, N = N times faster, 0 = as fast as read.")] = 1.0,
 ) -> None:
     """Run the simulated exchange until Ctrl-C, printing its stream and REST URLs."""
     from binance_ws.sim import SimConfig, Simulator

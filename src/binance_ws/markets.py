@@ -28,7 +28,8 @@ class Market:
     rest_prefix: str = "/api/v3"
     #: Streams one connection may hold (PROTOCOL 2; futures 8).
     max_streams_per_connection: int = 1024
-    #: Incoming messages (control JSON, pings, pongs) a second per connection (PROTOCOL 2; futures 10).
+    #: Incoming messages (control JSON, pings, pongs) a second per connection
+    #: (PROTOCOL 2; futures 10).
     max_incoming_per_second: float = 5.0
     #: Connection attempts per window per IP (PROTOCOL 2: 300 per 5 minutes).
     max_connections_per_window: int = 300
@@ -54,7 +55,8 @@ class Market:
     local: bool = False
 
     def with_urls(self, *, stream_url: str | None = None, rest_url: str | None = None,
-                  ws_api_url: str | None = None, name: str | None = None, local: bool | None = None) -> Market:
+                  ws_api_url: str | None = None, name: str | None = None,
+                  local: bool | None = None) -> Market:
         """A copy pointed elsewhere (the simulator, a proxy) with the same rules."""
         return dataclasses.replace(
             self,

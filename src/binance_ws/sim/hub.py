@@ -92,7 +92,9 @@ class StreamHub:
         self._deliver(stream, payload, None)
 
     def publish_encoded(self, stream: str, encoded: bytes, payload: Any = None) -> None:
-        """Send an already-encoded payload (replay); ``payload`` is decoded lazily if µs or a filter needs it."""
+        """Send an already-encoded payload (replay).
+
+        ``payload`` is decoded lazily if a µs subscriber or a filter needs it."""
         if stream not in self._subs:
             return
         if self.filter is not None:

@@ -60,7 +60,7 @@ async def _signed(request: web.Request, accounts: Accounts) -> tuple[Account, di
 
 def _handler(sim: Simulator, action: _Action) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
-        accounts: Accounts = sim.accounts  # type: ignore[attr-defined]
+        accounts: Accounts = sim.accounts
         try:
             account, params = await _signed(request, accounts)
             return _json(action(accounts, account, params))
@@ -72,7 +72,7 @@ def _handler(sim: Simulator, action: _Action) -> Callable[[web.Request], Awaitab
 def _listen_key_handler(sim: Simulator) -> Callable[[web.Request], Awaitable[web.Response]]:
     """``/fapi/v1/listenKey``: USER_STREAM security, the API key only (PROTOCOL 8)."""
     async def handle(request: web.Request) -> web.Response:
-        accounts: Accounts = sim.accounts  # type: ignore[attr-defined]
+        accounts: Accounts = sim.accounts
         try:
             account = accounts.lookup_key(request.headers.get(API_KEY_HEADER)).account
             params = dict(request.query)

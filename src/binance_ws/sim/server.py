@@ -47,7 +47,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
@@ -71,6 +71,7 @@ from binance_ws.sim.hub import StreamHub
 
 if TYPE_CHECKING:
     from binance_ws.sim.faults import Faults
+    from binance_ws.sim.simulator import Simulator
 
 log = logging.getLogger("binance_ws.sim.server")
 
@@ -1002,7 +1003,7 @@ class StreamServer:
         if accounts is not None and (route.kind == "user" or (
                 route.kind == "stream" and len(route.streams) == 1
                 and accounts.is_listen_key(route.streams[0]))):
-            user = userstream.ListenKeyListener(self.sim, request)
+            user = userstream.ListenKeyListener(cast("Simulator", self.sim), request)
             return _UserStreamConnection(self, conn_id, peer, path, user)
         if route.kind == "stream":
             if len(route.streams) > self.config.max_streams_per_connection:

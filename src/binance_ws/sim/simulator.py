@@ -111,7 +111,7 @@ class Simulator:
 
     @property
     def market(self) -> Market:
-        """A market row pointing at this simulator, for clients (``AsyncSocketManager(market=sim.market)``)."""
+        """A market row pointing at this simulator: ``AsyncSocketManager(market=sim.market)``."""
         return local_market(self.stream_url, self.rest_url, self.ws_api_url)
 
     # -- what the servers ask ---------------------------------------------------------------------

@@ -44,7 +44,7 @@ class ListenKeyListener(WSListener):
     """One listen-key stream connection. ``ListenKeyListener(sim, request)`` is what a server builds."""
 
     def __init__(self, sim: Simulator, request: WSUpgradeRequest) -> None:
-        self._accounts: Accounts = sim.accounts  # type: ignore[attr-defined]
+        self._accounts: Accounts = sim.accounts
         self.key = listen_key_of(request.path.decode())
         self._transport: WSTransport | None = None
         self._timer: asyncio.TimerHandle | None = None

@@ -11,7 +11,7 @@ _KLINE_TIME_KEYS = frozenset({"t", "T"})
 
 
 def to_microseconds(payload: Any) -> Any:
-    """A copy of ``payload`` with every time field in microseconds (``timeUnit=MICROSECOND``, PROTOCOL 1.3)."""
+    """A copy of ``payload`` with every time field in µs (``timeUnit=MICROSECOND``, PROTOCOL 1.3)."""
     if isinstance(payload, list):
         return [to_microseconds(p) for p in payload]
     if not isinstance(payload, dict):

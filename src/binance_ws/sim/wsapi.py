@@ -63,7 +63,7 @@ class WsApiListener(WSListener):
 
     def __init__(self, sim: Simulator, request: WSUpgradeRequest | None = None) -> None:
         self._sim = sim
-        self._accounts: Accounts = sim.accounts  # type: ignore[attr-defined]
+        self._accounts: Accounts = sim.accounts
         self._transport: WSTransport | None = None
         self._logon: ApiKey | None = None
         self._authorized_since: int | None = None
