@@ -13,7 +13,6 @@ import aiohttp
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.sim._client import connect
 
 from binance_ws.sim import Simulator
 from binance_ws.sim.clock import SimClock
@@ -22,6 +21,7 @@ from binance_ws.sim.exchange import Exchange
 from binance_ws.sim.feeds import Feeds
 from binance_ws.sim.flow import OrderFlow
 from binance_ws.sim.hub import StreamHub
+from tests.sim._client import connect
 
 Top = tuple[str, str, str, str]
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.sim._client import connect
 
 from binance_ws.sim import Simulator
 from binance_ws.sim.clock import SimClock
@@ -21,6 +20,7 @@ from binance_ws.sim.exchange import Exchange, fmt
 from binance_ws.sim.feeds import Feeds
 from binance_ws.sim.flow import OrderFlow
 from binance_ws.sim.hub import StreamHub
+from tests.sim._client import connect
 
 RECORDINGS = Path("/work/shared/data/recordings")
 
