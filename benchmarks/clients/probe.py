@@ -1,15 +1,15 @@
 """Measurement shared by every benchmark client (standard library only: it also runs in the peers' venvs).
 
 A client script reads its job from ``argv[1]`` (JSON: ``url``, ``streams``, ``count``, ``latency``,
-``mode``, ``start_timeout``, ``idle_timeout``), connects with the library under test, prints ``READY``
-once subscribed, feeds each message's send time (the trade's ``E``, ns) to :meth:`Probe.hook`'s function
-and finally prints one JSON line of results (:meth:`Probe.report`).
+``warmup``, ``mode``, ``start_timeout``, ``idle_timeout``), connects with the library under test,
+prints ``READY`` once subscribed, feeds each message's send time (the trade's ``E``, ns) to
+:meth:`Probe.hook`'s function and finally prints one JSON line of results (:meth:`Probe.report`).
 
 What it measures, from the first message to the last: messages a second into the callback, CPU
 microseconds a message (``time.process_time``: every thread of the process), peak RSS (``VmHWM``),
-and with ``latency`` the delivery latency of every message (receive wall clock minus the server's
-send stamp; both ``time.time_ns`` on one machine). A run ends when every message arrived, or when
-nothing arrived for ``idle_timeout`` seconds (the rest count as lost).
+and with ``latency`` the delivery latency of every message after the first ``warmup`` ones (receive
+wall clock minus the server's send stamp; both ``time.time_ns`` on one machine). A run ends when
+every message arrived, or when nothing arrived for ``idle_timeout`` seconds (the rest count as lost).
 """
 
 from __future__ import annotations
@@ -49,9 +49,12 @@ class Probe:
         if self.latency:
             append, now = self.lat.append, time.time_ns
 
+            warmup = self.job.get("warmup", 0)
+
             def on(sent_ns: int) -> None:
-                append(now() - sent_ns)
                 n = count[0] = count[0] + 1
+                if n > warmup:
+                    append(now() - sent_ns)
                 if n == 1 or n == expected:
                     marks["first" if n == 1 else "last"] = (perf(), cpu())
         else:

@@ -27,8 +27,11 @@ def main(probe: Probe) -> None:
                                       websocket_base_uri=job["url"] + "/", output_default="dict",
                                       disable_colorama=True)
     try:
-        ubwa.create_stream(channels="trade", markets=[s.split("@")[0] for s in streams],
-                           process_stream_data=callback, output="dict")
+        stream_id = ubwa.create_stream(channels="trade", markets=[s.split("@")[0] for s in streams],
+                                       process_stream_data=callback, output="dict")
+        # create_stream returns before connecting: ready means connected, as for the other clients.
+        if not ubwa.wait_till_stream_has_started(stream_id, timeout=30):
+            raise RuntimeError("stream did not start within 30 s")
         probe.ready()
         probe.wait()
     finally:

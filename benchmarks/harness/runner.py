@@ -32,6 +32,9 @@ IDLE_TIMEOUT_S: Final = 3.0
 START_TIMEOUT_S: Final = 15.0
 #: Grace for the client to print its result after the run ended.
 RESULT_GRACE_S: Final = 30.0
+#: Paced runs leave the first this many seconds of messages out of the latency figures: connection
+#: warm-up (one peer delivers its first ~0.25 s late), not steady-state delivery.
+LATENCY_WARMUP_S: Final = 0.5
 #: How long a client may take to exit after its result (some peers linger in their close handshakes);
 #: then it is killed, which cannot change a result already printed.
 CLIENT_EXIT_S: Final = 3.0
@@ -95,8 +98,8 @@ def run_one(client: ClientSpec, scenario: Scenario, python: str | Path, *, laten
                 raise RunError("load server did not start")
         _, port = parent.recv()
         job = {"url": f"ws://127.0.0.1:{port}", "streams": list(scenario.streams), "count": scenario.count,
-               "latency": latency, "mode": client.mode, "idle_timeout": IDLE_TIMEOUT_S,
-               "start_timeout": START_TIMEOUT_S}
+               "latency": latency, "warmup": int(scenario.rate * LATENCY_WARMUP_S), "mode": client.mode,
+               "idle_timeout": IDLE_TIMEOUT_S, "start_timeout": START_TIMEOUT_S}
         proc = subprocess.Popen([str(python), str(CLIENTS_DIR / client.script), json.dumps(job)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 preexec_fn=_pin_client, cwd=str(CLIENTS_DIR))

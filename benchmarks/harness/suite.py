@@ -2,7 +2,8 @@
 
 Scenarios: ``max-1`` and ``max-10`` (as fast as the client takes them, one stream or ten streams on one
 combined connection: throughput, CPU a message, peak RSS, lost) and ``rate-<R>`` for each offered rate
-(one stream paced at R msg/s: the same plus delivery-latency percentiles). Repetitions are interleaved
+(one stream paced at R msg/s: the same plus delivery-latency percentiles, the first
+``LATENCY_WARMUP_S`` of messages left out). Repetitions are interleaved
 (every client and scenario once, then again) so slow drift of a shared machine spreads over all of
 them; each figure is the median over the repetitions.
 """
@@ -23,7 +24,7 @@ from typing import Any, Final
 
 from benchmarks.harness import venvs
 from benchmarks.harness.loadserver import Scenario
-from benchmarks.harness.runner import ClientSpec, RunError, python_for, run_one
+from benchmarks.harness.runner import LATENCY_WARMUP_S, ClientSpec, RunError, python_for, run_one
 
 RESULTS_DIR: Final = Path(__file__).resolve().parent.parent / "results"
 CHART_SCRIPT: Final = Path(__file__).resolve().parent / "chart.py"
@@ -66,7 +67,9 @@ class Plan:
             "max-10": (Scenario(TEN_STREAMS, self.count, 0), False),
         }
         for rate in self.rates:
-            out[f"rate-{rate:g}"] = (Scenario(SINGLE_STREAM, max(1, int(rate * self.seconds)), rate), True)
+            # The warm-up the latency figures leave out comes on top of the measured seconds.
+            count = max(1, int(rate * (self.seconds + LATENCY_WARMUP_S)))
+            out[f"rate-{rate:g}"] = (Scenario(SINGLE_STREAM, count, rate), True)
         return out
 
 
