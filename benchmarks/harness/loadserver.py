@@ -129,7 +129,7 @@ class ChunkTemplate:
                 .replace(self._TIME_PH, b"%d" % now).replace(self._MS_PH, b"%d" % (now // 1_000_000)))
 
 
-class _Client(WSListener):  # type: ignore[misc]
+class _Client(WSListener):
     """One client connection: collects its streams (path and SUBSCRIBE), then sends when told to."""
 
     def __init__(self, server: LoadServer, path: str) -> None:
