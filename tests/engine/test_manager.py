@@ -172,12 +172,14 @@ async def test_close_leaves_nothing_running(sim: Simulator) -> None:
     before = set(asyncio.all_tasks())
     sm = AsyncSocketManager(market=sim.market)
     sub = await sm.subscribe(["btcusdt@trade", "ethusdt@trade"])
+    conflated = await sm.subscribe_conflated("!miniTicker@arr", 1.5)
     async with sm.depth_socket("BTCUSDT", interval=100) as s:
         await asyncio.wait_for(s.recv(), 5)
         await sm.close()
-    assert sub.closed
-    with pytest.raises(errors.ConnectionClosedError):
-        while True:
-            await asyncio.wait_for(sub.recv(), 1)
+    for ended in (sub, conflated):
+        assert ended.closed
+        with pytest.raises(errors.ConnectionClosedError):
+            while True:
+                await asyncio.wait_for(ended.recv(), 1)
     await until(lambda: not sim.stream_server.connections, what="server side closed")
     assert set(asyncio.all_tasks()) - before == set()

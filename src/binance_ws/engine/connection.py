@@ -22,6 +22,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -75,6 +76,8 @@ ROTATION_LEAD_MAX_S: Final = 600.0
 #: How long a rotation waits for a silent stream to prove the overlap before switching it anyway:
 #: anything published before the new socket subscribed has reached us on the old one by then.
 DEFAULT_HANDOVER_GRACE_S: Final = 2.0
+#: How many more grace periods a handover waits for a lagging old socket to catch up with the new one.
+HANDOVER_CATCH_UP_GRACES: Final = 4
 DEFAULT_HANDSHAKE_TIMEOUT_S: Final = 10.0
 DEFAULT_REQUEST_TIMEOUT_S: Final = 10.0
 #: How long a retiring socket may take to finish its close handshake before it is aborted.
@@ -186,10 +189,10 @@ class Link(WSListener):
     :class:`Route`, or one side of a :class:`Handover` during a rotation.
     """
 
-    __slots__ = ("_beat_timer", "_heartbeat", "_inflight", "_loop", "_ping_due", "_pong_due", "_queued",
-                 "_scheduler", "_timer", "_waiters", "close_code", "close_reason", "control_frames", "frames",
-                 "lost", "opened_at", "owner", "ping_sent_at", "retiring", "shutdown_notice", "table",
-                 "transport")
+    __slots__ = ("_beat_timer", "_heartbeat", "_inflight", "_loop", "_next_send_at", "_outbox",
+                 "_ping_due", "_pong_due", "_queued", "_scheduler", "_spacing", "_timer", "_waiters",
+                 "close_code", "close_reason", "control_frames", "frames", "lost", "opened_at", "owner",
+                 "ping_sent_at", "retiring", "shutdown_notice", "table", "transport")
 
     def __init__(self, owner: Connection, table: dict[bytes, Any]) -> None:
         super().__init__()
@@ -215,6 +218,9 @@ class Link(WSListener):
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._inflight: dict[int, tuple[ControlMessage, list[asyncio.Future[None]]]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._outbox: deque[ControlMessage] = deque()
+        self._next_send_at = 0.0
+        self._spacing = CONTROL_WINDOW_S / (math.floor(market.max_incoming_per_second) - CONTROL_RESERVE)
         self._heartbeat = SlidingWindow(CONTROL_RESERVE, CONTROL_WINDOW_S)
         self._pong_due: bytes | None = None
         self._ping_due = False
@@ -381,24 +387,35 @@ class Link(WSListener):
                 fut = self._loop.create_future()
                 fut.set_result(None)
             futures.append(fut)
-        self._pump()
+        if self._timer is None:
+            self._pump()
         return futures
 
     def _pump(self) -> None:
+        """Release control messages: the scheduler decides how many a window allows, and they leave
+        evenly spaced rather than in a burst, so that jitter between us and the server's clock cannot
+        bunch two bursts into one of its one-second windows."""
         self._timer = None
         transport = self.transport
         if transport is None or transport.is_disconnected:
             return
-        messages, delay = self._scheduler.poll(time.monotonic())
+        now = time.monotonic()
+        messages, delay = self._scheduler.poll(now)
         for msg in messages:
             futures = []
             for s in msg.params:
                 if self._queued.pop(s, None) is not None:
                     futures.append(self._waiters.pop(s))
             self._inflight[msg.id] = (msg, futures)
-            transport.send(_TEXT, msg.encode())
-        if delay is not None and self._timer is None:
-            self._timer = self._loop.call_later(delay, self._pump)
+            self._outbox.append(msg)
+        if self._outbox and now >= self._next_send_at:
+            transport.send(_TEXT, self._outbox.popleft().encode())
+            self._next_send_at = now + self._spacing
+        waits = [self._next_send_at - now] if self._outbox else []
+        if delay is not None:
+            waits.append(delay)
+        if waits:
+            self._timer = self._loop.call_later(max(0.0, min(waits)), self._pump)
 
     def pause_reading(self, paused: bool) -> None:
         """Stop or resume reading the socket (back-pressure from a "block" subscriber)."""
@@ -800,13 +817,22 @@ class Connection:
         self.rotations += 1
         log.info("%s: rotating (%s): replacement up, handing %d stream(s) over", self.conn_id, reason,
                  len(streams))
-        # The old socket's death or the grace period ends the wait: anything published before the new
-        # socket subscribed has been delivered by the old one by then.
+        # The old socket's death ends the wait. After the grace period, streams the new socket has
+        # said nothing on are switched (anything published before it subscribed has reached us on the
+        # old one by then); streams where it is ahead wait for the old one to catch up, a while longer.
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(all_switched.wait()),
                                             asyncio.ensure_future(asyncio.shield(old.lost))]
         try:
-            await asyncio.wait(waits, timeout=self.settings.handover_grace_s,
-                               return_when=asyncio.FIRST_COMPLETED)
+            for grace in (self.settings.handover_grace_s,
+                          self.settings.handover_grace_s * HANDOVER_CATCH_UP_GRACES):
+                done, _ = await asyncio.wait(waits, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    break
+                for handover in handovers.values():
+                    if not handover.holding:
+                        handover.force()
+                if not any(handover.holding for handover in handovers.values()):
+                    break
         finally:
             for waiting in waits:
                 waiting.cancel()

@@ -346,13 +346,16 @@ class AsyncSocketManager:
         inner = await self.subscribe(names, collect)
 
         async def flush() -> None:
-            while not inner.closed:
-                await asyncio.sleep(interval_s)
-                if latest:
-                    batch = list(latest.values())
-                    latest.clear()
-                    out.push("", batch)
-            out._finish()
+            try:
+                while not inner.closed:
+                    await asyncio.sleep(interval_s)
+                    if latest:
+                        batch = list(latest.values())
+                        latest.clear()
+                        out.push("", batch)
+            finally:
+                # Closed, given up, or the manager closing: a reader drains and stops.
+                out._finish()
 
         task = asyncio.create_task(flush(), name="binance-ws-conflate")
         self._tasks.add(task)

@@ -14,7 +14,6 @@ on every Binance stream (ids, update ids or event times differ between two messa
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -214,9 +213,10 @@ class Route:
             sub.push_event(event)
 
 
-#: Frames remembered per side while two connections overlap; a new connection that is further than
-#: this behind or ahead of the old one is switched over by force.
-HANDOVER_WINDOW: Final = 256
+#: Frames remembered per side while two connections overlap (about two seconds of a busy stream). A new
+#: connection further ahead than this keeps only its latest frames held: the old one still delivers the
+#: older ones.
+HANDOVER_WINDOW: Final = 4096
 
 
 class Handover:
@@ -229,42 +229,55 @@ class Handover:
     one is ahead: its later held frames are delivered and it takes over. :meth:`force` ends the old
     side without proof (it died, or the stream was silent for the grace period): held frames the old
     one did not deliver are delivered, and the new side still drops frames the old one delivered until
-    it passes them.
+    it passes them. Membership checks are dict lookups, so a long overlap costs O(1) a frame.
     """
 
-    __slots__ = ("_delivered", "_forced", "_held", "_on_switch", "_overlapping", "_route", "switched")
+    __slots__ = ("_delivered", "_forced", "_held", "_last", "_on_switch", "_overlapping", "_route",
+                 "switched")
 
     def __init__(self, route: Route, on_switch: Callable[[], None]) -> None:
         self._route = route
         self._on_switch = on_switch
-        self._delivered: deque[bytes] = deque(maxlen=HANDOVER_WINDOW)
-        self._held: list[bytes] = []
+        self._delivered: dict[bytes, None] = {}
+        self._last: bytes | None = None
+        self._held: dict[bytes, None] = {}
         self._overlapping = False
         self._forced = False
         self.switched = False
+
+    @property
+    def holding(self) -> bool:
+        """Whether frames of the new connection wait for the old one to catch up."""
+        return bool(self._held)
 
     def from_old(self, data: bytes) -> None:
         if self.switched or self._forced:
             return
         self._route.feed(data)
         held = self._held
-        if held and data in held:
-            ahead = held[held.index(data) + 1:]
-            held.clear()
-            for frame in ahead:
+        if data in held:
+            frames = iter(held)
+            for frame in frames:
+                if frame == data:
+                    break
+            for frame in frames:
                 self._route.feed(frame)
+            held.clear()
             self._switch()
             return
-        self._delivered.append(data)
+        delivered = self._delivered
+        delivered[data] = None
+        self._last = data
+        if len(delivered) > HANDOVER_WINDOW:
+            del delivered[next(iter(delivered))]
 
     def from_new(self, data: bytes) -> None:
         if self.switched:
             self._route.feed(data)
             return
-        delivered = self._delivered
-        if data in delivered:
+        if data in self._delivered:
             self._overlapping = True
-            if data == delivered[-1]:
+            if data == self._last:
                 self._switch()
             return
         if self._overlapping or self._forced:
@@ -272,9 +285,10 @@ class Handover:
             self._route.feed(data)
             self._switch()
             return
-        self._held.append(data)
-        if len(self._held) > HANDOVER_WINDOW:
-            self.force()
+        held = self._held
+        held[data] = None
+        if len(held) > HANDOVER_WINDOW:
+            del held[next(iter(held))]
 
     def force(self) -> None:
         """Stop taking the old connection's frames and let the new one lead (see the class docstring)."""
@@ -282,7 +296,7 @@ class Handover:
             return
         self._forced = True
         delivered = self._delivered
-        held, self._held = self._held, []
+        held, self._held = self._held, {}
         ahead = False
         for frame in held:
             if ahead or frame not in delivered:
@@ -294,4 +308,5 @@ class Handover:
     def _switch(self) -> None:
         self.switched = True
         self._delivered.clear()
+        self._last = None
         self._on_switch()
