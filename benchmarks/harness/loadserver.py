@@ -13,7 +13,8 @@ clock in every process), from which clients compute delivery latency. Two pacing
 * ``rate=0``: as fast as the socket drains. Frames are pre-generated in chunks of ``CHUNK`` messages with
   placeholders, so a new chunk is two ``bytes.replace`` calls and the server is never the bottleneck;
   ``E`` is stamped once per chunk (throughput runs do not report latency).
-* ``rate>0``: every ``TICK_S`` the messages due are formatted, stamped with the current time and written.
+* ``rate>0``: every ``TICK_S`` the messages due are formatted, then stamped with the current time and
+  written at once.
 
 Why not the simulator's ``/blast`` mode: it serves one raw path of its own, which the peer libraries
 cannot be pointed at (they build ``/ws/<stream>`` or ``/stream`` URLs themselves), stamps ``E`` in ms,
@@ -46,7 +47,18 @@ FIRST_TRADE_ID: Final = 3_735_680_000
 #: The core the server is pinned to; clients go on the other one.
 SERVER_CORE: Final = 0
 
-_TRADE = (b'{"e":"trade","E":%d,"s":"%s","t":%d,"p":"%.8f","q":"%.8f","T":%d,"m":%s,"M":true}')
+#: Placeholders for the send time (ns, and ms for ``T``), replaced in a whole batch just before it is
+#: written, so the stamp is as late as possible; as wide as the values (19 digits until the year 2286).
+TIME_PH: Final = b"~" * 19
+MS_PH: Final = b"`" * 13
+_TRADE = (b'{"e":"trade","E":' + TIME_PH + b',"s":"%s","t":%s,"p":"%.8f","q":"%.8f","T":' + MS_PH
+          + b',"m":%s,"M":true}')
+
+
+def stamp(frames: bytes) -> bytes:
+    """``frames`` with the current time in place of the placeholders."""
+    now = time.time_ns()
+    return frames.replace(TIME_PH, b"%d" % now).replace(MS_PH, b"%d" % (now // 1_000_000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,19 +91,16 @@ def _wrap(stream: str, body: bytes, combined: bool) -> bytes:
     return _frame_header(len(payload)) + payload
 
 
-def trade_body(symbol: bytes, trade_id: int, sent_ns: int, i: int) -> bytes:
-    """One trade payload; price and quantity vary with ``i`` like a busy book."""
+def trade_body(symbol: bytes, trade_id: bytes, i: int) -> bytes:
+    """One trade payload with the time placeholders; price and quantity vary with ``i`` like a busy
+    book."""
     price = 61_800 + ((i * 7919) % 2000 - 1000) / 100
     qty = ((i * 104_729) % 100_000 + 1) / 100_000
-    return _TRADE % (sent_ns, symbol, trade_id, price, qty, sent_ns // 1_000_000,
-                     b"true" if i % 3 else b"false")
+    return _TRADE % (symbol, trade_id, price, qty, b"true" if i % 3 else b"false")
 
 
 class ChunkTemplate:
     """``CHUNK`` framed messages over ``streams`` with placeholders for the id prefix and the time."""
-
-    _TIME_PH = b"~" * 19  # time.time_ns() has 19 digits until the year 2286
-    _MS_PH = b"`" * 13
 
     def __init__(self, streams: tuple[str, ...], combined: bool) -> None:
         per_stream = CHUNK // len(streams)
@@ -107,11 +116,7 @@ class ChunkTemplate:
         for j in range(CHUNK):
             stream = streams[j % len(streams)]
             symbol = stream.split("@", 1)[0].upper().encode()
-            price = 61_800 + ((j * 7919) % 2000 - 1000) / 100
-            qty = ((j * 104_729) % 100_000 + 1) / 100_000
-            body = (b'{"e":"trade","E":%s,"s":"%s","t":%s%0*d,"p":"%.8f","q":"%.8f","T":%s,"m":%s,"M":true}'
-                    % (self._TIME_PH, symbol, self._id_ph, digits, j // len(streams), price, qty,
-                       self._MS_PH, b"true" if j % 3 else b"false"))
+            body = trade_body(symbol, self._id_ph + b"%0*d" % (digits, j // len(streams)), j)
             frames.append(_wrap(stream, body, combined))
         self.offsets = [0]
         for frame in frames:
@@ -120,13 +125,11 @@ class ChunkTemplate:
 
     def next_chunk(self) -> bytes:
         """The next chunk: ids continue where the last one ended, stamped with the current time."""
-        now = time.time_ns()
         prefix = b"%d" % self.prefix
         if len(prefix) != len(self._id_ph):
             raise OverflowError("trade ids outgrew the chunk template")
         self.prefix += 1
-        return (self.template.replace(self._id_ph, prefix)
-                .replace(self._TIME_PH, b"%d" % now).replace(self._MS_PH, b"%d" % (now // 1_000_000)))
+        return stamp(self.template.replace(self._id_ph, prefix))
 
 
 class _Client(WSListener):
@@ -242,13 +245,12 @@ class LoadServer:
         while self.sent < total and not client.transport.is_disconnected:
             due = min(total, int((time.monotonic() - started) * rate) + 1) - self.sent
             if due > 0:
-                now = time.time_ns()
                 frames = []
                 for i in range(self.sent, self.sent + due):
                     k = i % n_streams
-                    frames.append(_wrap(streams[k], trade_body(symbols[k], FIRST_TRADE_ID + i // n_streams,
-                                                               now, i), client.combined))
-                write(b"".join(frames))
+                    body = trade_body(symbols[k], b"%d" % (FIRST_TRADE_ID + i // n_streams), i)
+                    frames.append(_wrap(streams[k], body, client.combined))
+                write(stamp(b"".join(frames)))
                 self.sent += due
             await asyncio.sleep(TICK_S)
 
