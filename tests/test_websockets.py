@@ -22,7 +22,7 @@ from binance_ws.client import Client
 from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.enums import KLINE_INTERVAL_1SECOND, WEBSOCKET_DEPTH_5
 from binance_ws.sim import Simulator
-from userdata_support import accounts_sim, best, make_account
+from tests.userdata_support import accounts_sim, best, make_account
 
 T = TypeVar("T")
 
