@@ -4,6 +4,7 @@ factories, sharding, closing."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -183,3 +184,16 @@ async def test_close_leaves_nothing_running(sim: Simulator) -> None:
                 await asyncio.wait_for(ended.recv(), 1)
     await until(lambda: not sim.stream_server.connections, what="server side closed")
     assert set(asyncio.all_tasks()) - before == set()
+
+
+async def test_connection_attempts_share_one_budget_per_host(sim: Simulator) -> None:
+    # Three managers, two attempts allowed per 0.5 s to this host: the third connection waits.
+    market = dataclasses.replace(sim.market, max_connections_per_window=2, connection_window_s=0.5)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    async with AsyncSocketManager(market=market) as a, AsyncSocketManager(market=market) as b, \
+            AsyncSocketManager(market=market) as c:
+        for sm in (a, b, c):
+            await sm.subscribe("btcusdt@trade")
+        assert loop.time() - t0 >= 0.5
+        assert len(sim.stream_server.connections) == 3

@@ -38,7 +38,7 @@ def test_route_decodes_once_and_fans_out_by_mode() -> None:
     assert got["typed"][0] == ("typed", b'{"e":"trade","t":1}')
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     start_old=st.integers(0, 20),
     lag=st.integers(0, 20),
