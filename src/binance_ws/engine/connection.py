@@ -283,7 +283,7 @@ class Link(WSListener):
         self._inflight.clear()
         if not self.lost.done():
             self.lost.set_result(None)
-        self.owner.wake()
+        self.owner.forget(self)
 
     # -- frames other than stream data ------------------------------------------------------------
     def _other_text(self, buf: bytes) -> None:
@@ -477,6 +477,7 @@ class Connection:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        self._links: set[Link] = set()
 
     def __repr__(self) -> str:
         return f"<Connection {self.conn_id} streams={len(self.streams)} link={self.link!r}>"
@@ -486,6 +487,11 @@ class Connection:
         self._task = asyncio.create_task(self._run(), name=f"binance-ws-{self.conn_id}")
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def forget(self, link: Link) -> None:
+        """A socket of this connection is gone."""
+        self._links.discard(link)
         self._wake.set()
 
     async def wait_ready(self) -> bool:
@@ -501,9 +507,9 @@ class Connection:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        link, self.link = self.link, None
-        if link is not None:
-            await link.retire()
+        self.link = None
+        # Every socket this connection opened, including a replacement caught mid-rotation.
+        await asyncio.gather(*(link.retire() for link in list(self._links)), return_exceptions=True)
         for retiring in list(self._retiring):
             with contextlib.suppress(asyncio.CancelledError):
                 await retiring
@@ -656,6 +662,7 @@ class Connection:
             if entry is not None:
                 table[route_key(s)] = entry
         link = Link(self, table)
+        self._links.add(link)
         url, rest = self._url(streams if in_url else [])
         if not in_url:
             rest = streams
@@ -665,11 +672,12 @@ class Connection:
                            websocket_handshake_timeout=settings.handshake_timeout_s,
                            logger_name=_PICOWS_LOG),
                 settings.handshake_timeout_s)
-        except TimeoutError:
+        except BaseException as exc:
+            self._links.discard(link)
             if link.transport is not None:
                 link.transport.disconnect(graceful=False)
-            raise
-        except WSHandshakeError as exc:
+            if not isinstance(exc, WSHandshakeError):
+                raise
             status = exc.response.status if exc.response is not None else None
             if status is not None and int(status) in RATE_LIMIT_STATUSES:
                 raise errors.RateLimitError(f"handshake answered HTTP {int(status)}", status=int(status),
