@@ -197,3 +197,18 @@ async def test_connection_attempts_share_one_budget_per_host(sim: Simulator) -> 
             await sm.subscribe("btcusdt@trade")
         assert loop.time() - t0 >= 0.5
         assert len(sim.stream_server.connections) == 3
+
+
+async def test_concurrent_subscribes_are_merged_and_a_refusal_names_its_stream(sim: Simulator) -> None:
+    async with AsyncSocketManager(market=sim.market) as sm:
+        await sm.subscribe("btcusdt@trade")
+        names = [f"{s.lower()}@{kind}" for s in sim.symbols()
+                 for kind in ("aggTrade", "bookTicker", "depth")]
+        results = await asyncio.wait_for(asyncio.gather(
+            *(sm.subscribe(n) for n in names), sm.subscribe("xxxyyy@trade"), return_exceptions=True), 10)
+        refused = results[-1]
+        assert isinstance(refused, errors.SubscriptionError) and "invalid stream" in refused.msg
+        assert [r for r in results[:-1] if isinstance(r, BaseException)] == []
+        assert sorted(sm.streams) == sorted(["btcusdt@trade", *names])
+        server_conn = next(iter(sim.stream_server.connections.values()))
+        assert set(server_conn.control.streams) == {"btcusdt@trade", *names}

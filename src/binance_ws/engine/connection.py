@@ -189,7 +189,7 @@ class Link(WSListener):
     :class:`Route`, or one side of a :class:`Handover` during a rotation.
     """
 
-    __slots__ = ("_beat_timer", "_heartbeat", "_inflight", "_loop", "_next_send_at", "_outbox",
+    __slots__ = ("_alone", "_beat_timer", "_heartbeat", "_inflight", "_loop", "_next_send_at", "_outbox",
                  "_ping_due", "_pong_due", "_queued", "_scheduler", "_spacing", "_timer", "_waiters",
                  "close_code", "close_reason", "control_frames", "frames", "lost", "opened_at", "owner",
                  "ping_sent_at", "retiring", "shutdown_notice", "table", "transport")
@@ -219,6 +219,7 @@ class Link(WSListener):
         self._inflight: dict[int, tuple[ControlMessage, list[asyncio.Future[None]]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._outbox: deque[ControlMessage] = deque()
+        self._alone: deque[tuple[tuple[str, ...], asyncio.Future[None]]] = deque()
         self._next_send_at = 0.0
         self._spacing = CONTROL_WINDOW_S / (math.floor(market.max_incoming_per_second) - CONTROL_RESERVE)
         self._heartbeat = SlidingWindow(CONTROL_RESERVE, CONTROL_WINDOW_S)
@@ -279,6 +280,10 @@ class Link(WSListener):
             for fut in futures:
                 if not fut.done():
                     fut.set_exception(closed)
+        for _, fut in self._alone:
+            if not fut.done():
+                fut.set_exception(closed)
+        self._alone.clear()
         self._waiters.clear()
         self._inflight.clear()
         if not self.lost.done():
@@ -391,6 +396,16 @@ class Link(WSListener):
             self._pump()
         return futures
 
+    def request_alone(self, method: str, streams: list[str]) -> asyncio.Future[None]:
+        """Queue ``method`` of ``streams`` as a message of its own, never merged with other requests
+        (to tell which stream a refusal was about); the future resolves with the answer."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._scheduler.request(method, streams)
+        self._alone.append((tuple(streams), fut))
+        if self._timer is None:
+            self._pump()
+        return fut
+
     def _pump(self) -> None:
         """Release control messages: the scheduler decides how many a window allows, and they leave
         evenly spaced rather than in a burst, so that jitter between us and the server's clock cannot
@@ -403,9 +418,12 @@ class Link(WSListener):
         messages, delay = self._scheduler.poll(now)
         for msg in messages:
             futures = []
-            for s in msg.params:
-                if self._queued.pop(s, None) is not None:
-                    futures.append(self._waiters.pop(s))
+            if self._alone and self._alone[0][0] == msg.params:
+                futures.append(self._alone.popleft()[1])
+            else:
+                for s in msg.params:
+                    if self._queued.pop(s, None) is not None:
+                        futures.append(self._waiters.pop(s))
             self._inflight[msg.id] = (msg, futures)
             self._outbox.append(msg)
         if self._outbox and now >= self._next_send_at:
@@ -519,7 +537,9 @@ class Connection:
     async def subscribe(self, streams: list[str]) -> dict[str, errors.SubscriptionError]:
         """Add ``streams`` to this connection; returns those the server refused (they are dropped).
 
-        Raises :class:`~binance_ws.errors.ConnectionClosedError` if the connection gave up or closed.
+        Only queuing the request holds the connection's lock, not waiting for the answer, so that
+        concurrent calls are merged into as few SUBSCRIBE messages as the rate allows. Raises
+        :class:`~binance_ws.errors.ConnectionClosedError` if the connection gave up or closed.
         """
         for s in streams:
             self.streams[s] = None
@@ -532,12 +552,16 @@ class Connection:
                 if link.lost.done():
                     self._ready.clear()
                     continue
-                try:
-                    refused = await self._subscribe_on(link, streams)
-                except errors.ConnectionClosedError:
-                    # Dropped meanwhile: the reconnect carries the streams; wait for it and confirm.
-                    continue
+                futures = self._request_on(link, streams)
+            try:
+                refused = await self._answers(link, streams, futures)
+                if refused:
+                    refused = await self._isolate(link, list(refused))
+            except errors.ConnectionClosedError:
+                # Dropped or replaced meanwhile: the new socket carries the streams; confirm there.
+                continue
             for s in refused:
+                link.table.pop(route_key(s), None)
                 self.streams.pop(s, None)
             return refused
 
@@ -699,17 +723,20 @@ class Connection:
                 self._on_refused(self, refused)
         return link
 
-    async def _subscribe_on(self, link: Link, streams: list[str]) -> dict[str, errors.SubscriptionError]:
-        """SUBSCRIBE ``streams`` on ``link`` and wait for the answers; returns the refused ones (removed
-        from the link's table). Raises ConnectionClosedError if the socket closes first, TimeoutError
-        (and drops the socket) if the server does not answer in time."""
+    def _request_on(self, link: Link, streams: list[str]) -> list[asyncio.Future[None]]:
+        """Route ``streams`` on ``link`` (frames may arrive before the answer) and queue the SUBSCRIBE."""
         for s in streams:
             key = route_key(s)
             if key not in link.table:
                 route = self._routes.get(s)
                 if route is not None:
                     link.table[key] = route
-        futures = link.request("SUBSCRIBE", streams)
+        return link.request("SUBSCRIBE", streams)
+
+    async def _answers(self, link: Link, streams: list[str],
+                       futures: list[asyncio.Future[None]]) -> dict[str, errors.SubscriptionError]:
+        """Wait for the answers to a SUBSCRIBE; returns the refused streams. Raises ConnectionClosedError
+        if the socket closes first or (after dropping it) does not answer in time."""
         try:
             results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True),
                                              self.settings.request_timeout_s + len(futures) / 4)
@@ -722,9 +749,39 @@ class Connection:
         for s, r in zip(streams, results, strict=True):
             if isinstance(r, errors.SubscriptionError):
                 refused[s] = r
-                link.table.pop(route_key(s), None)
             elif isinstance(r, BaseException):
                 raise errors.ConnectionClosedError(str(r)) from r
+        return refused
+
+    async def _isolate(self, link: Link, streams: list[str]) -> dict[str, errors.SubscriptionError]:
+        """Name the culprits among refused ``streams``: a SUBSCRIBE is all-or-nothing (one unknown name
+        fails the whole message, which may have merged several callers' streams), so halves are retried
+        as messages of their own until each refusal is about one stream; the valid ones end up
+        subscribed. Raises ConnectionClosedError if the socket closes meanwhile."""
+        half = len(streams) // 2
+        refused: dict[str, errors.SubscriptionError] = {}
+        for part in ((streams[:half], streams[half:]) if half else (streams,)):
+            results = await asyncio.wait_for(
+                asyncio.gather(link.request_alone("SUBSCRIBE", part), return_exceptions=True),
+                self.settings.request_timeout_s)
+            outcome = results[0]
+            if isinstance(outcome, errors.SubscriptionError):
+                if len(part) == 1:
+                    refused[part[0]] = outcome
+                else:
+                    refused.update(await self._isolate(link, part))
+            elif isinstance(outcome, BaseException):
+                raise errors.ConnectionClosedError(str(outcome)) from outcome
+        return refused
+
+    async def _subscribe_on(self, link: Link, streams: list[str]) -> dict[str, errors.SubscriptionError]:
+        """SUBSCRIBE ``streams`` on ``link`` and wait for the answers; returns the refused ones (removed
+        from the link's table). Raises ConnectionClosedError like :meth:`_answers`."""
+        refused = await self._answers(link, streams, self._request_on(link, streams))
+        if refused:
+            refused = await self._isolate(link, list(refused))
+        for s in refused:
+            link.table.pop(route_key(s), None)
         return refused
 
     def _watchdog_s(self) -> float:

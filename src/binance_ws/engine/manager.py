@@ -178,6 +178,8 @@ class AsyncSocketManager:
         if overflow == "block" and callback is None:
             sub.set_flow_hook(lambda paused: self._flow(sub, paused))
         assert self._lock is not None
+        # The lock covers changes to routes and plan, not the network waits: concurrent subscribes are
+        # merged into as few SUBSCRIBE messages as the rate allows.
         async with self._lock:
             new = []
             for name in checked:
@@ -189,19 +191,25 @@ class AsyncSocketManager:
             self._subs[sub] = None
             for name in new:
                 self._opening[name] = self._opening.get(name, 0) + 1
-            try:
-                await self._apply(self._plan.add(new))
-            finally:
-                for name in new:
-                    self._opening[name] -= 1
-                    if not self._opening[name]:
-                        del self._opening[name]
-            refused = {n: self._refused.pop(n) for n in new if n in self._refused}
-            if refused:
+            waits = self._start(self._plan.add(new))
+        try:
+            if waits:
+                await asyncio.gather(*waits)
+        finally:
+            for name in new:
+                self._opening[name] -= 1
+                if not self._opening[name]:
+                    del self._opening[name]
+        refused = {n: self._refused.pop(n) for n in new if n in self._refused}
+        if refused:
+            async with self._lock:
+                for name, exc in refused.items():
+                    self._drop_refused(name, exc, sub)
+                await self._apply(self._plan.remove(refused))
                 await self._detach(sub, checked)
                 self._subs.pop(sub, None)
                 sub._finish()
-                raise next(iter(refused.values()))
+            raise next(iter(refused.values()))
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
@@ -231,6 +239,12 @@ class AsyncSocketManager:
 
     async def _apply(self, actions: list[Action]) -> None:
         """Carry out the plan's actions; opens and subscribes run concurrently."""
+        waits = self._start(actions)
+        if waits:
+            await asyncio.gather(*waits)
+
+    def _start(self, actions: list[Action]) -> list[Coroutine[Any, Any, Any]]:
+        """Apply the plan's actions to the connection table now; returns what remains to wait for."""
         waits: list[Coroutine[Any, Any, Any]] = []
         for action in actions:
             if isinstance(action, Open):
@@ -250,8 +264,7 @@ class AsyncSocketManager:
                 self._pausers.pop(action.conn_id, None)
                 if conn_c is not None:
                     waits.append(conn_c.close())
-        if waits:
-            await asyncio.gather(*waits)
+        return waits
 
     async def _subscribe_on(self, conn: Connection, names: list[str]) -> None:
         try:
@@ -261,27 +274,33 @@ class AsyncSocketManager:
         self._on_refused(conn, refused)
 
     def _on_refused(self, conn: Connection, refused: dict[str, errors.SubscriptionError]) -> None:
-        """Streams the server refused: a subscribe() in progress raises (and undoes its plan); otherwise
-        (a reconnect) their subscribers get a subscription error event and the streams stop."""
-        later = {}
+        """Streams the server refused: a subscribe() in progress raises; otherwise (a reconnect) their
+        subscribers get a subscription error event and the streams stop."""
+        later = False
         for name, exc in refused.items():
             if name in self._opening:
                 self._refused[name] = exc
             else:
-                later[name] = exc
-        if not later:
+                self._drop_refused(name, exc)
+                later = True
+        if later:
+            task = asyncio.create_task(self._apply(self._plan.remove(refused)), name="binance-ws-refused")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _drop_refused(self, name: str, exc: errors.SubscriptionError,
+                      caller: Subscription | None = None) -> None:
+        """Stop a refused stream: every subscriber but ``caller`` (who gets the exception) is told with
+        a subscription error event."""
+        route = self._routes.pop(name, None)
+        if route is None:
             return
-        for name, exc in later.items():
-            route = self._routes.pop(name, None)
-            if route is None:
-                continue
-            route.broadcast(errors.error_event(errors.ERR_SUBSCRIPTION, errors.MSG_SUBSCRIPTION, stream=name,
-                                               code=exc.code, msg=exc.msg))
-            for sub in route.subscribers:
+        event = errors.error_event(errors.ERR_SUBSCRIPTION, errors.MSG_SUBSCRIPTION, stream=name,
+                                   code=exc.code, msg=exc.msg)
+        for sub in route.subscribers:
+            if sub is not caller:
+                sub.push_event(event)
                 self._finish_if_orphaned(sub)
-        task = asyncio.create_task(self._apply(self._plan.remove(later)), name="binance-ws-refused")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _on_give_up(self, conn: Connection) -> None:
         """``conn`` failed ``max_reconnects`` times in a row: tell each affected subscriber once, stop
