@@ -799,6 +799,7 @@ class Connection:
         rotate_at = link.opened_at + settings.rotation_age_s
         ping_every = settings.ping_interval_s
         data_timeout = self._watchdog_s()
+        watched = len(self.streams)
         tick = max(0.005, min(ping_every, settings.ping_timeout_s, data_timeout, 4.0) / 4)
         now = time.monotonic()
         heard_at = data_at = now
@@ -829,6 +830,9 @@ class Connection:
             elif now - heard_at >= ping_every:
                 link.ping()
                 pinging = True
+            if len(self.streams) != watched:
+                # Streams came or went: size the watchdog to the current set.
+                watched, data_timeout = len(self.streams), self._watchdog_s()
             if now - data_at > data_timeout:
                 return "stale"
             self._wake.clear()
