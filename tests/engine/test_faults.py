@@ -189,3 +189,17 @@ async def test_server_shutdown_rotates_without_loss(sim: Simulator) -> None:
     ids = trade_ids(got)
     assert ids == list(range(ids[0], ids[0] + len(ids)))
     assert len(ids) == len(got)
+
+
+async def test_a_connection_that_never_opens_ends_with_the_max_retries_event(sim: Simulator) -> None:
+    sim.faults.refuse(503)
+    async with manager(sim) as sm:
+        sub = await asyncio.wait_for(sm.subscribe("btcusdt@trade"), 10)
+        assert await asyncio.wait_for(sub.recv(), 1) == {"e": "error", "m": "Max reconnect retries reached"}
+        with pytest.raises(errors.ConnectionClosedError):
+            await sub.recv()
+        assert sm.connections == [] and sm.streams == []
+        assert sim.faults.counts["refused"] == 6  # the first attempt and five reconnects
+        sim.faults.accept()
+        again = await sm.subscribe("btcusdt@trade")
+        assert (await asyncio.wait_for(again.recv(), 5))["e"] == "trade"
