@@ -603,6 +603,21 @@ class Connection:
 
     # -- supervisor -------------------------------------------------------------------------------
     async def _run(self) -> None:
+        try:
+            await self._supervise()
+        except Exception:
+            # A bug must not stop the streams silently: subscribers get the documented error instead.
+            log.exception("%s: supervisor failed", self.conn_id)
+            link, self.link = self.link, None
+            if link is not None:
+                await link.retire()
+        self.gave_up = True
+        self.link = None
+        self._ready.set()
+        self._on_give_up(self)
+
+    async def _supervise(self) -> None:
+        """Keep a live socket until reconnecting fails ``max_retries`` times in a row."""
         link = await self._connect(after_loss=False)
         while link is not None:
             self.link = link
@@ -624,11 +639,7 @@ class Connection:
                         link.close_code, link.close_reason)
             self.link = None
             link = await self._connect(after_loss=True)
-        self.gave_up = True
-        self.link = None
-        self._ready.set()
         log.error("%s: giving up after %d failed reconnects", self.conn_id, self._backoff.failures)
-        self._on_give_up(self)
 
     async def _connect(self, *, after_loss: bool) -> Link | None:
         """Open a socket with every stream, retrying with backoff; None once the retries are spent."""
