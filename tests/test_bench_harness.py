@@ -12,7 +12,6 @@ from benchmarks.harness.runner import ClientSpec, RunError, python_for, run_one
 from benchmarks.harness.suite import CLIENTS, TEN_STREAMS, Plan, summarize, table
 
 
-
 def frames(chunk: bytes) -> list[bytes]:
     """Split a run of unmasked server text frames, checking each header."""
     out, pos = [], 0
