@@ -212,3 +212,24 @@ async def test_concurrent_subscribes_are_merged_and_a_refusal_names_its_stream(s
         assert sorted(sm.streams) == sorted(["btcusdt@trade", *names])
         server_conn = next(iter(sim.stream_server.connections.values()))
         assert set(server_conn.control.streams) == {"btcusdt@trade", *names}
+
+
+async def test_typed_decoder_slot_and_a_failing_decoder_keeps_the_stream(sim: Simulator) -> None:
+    import msgspec
+
+    class Trade(msgspec.Struct):
+        s: str
+        t: int
+
+    class Strict(msgspec.Struct):
+        nope: int
+
+    typed: list[Trade] = []
+    plain: list[dict] = []
+    async with AsyncSocketManager(market=sim.market) as sm:
+        await sm.subscribe("btcusdt@trade", lambda m: None, decode=msgspec.json.Decoder(Strict).decode)
+        await sm.subscribe("btcusdt@trade", typed.append, decode=msgspec.json.Decoder(Trade).decode)
+        await sm.subscribe("btcusdt@trade", plain.append)
+        await until(lambda: len(typed) > 5 and len(plain) > 5)
+        assert sm.connections[0].connects == 1
+    assert isinstance(typed[0], Trade) and typed[0].s == "BTCUSDT"

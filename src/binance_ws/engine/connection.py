@@ -248,6 +248,9 @@ class Link(WSListener):
             except orjson.JSONDecodeError:
                 # A broken payload is skipped; raising here would make picows drop the socket.
                 log.warning("%s: malformed frame skipped (%d bytes)", self.owner.conn_id, len(tail))
+            except Exception:
+                # Anything else a route raises, likewise: skip the frame, keep the stream.
+                log.exception("%s: frame of %r skipped", self.owner.conn_id, head)
             return
         self._other_frame(transport, frame)
 

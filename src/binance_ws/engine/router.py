@@ -194,7 +194,12 @@ class Route:
             for push in self._raw:
                 push(name, raw)
         for decoder, pushes in self._typed:
-            obj = decoder(data)
+            try:
+                obj = decoder(data)
+            except Exception:
+                # One decoder refusing a payload must not starve the others' subscribers.
+                log.exception("decoder %r refused a message of %s", decoder, name)
+                continue
             for push in pushes:
                 push(name, obj)
 
