@@ -397,3 +397,29 @@ def test_socket_heals_after_a_fault(simt: SimThread, bm: BinanceSocketManager, f
     if fault == "server-shutdown":
         # Make-before-break: the replacement connection was up before the old one closed.
         assert not errors_seen and trades == list(range(trades[0], trades[-1] + 1))
+
+
+def test_depth_cache_syncs_to_the_engine_book_and_stops(simt: SimThread, bm: BinanceSocketManager) -> None:
+    books = Inbox()
+    assert bm.start_depth_cache(lambda cache: books(cache.copy()), "BTCUSDT", limit=1000) == \
+        "btcusdt@depthcache"
+    assert bm.start_depth_cache(books, "btcusdt") is False
+    with pytest.raises(errors.InvalidStreamError):
+        bm.start_depth_cache(books, "BTC USDT")
+    bm.start()
+    books.wait(lambda items: any(b.state.value == "SYNCED" for b in items), what="a synced book")
+    # Freeze the flow, let the last diffs arrive, then the synced book must be the engine's book.
+    simt.call(lambda: setattr(simt.sim.config, "flow_rate", 0.0))
+    engine_id = simt.call(lambda: simt.sim.exchange.symbols["BTCUSDT"].update_id)
+    books.wait(lambda items: items[-1].update_id == simt.call(
+        lambda: simt.sim.exchange.symbols["BTCUSDT"].update_id), timeout=5, what="the last update")
+    book = books.items[-1]
+    assert book.state.value == "SYNCED" and book.update_id >= engine_id
+    bids, asks = simt.call(lambda: simt.sim.exchange.book_levels("BTCUSDT"))
+    assert {float(p): float(q) for p, q in bids.items()} == dict(book.get_bids())
+    assert {float(p): float(q) for p, q in asks.items()} == dict(book.get_asks())
+    bm.stop_depth_cache("BTCUSDT")
+    count = len(books.items)
+    simt.call(lambda: setattr(simt.sim.config, "flow_rate", 200.0))
+    time.sleep(0.3)
+    assert len(books.items) == count

@@ -33,6 +33,8 @@ from typing import Any, Final
 from binance_ws import enums, errors
 from binance_ws import streams as stream_names
 from binance_ws.core.backoff import BackoffPolicy
+from binance_ws.depthcache import DEFAULT_LIMIT as DEPTH_CACHE_LIMIT
+from binance_ws.depthcache import DepthCacheManager, value_type_for
 from binance_ws.engine.delivery import Subscription
 from binance_ws.engine.manager import (
     MINI_TICKER_ARR_INTERVAL_MS,
@@ -51,6 +53,8 @@ DEFAULT_USER_TIMEOUT: Final = 30 * 60
 #: The conn_key of the user data socket: there is one per manager (the WebSocket API has no listen key
 #: to name it by, PROTOCOL 6.3).
 USER_SOCKET_KEY: Final = "userData"
+#: conn_key suffix of a depth cache (a book is not a Binance stream, so it gets a name of its own).
+DEPTH_CACHE_SUFFIX: Final = "@depthcache"
 #: The conn_key of :meth:`BinanceSocketManager.start_ticker_socket`: the stream the seed opened.
 TICKER_SOCKET_KEY: Final = "!ticker@arr"
 #: The conn_key of :meth:`BinanceSocketManager.start_book_ticker_socket`: the stream the seed opened.
@@ -85,7 +89,7 @@ class _Socket:
 
     def alive(self) -> bool:
         """Opening, or open and not ended by the engine (a socket given up after max retries is not)."""
-        return not (self.ended or (isinstance(self.handle, Subscription) and self.handle.closed))
+        return not (self.ended or bool(getattr(self.handle, "closed", False)))
 
 
 class BinanceSocketManager:
@@ -354,6 +358,30 @@ class BinanceSocketManager:
 
         return self._start_socket(BOOK_TICKER_SOCKET_KEY, callback, open_)
 
+    # -- order books --------------------------------------------------------------------------------
+    def start_depth_cache(self, callback: Callback, symbol: str, *, limit: int = DEPTH_CACHE_LIMIT,
+                          conv_type: Callable[[str], Any] = float, ws_interval: int | None = 100,
+                          max_depth: int | None = None) -> str | bool:
+        """A local order book of ``symbol`` kept in sync by Binance's procedure (PROTOCOL 5), sharing the
+        manager's connections. ``callback(depth_cache)`` runs on the loop thread after every change (hand
+        other threads ``depth_cache.copy()``); ``depth_cache.state`` says SYNCING, SYNCED, STALE or FAILED.
+        ``conv_type`` is float, Decimal or str (python-binance's argument). conn_key
+        ``bnbbtc@depthcache``."""
+        name = stream_names.validate_symbol(symbol)
+        value_type = value_type_for(conv_type)
+
+        async def open_(m: AsyncSocketManager) -> DepthCacheManager:
+            dcm = DepthCacheManager(m, name, callback=callback, limit=limit, value_type=value_type,
+                                    ws_interval=ws_interval, max_depth=max_depth)
+            await dcm.start()
+            return dcm
+
+        return self._start_socket(f"{name.lower()}{DEPTH_CACHE_SUFFIX}", callback, open_)
+
+    def stop_depth_cache(self, symbol: str) -> None:
+        """Stop the depth cache ``start_depth_cache`` opened for ``symbol``."""
+        self.stop_socket(f"{symbol.lower()}{DEPTH_CACHE_SUFFIX}")
+
     # -- user data --------------------------------------------------------------------------------
     def start_user_socket(self, callback: Callback) -> str | bool:
         """The account's user data events (``executionReport``, ``outboundAccountPosition``, ...) over
@@ -449,7 +477,7 @@ def _deliver(callback: Callback, event: dict[str, Any]) -> None:
 
 
 async def _close_handle(handle: Any) -> None:
-    if isinstance(handle, Subscription):
+    if isinstance(handle, (Subscription, DepthCacheManager)):
         await handle.close()
     else:
         await handle.stop()
