@@ -1,24 +1,35 @@
 """binance-ws: Binance WebSocket streams done right.
 
 Public API (see README.md): ``BinanceSocketManager`` (threaded, seed-compatible), ``AsyncSocketManager``
-(asyncio), ``binance_ws.enums``, ``binance_ws.errors``, ``binance_ws.markets`` and the simulator in
+(asyncio), ``DepthCacheManager`` / ``DepthCache`` (local order books), ``Client`` / ``AsyncClient``
+(signed REST), ``binance_ws.enums``, ``binance_ws.errors``, ``binance_ws.markets`` and the simulator in
 ``binance_ws.sim``.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
+import importlib
 from typing import Any
 
-__all__ = ["AsyncSocketManager", "BinanceSocketManager"]
+__version__ = "0.1.0"
+
+#: Public name -> module that defines it. Imported on first use: ``import binance_ws.streams`` (or the
+#: simulator) must not pull in the whole engine, and the engine itself imports this package.
+_LAZY = {
+    "BinanceSocketManager": "binance_ws.websockets",
+    "AsyncSocketManager": "binance_ws.engine.manager",
+    "DepthCacheManager": "binance_ws.depthcache",
+    "DepthCache": "binance_ws.core.book",
+    "Client": "binance_ws.client",
+    "AsyncClient": "binance_ws.client",
+    "BinanceAPIError": "binance_ws.client",
+}
+
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: ``import binance_ws.streams`` (or the simulator) must not pull in the
-    # whole engine, and the engine itself imports this package.
-    if name == "BinanceSocketManager":
-        from binance_ws.websockets import BinanceSocketManager
-        return BinanceSocketManager
-    if name == "AsyncSocketManager":
-        from binance_ws.engine.manager import AsyncSocketManager
-        return AsyncSocketManager
-    raise AttributeError(f"module 'binance_ws' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'binance_ws' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
