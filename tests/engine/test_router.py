@@ -7,9 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binance_ws import errors
+from binance_ws.core.plan import Open
 from binance_ws.core.sequence import SequenceTracker
 from binance_ws.engine.delivery import RawMessage, Subscription
+from binance_ws.engine.manager import RoutedPlan
 from binance_ws.engine.router import Handover, Route, route_key, split_combined
+from binance_ws.markets import SPOT, USDM
 
 
 def test_split_combined() -> None:
@@ -87,3 +90,20 @@ def test_handover_delivers_each_message_exactly_once(start_old: int, lag: int, t
         first = msgs.index(out[0])
         assert out == msgs[first:first + len(out)], "lost or repeated a message"
         assert out[-1] == msgs[-1]
+
+
+def test_usdm_streams_are_planned_on_their_routed_paths() -> None:
+    plan = RoutedPlan(USDM, 1024)
+    actions = plan.add(["btcusdt@aggTrade", "btcusdt@depth", "btcusdt@bookTicker", "btcusdt@kline_1m",
+                        "btcusdt@depth5@100ms", "btcusdt@markPrice"])
+    opened = {plan.base_url(a.conn_id): set(a.streams) for a in actions if isinstance(a, Open)}
+    assert opened == {
+        "wss://fstream.binance.com/public": {"btcusdt@depth", "btcusdt@bookTicker", "btcusdt@depth5@100ms"},
+        "wss://fstream.binance.com/market": {"btcusdt@aggTrade", "btcusdt@kline_1m", "btcusdt@markPrice"},
+    }
+    assert plan.streams_of(plan.connection_of("btcusdt@depth") or "") == ("btcusdt@depth",
+                                                                        "btcusdt@bookTicker",
+                                                                        "btcusdt@depth5@100ms")
+    spot = RoutedPlan(SPOT, 1024)
+    (only,) = spot.add(["btcusdt@depth", "btcusdt@trade"])
+    assert isinstance(only, Open) and spot.base_url(only.conn_id) == SPOT.stream_url

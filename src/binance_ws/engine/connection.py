@@ -472,14 +472,18 @@ class Connection:
     ``routes`` is the manager's stream -> :class:`Route` table (shared, read at (re)subscription time).
     ``on_refused(conn, {stream: error})`` reports streams the server refused while (re)connecting;
     ``on_give_up(conn)`` is called once reconnecting has failed ``backoff.max_retries`` times in a row.
+    ``base_url`` overrides the market's stream URL (a routed path).
     """
 
     def __init__(self, conn_id: str, streams: Iterable[str], settings: EngineSettings,
                  routes: Mapping[str, Route], *,
                  on_refused: Callable[[Connection, dict[str, errors.SubscriptionError]], None],
-                 on_give_up: Callable[[Connection], None]) -> None:
+                 on_give_up: Callable[[Connection], None], base_url: str | None = None) -> None:
         self.conn_id = conn_id
         self.settings = settings
+        #: Where this connection's sockets go (``/stream`` is appended): the market's stream URL, or
+        #: one of its routed paths.
+        self.base_url = base_url or settings.market.stream_url
         self.streams: dict[str, None] = dict.fromkeys(streams)
         self._routes = routes
         self._on_refused = on_refused
@@ -671,7 +675,7 @@ class Connection:
 
     def _url(self, streams: list[str]) -> tuple[str, list[str]]:
         """The handshake URL holding as many of ``streams`` as fit, and the rest (to SUBSCRIBE)."""
-        base = f"{self.settings.market.stream_url}/stream"
+        base = f"{self.base_url}/stream"
         budget = MAX_URL_CHARS - len(base) - len("?streams=")
         in_url: list[str] = []
         for s in streams:

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -59,6 +60,70 @@ TRADING_STATUS: Final = "TRADING"
 EXCHANGE_INFO_TIMEOUT_S: Final = 10.0
 
 
+#: USD-M routes market streams by path since 2026 (PROTOCOL 8): book data on ``/public``, everything
+#: else on ``/market`` (a stream on the wrong path is acknowledged but delivers nothing).
+PUBLIC_PATH: Final = "/public"
+MARKET_PATH: Final = "/market"
+_PUBLIC_KINDS: Final = frozenset({"bookTicker", "depth", "depthN", "bookTickerArr"})
+
+
+class RoutedPlan:
+    """The subscription plan, one :class:`SubscriptionPlan` per stream path.
+
+    On a market with ``routed_paths`` each stream goes to the path that serves it, and its connection
+    to that path's URL; elsewhere there is one plan at ``market.stream_url``. Same interface as
+    :class:`SubscriptionPlan` (connection ids stay unique across paths), plus :meth:`base_url`.
+    """
+
+    def __init__(self, market: Market, max_streams_per_connection: int) -> None:
+        self.market = market
+        self.max_streams_per_connection = max_streams_per_connection
+        paths = (PUBLIC_PATH, MARKET_PATH) if market.routed_paths else ("",)
+        self._plans = {path: SubscriptionPlan(max_streams_per_connection,
+                                              connection_prefix=f"{path.strip('/') or 'c'}-")
+                       for path in paths}
+        root = market.stream_url
+        if market.routed_paths:
+            parts = urlsplit(root)
+            root = parts._replace(path=parts.path.rsplit("/", 1)[0]).geturl()
+        self._root = root
+
+    def path_of(self, stream: str) -> str:
+        """The path serving ``stream`` ("" on markets without routing)."""
+        if not self.market.routed_paths:
+            return ""
+        info = streams.parse_stream(stream, self.market)
+        return PUBLIC_PATH if info.kind in _PUBLIC_KINDS else MARKET_PATH
+
+    def base_url(self, conn_id: str) -> str:
+        """The stream URL a connection of this plan opens (``.../stream`` is appended)."""
+        for path, plan in self._plans.items():
+            if conn_id.startswith(plan.connection_prefix):
+                return self._root + path
+        raise KeyError(conn_id)
+
+    def _grouped(self, names: Iterable[str]) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            groups.setdefault(self.path_of(name), []).append(name)
+        return groups
+
+    def add(self, names: Iterable[str]) -> list[Action]:
+        return [a for path, group in self._grouped(names).items() for a in self._plans[path].add(group)]
+
+    def remove(self, names: Iterable[str]) -> list[Action]:
+        return [a for path, group in self._grouped(names).items() for a in self._plans[path].remove(group)]
+
+    def connection_of(self, stream: str) -> str | None:
+        return self._plans[self.path_of(stream)].connection_of(stream)
+
+    def streams_of(self, conn_id: str) -> tuple[str, ...]:
+        for plan in self._plans.values():
+            if conn_id.startswith(plan.connection_prefix):
+                return plan.streams_of(conn_id)
+        return ()
+
+
 class AsyncSocketManager:
     """Binance market streams over asyncio.
 
@@ -88,7 +153,7 @@ class AsyncSocketManager:
             ping_timeout_s=ping_timeout, no_data_timeout_s=no_data_timeout, rotate_after_s=rotate_after,
             handover_grace_s=handover_grace, request_timeout_s=request_timeout)
         limit = max_streams_per_connection or market.max_streams_per_connection
-        self._plan = SubscriptionPlan(min(limit, market.max_streams_per_connection))
+        self._plan = RoutedPlan(market, min(limit, market.max_streams_per_connection))
         self._routes: dict[str, Route] = {}
         self._conns: dict[str, Connection] = {}
         self._subs: dict[Subscription, None] = {}
@@ -127,7 +192,7 @@ class AsyncSocketManager:
             sub._finish()
         self._subs.clear()
         self._routes.clear()
-        self._plan = SubscriptionPlan(self._plan.max_streams_per_connection)
+        self._plan = RoutedPlan(self.market, self._plan.max_streams_per_connection)
         self._pausers.clear()
 
     async def __aenter__(self) -> AsyncSocketManager:
@@ -249,7 +314,8 @@ class AsyncSocketManager:
         for action in actions:
             if isinstance(action, Open):
                 conn = Connection(action.conn_id, action.streams, self.settings, self._routes,
-                                  on_refused=self._on_refused, on_give_up=self._on_give_up)
+                                  on_refused=self._on_refused, on_give_up=self._on_give_up,
+                                  base_url=self._plan.base_url(action.conn_id))
                 self._conns[action.conn_id] = conn
                 conn.start()
                 waits.append(conn.wait_ready())
