@@ -64,8 +64,9 @@ _LONGEST_STREAM_NAME: Final = 36
 #: (each name costs its quotes and a comma; 64 bytes cover the method, id and brackets).
 PARAMS_PER_MESSAGE: Final = (MAX_CONTROL_FRAME_BYTES - 64) // (_LONGEST_STREAM_NAME + 3)
 
-#: Our own liveness check: ping after this much silence... (the server pings every 20 s, PROTOCOL 2, so a
-#: healthy spot connection is never silent that long).
+#: Our own liveness check: after ``ping_interval`` of silence (default: the server's ping cadence, 20 s on
+#: spot, PROTOCOL 2, so a healthy connection is never that silent) we ping, and a connection that sends
+#: nothing within this deadline is dropped and reopened. Our choice: well inside the server's own 60 s.
 DEFAULT_PING_TIMEOUT_S: Final = 10.0
 #: A periodic stream may skip pushes when nothing changed; declare a connection stale after this many of
 #: its slowest stream's cadences without any data frame.
