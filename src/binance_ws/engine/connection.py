@@ -866,7 +866,7 @@ class Connection:
         streams = [s for s in self.streams if route_key(s) in old.table]
         table: dict[bytes, Any] = {}
         handovers: dict[str, Handover] = {}
-        remaining = len(streams)
+        remaining = 0
         all_switched = asyncio.Event()
 
         def switched(stream: str) -> None:
@@ -888,7 +888,8 @@ class Connection:
                 continue
             handover = handovers[s] = Handover(route, functools.partial(switched, s))
             old.table[route_key(s)] = _Side(handover.from_old)
-        if not streams:
+        remaining = len(handovers)
+        if not handovers:
             all_switched.set()
         try:
             new = await self._open(streams, table, self._handover_target(handovers))
