@@ -68,7 +68,7 @@ async def test_stalled_server_is_detected_by_the_ping_deadline(sim: Simulator) -
 
 async def test_unanswered_pings_are_detected() -> None:
     # A quiet stream (no flow): only pings show the connection is alive.
-    async with Simulator(flow_rate=0.0) as sim, manager(sim, ping_interval=0.2, ping_timeout=0.3) as sm:
+    async with Simulator(flow_rate=0.0) as sim, manager(sim, ping_interval=0.3, ping_timeout=1.0) as sm:
         await sm.subscribe("btcusdt@trade")
         conn = sm.connections[0]
         await asyncio.sleep(1.0)

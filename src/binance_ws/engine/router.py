@@ -196,9 +196,13 @@ class Route:
         for decoder, pushes in self._typed:
             try:
                 obj = decoder(data)
+            except orjson.JSONDecodeError as exc:
+                # A payload that does not match the subscriber's model: skipped like broken JSON, and
+                # without starving the other decoders' subscribers.
+                log.warning("%s: malformed frame skipped (%s)", name, exc)
+                continue
             except Exception:
-                # One decoder refusing a payload must not starve the others' subscribers.
-                log.exception("decoder %r refused a message of %s", decoder, name)
+                log.exception("decoder %r failed on a message of %s", decoder, name)
                 continue
             for push in pushes:
                 push(name, obj)
