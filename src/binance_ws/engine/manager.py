@@ -480,12 +480,15 @@ class AsyncSocketManager:
                                                    overflow=overflow))
 
     def trade_socket(self, symbol: str, **opts: Any) -> StreamSocket:
+        """``<symbol>@trade``: every trade. ``opts`` are :meth:`socket`'s."""
         return self.socket(streams.trade(symbol), **opts)
 
     def agg_trade_socket(self, symbol: str, **opts: Any) -> StreamSocket:
+        """``<symbol>@aggTrade``: trades aggregated per taker order and price."""
         return self.socket(streams.agg_trade(symbol), **opts)
 
     def kline_socket(self, symbol: str, interval: str = KLINE_INTERVAL_1MINUTE, **opts: Any) -> StreamSocket:
+        """``<symbol>@kline_<interval>``: the current bar, pushed as it changes."""
         return self.socket(streams.kline(symbol, interval), **opts)
 
     def depth_socket(self, symbol: str, depth: int | str | None = None, interval: int | None = None,
@@ -494,9 +497,11 @@ class AsyncSocketManager:
         return self.socket(streams.depth(symbol, depth, interval), **opts)
 
     def symbol_ticker_socket(self, symbol: str, **opts: Any) -> StreamSocket:
+        """``<symbol>@ticker``: the symbol's 24 h rolling ticker, every second."""
         return self.socket(streams.ticker(symbol), **opts)
 
     def book_ticker_socket(self, symbol: str, **opts: Any) -> StreamSocket:
+        """``<symbol>@bookTicker``: best bid and ask, real-time."""
         return self.socket(streams.book_ticker(symbol), **opts)
 
     def multiplex_socket(self, names: Iterable[str], **opts: Any) -> StreamSocket:
