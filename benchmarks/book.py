@@ -28,7 +28,8 @@ import orjson
 from binance_ws.core.book import OrderBook
 from binance_ws.core.booksync import BookSync
 
-RECORDING = Path("/work/shared/data/recordings/spot_btcusdt_20240808.hftbacktest.gz")
+RECORDING = (Path(__file__).resolve().parents[2] / "shared" / "data" / "recordings"
+             / "spot_btcusdt_20240808.hftbacktest.gz")
 
 Diff = tuple[list[list[str]], list[list[str]]]
 

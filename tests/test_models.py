@@ -23,9 +23,9 @@ from binance_ws.errors import InvalidStreamError
 from binance_ws.markets import USDM
 from binance_ws.models import MalformedPayloadError, decoder_for, user_event
 from binance_ws.sim import Simulator
+from tests.paths import RECORDINGS
 from tests.userdata_support import accounts_sim, best, make_account
 
-RECORDINGS = Path("/work/shared/data/recordings")
 WAIT_S = 8.0
 
 #: Keys Binance documents as "ignore" (PROTOCOL 4.2, 4.5) and keys of older payloads (trade buyer and

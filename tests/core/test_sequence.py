@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -22,6 +21,7 @@ from binance_ws.core.sequence import (
     gap,
 )
 from binance_ws.markets import USDM
+from tests.paths import RECORDINGS as _RECORDINGS
 
 
 def test_for_stream_picks_the_rule() -> None:
@@ -64,7 +64,6 @@ def test_futures_depth_pu_chain() -> None:
     assert t.observe({"U": 1200, "u": 1300, "pu": 1150}) == gap(1071, 1150)
 
 
-_RECORDINGS = Path("/work/shared/data/recordings")
 
 
 def test_real_futures_recording_is_one_unbroken_pu_chain() -> None:

@@ -28,8 +28,7 @@ from binance_ws.engine import AsyncSocketManager
 from binance_ws.markets import SPOT, USDM, SequenceRule
 from binance_ws.sim import Simulator
 from binance_ws.sim.replay import Replay
-
-RECORDINGS = Path("/work/shared/data/recordings")
+from tests.paths import RECORDINGS
 
 pytestmark = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="recordings not available")
 

@@ -31,7 +31,8 @@ from binance_ws.sim import Simulator
 from binance_ws.sim.replay import Replay
 
 # The recordings live beside the checkout, in ../shared/data/recordings (read-only ground truth).
-RECORDINGS = Path(__file__).resolve().parents[3] / "shared" / "data" / "recordings"
+from tests.paths import RECORDINGS
+
 pytestmark = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="real recordings not available")
 
 SPOT_BTC = "spot_btcusdt_20240808.hftbacktest.gz"

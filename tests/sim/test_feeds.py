@@ -7,7 +7,6 @@ import gzip
 import re
 from collections.abc import Iterator
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,9 +19,8 @@ from binance_ws.sim.exchange import Exchange, fmt
 from binance_ws.sim.feeds import Feeds
 from binance_ws.sim.flow import OrderFlow
 from binance_ws.sim.hub import StreamHub
+from tests.paths import RECORDINGS
 from tests.sim._client import connect
-
-RECORDINGS = Path("/work/shared/data/recordings")
 
 S, I, B, L = str, int, bool, list  # noqa: E741  (JSON string, number, boolean, array)
 #: Key sets and JSON types of every spot stream (PROTOCOL 4.1-4.12).
