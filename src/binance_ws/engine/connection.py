@@ -10,7 +10,9 @@ through the slots it keeps free, so a connection never sends more than the limit
 A :class:`Connection` is one shard of the subscription plan: the set of streams that should be on one
 socket, kept there through drops (reconnect with backoff, then give up with the documented error), dead
 peers (our own ping deadline and a no-data watchdog sized to the streams' cadence), 429/418 at handshake
-(``Retry-After``), the 24 h cut and ``serverShutdown`` (make-before-break rotation).
+(``Retry-After``), the 24 h cut and ``serverShutdown`` (make-before-break rotation). It reports an
+unplanned loss ("down") and the recovery ("up") through ``on_link``; a rotation is not reported, since
+nothing is lost in it. These are rare events: nothing on the per-frame path knows about them.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from binance_ws import errors
 from binance_ws.core.backoff import Backoff, BackoffPolicy
 from binance_ws.core.budget import SlidingWindow
 from binance_ws.core.plan import CONTROL_RESERVE, CONTROL_WINDOW_S, ControlMessage, ControlScheduler
+from binance_ws.engine.delivery import LINK_DOWN, LINK_UP, LinkState
 from binance_ws.engine.router import DATA_SEPARATOR, Handover, Route, route_key
 from binance_ws.markets import Market
 from binance_ws.streams import expected_cadence_s
@@ -473,13 +476,17 @@ class Connection:
     ``routes`` is the manager's stream -> :class:`Route` table (shared, read at (re)subscription time).
     ``on_refused(conn, {stream: error})`` reports streams the server refused while (re)connecting;
     ``on_give_up(conn)`` is called once reconnecting has failed ``backoff.max_retries`` times in a row.
-    ``base_url`` overrides the market's stream URL (a routed path).
+    ``on_link(conn, state)`` is called with ``"down"`` when the socket is lost unplanned and ``"up"``
+    when a new one carries the streams again (never for a rotation). ``base_url`` overrides the market's
+    stream URL (a routed path).
     """
 
     def __init__(self, conn_id: str, streams: Iterable[str], settings: EngineSettings,
                  routes: Mapping[str, Route], *,
                  on_refused: Callable[[Connection, dict[str, errors.SubscriptionError]], None],
-                 on_give_up: Callable[[Connection], None], base_url: str | None = None) -> None:
+                 on_give_up: Callable[[Connection], None],
+                 on_link: Callable[[Connection, LinkState], None] | None = None,
+                 base_url: str | None = None) -> None:
         self.conn_id = conn_id
         self.settings = settings
         #: Where this connection's sockets go (``/stream`` is appended): the market's stream URL, or
@@ -489,6 +496,7 @@ class Connection:
         self._routes = routes
         self._on_refused = on_refused
         self._on_give_up = on_give_up
+        self._on_link = on_link
         self._backoff = Backoff(settings.backoff)
         self.link: Link | None = None
         self.gave_up = False
@@ -627,9 +635,13 @@ class Connection:
     async def _supervise(self) -> None:
         """Keep a live socket until reconnecting fails ``max_retries`` times in a row."""
         link = await self._connect(after_loss=False)
+        recovering = False
         while link is not None:
             self.link = link
             self._ready.set()
+            if recovering:
+                recovering = False
+                self._report(LINK_UP)
             reason = await self._monitor(link)
             if reason == "rotate":
                 async with self._lock:
@@ -646,8 +658,15 @@ class Connection:
             log.warning("%s: connection lost (%s, close code %s %s); reconnecting", self.conn_id, reason,
                         link.close_code, link.close_reason)
             self.link = None
+            recovering = True
+            self._report(LINK_DOWN)
             link = await self._connect(after_loss=True)
         log.error("%s: giving up after %d failed reconnects", self.conn_id, self._backoff.failures)
+
+    def _report(self, state: LinkState) -> None:
+        """Tell the owner the socket went down or came back (see ``on_link``)."""
+        if self._on_link is not None:
+            self._on_link(self, state)
 
     async def _connect(self, *, after_loss: bool) -> Link | None:
         """Open a socket with every stream, retrying with backoff; None once the retries are spent."""

@@ -14,6 +14,11 @@ subscriber (called inline on the event-loop thread: the fastest path) or a queue
 
 Overflow never ends a subscription; it is counted in ``dropped``. Error events (``{'e': 'error', ...}``,
 see :mod:`binance_ws.errors`) go through the same path and are never conflated or dropped.
+
+A subscriber may also hear about the socket carrying its streams through an ``on_link(state, streams)``
+hook (:data:`LinkHook`), called on the loop thread: ``"down"`` when that socket was lost unplanned
+(``streams`` may have missed messages), ``"up"`` once a new socket carries them again. A
+make-before-break rotation loses nothing and is not reported. The hook costs nothing per message.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import asyncio
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 from binance_ws.errors import ConnectionClosedError
 
@@ -48,6 +53,18 @@ class RawMessage(NamedTuple):
     data: bytes
 
 
+#: The state of the socket carrying a subscriber's streams, as reported to its :data:`LinkHook`.
+LinkState = Literal["down", "up"]
+#: ``"down"``: the socket was lost unplanned (dropped, closed by the server, or silent past the ping or
+#: no-data deadline); messages may have been missed since. After it, either ``"up"`` or, if reconnecting
+#: fails ``max_reconnects`` times, the max-retries error event.
+LINK_DOWN: Final[LinkState] = "down"
+#: ``"up"``: a new socket is open and the streams are subscribed on it again (live).
+LINK_UP: Final[LinkState] = "up"
+#: A subscriber's link hook: ``hook(state, streams)`` with the subscriber's streams that the socket
+#: carries, called on the loop thread.
+LinkHook = Callable[[LinkState, tuple[str, ...]], None]
+
 #: Flow-control hook the manager installs on a "block" subscriber: called with True to pause reading
 #: the sockets that feed it, False to resume.
 FlowHook = Callable[[bool], None]
@@ -71,6 +88,7 @@ class Subscription:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         overflow: OverflowPolicy = DEFAULT_OVERFLOW,
         on_close: Callable[[Subscription], Awaitable[None]] | None = None,
+        on_link: LinkHook | None = None,
     ) -> None:
         if overflow not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {overflow!r}")
@@ -84,6 +102,8 @@ class Subscription:
         self.decode: DecodeMode = decode
         self.queue_size = queue_size
         self.overflow: OverflowPolicy = overflow
+        #: Told when the socket carrying these streams goes down or comes back (see :data:`LinkHook`).
+        self.on_link = on_link
         self.delivered = 0
         self.dropped = 0
         #: Set once the subscription ends (unsubscribed, manager closed, or every stream given up).
@@ -163,6 +183,17 @@ class Subscription:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def link_changed(self, state: LinkState, streams: tuple[str, ...]) -> None:
+        """Call the ``on_link`` hook (if any) with ``state`` and the affected ``streams``."""
+        hook = self.on_link
+        if hook is None:
+            return
+        try:
+            hook(state, streams)
+        except Exception:
+            # A subscriber's bug must not stop the connection that reports to it.
+            log.exception("link hook %r raised on %s", hook, state)
 
     def set_flow_hook(self, hook: FlowHook | None) -> None:
         """Install the manager's pause/resume hook (used by the "block" policy)."""

@@ -5,7 +5,8 @@ invalid reaches a socket), attaches a :class:`Subscription` to each stream's :cl
 :class:`~binance_ws.core.plan.SubscriptionPlan` where new streams go: onto a live connection with room
 (live ``SUBSCRIBE``) or a new connection (sharding past ``max_streams_per_connection``). Every
 connection heals itself (see :mod:`binance_ws.engine.connection`); when one gives up, each affected
-subscriber gets exactly :func:`binance_ws.errors.max_retries_event` and those streams stop.
+subscriber gets exactly :func:`binance_ws.errors.max_retries_event` and those streams stop. A subscriber
+that passes ``on_link`` hears when the socket carrying its streams drops and when they are live again.
 
 Per-socket helpers mirror python-binance's socket factories::
 
@@ -41,6 +42,8 @@ from binance_ws.engine.delivery import (
     DEFAULT_OVERFLOW,
     DEFAULT_QUEUE_SIZE,
     DecodeMode,
+    LinkHook,
+    LinkState,
     OverflowPolicy,
     Subscription,
 )
@@ -225,20 +228,24 @@ class AsyncSocketManager:
     async def subscribe(self, names: str | Iterable[str], callback: Callable[[Any], Any] | None = None, *,
                         wrap: bool = False, decode: DecodeMode = "dict",
                         queue_size: int = DEFAULT_QUEUE_SIZE,
-                        overflow: OverflowPolicy = DEFAULT_OVERFLOW) -> Subscription:
+                        overflow: OverflowPolicy = DEFAULT_OVERFLOW,
+                        on_link: LinkHook | None = None) -> Subscription:
         """Receive ``names`` (stream names) through ``callback`` (inline on the loop thread) or, without
         one, through the returned subscription's ``recv()`` / ``async for``.
 
         ``wrap`` delivers ``{'stream', 'data'}`` dicts; ``decode="raw"`` delivers
         :class:`~binance_ws.engine.delivery.RawMessage` (no JSON decode); a callable decodes the payload
         bytes itself (a typed decoder). ``queue_size`` and ``overflow`` bound a queue subscriber.
+        ``on_link(state, streams)`` is called on the loop thread with ``"down"`` when the socket carrying
+        some of ``names`` is lost unplanned (those ``streams`` may have missed messages) and ``"up"`` once
+        they are subscribed on a new socket; never for a make-before-break rotation (nothing is lost).
         Raises :class:`~binance_ws.errors.InvalidStreamError` before connecting for a bad name, and
         :class:`~binance_ws.errors.SubscriptionError` if the server refuses a stream. If the connection
         cannot be opened at all, the subscriber gets the max-retries error event instead.
         """
         checked = self._validate(names)
         sub = Subscription(checked, callback, wrap=wrap, decode=decode, queue_size=queue_size,
-                           overflow=overflow, on_close=self._remove)
+                           overflow=overflow, on_close=self._remove, on_link=on_link)
         await self.start()
         if overflow == "block" and callback is None:
             sub.set_flow_hook(lambda paused: self._flow(sub, paused))
@@ -315,6 +322,7 @@ class AsyncSocketManager:
             if isinstance(action, Open):
                 conn = Connection(action.conn_id, action.streams, self.settings, self._routes,
                                   on_refused=self._on_refused, on_give_up=self._on_give_up,
+                                  on_link=self._on_link,
                                   base_url=self._plan.base_url(action.conn_id))
                 self._conns[action.conn_id] = conn
                 conn.start()
@@ -384,6 +392,20 @@ class AsyncSocketManager:
         for sub in affected:
             sub.push_event(errors.max_retries_event())
             self._finish_if_orphaned(sub)
+
+    def _on_link(self, conn: Connection, state: LinkState) -> None:
+        """``conn``'s socket went down or came back: tell each subscriber with a link hook, once, about
+        its streams there (a rare event, so the routes are walked here rather than kept indexed)."""
+        affected: dict[Subscription, list[str]] = {}
+        for name in conn.streams:
+            route = self._routes.get(name)
+            if route is None:
+                continue
+            for sub in route.subscribers:
+                if sub.on_link is not None:
+                    affected.setdefault(sub, []).append(name)
+        for sub, names in affected.items():
+            sub.link_changed(state, tuple(names))
 
     def _finish_if_orphaned(self, sub: Subscription) -> None:
         """End a subscription none of whose streams is carried any more."""
