@@ -10,8 +10,8 @@ The logic lives in :mod:`binance_ws.core.booksync` (sequencing, resyncs, integri
   shared by every depth-cache manager of the same socket manager, which runs one
   :class:`~binance_ws.core.booksync.SnapshotScheduler` (one weight budget, limited concurrency, backoff,
   429/418 ``Retry-After``);
-* disconnects: a connection that drops marks the books it carried ``STALE`` at once; they resync from
-  the first event after the reconnect.
+* disconnects: the subscription's ``on_link`` hook reports a connection that dropped, whose books are
+  marked ``STALE`` at once, and its return, when their resync starts.
 
 Asyncio use::
 
@@ -58,7 +58,7 @@ from binance_ws.core.booksync import (
     SyncStats,
     depth_weight,
 )
-from binance_ws.engine.delivery import Subscription
+from binance_ws.engine.delivery import LINK_DOWN, LinkState, Subscription
 from binance_ws.engine.manager import AsyncSocketManager
 from binance_ws.markets import Market
 
@@ -71,8 +71,6 @@ DEFAULT_LIMIT: Final = 1000
 DEFAULT_WS_INTERVAL_MS: Final = 100
 #: REST timeout of one snapshot.
 SNAPSHOT_TIMEOUT_S: Final = 10.0
-#: How often the connections carrying the books are checked for drops.
-WATCH_INTERVAL_S: Final = 0.05
 #: Binance's "Invalid symbol." error code (PROTOCOL 7.3): the only snapshot failure that is final.
 INVALID_SYMBOL_CODE: Final = -1121
 
@@ -270,7 +268,6 @@ class DepthCacheManager:
             for stream in self._streams_of(symbol):
                 self._stream_symbol[stream] = symbol
         self._sub: Subscription | None = None
-        self._watch_task: asyncio.Task[None] | None = None
         self._pending: dict[str, None] = {}
         self._waiter: asyncio.Future[None] | None = None
         self._started = False
@@ -306,14 +303,14 @@ class DepthCacheManager:
         self._started = True
         self.snapshots.acquire()
         try:
-            self._sub = await self.sm.subscribe(list(self._stream_symbol), self._on_message)
+            self._sub = await self.sm.subscribe(list(self._stream_symbol), self._on_message,
+                                                on_link=self._on_link)
         except BaseException:
             await self.snapshots.release()
             raise
         now = time.time()
         for sync in self._syncs.values():
             self._act(sync, sync.on_resumed(now))  # subscribed: buffering has begun (PROTOCOL 5.1 step 1)
-        self._watch_task = asyncio.create_task(self._watch(), name="binance-ws-depthcache-watch")
         return self
 
     async def close(self) -> None:
@@ -325,10 +322,6 @@ class DepthCacheManager:
         for sync in self._syncs.values():
             self.snapshots.cancel(self._key(sync.symbol))
             sync.close(now)
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch_task
         if self._sub is not None:
             await self.sm.unsubscribe(self._sub)
         if self._started:
@@ -446,29 +439,13 @@ class DepthCacheManager:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _watch(self) -> None:
-        """Mark the books of a connection that dropped ``STALE`` now, not when its next event shows a gap,
-        and start their resync as soon as the connection is back."""
-        seen: dict[int, int] = {}
-        down: set[int] = set()
-        while True:
-            await asyncio.sleep(WATCH_INTERVAL_S)
-            for conn in self.sm.connections:
-                key, drops, up = id(conn), conn.drops, conn.link is not None
-                dropped = drops != seen.setdefault(key, drops)
-                seen[key] = drops
-                if not dropped and up and key not in down:
-                    continue
-                if up:
-                    down.discard(key)
-                else:
-                    down.add(key)
-                now = time.time()
-                for sync in self._depth_syncs_on(conn.streams):
-                    if dropped or sync.state is BookState.SYNCED:
-                        self._act(sync, sync.on_disconnect(now))
-                    if up:
-                        self._act(sync, sync.on_resumed(now))
+    def _on_link(self, state: LinkState, streams: tuple[str, ...]) -> None:
+        """The engine's link hook, on the loop thread: a connection carrying ``streams`` dropped (their
+        books go ``STALE`` now, not when the next event shows a gap) or carries them again (the resync
+        starts at once)."""
+        now = time.time()
+        for sync in self._depth_syncs_on(streams):
+            self._act(sync, sync.on_disconnect(now) if state == LINK_DOWN else sync.on_resumed(now))
 
     def _depth_syncs_on(self, streams: Iterable[str]) -> list[BookSync]:
         syncs = []
