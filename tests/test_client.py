@@ -286,7 +286,10 @@ def _self_signed(tmp_path: Any) -> ssl.SSLContext:
 async def test_tls_certificates_are_verified(tmp_path: Any) -> None:
     """An https / wss endpoint with an untrusted certificate is refused, never silently accepted."""
     app = web.Application()
-    app.router.add_get("/api/v3/ping", lambda request: web.json_response({}))
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app.router.add_get("/api/v3/ping", ping)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=_self_signed(tmp_path))
