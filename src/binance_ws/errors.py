@@ -47,14 +47,12 @@ ERR_MAX_RETRIES: Final = "max_retries"
 ERR_GAP: Final = "gap"
 ERR_DISCONNECTED: Final = "disconnected"
 ERR_SUBSCRIPTION: Final = "subscription"
-ERR_OVERFLOW: Final = "overflow"
 ERR_MALFORMED: Final = "malformed"
 
 MSG_MAX_RETRIES: Final = "Max reconnect retries reached"
 MSG_GAP: Final = "Gap detected"
 MSG_DISCONNECTED: Final = "Connection lost, reconnecting"
 MSG_SUBSCRIPTION: Final = "Subscription refused"
-MSG_OVERFLOW: Final = "Delivery queue overflowed"
 MSG_MALFORMED: Final = "Malformed frame skipped"
 
 

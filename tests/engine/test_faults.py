@@ -115,6 +115,24 @@ async def test_broken_frames_are_skipped(sim: Simulator, fault: str,
     assert all(m["e"] == "trade" for m in got)
 
 
+async def test_broken_payload_on_a_stream_reaches_its_subscribers_as_an_error_event(sim: Simulator) -> None:
+    got: list[dict] = []
+    async with manager(sim) as sm:
+        await sm.subscribe("btcusdt@trade", got.append)
+        await until(lambda: len(got) > 3)
+        sim.faults.send_malformed_json(stream="btcusdt@trade")
+        await until(lambda: any(m["e"] == "error" for m in got))
+        n = len(got)
+        await until(lambda: len(got) > n + 3)
+        assert sm.connections[0].connects == 1
+    errors_seen = [m for m in got if m["e"] == "error"]
+    assert errors_seen == [{"e": "error", "type": "malformed", "m": "Malformed frame skipped",
+                            "stream": "btcusdt@trade", "size": errors_seen[0]["size"]}]
+    assert errors_seen[0]["size"] > 0
+    ids = [m["t"] for m in got if m["e"] == "trade"]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
 async def test_oversized_frame_reconnects(sim: Simulator) -> None:
     got: list[dict] = []
     async with manager(sim) as sm:

@@ -47,7 +47,7 @@ from binance_ws.core.backoff import Backoff, BackoffPolicy
 from binance_ws.core.budget import SlidingWindow
 from binance_ws.core.plan import CONTROL_RESERVE, CONTROL_WINDOW_S, ControlMessage, ControlScheduler
 from binance_ws.engine.delivery import LINK_DOWN, LINK_UP, LinkState
-from binance_ws.engine.router import DATA_SEPARATOR, Handover, Route, route_key
+from binance_ws.engine.router import COMBINED_PREFIX, DATA_SEPARATOR, Handover, Route, route_key
 from binance_ws.markets import Market
 from binance_ws.streams import expected_cadence_s
 
@@ -250,8 +250,9 @@ class Link(WSListener):
             try:
                 target.feed(tail[:-1])
             except orjson.JSONDecodeError:
-                # A broken payload is skipped; raising here would make picows drop the socket.
-                log.warning("%s: malformed frame skipped (%d bytes)", self.owner.conn_id, len(tail))
+                # A broken payload is skipped (raising here would make picows drop the socket), and its
+                # subscribers are told in the documented error shape: data was lost, not silently.
+                self.owner.malformed(head, len(tail))
             except Exception:
                 # Anything else a route raises, likewise: skip the frame, keep the stream.
                 log.exception("%s: frame of %r skipped", self.owner.conn_id, head)
@@ -522,6 +523,16 @@ class Connection:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def malformed(self, key: bytes, size: int) -> None:
+        """A frame of the stream whose table key is ``key`` did not decode: skip it and tell that stream's
+        subscribers (``errors.ERR_MALFORMED``), so a lost message is never silent."""
+        stream = key[len(COMBINED_PREFIX):].decode("utf-8", "replace")
+        log.warning("%s: malformed frame of %s skipped (%d bytes)", self.conn_id, stream, size)
+        route = self._routes.get(stream)
+        if route is not None:
+            route.broadcast(errors.error_event(errors.ERR_MALFORMED, errors.MSG_MALFORMED,
+                                               stream=stream, size=size))
 
     def forget(self, link: Link) -> None:
         """A socket of this connection is gone."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from binance_ws.sim.hub import StreamHub
 from binance_ws.sim.server import CLOSE_GOING_AWAY
+from binance_ws.sim.wire import combined
 
 if TYPE_CHECKING:
     from binance_ws.sim.server import StreamServer, _Connection
@@ -156,9 +157,11 @@ class Faults:
         if enabled:
             self.counts["pings_ignored"] += 1
 
-    def send_malformed_json(self, conn: int | None = None) -> int:
-        """Send a text frame holding truncated JSON."""
-        return self._send(_MALFORMED_JSON, conn, "malformed_json")
+    def send_malformed_json(self, conn: int | None = None, stream: str | None = None) -> int:
+        """Send a text frame holding truncated JSON; with ``stream``, inside that stream's combined
+        wrapper (a broken payload on a named stream, as a client routing by name sees it)."""
+        frame = _MALFORMED_JSON if stream is None else combined(stream, _MALFORMED_JSON)
+        return self._send(frame, conn, "malformed_json")
 
     def send_invalid_utf8(self, conn: int | None = None) -> int:
         """Send a text frame that is not valid UTF-8."""
