@@ -132,6 +132,18 @@ async def test_one_decode_per_frame_is_shared_by_typed_subscribers() -> None:
         assert all(a is b for a, b in zip(first[:n], second[:n], strict=True))
 
 
+async def test_decode_typed_picks_the_models_decoder_for_the_streams_kind() -> None:
+    async with Simulator(flow_rate=300.0) as sim, AsyncSocketManager(market=sim.market) as sm:
+        trades: list[Any] = []
+        await sm.subscribe(["btcusdt@trade", "ethusdt@trade"], trades.append, decode="typed")
+        await until(lambda: {t.symbol for t in trades} == {"BTCUSDT", "ETHUSDT"}, "trades of both symbols")
+        assert all(isinstance(t, models.Trade) for t in trades)
+        with pytest.raises(InvalidStreamError, match="one kind"):
+            await sm.subscribe(["btcusdt@trade", "btcusdt@depth"], trades.append, decode="typed")
+        with pytest.raises(ValueError, match="wrap=True"):
+            await sm.subscribe("btcusdt@trade", trades.append, decode="typed", wrap=True)
+
+
 async def test_a_payload_that_does_not_match_its_model_is_skipped_and_the_stream_goes_on(
         caplog: pytest.LogCaptureFixture) -> None:
     stream = "btcusdt@trade"

@@ -37,9 +37,10 @@ OverflowPolicy = Literal["block", "drop_oldest", "drop_newest", "keep_latest"]
 OVERFLOW_POLICIES: tuple[OverflowPolicy, ...] = ("block", "drop_oldest", "drop_newest", "keep_latest")
 
 #: What a subscriber asks the router for: the payload dict, raw bytes, or a typed decoder (a callable
-#: taking the payload bytes, e.g. ``msgspec.json.Decoder(Trade).decode``), applied once per frame.
+#: taking the payload bytes, e.g. ``binance_ws.models.decoder_for(name)``), applied once per frame;
+#: ``"typed"`` asks the manager to pick the models' decoder for the streams' kind.
 Decoder = Callable[[bytes], Any]
-DecodeMode = Literal["dict", "raw"] | Decoder
+DecodeMode = Literal["dict", "raw", "typed"] | Decoder
 
 #: Default bound of a queue subscriber (python-binance's was 100 and overflow killed the stream).
 DEFAULT_QUEUE_SIZE = 10_000

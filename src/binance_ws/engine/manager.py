@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from binance_ws import errors, streams
+from binance_ws import errors, models, streams
 from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.core.plan import Action, Close, Open, Subscribe, SubscriptionPlan, Unsubscribe
 from binance_ws.core.sequence import SequenceTracker
@@ -235,7 +235,8 @@ class AsyncSocketManager:
 
         ``wrap`` delivers ``{'stream', 'data'}`` dicts; ``decode="raw"`` delivers
         :class:`~binance_ws.engine.delivery.RawMessage` (no JSON decode); a callable decodes the payload
-        bytes itself (a typed decoder). ``queue_size`` and ``overflow`` bound a queue subscriber.
+        bytes itself (a typed decoder); ``decode="typed"`` uses :func:`binance_ws.models.decoder_for`
+        (streams of one kind per subscription). ``queue_size`` and ``overflow`` bound a queue subscriber.
         ``on_link(state, streams)`` is called on the loop thread with ``"down"`` when the socket carrying
         some of ``names`` is lost unplanned (those ``streams`` may have missed messages) and ``"up"`` once
         they are subscribed on a new socket; never for a make-before-break rotation (nothing is lost).
@@ -244,6 +245,12 @@ class AsyncSocketManager:
         cannot be opened at all, the subscriber gets the max-retries error event instead.
         """
         checked = self._validate(names)
+        if decode == "typed":
+            decoders = {models.decoder_for(name, self.market) for name in checked}
+            if len(decoders) > 1:
+                raise errors.InvalidStreamError(
+                    "decode='typed' takes streams of one kind per subscription; subscribe each kind apart")
+            decode = decoders.pop()
         sub = Subscription(checked, callback, wrap=wrap, decode=decode, queue_size=queue_size,
                            overflow=overflow, on_close=self._remove, on_link=on_link)
         await self.start()
