@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import msgspec
 import pytest
 
 from binance_ws import errors
@@ -221,3 +222,20 @@ async def test_a_connection_that_never_opens_ends_with_the_max_retries_event(sim
         sim.faults.accept()
         again = await sm.subscribe("btcusdt@trade")
         assert (await asyncio.wait_for(again.recv(), 5))["e"] == "trade"
+
+
+async def test_payload_a_typed_model_refuses_becomes_an_error_event_for_that_subscriber_only(
+        sim: Simulator) -> None:
+    class WrongTrade(msgspec.Struct):
+        t: str  # the trade id is a number on the wire: every payload is refused
+
+    typed: list[object] = []
+    plain: list[dict] = []
+    async with manager(sim) as sm:
+        await sm.subscribe("btcusdt@trade", typed.append, decode=msgspec.json.Decoder(WrongTrade).decode)
+        await sm.subscribe("btcusdt@trade", plain.append)
+        await until(lambda: len(plain) > 3 and len(typed) > 3)
+        assert sm.connections[0].drops == 0
+    assert all(m["e"] == "trade" for m in plain)
+    assert all(isinstance(m, dict) and m["type"] == "malformed" and m["stream"] == "btcusdt@trade"
+               and "$.t" in m["detail"] for m in typed)

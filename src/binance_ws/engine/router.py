@@ -99,8 +99,10 @@ class Route:
                 raw.append(sub.push)
             elif sub.decode == "dict":
                 (wrap if sub.wrap else dict_).append(sub.push)
-            else:
+            elif callable(sub.decode):
                 typed.setdefault(sub.decode, []).append(sub.push)
+            else:  # "typed" is resolved to a decoder by the manager before a subscription exists
+                raise ValueError(f"unresolved decode mode {sub.decode!r}")
         self._dict, self._wrap, self._raw = tuple(dict_), tuple(wrap), tuple(raw)
         self._typed = tuple((dec, tuple(pushes)) for dec, pushes in typed.items())
         # The common cases get a feed without the general branching: one callback (the seed API, the
@@ -196,13 +198,14 @@ class Route:
         for decoder, pushes in self._typed:
             try:
                 obj = decoder(data)
-            except orjson.JSONDecodeError as exc:
-                # A payload that does not match the subscriber's model: skipped like broken JSON, and
-                # without starving the other decoders' subscribers.
-                log.warning("%s: malformed frame skipped (%s)", name, exc)
-                continue
-            except Exception:
-                log.exception("decoder %r failed on a message of %s", decoder, name)
+            except Exception as exc:
+                # A payload the subscriber's model refuses is skipped for those subscribers only, and
+                # they are told in the documented error shape; other decoders still get the frame.
+                log.warning("%s: payload refused by %r: %s", name, decoder, exc)
+                event = errors.error_event(errors.ERR_MALFORMED, errors.MSG_MALFORMED, stream=name,
+                                           size=len(data), detail=str(exc))
+                for push in pushes:
+                    push(name, event)
                 continue
             for push in pushes:
                 push(name, obj)
