@@ -20,7 +20,8 @@ Use with the socket manager (the decoder runs once per frame, whatever the numbe
 ``on_trade`` then receives :class:`Trade` objects (``t.price``, ``t.trade_id``). Error events (gaps,
 reconnects) still arrive as the documented dicts of :mod:`binance_ws.errors`. A payload that does not
 match its model raises :class:`MalformedPayloadError` inside the decoder; the connection skips that one
-frame (logged as "malformed frame skipped") and the stream goes on.
+frame, the subscriber receives the documented ``{'e': 'error', 'type': 'malformed', ...}`` event, and the
+stream goes on.
 
 User-data events arrive on one stream in several kinds, so they form a tagged union on ``"e"``
 (:data:`UserEvent`); the class tells the kind. :func:`user_event` converts the dicts the user-data
@@ -70,14 +71,19 @@ class _Message(Struct, frozen=True, gc=False, omit_defaults=True):
     pass
 
 
-# -- market streams (PROTOCOL 4) ---------------------------------------------------------------------
-
-class Trade(_Message, frozen=True, gc=False):
-    """``<symbol>@trade`` (PROTOCOL 4.2)."""
+class _Event(_Message, frozen=True, gc=False):
+    """The header every market event carries (PROTOCOL 4): type ``e``, event time ``E``, symbol ``s``."""
 
     event_type: str = field(name="e")
     event_time: int = field(name="E")
     symbol: str = field(name="s")
+
+
+# -- market streams (PROTOCOL 4) ---------------------------------------------------------------------
+
+class Trade(_Event, frozen=True, gc=False):
+    """``<symbol>@trade`` (PROTOCOL 4.2)."""
+
     trade_id: int = field(name="t")
     price: str = field(name="p")
     quantity: str = field(name="q")
@@ -85,12 +91,9 @@ class Trade(_Message, frozen=True, gc=False):
     is_buyer_maker: bool = field(name="m")
 
 
-class AggTrade(_Message, frozen=True, gc=False):
+class AggTrade(_Event, frozen=True, gc=False):
     """``<symbol>@aggTrade`` (PROTOCOL 4.1): one taker order filled at one price."""
 
-    event_type: str = field(name="e")
-    event_time: int = field(name="E")
-    symbol: str = field(name="s")
     agg_trade_id: int = field(name="a")
     price: str = field(name="p")
     quantity: str = field(name="q")
@@ -100,12 +103,9 @@ class AggTrade(_Message, frozen=True, gc=False):
     is_buyer_maker: bool = field(name="m")
 
 
-class BlockTrade(_Message, frozen=True, gc=False):
+class BlockTrade(_Event, frozen=True, gc=False):
     """``<symbol>@blockTrade`` (PROTOCOL 4.3)."""
 
-    event_type: str = field(name="e")
-    event_time: int = field(name="E")
-    symbol: str = field(name="s")
     trade_id: int = field(name="t")
     price: str = field(name="p")
     quantity: str = field(name="q")
@@ -143,21 +143,15 @@ class KlineBar(_Message, frozen=True, gc=False):
     taker_buy_quote_volume: str = field(name="Q")
 
 
-class Kline(_Message, frozen=True, gc=False):
+class Kline(_Event, frozen=True, gc=False):
     """``<symbol>@kline_<interval>`` and its ``@+08:00`` form (PROTOCOL 4.5)."""
 
-    event_type: str = field(name="e")
-    event_time: int = field(name="E")
-    symbol: str = field(name="s")
     kline: KlineBar = field(name="k")
 
 
-class MiniTicker(_Message, frozen=True, gc=False):
+class MiniTicker(_Event, frozen=True, gc=False):
     """``<symbol>@miniTicker`` and each element of ``!miniTicker@arr`` (PROTOCOL 4.6)."""
 
-    event_type: str = field(name="e")
-    event_time: int = field(name="E")
-    symbol: str = field(name="s")
     close_price: str = field(name="c")
     open_price: str = field(name="o")
     high_price: str = field(name="h")
@@ -166,12 +160,9 @@ class MiniTicker(_Message, frozen=True, gc=False):
     quote_volume: str = field(name="q")
 
 
-class Ticker(_Message, frozen=True, gc=False):
+class Ticker(_Event, frozen=True, gc=False):
     """``<symbol>@ticker``, 24 h rolling statistics (PROTOCOL 4.7)."""
 
-    event_type: str = field(name="e")
-    event_time: int = field(name="E")
-    symbol: str = field(name="s")
     price_change: str = field(name="p")
     price_change_percent: str = field(name="P")
     weighted_avg_price: str = field(name="w")
@@ -194,13 +185,10 @@ class Ticker(_Message, frozen=True, gc=False):
     trade_count: int = field(name="n")
 
 
-class RollingTicker(_Message, frozen=True, gc=False):
+class RollingTicker(_Event, frozen=True, gc=False):
     """``<symbol>@ticker_<1h|4h|1d>`` and each element of ``!ticker_<w>@arr`` (PROTOCOL 4.8);
     ``event_type`` is ``1hTicker``, ``4hTicker`` or ``1dTicker``."""
 
-    event_type: str = field(name="e")
-    event_time: int = field(name="E")
-    symbol: str = field(name="s")
     price_change: str = field(name="p")
     price_change_percent: str = field(name="P")
     open_price: str = field(name="o")
@@ -229,12 +217,9 @@ class BookTicker(_Message, frozen=True, gc=False):
     best_ask_quantity: str = field(name="A")
 
 
-class AvgPrice(_Message, frozen=True, gc=False):
+class AvgPrice(_Event, frozen=True, gc=False):
     """``<symbol>@avgPrice`` (PROTOCOL 4.10)."""
 
-    event_type: str = field(name="e")
-    event_time: int = field(name="E")
-    symbol: str = field(name="s")
     interval: str = field(name="i")
     average_price: str = field(name="w")
     last_trade_time: int = field(name="T")
@@ -248,13 +233,10 @@ class PartialDepth(_Message, frozen=True, gc=False):
     asks: list[PriceLevel]
 
 
-class DepthUpdate(_Message, frozen=True, gc=False):
+class DepthUpdate(_Event, frozen=True, gc=False):
     """``<symbol>@depth[@100ms]`` (PROTOCOL 4.12): absolute quantities, ``"0"`` deletes a level.
     ``prev_final_update_id`` (``pu``) is set on futures only (PROTOCOL 8)."""
 
-    event_type: str = field(name="e")
-    event_time: int = field(name="E")
-    symbol: str = field(name="s")
     first_update_id: int = field(name="U")
     final_update_id: int = field(name="u")
     bids: list[PriceLevel] = field(name="b")
