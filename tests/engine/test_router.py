@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +40,53 @@ def test_route_decodes_once_and_fans_out_by_mode() -> None:
     assert got["wrap"][0]["data"] is got["dict"][0]  # one decode for every dict subscriber
     assert got["raw"][0] == RawMessage("btcusdt@trade", b'{"e":"trade","t":1}')
     assert got["typed"][0] == ("typed", b'{"e":"trade","t":1}')
+
+
+
+def _refuse_bad(data: bytes) -> object:
+    """A typed decoder that refuses a payload holding ``bad``, as a model refuses a wrong shape."""
+    if b"bad" in data:
+        raise ValueError("refused")
+    return ("typed", data)
+
+
+@pytest.mark.parametrize("stream", ["btcusdt@trade", "btcusdt@aggTrade", "btcusdt@depth@100ms",
+                                    "btcusdt@ticker"])
+@pytest.mark.parametrize("mode", ["dict", "wrap", "raw", "typed"])
+def test_single_callback_feed_matches_the_general_feed(stream: str, mode: str) -> None:
+    """The dedicated feed a lone callback subscriber gets delivers exactly what the general feed would:
+    sequence gaps and duplicates, a missing id, a refused typed payload, a callback that raises."""
+    key = {"btcusdt@trade": "t", "btcusdt@aggTrade": "a"}.get(stream)
+    payloads = []
+    for n in (1, 2, 2, 5, 6, 3, 7):
+        if key is not None:
+            payloads.append(b'{"e":"x","%s":%d}' % (key.encode(), n))
+        else:
+            payloads.append(b'{"e":"x","U":%d,"u":%d,"pu":%d}' % (n, n, n - 1))
+    payloads[4:4] = [b'{"e":"x"}', b'{"e":"bad"}', b'{"e":"boom"}', b"[1]"]
+
+    def run(general: bool) -> tuple[list[object], list[str | None]]:
+        got: list[object] = []
+
+        def callback(msg: object) -> None:
+            got.append(msg)
+            if "boom" in repr(msg):
+                raise RuntimeError("subscriber bug")
+        decode = _refuse_bad if mode == "typed" else "raw" if mode == "raw" else "dict"
+        route = Route(stream, SequenceTracker.for_stream(stream))
+        route.add(Subscription([stream], callback, wrap=mode == "wrap", decode=decode))
+        feed = route._feed_general if general else route.feed
+        assert (feed == route._feed_general) is general  # the lone callback has its own feed
+        outcomes: list[str | None] = []
+        for data in payloads:
+            try:
+                feed(data)
+                outcomes.append(None)
+            except Exception as exc:  # what the connection would log and skip
+                outcomes.append(type(exc).__name__)
+        return got, outcomes
+
+    assert run(general=False) == run(general=True)
 
 
 @settings(max_examples=200, deadline=None)

@@ -106,11 +106,19 @@ class Route:
         self._dict, self._wrap, self._raw = tuple(dict_), tuple(wrap), tuple(raw)
         self._typed = tuple((dec, tuple(pushes)) for dec, pushes in typed.items())
         # The common cases get a feed without the general branching: one callback (the seed API, the
-        # benchmarks), or only dict subscribers.
-        only_dict = bool(dict_) and not (wrap or raw or typed)
-        if only_dict and len(self.subscribers) == 1 and self.subscribers[0].callback is not None:
-            self.feed = self._callback_feed(self.subscribers[0].callback)
-        elif only_dict:
+        # threaded facade, the benchmarks) in any mode, or only dict subscribers.
+        single = self.subscribers[0] if len(self.subscribers) == 1 else None
+        if single is not None and single.callback is not None:
+            callback = single.callback
+            if raw:
+                self.feed = self._raw_callback_feed(callback)
+            elif wrap:
+                self.feed = self._wrap_callback_feed(callback)
+            elif dict_:
+                self.feed = self._callback_feed(callback)
+            else:
+                self.feed = self._typed_callback_feed(self._typed[0][0], callback)
+        elif dict_ and not (wrap or raw or typed):
             self.feed = self._feed_dict
         else:
             self.feed = self._feed_general
@@ -125,21 +133,25 @@ class Route:
         key = _ID_KEYS.get(type(tracker))
         if tracker is not None and key is not None:
             # The tracker's in-order case inlined (its state stays in the tracker); anything else
-            # (first event, duplicate, gap) goes through tracker.observe.
+            # (first event, duplicate, gap) goes through tracker.observe. Only a missing id is let
+            # through unchecked (observe does the same); any other error (a payload that is not an
+            # object, an id that is not a number) propagates, as it does from the general feed.
+            observe = tracker.observe
 
             def feed(data: bytes) -> None:
                 msg = loads(data)
                 try:
                     n = msg[key]
+                except KeyError:
+                    pass
+                else:
                     last = tracker.last
                     if last is not None and n == last + 1:
                         tracker.last = n
                     else:
-                        verdict = tracker.observe(msg)
+                        verdict = observe(msg)
                         if verdict is not OK and not check(verdict):
                             return
-                except (KeyError, TypeError):
-                    pass
                 try:
                     callback(msg)
                 except Exception:
@@ -163,6 +175,88 @@ class Route:
                     callback(msg)
                 except Exception:
                     log.exception("callback %r raised on a message of %s", callback, name)
+        return feed
+
+    def _wrap_callback_feed(self, callback: Callable[[Any], Any]) -> Feed:
+        """A feed for a single ``wrap=True`` callback subscriber (the threaded facade's multiplex socket):
+        decode, check the sequence, call with ``{'stream', 'data'}``, as :meth:`_feed_general` does."""
+        loads = orjson.loads
+        tracker = self.tracker
+        check = self._check
+        name = self.name
+
+        key = _ID_KEYS.get(type(tracker))
+        if tracker is not None and key is not None:
+            # The in-order case inlined as in _callback_feed.
+            observe = tracker.observe
+
+            def feed(data: bytes) -> None:
+                msg = loads(data)
+                try:
+                    n = msg[key]
+                except KeyError:
+                    pass
+                else:
+                    last = tracker.last
+                    if last is not None and n == last + 1:
+                        tracker.last = n
+                    else:
+                        verdict = observe(msg)
+                        if verdict is not OK and not check(verdict):
+                            return
+                try:
+                    callback({"stream": name, "data": msg})
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+        elif tracker is not None:
+            observe = tracker.observe
+
+            def feed(data: bytes) -> None:
+                msg = loads(data)
+                verdict = observe(msg)
+                if verdict is not OK and not check(verdict):
+                    return
+                try:
+                    callback({"stream": name, "data": msg})
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+        else:
+            def feed(data: bytes) -> None:
+                msg = loads(data)
+                try:
+                    callback({"stream": name, "data": msg})
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+        return feed
+
+    def _typed_callback_feed(self, decoder: Decoder, callback: Callable[[Any], Any]) -> Feed:
+        """A feed for a single typed callback subscriber: decode with its model, call. Like
+        :meth:`_feed_general` it checks no sequence, and a payload the model refuses becomes the
+        documented malformed event for the callback."""
+        name = self.name
+
+        def feed(data: bytes) -> None:
+            try:
+                obj = decoder(data)
+            except Exception as exc:
+                log.warning("%s: payload refused by %r: %s", name, decoder, exc)
+                obj = errors.error_event(errors.ERR_MALFORMED, errors.MSG_MALFORMED, stream=name,
+                                         size=len(data), detail=str(exc))
+            try:
+                callback(obj)
+            except Exception:
+                log.exception("callback %r raised on a message of %s", callback, name)
+        return feed
+
+    def _raw_callback_feed(self, callback: Callable[[Any], Any]) -> Feed:
+        """A feed for a single raw callback subscriber: no decoding, so no sequence check."""
+        name = self.name
+
+        def feed(data: bytes) -> None:
+            try:
+                callback(RawMessage(name, data))
+            except Exception:
+                log.exception("callback %r raised on a message of %s", callback, name)
         return feed
 
     def _feed_dict(self, data: bytes) -> None:
