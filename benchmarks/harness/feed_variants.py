@@ -1,14 +1,8 @@
-"""What each delivery mode costs in the router, and what two suggested feeds would save (no sockets).
+"""What each delivery mode costs in the router (no sockets).
 
 Feeds the same payload bytes to :class:`binance_ws.engine.router.Route` as the connection does, with one
-callback subscriber in each mode, and to two prototype feeds the router could install for a single
-callback subscriber, as it already does for a dict one (``Route._callback_feed``):
-
-* ``typed (suggested)``: decode, call; today a typed subscriber goes through ``_feed_general`` and
-  ``Subscription._push_callback``.
-* ``wrap (suggested)``: decode, the in-order trade-id check inlined, wrap, call; today a wrapped
-  subscriber (the threaded facade's multiplex socket) goes through ``_feed_general`` and
-  ``tracker.observe``.
+callback subscriber in each mode: dict, typed (msgspec model), raw and wrapped (``{'stream','data'}``,
+the threaded facade's multiplex socket). Each gets the router's dedicated single-callback feed.
 
     python -m benchmarks.harness.feed_variants            # 200 000 payloads, best of 5
 
@@ -21,8 +15,6 @@ import argparse
 import time
 from collections.abc import Callable
 from typing import Any
-
-import orjson
 
 from binance_ws.core.sequence import SequenceTracker
 from binance_ws.engine.delivery import DecodeMode, Subscription
@@ -42,39 +34,6 @@ def route_feed(decode: DecodeMode, wrap: bool, sink: Callable[[Any], None]) -> C
     route = Route(STREAM, SequenceTracker.for_stream(STREAM))
     route.add(Subscription([STREAM], sink, wrap=wrap, decode=decode))
     return route.feed
-
-
-def suggested_typed(sink: Callable[[Any], None]) -> Callable[[bytes], None]:
-    decode = decoder_for(STREAM)
-
-    def feed(data: bytes) -> None:
-        obj = decode(data)
-        try:
-            sink(obj)
-        except Exception:  # as the router's feeds do: a callback's bug never ends the stream
-            pass
-    return feed
-
-
-def suggested_wrap(sink: Callable[[Any], None]) -> Callable[[bytes], None]:
-    loads = orjson.loads
-    tracker = SequenceTracker.for_stream(STREAM)
-    assert tracker is not None
-    name = STREAM
-
-    def feed(data: bytes) -> None:
-        msg = loads(data)
-        n = msg["t"]
-        last = tracker.last
-        if last is None or n != last + 1:
-            tracker.observe(msg)
-        else:
-            tracker.last = n
-        try:
-            sink({"stream": name, "data": msg})
-        except Exception:
-            pass
-    return feed
 
 
 def best_of(feed: Callable[[bytes], None], data: list[bytes], rounds: int) -> float:
@@ -102,12 +61,10 @@ def main() -> None:
     def sink(_: Any) -> None:
         delivered[0] += 1
     variants: dict[str, Callable[[], Callable[[bytes], None]]] = {
-        "dict (today)": lambda: route_feed("dict", False, sink),
-        "typed (today)": lambda: route_feed(decoder_for(STREAM), False, sink),
-        "typed (suggested)": lambda: suggested_typed(sink),
-        "raw (today)": lambda: route_feed("raw", False, sink),
-        "wrap (today)": lambda: route_feed("dict", True, sink),
-        "wrap (suggested)": lambda: suggested_wrap(sink),
+        "dict": lambda: route_feed("dict", False, sink),
+        "typed": lambda: route_feed(decoder_for(STREAM), False, sink),
+        "raw": lambda: route_feed("raw", False, sink),
+        "wrap": lambda: route_feed("dict", True, sink),
     }
     results = {}
     for name, make in variants.items():
@@ -119,7 +76,7 @@ def main() -> None:
             best = min(best, best_of(make(), data, 1))
             assert delivered[0] == len(data), f"{name}: {delivered[0]} of {len(data)} delivered"
         results[name] = best
-    base = results["dict (today)"]
+    base = results["dict"]
     for name, ns in results.items():
         print(f"{name:<18} {ns:7.0f} ns/payload  {ns / base:5.2f}x dict")
 
