@@ -81,14 +81,18 @@ class _Event(_Message, frozen=True, gc=False):
 
 # -- market streams (PROTOCOL 4) ---------------------------------------------------------------------
 
-class Trade(_Event, frozen=True, gc=False):
-    """``<symbol>@trade`` (PROTOCOL 4.2)."""
+class _TradeFields(_Event, frozen=True, gc=False):
+    """What a trade and a block trade both carry (PROTOCOL 4.2, 4.3)."""
 
     trade_id: int = field(name="t")
     price: str = field(name="p")
     quantity: str = field(name="q")
     trade_time: int = field(name="T")
     is_buyer_maker: bool = field(name="m")
+
+
+class Trade(_TradeFields, frozen=True, gc=False):
+    """``<symbol>@trade`` (PROTOCOL 4.2)."""
 
 
 class AggTrade(_Event, frozen=True, gc=False):
@@ -103,14 +107,8 @@ class AggTrade(_Event, frozen=True, gc=False):
     is_buyer_maker: bool = field(name="m")
 
 
-class BlockTrade(_Event, frozen=True, gc=False):
+class BlockTrade(_TradeFields, frozen=True, gc=False):
     """``<symbol>@blockTrade`` (PROTOCOL 4.3)."""
-
-    trade_id: int = field(name="t")
-    price: str = field(name="p")
-    quantity: str = field(name="q")
-    trade_time: int = field(name="T")
-    is_buyer_maker: bool = field(name="m")
 
 
 class ReferencePrice(_Message, frozen=True, gc=False):
@@ -160,49 +158,41 @@ class MiniTicker(_Event, frozen=True, gc=False):
     quote_volume: str = field(name="q")
 
 
-class Ticker(_Event, frozen=True, gc=False):
-    """``<symbol>@ticker``, 24 h rolling statistics (PROTOCOL 4.7)."""
+class _WindowStats(_Event, frozen=True, gc=False):
+    """The statistics of a rolling window, common to the 24 h and the 1h/4h/1d tickers (PROTOCOL 4.7,
+    4.8)."""
 
     price_change: str = field(name="p")
     price_change_percent: str = field(name="P")
-    weighted_avg_price: str = field(name="w")
-    prev_close_price: str = field(name="x")
+    open_price: str = field(name="o")
+    high_price: str = field(name="h")
+    low_price: str = field(name="l")
     last_price: str = field(name="c")
+    weighted_avg_price: str = field(name="w")
+    base_volume: str = field(name="v")
+    quote_volume: str = field(name="q")
+    open_time: int = field(name="O")
+    close_time: int = field(name="C")
+    first_trade_id: int = field(name="F")
+    last_trade_id: int = field(name="L")
+    trade_count: int = field(name="n")
+
+
+class Ticker(_WindowStats, frozen=True, gc=False):
+    """``<symbol>@ticker``, 24 h rolling statistics (PROTOCOL 4.7), with the last trade and the best
+    bid and ask."""
+
+    prev_close_price: str = field(name="x")
     last_quantity: str = field(name="Q")
     best_bid_price: str = field(name="b")
     best_bid_quantity: str = field(name="B")
     best_ask_price: str = field(name="a")
     best_ask_quantity: str = field(name="A")
-    open_price: str = field(name="o")
-    high_price: str = field(name="h")
-    low_price: str = field(name="l")
-    base_volume: str = field(name="v")
-    quote_volume: str = field(name="q")
-    open_time: int = field(name="O")
-    close_time: int = field(name="C")
-    first_trade_id: int = field(name="F")
-    last_trade_id: int = field(name="L")
-    trade_count: int = field(name="n")
 
 
-class RollingTicker(_Event, frozen=True, gc=False):
+class RollingTicker(_WindowStats, frozen=True, gc=False):
     """``<symbol>@ticker_<1h|4h|1d>`` and each element of ``!ticker_<w>@arr`` (PROTOCOL 4.8);
     ``event_type`` is ``1hTicker``, ``4hTicker`` or ``1dTicker``."""
-
-    price_change: str = field(name="p")
-    price_change_percent: str = field(name="P")
-    open_price: str = field(name="o")
-    high_price: str = field(name="h")
-    low_price: str = field(name="l")
-    last_price: str = field(name="c")
-    weighted_avg_price: str = field(name="w")
-    base_volume: str = field(name="v")
-    quote_volume: str = field(name="q")
-    open_time: int = field(name="O")
-    close_time: int = field(name="C")
-    first_trade_id: int = field(name="F")
-    last_trade_id: int = field(name="L")
-    trade_count: int = field(name="n")
 
 
 class BookTicker(_Message, frozen=True, gc=False):
