@@ -23,9 +23,7 @@ from binance_ws import errors
 from binance_ws.core.sequence import (
     DUPLICATE,
     OK,
-    AggTradeTracker,
     SequenceTracker,
-    TradeTracker,
     Verdict,
 )
 from binance_ws.engine.delivery import Decoder, RawMessage, Subscription, log
@@ -36,7 +34,6 @@ COMBINED_PREFIX: Final = b'{"stream":"'
 DATA_SEPARATOR: Final = b'","data":'
 
 #: The id field of the trackers whose in-order case the single-callback feed inlines (PROTOCOL 4.1, 4.2).
-_ID_KEYS: Final[dict[type, str]] = {TradeTracker: "t", AggTradeTracker: "a"}
 
 #: A route's entry point: called with the payload bytes of one frame.
 Feed = Callable[[bytes], None]
@@ -131,7 +128,7 @@ class Route:
         check = self._check
         name = self.name
 
-        key = _ID_KEYS.get(type(tracker))
+        key: str | None = getattr(tracker, "key", None)  # id streams: trade, aggTrade
         if tracker is not None and key is not None:
             # The tracker's in-order case inlined (its state stays in the tracker); anything else
             # (first event, duplicate, gap) goes through tracker.observe. Only a missing id is let
