@@ -106,15 +106,23 @@ def fmt(value: Decimal) -> str:
     return f"{value.quantize(_PLACES):f}"
 
 
-def parse_decimal(params: Mapping[str, Any], name: str, *, required: bool = True) -> Decimal | None:
-    """A positive decimal parameter, or -1102 naming it."""
+def _raw_param(params: Mapping[str, Any], name: str, required: bool) -> str | None:
+    """The parameter's text, None when absent and optional; -1102 naming it when absent and required."""
     raw = params.get(name)
     if raw is None or raw == "":
         if required:
             raise SimApiError(-1102, name)
         return None
+    return str(raw)
+
+
+def parse_decimal(params: Mapping[str, Any], name: str, *, required: bool = True) -> Decimal | None:
+    """A positive decimal parameter, or -1102 naming it."""
+    raw = _raw_param(params, name, required)
+    if raw is None:
+        return None
     try:
-        value = Decimal(str(raw))
+        value = Decimal(raw)
     except InvalidOperation:
         raise SimApiError(-1102, name) from None
     if not value.is_finite() or value <= 0:
@@ -123,13 +131,12 @@ def parse_decimal(params: Mapping[str, Any], name: str, *, required: bool = True
 
 
 def parse_int(params: Mapping[str, Any], name: str, *, required: bool = True) -> int | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        if required:
-            raise SimApiError(-1102, name)
+    """An integer parameter, or -1102 naming it."""
+    raw = _raw_param(params, name, required)
+    if raw is None:
         return None
     try:
-        return int(str(raw))
+        return int(raw)
     except ValueError:
         raise SimApiError(-1102, name) from None
 
