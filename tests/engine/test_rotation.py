@@ -45,7 +45,7 @@ async def test_planned_cut_and_server_shutdown_rotations_lose_and_duplicate_noth
             conn2 = sm2.connections[0]
             while conn2.rotations < ROTATIONS // 2:
                 done = conn2.rotations
-                await until(lambda: conn2.link is not None and conn2.link.frames > 0, what="data")
+                await until(lambda: conn2.link is not None and conn2.link.heard, what="data")
                 sim.faults.server_shutdown(delay_s=1.0)
                 await until(lambda done=done: conn2.rotations > done, timeout=5, what="shutdown rotation")
             shutdowns = conn2.rotations

@@ -195,7 +195,7 @@ class Link(WSListener):
 
     __slots__ = ("_alone", "_beat_timer", "_heartbeat", "_inflight", "_loop", "_next_send_at", "_outbox",
                  "_ping_due", "_pong_due", "_queued", "_scheduler", "_spacing", "_timer", "_waiters",
-                 "close_code", "close_reason", "control_frames", "frames", "lost", "opened_at", "owner",
+                 "close_code", "close_reason", "control_frames", "heard", "lost", "opened_at", "owner",
                  "ping_sent_at", "retiring", "shutdown_notice", "table", "transport")
 
     def __init__(self, owner: Connection, table: dict[bytes, Any]) -> None:
@@ -204,8 +204,10 @@ class Link(WSListener):
         self.table = table
         table[SHUTDOWN_STREAM] = _Shutdown(self)
         self.transport: WSTransport | None = None
-        #: Data frames and control frames received (sampled by the health monitor; cheaper than a clock).
-        self.frames = 0
+        #: Set on every data frame, cleared by the health monitor when it samples it: a constant store is
+        #: the cheapest proof of life on the hot path (a counter allocates an int per frame past 256).
+        self.heard = False
+        #: Control frames received (pings, pongs, closes; rare, so counted).
         self.control_frames = 0
         self.opened_at = time.monotonic()
         self.shutdown_notice = False
@@ -234,7 +236,7 @@ class Link(WSListener):
         self.ping_sent_at: float | None = None
 
     def __repr__(self) -> str:
-        return f"<Link {self.owner.conn_id} streams={len(self.table) - 1} frames={self.frames}>"
+        return f"<Link {self.owner.conn_id} streams={len(self.table) - 1}>"
 
     # -- picows callbacks -------------------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -246,7 +248,7 @@ class Link(WSListener):
         head, _, tail = frame.get_payload_as_bytes().partition(DATA_SEPARATOR)
         target = self.table.get(head)
         if target is not None:
-            self.frames += 1
+            self.heard = True
             try:
                 target.feed(tail[:-1])
             except orjson.JSONDecodeError:
@@ -262,7 +264,7 @@ class Link(WSListener):
     def _other_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
         if msg_type is _TEXT:
-            self.frames += 1
+            self.heard = True
             self._other_text(frame.get_payload_as_bytes())
             return
         self.control_frames += 1
@@ -852,7 +854,8 @@ class Connection:
         tick = max(0.005, min(ping_every, settings.ping_timeout_s, data_timeout, 4.0) / 4)
         now = time.monotonic()
         heard_at = data_at = now
-        frames, control_frames = link.frames, link.control_frames
+        link.heard = False
+        control_frames = link.control_frames
         pinging = False
         while True:
             if link.lost.done():
@@ -862,8 +865,8 @@ class Connection:
             now = time.monotonic()
             if now >= rotate_at:
                 return "rotate"
-            if link.frames != frames:
-                frames = link.frames
+            if link.heard:
+                link.heard = False
                 heard_at = data_at = now
             if link.control_frames != control_frames:
                 control_frames = link.control_frames
