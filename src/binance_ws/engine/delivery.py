@@ -26,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Final, Literal, NamedTuple
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any, Final, Literal
+
+import msgspec
 
 from binance_ws.errors import ConnectionClosedError
 
@@ -47,11 +49,18 @@ DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_OVERFLOW: OverflowPolicy = "drop_oldest"
 
 
-class RawMessage(NamedTuple):
-    """A message delivered with ``decode="raw"``: the stream name and the payload's JSON bytes."""
+class RawMessage(msgspec.Struct, frozen=True, gc=False):
+    """A message delivered with ``decode="raw"``: the stream name and the payload's JSON bytes.
+
+    A msgspec Struct rather than a NamedTuple: it is built once per frame on the raw hot path, and a
+    Struct costs about a fifth of a NamedTuple's ``__new__``. It still unpacks (``stream, data = msg``)."""
 
     stream: str
     data: bytes
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.stream
+        yield self.data
 
 
 #: The state of the socket carrying a subscriber's streams, as reported to its :data:`LinkHook`.
