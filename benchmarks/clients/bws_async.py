@@ -7,6 +7,7 @@ from typing import Any
 
 from probe import Probe, run_guarded
 
+from binance_ws.engine.delivery import RawMessage
 from binance_ws.engine.manager import AsyncSocketManager
 from binance_ws.markets import local_market
 from binance_ws.models import decoder_for
@@ -31,24 +32,32 @@ def main(probe: Probe) -> None:
     elif mode == "raw":
         decode = "raw"
 
-        def callback(msg: Any) -> None:
-            try:
-                data = msg.data
-            except AttributeError:
-                error(msg)
-                return
-            # What a raw consumer does to use one field without a JSON decode.
-            start = data.index(E_KEY) + 4
-            on(int(data[start:data.index(b",", start)]))
+        if job["latency"]:
+            def callback(msg: Any) -> None:
+                try:
+                    data = msg.data
+                except AttributeError:
+                    error(msg)
+                    return
+                # Latency needs the send stamp: read one field without a JSON decode.
+                start = data.index(E_KEY) + 4
+                on(int(data[start:data.index(b",", start)]))
+        else:
+            # Throughput: what a raw consumer (recorder, sink) does, take the bytes on; the ceiling
+            # it is compared with ("picows, no decode") likewise reads no field.
+            def callback(msg: Any) -> None:
+                if type(msg) is RawMessage:
+                    on(0)
+                else:
+                    error(msg)
     else:
         decode = "dict"
 
         def callback(msg: Any) -> None:
-            sent = msg.get("E")
-            if sent is None:
+            try:
+                on(msg["E"])
+            except KeyError:  # an error event (documented shape, no "E")
                 error(msg)
-            else:
-                on(sent)
 
     async def run() -> None:
         market = local_market(job["url"], "http://127.0.0.1:9")

@@ -21,18 +21,16 @@ def main(probe: Probe) -> None:
     streams = job["streams"]
 
     def callback(msg: Any) -> None:
-        sent = msg.get("E")
-        if sent is None:
+        try:
+            on(msg["E"])
+        except KeyError:  # an error event (documented shape, no "E")
             error(msg)
-        else:
-            on(sent)
 
     def wrapped(msg: Any) -> None:
-        data = msg.get("data")
-        if data is None:
+        try:
+            on(msg["data"]["E"])
+        except KeyError:  # an error event (documented shape, no "data")
             error(msg)
-        else:
-            on(data["E"])
 
     bm = BinanceSocketManager(market=local_market(job["url"], "http://127.0.0.1:9"))
     bm.start()

@@ -1,4 +1,5 @@
-"""Ceiling client: picows and one JSON decode per frame, nothing else (``mode``: orjson or msgspec).
+"""Ceiling client: picows and one JSON decode per frame, nothing else (``mode``: orjson or msgspec;
+``none``: no decode at all, the ceiling of raw delivery).
 
 It connects to the same combined path binance-ws uses (``/stream?streams=...``), so both read the same
 bytes; the difference between them is what the library adds per message.
@@ -41,6 +42,14 @@ def main(probe: Probe) -> None:
 
         def handle(payload: bytes) -> None:
             on(decode(payload).data.E)
+    elif job["mode"] == "none":
+        if job["latency"]:
+            def handle(payload: bytes) -> None:
+                start = payload.index(b'"E":') + 4
+                on(int(payload[start:payload.index(b",", start)]))
+        else:
+            def handle(payload: bytes) -> None:
+                on(0)
     else:
         loads = orjson.loads
 

@@ -33,6 +33,7 @@ CHART_SCRIPT: Final = Path(__file__).resolve().parent / "chart.py"
 CLIENTS: Final[dict[str, ClientSpec]] = {
     "raw-orjson": ClientSpec("raw picows+orjson", "raw_picows.py", "orjson", note="ceiling"),
     "raw-msgspec": ClientSpec("raw picows+msgspec", "raw_picows.py", "msgspec", note="ceiling"),
+    "raw-none": ClientSpec("raw picows, no decode", "raw_picows.py", "none", note="ceiling of raw mode"),
     "async-dict": ClientSpec("binance-ws async dict", "bws_async.py", "dict"),
     "async-typed": ClientSpec("binance-ws async typed", "bws_async.py", "typed"),
     "async-raw": ClientSpec("binance-ws async raw", "bws_async.py", "raw"),
