@@ -38,6 +38,9 @@ class Probe:
         self.lat = array("q")
         self.marks: dict[str, tuple[float, float]] = {}
         self.errors = 0
+        #: Resident memory (MB) once a tenth of the messages arrived and after the last one: flat memory
+        #: over a long run means these two agree.
+        self.rss: dict[str, float] = {}
         self._progress = (0, 0.0, 0.0)
         self._progress_at = time.monotonic()
 
@@ -58,10 +61,17 @@ class Probe:
                 if n == 1 or n == expected:
                     marks["first" if n == 1 else "last"] = (perf(), cpu())
         else:
+            settled = max(2, expected // 10)
+            rss = self.rss
+
             def on(sent_ns: int) -> None:
                 n = count[0] = count[0] + 1
                 if n == 1 or n == expected:
                     marks["first" if n == 1 else "last"] = (perf(), cpu())
+                    if n == expected:
+                        rss["end"] = _rss_mb()
+                elif n == settled:
+                    rss["settled"] = _rss_mb()
         return on
 
     def error(self, msg: Any) -> None:
@@ -102,6 +112,8 @@ class Probe:
         last = self.marks.get("last") or (self._progress[1:] if n > 1 else None)
         out: dict[str, Any] = {"received": n, "expected": self.expected, "errors": self.errors,
                                "rss_mb": _peak_rss_mb(), "error": error}
+        if "settled" in self.rss and "end" in self.rss:
+            out["rss_settled_mb"], out["rss_end_mb"] = self.rss["settled"], self.rss["end"]
         if first is not None and last is not None and n > 1 and last[0] > first[0]:
             elapsed = last[0] - first[0]
             out["elapsed_s"] = elapsed
@@ -119,6 +131,15 @@ def _peak_rss_mb() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
             if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _rss_mb() -> float:
+    """Current resident memory, MB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
