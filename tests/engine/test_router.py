@@ -39,6 +39,8 @@ def test_route_decodes_once_and_fans_out_by_mode() -> None:
     assert got["wrap"][0] == {"stream": "btcusdt@trade", "data": got["dict"][0]}
     assert got["wrap"][0]["data"] is got["dict"][0]  # one decode for every dict subscriber
     assert got["raw"][0] == RawMessage("btcusdt@trade", b'{"e":"trade","t":1}')
+    stream, data = got["raw"][0]  # unpacks like the (stream, data) pair it is
+    assert (stream, data) == ("btcusdt@trade", b'{"e":"trade","t":1}')
     assert got["typed"][0] == ("typed", b'{"e":"trade","t":1}')
 
 
