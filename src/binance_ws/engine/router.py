@@ -180,14 +180,13 @@ class Route:
         :meth:`_feed_general` it checks no sequence, and a payload the model refuses becomes the
         documented malformed event for the callback."""
         name = self.name
+        refused = self._refused
 
         def feed(data: bytes) -> None:
             try:
                 obj = decoder(data)
             except Exception as exc:
-                log.warning("%s: payload refused by %r: %s", name, decoder, exc)
-                obj = errors.error_event(errors.ERR_MALFORMED, errors.MSG_MALFORMED, stream=name,
-                                         size=len(data), detail=str(exc))
+                obj = refused(decoder, data, exc)
             try:
                 callback(obj)
             except Exception:
@@ -241,14 +240,19 @@ class Route:
             except Exception as exc:
                 # A payload the subscriber's model refuses is skipped for those subscribers only, and
                 # they are told in the documented error shape; other decoders still get the frame.
-                log.warning("%s: payload refused by %r: %s", name, decoder, exc)
-                event = errors.error_event(errors.ERR_MALFORMED, errors.MSG_MALFORMED, stream=name,
-                                           size=len(data), detail=str(exc))
+                event = self._refused(decoder, data, exc)
                 for push in pushes:
                     push(name, event)
                 continue
             for push in pushes:
                 push(name, obj)
+
+    def _refused(self, decoder: Decoder, data: bytes, exc: Exception) -> dict[str, Any]:
+        """Log a payload ``decoder`` refused and return the documented malformed event for its
+        subscribers."""
+        log.warning("%s: payload refused by %r: %s", self.name, decoder, exc)
+        return errors.error_event(errors.ERR_MALFORMED, errors.MSG_MALFORMED, stream=self.name,
+                                  size=len(data), detail=str(exc))
 
     def _check(self, verdict: Verdict) -> bool:
         """Act on a non-OK verdict: report a gap (True: deliver the message), drop a duplicate (False)."""
