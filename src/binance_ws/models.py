@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import msgspec
 import orjson
@@ -401,6 +401,33 @@ def _model_name(model: Any) -> str:
     return getattr(model, "__name__", None) or str(model)
 
 
+class Codec(NamedTuple):
+    """What the engine's hot path uses of a decoder from :func:`decoder_for`, besides calling it.
+
+    ``direct`` decodes a payload like the decoder but raises msgspec's ``DecodeError`` (one Python call
+    fewer a frame; :meth:`malformed` gives the decoder's own error). ``envelope`` decodes a whole
+    combined frame, ``{"stream": ..., "data": <payload>}``, into a Struct with ``stream`` and ``data``:
+    a connection whose streams all want this model decodes each frame once and routes by ``stream``
+    instead of splitting the bytes first. There is one envelope function per kind, so connections
+    compare them by identity.
+    """
+
+    direct: Callable[[bytes], Any]
+    envelope: Callable[[bytes], Any]
+    model: str
+
+    def malformed(self, exc: Exception) -> MalformedPayloadError:
+        return MalformedPayloadError(self.model, str(exc))
+
+
+_CODECS: Final[dict[Callable[[bytes], Any], Codec]] = {}
+
+
+def codec_of(decoder: Callable[[bytes], Any]) -> Codec | None:
+    """The :class:`Codec` of a decoder :func:`decoder_for` returned; None for any other callable."""
+    return _CODECS.get(decoder)
+
+
 @functools.cache
 def _decoder(kind: str) -> Callable[[bytes], Any]:
     """The decode function for a stream kind: one msgspec Decoder per kind for the whole process."""
@@ -416,6 +443,9 @@ def _decoder(kind: str) -> Callable[[bytes], Any]:
             raise MalformedPayloadError(name, str(exc)) from None
 
     decode_payload.__qualname__ = decode_payload.__name__ = f"decode_{kind}"
+    envelope = msgspec.defstruct(f"Combined_{kind}", [("stream", str), ("data", model)], frozen=True,
+                                 gc=False)
+    _CODECS[decode_payload] = Codec(decode, msgspec.json.Decoder(envelope).decode, name)
     return decode_payload
 
 
