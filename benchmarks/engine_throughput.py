@@ -30,7 +30,7 @@ from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.core.sequence import SequenceTracker
 from binance_ws.engine.connection import Connection, EngineSettings, Link
 from binance_ws.engine.delivery import Subscription
-from binance_ws.engine.router import Route, route_key
+from binance_ws.engine.router import Route, RouteTable, route_key
 from binance_ws.markets import local_market
 
 
@@ -74,7 +74,12 @@ def engine_listener(streams: list[str], callback: Counter) -> Link:
         route.add(Subscription([name], callback))
     conn = Connection("bench", streams, settings, routes, on_refused=lambda *a: None,
                       on_give_up=lambda c: None)
-    return Link(conn, {route_key(name): routes[name] for name in streams})
+    table = RouteTable()
+    for name in streams:
+        table[route_key(name)] = routes[name]
+    link = Link(conn, table)
+    table.refresh()  # what the event loop would do before the first frame
+    return link
 
 
 def run(listener: WSListener, batch: list[WSFrame]) -> float:

@@ -47,11 +47,24 @@ from binance_ws.core.backoff import Backoff, BackoffPolicy
 from binance_ws.core.budget import SlidingWindow
 from binance_ws.core.plan import CONTROL_RESERVE, CONTROL_WINDOW_S, ControlMessage, ControlScheduler
 from binance_ws.engine.delivery import LINK_DOWN, LINK_UP, LinkState
-from binance_ws.engine.router import COMBINED_PREFIX, DATA_SEPARATOR, Handover, Route, route_key
+from binance_ws.engine.router import (
+    COMBINED_PREFIX,
+    DATA_SEPARATOR,
+    STREAM_KEY,
+    WHOLE_DICT,
+    Handover,
+    Route,
+    RouteTable,
+    route_key,
+)
 from binance_ws.markets import Market
 from binance_ws.streams import expected_cadence_s
 
 log = logging.getLogger("binance_ws.engine")
+
+#: The payload within a combined frame's tail (what follows ``"data":``): all but the closing brace. A
+#: constant, so the hot path does not build a slice object per frame.
+_PAYLOAD: Final = slice(None, -1)
 #: picows logs every connect and disconnect at INFO; keep it under our namespace.
 _PICOWS_LOG = logging.getLogger("binance_ws.engine.picows")
 
@@ -169,6 +182,8 @@ class _Shutdown:
     """Table entry for the combined ``!serverShutdown`` notice."""
 
     __slots__ = ("_link",)
+    #: Too rare to stop the connection decoding whole frames (see :class:`RouteTable`).
+    rare = True
 
     def __init__(self, link: Link) -> None:
         self._link = link
@@ -190,19 +205,31 @@ class Link(WSListener):
     """One WebSocket to a combined-stream endpoint.
 
     ``table`` maps stream names (bytes) to objects with a ``feed(payload_bytes)`` method: a
-    :class:`Route`, or one side of a :class:`Handover` during a rotation.
+    :class:`Route`, or one side of a :class:`Handover` during a rotation. When all its routes take one
+    whole-frame decoding (:class:`RouteTable`), frames are decoded first and routed by name.
     """
 
     __slots__ = ("_alone", "_beat_timer", "_heartbeat", "_inflight", "_loop", "_next_send_at", "_outbox",
                  "_ping_due", "_pong_due", "_queued", "_scheduler", "_spacing", "_timer", "_waiters",
-                 "close_code", "close_reason", "control_frames", "heard", "lost", "opened_at", "owner",
-                 "ping_sent_at", "retiring", "shutdown_notice", "table", "transport")
+                 "by_name", "close_code", "close_reason", "control_frames", "entries", "heard", "lost",
+                 "on_ws_frame", "opened_at", "owner", "ping_sent_at", "retiring", "shutdown_notice", "table",
+                 "transport", "whole")
 
-    def __init__(self, owner: Connection, table: dict[bytes, Any]) -> None:
+    #: The frame callback picows calls: one of the ``_*_frame`` methods, picked by :meth:`use_frames`.
+    on_ws_frame: Callable[[WSTransport, WSFrame], None]  # type: ignore[assignment]
+
+    def __init__(self, owner: Connection, table: RouteTable) -> None:
         super().__init__()
         self.owner = owner
         self.table = table
+        #: The table's dict, read per frame; ``whole`` and ``by_name`` are set by the table through
+        #: :meth:`use_frames` (see :class:`RouteTable`): None while frames must be split by their bytes.
+        self.entries = table.entries
+        self.whole: Callable[[bytes], Any] | None = None
+        self.by_name: dict[str, Callable[[Any], None]] = {}
+        self.on_ws_frame = self._split_frame
         table[SHUTDOWN_STREAM] = _Shutdown(self)
+        table.attach(self)
         self.transport: WSTransport | None = None
         #: Set on every data frame, cleared by the health monitor when it samples it: a constant store is
         #: the cheapest proof of life on the hot path (a counter allocates an int per frame past 256).
@@ -242,15 +269,32 @@ class Link(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
 
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+    # -- the hot path ----------------------------------------------------------------------------
+    # picows calls ``on_ws_frame``, an instance slot holding one of the three methods below: the table
+    # picks it (use_frames), so no frame pays for a branch on the mode.
+
+    def use_frames(self, whole: Callable[[bytes], Any] | None,
+                   by_name: dict[str, Callable[[Any], None]]) -> None:
+        """Called by the table: decode frames whole with ``whole`` and hand each to ``by_name``'s feed
+        for its ``stream``, or (None) split them by their bytes."""
+        self.whole, self.by_name = whole, by_name
+        if whole is None:
+            self.on_ws_frame = self._split_frame
+        elif whole is WHOLE_DICT:
+            self.on_ws_frame = self._whole_dict_frame
+        else:
+            self.on_ws_frame = self._whole_typed_frame
+
+    def _split_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         # Data frames first, without asking picows for the frame type (a costly property): only a
         # combined data frame splits into a key this table holds.
         head, _, tail = frame.get_payload_as_bytes().partition(DATA_SEPARATOR)
-        target = self.table.get(head)
+        target = self.entries.get(head)
         if target is not None:
             self.heard = True
+            feed = target.feed  # an attribute read, then a call: cheaper than a method call on a slot
             try:
-                target.feed(tail[:-1])
+                feed(tail[_PAYLOAD])
             except orjson.JSONDecodeError:
                 # A broken payload is skipped (raising here would make picows drop the socket), and its
                 # subscribers are told in the documented error shape: data was lost, not silently.
@@ -260,6 +304,37 @@ class Link(WSListener):
                 log.exception("%s: frame of %r skipped", self.owner.conn_id, head)
             return
         self._other_frame(transport, frame)
+
+    def _whole_typed_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        # Every route here takes one typed envelope: decode the frame once, route by its ``stream``.
+        decode = self.whole  # a local: calling the slot as a method would take the slow lookup
+        try:
+            msg = decode(frame.get_payload_as_bytes())  # type: ignore[misc]
+            feed = self.by_name[msg.stream]
+        except Exception:
+            # Not a data frame of this shape (a control answer, a broken payload): the byte path
+            # handles it as it handles any frame, errors included.
+            self._split_frame(transport, frame)
+            return
+        self.heard = True
+        try:
+            feed(msg)
+        except Exception:
+            log.exception("%s: frame of %r skipped", self.owner.conn_id, msg.stream)
+
+    def _whole_dict_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        # Every route here wants {'stream', 'data'} dicts: the decoded frame is one; route by ``stream``.
+        try:
+            msg = WHOLE_DICT(frame.get_payload_as_bytes())
+            feed = self.by_name[msg[STREAM_KEY]]
+        except Exception:
+            self._split_frame(transport, frame)  # as in _whole_typed_frame
+            return
+        self.heard = True
+        try:
+            feed(msg)
+        except Exception:
+            log.exception("%s: frame of %r skipped", self.owner.conn_id, msg["stream"])
 
     def _other_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
@@ -692,7 +767,7 @@ class Connection:
         while True:
             at_least = 0.0
             try:
-                link = await self._open(list(self.streams), {})
+                link = await self._open(list(self.streams), RouteTable())
             except errors.RateLimitError as exc:
                 log.warning("%s: %s", self.conn_id, exc)
                 at_least = exc.retry_after or 0.0
@@ -722,7 +797,7 @@ class Connection:
             return base, rest
         return f"{base}?streams={'/'.join(in_url)}", rest
 
-    async def _open(self, streams: list[str], table: dict[bytes, Any],
+    async def _open(self, streams: list[str], table: RouteTable,
                     target: Callable[[str], Any] | None = None, *, in_url: bool = True) -> Link:
         """Connect and subscribe ``streams``; ``target(stream)`` gives each table entry (default: its
         route). Streams ride in the handshake URL when ``in_url``; if the server refuses the URL (400:
@@ -897,7 +972,7 @@ class Connection:
         (``old`` is kept if it is still up)."""
         reason = "serverShutdown" if old.shutdown_notice else "age"
         streams = [s for s in self.streams if route_key(s) in old.table]
-        table: dict[bytes, Any] = {}
+        table = RouteTable()
         handovers: dict[str, Handover] = {}
         remaining = 0
         all_switched = asyncio.Event()

@@ -14,9 +14,12 @@ on every Binance stream (ids, update ids or event times differ between two messa
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
+import msgspec
 import orjson
 
 from binance_ws import errors
@@ -27,16 +30,35 @@ from binance_ws.core.sequence import (
     Verdict,
 )
 from binance_ws.engine.delivery import Decoder, RawMessage, Subscription, log
+from binance_ws.models import codec_of
 
 #: The start of every combined frame (PROTOCOL.md 1.2: ``stream`` is always the first key) and what
 #: follows the stream name. Stream names hold no quotes, so the first separator ends the name.
 COMBINED_PREFIX: Final = b'{"stream":"'
 DATA_SEPARATOR: Final = b'","data":'
 
-#: The id field of the trackers whose in-order case the single-callback feed inlines (PROTOCOL 4.1, 4.2).
-
 #: A route's entry point: called with the payload bytes of one frame.
 Feed = Callable[[bytes], None]
+
+#: The whole-frame decoding of a route whose one subscriber wants ``{'stream', 'data'}`` dicts: the
+#: decoded frame is that dict (see :attr:`Route.whole`).
+WHOLE_DICT: Final = orjson.loads
+
+
+def decoded_key(name: str) -> str:
+    """``name`` as the str object orjson gives for that key when it decodes a frame.
+
+    orjson keeps recently seen keys in a cache and hands out the same object each time, so a lookup
+    with that object matches by identity instead of comparing the characters: a few dozen
+    instructions saved on every lookup of the hot path. Should orjson evict the key, lookups still
+    work (they compare the characters again)."""
+    decoded: str = next(iter(orjson.loads(orjson.dumps({name: 0}))))
+    return decoded
+
+
+#: The keys of a combined frame, as orjson decodes them (see :func:`decoded_key`).
+STREAM_KEY: Final = decoded_key("stream")
+DATA_KEY: Final = decoded_key("data")
 
 
 def route_key(stream: str) -> bytes:
@@ -62,7 +84,8 @@ class Route:
     so it is not checked.
     """
 
-    __slots__ = ("_dict", "_raw", "_typed", "_wrap", "feed", "name", "subscribers", "tracker")
+    __slots__ = ("_dict", "_raw", "_tables", "_typed", "_wrap", "feed", "feed_whole", "name", "subscribers",
+                 "tracker", "whole")
 
     def __init__(self, name: str, tracker: SequenceTracker | None = None) -> None:
         self.name = name
@@ -73,6 +96,13 @@ class Route:
         self._raw: tuple[Callable[[str, Any], None], ...] = ()
         self._typed: tuple[tuple[Decoder, tuple[Callable[[str, Any], None], ...]], ...] = ()
         self.feed: Feed = self._feed_general
+        #: How this route can take whole decoded frames instead of payload bytes: the function that
+        #: decodes a frame for :attr:`feed_whole` (a typed envelope decoder, or :data:`WHOLE_DICT`), or
+        #: None. A connection whose routes all share one uses it (see :class:`RouteTable`).
+        self.whole: Callable[[bytes], Any] | None = None
+        self.feed_whole: Callable[[Any], None] = _no_whole_feed
+        #: The connection tables holding this route, told when its decoding changes.
+        self._tables: weakref.WeakSet[RouteTable] = weakref.WeakSet()
         self._rebuild()
 
     def add(self, sub: Subscription) -> None:
@@ -105,30 +135,36 @@ class Route:
         # The common cases get a feed without the general branching: one callback (the seed API, the
         # threaded facade, the benchmarks) in any mode, or only dict subscribers.
         single = self.subscribers[0] if len(self.subscribers) == 1 else None
+        self.whole, self.feed_whole = None, _no_whole_feed
         if single is not None and single.callback is not None:
             callback = single.callback
             if raw:
                 self.feed = self._raw_callback_feed(callback)
-            elif wrap or dict_:
-                self.feed = self._callback_feed(callback, wrap=bool(wrap))
+            elif wrap:
+                self.feed_whole = self._callback_feed_whole(callback)
+                self.whole = WHOLE_DICT
+                self.feed = self._wrapping_feed(self.feed_whole)
+            elif dict_:
+                self.feed = self._callback_feed(callback)
             else:
-                self.feed = self._typed_callback_feed(self._typed[0][0], callback)
+                self._typed_callback_feeds(self._typed[0][0], callback)
         elif dict_ and not (wrap or raw or typed):
             self.feed = self._feed_dict
         else:
             self.feed = self._feed_general
+        for table in list(self._tables):
+            table.changed()
 
-    def _callback_feed(self, callback: Callable[[Any], Any], wrap: bool = False) -> Feed:
-        """A feed for a single callback subscriber: decode, check the sequence, call, in one frame.
-
-        ``wrap`` calls with ``{'stream', 'data'}`` (the threaded facade's multiplex socket), as
-        :meth:`_feed_general` does; a local flag costs less per message than a second set of closures."""
+    def _callback_feed(self, callback: Callable[[Any], Any]) -> Feed:
+        """A feed for a single dict callback subscriber: decode, check the sequence, call, in one frame."""
         loads = orjson.loads
         tracker = self.tracker
         check = self._check
         name = self.name
 
         key: str | None = getattr(tracker, "key", None)  # id streams: trade, aggTrade
+        if key is not None:
+            key = decoded_key(key)
         if tracker is not None and key is not None:
             # The tracker's in-order case inlined (its state stays in the tracker); anything else
             # (first event, duplicate, gap) goes through tracker.observe. Only a missing id is let
@@ -151,7 +187,7 @@ class Route:
                         if verdict is not OK and not check(verdict):
                             return
                 try:
-                    callback({"stream": name, "data": msg} if wrap else msg)
+                    callback(msg)
                 except Exception:
                     log.exception("callback %r raised on a message of %s", callback, name)
         elif tracker is not None:
@@ -163,35 +199,118 @@ class Route:
                 if verdict is not OK and not check(verdict):
                     return
                 try:
-                    callback({"stream": name, "data": msg} if wrap else msg)
+                    callback(msg)
                 except Exception:
                     log.exception("callback %r raised on a message of %s", callback, name)
         else:
             def feed(data: bytes) -> None:
                 msg = loads(data)
                 try:
-                    callback({"stream": name, "data": msg} if wrap else msg)
+                    callback(msg)
                 except Exception:
                     log.exception("callback %r raised on a message of %s", callback, name)
         return feed
 
-    def _typed_callback_feed(self, decoder: Decoder, callback: Callable[[Any], Any]) -> Feed:
-        """A feed for a single typed callback subscriber: decode with its model, call. Like
-        :meth:`_feed_general` it checks no sequence, and a payload the model refuses becomes the
-        documented malformed event for the callback."""
+    def _callback_feed_whole(self, callback: Callable[[Any], Any]) -> Callable[[dict[str, Any]], None]:
+        """For a single callback that wants ``{'stream', 'data'}`` dicts (the threaded facade's multiplex
+        socket): take a whole decoded frame, which is that dict, check the sequence of its ``data``,
+        call. :meth:`_wrapping_feed` builds the dict when the connection splits frames instead."""
+        tracker = self.tracker
+        check = self._check
         name = self.name
-        refused = self._refused
+
+        key: str | None = getattr(tracker, "key", None)
+        if tracker is not None and key is not None:
+            observe = tracker.observe  # the in-order case inlined as in _callback_feed
+            key = decoded_key(key)
+            data_key = DATA_KEY
+
+            def feed(msg: dict[str, Any]) -> None:
+                data = msg[data_key]
+                try:
+                    n = data[key]
+                except KeyError:
+                    pass
+                else:
+                    last = tracker.last
+                    if last is not None and n == last + 1:
+                        tracker.last = n
+                    else:
+                        verdict = observe(data)
+                        if verdict is not OK and not check(verdict):
+                            return
+                try:
+                    callback(msg)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+        elif tracker is not None:
+            observe = tracker.observe
+
+            def feed(msg: dict[str, Any]) -> None:
+                verdict = observe(msg["data"])
+                if verdict is not OK and not check(verdict):
+                    return
+                try:
+                    callback(msg)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+        else:
+            def feed(msg: dict[str, Any]) -> None:
+                try:
+                    callback(msg)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+        return feed
+
+    def _wrapping_feed(self, feed_whole: Callable[[dict[str, Any]], None]) -> Feed:
+        """Payload bytes to the ``{'stream', 'data'}`` dict ``feed_whole`` takes."""
+        loads = orjson.loads
+        name = self.name
 
         def feed(data: bytes) -> None:
+            feed_whole({"stream": name, "data": loads(data)})
+        return feed
+
+    def _typed_callback_feeds(self, decoder: Decoder, callback: Callable[[Any], Any]) -> None:
+        """Feeds for a single typed callback subscriber: decode with its model, call. Like
+        :meth:`_feed_general` they check no sequence, and a payload the model refuses becomes the
+        documented malformed event for the callback. With a library decoder (see
+        :func:`~binance_ws.models.codec_of`) the bytes feed calls msgspec directly, and whole frames
+        can be taken (:attr:`whole`)."""
+        name = self.name
+        refused = self._refused
+        codec = codec_of(decoder)
+        if codec is None:
+            def feed(data: bytes) -> None:
+                try:
+                    obj = decoder(data)
+                except Exception as exc:
+                    obj = refused(decoder, data, exc)
+                try:
+                    callback(obj)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+            self.feed = feed
+            return
+        direct, malformed = codec.direct, codec.malformed
+        decode_error = msgspec.DecodeError
+
+        def direct_feed(data: bytes) -> None:
             try:
-                obj = decoder(data)
-            except Exception as exc:
-                obj = refused(decoder, data, exc)
+                obj = direct(data)
+            except decode_error as exc:
+                obj = refused(decoder, data, malformed(exc))
             try:
                 callback(obj)
             except Exception:
                 log.exception("callback %r raised on a message of %s", callback, name)
-        return feed
+
+        def feed_whole(msg: Any) -> None:
+            try:
+                callback(msg.data)
+            except Exception:
+                log.exception("callback %r raised on a message of %s", callback, name)
+        self.feed, self.feed_whole, self.whole = direct_feed, feed_whole, codec.envelope
 
     def _raw_callback_feed(self, callback: Callable[[Any], Any]) -> Feed:
         """A feed for a single raw callback subscriber: no decoding, so no sequence check."""
@@ -267,6 +386,112 @@ class Route:
         """Deliver an error event to every subscriber of this stream."""
         for sub in self.subscribers:
             sub.push_event(event)
+
+
+def _no_whole_feed(msg: Any) -> None:
+    raise TypeError("this route takes payload bytes only (Route.whole is None)")
+
+
+class WholeFrames(Protocol):
+    """Where a :class:`RouteTable` says how frames are to be read (the connection's socket)."""
+
+    def use_frames(self, whole: Callable[[bytes], Any] | None,
+                   by_name: dict[str, Callable[[Any], None]]) -> None: ...
+
+
+class RouteTable:
+    """One connection's table: :func:`route_key` -> a :class:`Route`, or another object with a
+    ``feed(payload_bytes)`` (a rotation's handover side, the shutdown notice). :attr:`entries` is the
+    plain dict the socket's hot path reads.
+
+    It also works out whether the socket can decode first and route after: when every entry is a
+    :class:`Route` with the same :attr:`Route.whole` (one typed model, or ``{'stream', 'data'}`` dicts
+    for one callback each), it publishes that decoding and a stream name -> route map to its
+    :attr:`listener`; frames are then decoded once, whole, and routed by their ``stream``: no byte
+    split, no slice, no wrapper built. Otherwise the listener's ``whole`` is None and frames are split
+    by their bytes. Entries whose class sets ``rare = True`` (the shutdown notice) do not count.
+
+    Any change sets the listener's ``whole`` to None at once, so frames take the byte path, always
+    correct, and the recomputation runs once per event-loop turn (a connection subscribing 1024
+    streams one at a time recomputes once, not 1024 times).
+    """
+
+    __slots__ = ("__weakref__", "_pending", "entries", "listener")
+
+    def __init__(self) -> None:
+        self.entries: dict[bytes, Any] = {}
+        self.listener: WholeFrames | None = None
+        self._pending = False
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.entries
+
+    def __getitem__(self, key: bytes) -> Any:
+        return self.entries[key]
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        return self.entries.get(key, default)
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        old = self.entries.get(key)
+        if isinstance(old, Route) and old is not value:
+            old._tables.discard(self)
+        self.entries[key] = value
+        if isinstance(value, Route):
+            value._tables.add(self)
+        self.changed()
+
+    def pop(self, key: bytes, default: Any = None) -> Any:
+        value = self.entries.pop(key, default)
+        if isinstance(value, Route):
+            value._tables.discard(self)
+        self.changed()
+        return value
+
+    def attach(self, listener: WholeFrames) -> None:
+        """Tell ``listener`` how to read frames from now on (it starts on the byte path)."""
+        self.listener = listener
+        self.changed()
+
+    def changed(self) -> None:
+        """An entry or a route's decoding changed: split frames by bytes until :meth:`refresh` runs."""
+        listener = self.listener
+        if listener is None:
+            return
+        listener.use_frames(None, {})
+        if self._pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.refresh()
+            return
+        self._pending = True
+        loop.call_soon(self.refresh)
+
+    def refresh(self) -> None:
+        """Recompute the listener's whole-frame decoding from the entries."""
+        self._pending = False
+        listener = self.listener
+        if listener is None:
+            return
+        whole: Callable[[bytes], Any] | None = None
+        by_name: dict[str, Callable[[Any], None]] = {}
+        for key, entry in self.entries.items():
+            if not isinstance(entry, Route):
+                if getattr(entry, "rare", False):
+                    continue
+                whole = None
+                break
+            if entry.whole is None or (whole is not None and entry.whole is not whole):
+                whole = None
+                break
+            whole = entry.whole
+            by_name[key[len(COMBINED_PREFIX):].decode()] = entry.feed_whole
+        listener.use_frames(whole, by_name if whole is not None else {})
 
 
 #: Frames remembered per side while two connections overlap (about two seconds of a busy stream). A new
