@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from typing import Any
+
+import orjson
+import pytest
 
 from binance_ws import errors
 from binance_ws.engine import AsyncSocketManager
-from binance_ws.engine.delivery import Subscription
-from binance_ws.engine.router import WHOLE_DICT, Route, RouteTable, route_key
+from binance_ws.engine.delivery import RawMessage, Subscription
+from binance_ws.engine.router import RAW_SPLIT, WHOLE_DICT, Route, RouteTable, route_key
 from binance_ws.models import Trade, codec_of, decoder_for
 from binance_ws.sim import Simulator
 from tests.engine._util import until
@@ -98,13 +102,26 @@ def test_table_wrapped_dict_routes_and_what_never_reads_whole() -> None:
     for s in TRADES:
         table[route_key(s)] = _route(s, "dict", wrap=True)
     assert listener.calls[-1][0] is WHOLE_DICT
-    # Plain dicts, raw bytes and user decoders keep the byte split.
+    # Plain dicts and user decoders keep the byte split, as does a mix with raw routes.
     for decode in ("dict", "raw", lambda data: data):
         table[route_key("x@trade")] = _route("x@trade", decode)
         assert listener.calls[-1] == (None, {}), decode
         table.pop(route_key("x@trade"))
     table[route_key("x@trade")] = Route("x@trade")  # no subscriber yet
     assert listener.calls[-1] == (None, {})
+
+
+def test_table_raw_callbacks_are_called_by_the_socket_itself() -> None:
+    table, listener = RouteTable(), _Listener()
+    table.attach(listener)
+    callbacks = {s: (lambda m: None) for s in TRADES}
+    for s in TRADES:
+        route = Route(s)
+        route.add(Subscription([s], callbacks[s], decode="raw"))
+        table[route_key(s)] = route
+    whole, by_key = listener.calls[-1]
+    assert whole is RAW_SPLIT
+    assert by_key == {route_key(s): (callbacks[s], s) for s in TRADES}
 
 
 async def test_table_recomputes_once_per_loop_turn_and_reads_bytes_meanwhile() -> None:
@@ -162,6 +179,30 @@ async def test_multiplex_reads_whole_frames_and_still_reports_gaps(sim: Simulato
                for m in wrapped)
     eth = [m["data"]["t"] for m in wrapped if m["stream"] == "ethusdt@trade"]
     assert _ids_in_order(eth)
+
+
+async def test_raw_callbacks_are_called_from_the_split_and_a_raising_one_keeps_its_stream(
+        sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
+    got: dict[str, list[bytes]] = {s: [] for s in TRADES}
+    raised = []
+
+    def btc(msg: RawMessage) -> None:
+        got[msg.stream].append(msg.data)
+        if len(got[msg.stream]) == 3:
+            raised.append(msg.data)
+            raise RuntimeError("user bug")
+
+    async with AsyncSocketManager(market=sim.market) as sm:
+        await sm.subscribe("btcusdt@trade", btc, decode="raw")
+        await sm.subscribe("ethusdt@trade", lambda m: got[m.stream].append(m.data), decode="raw")
+        with caplog.at_level(logging.ERROR, "binance_ws.engine"):
+            await until(lambda: all(len(v) > 8 for v in got.values()))
+        assert _mode(sm) == "_raw_frame"
+    assert raised and "user bug" in caplog.text
+    for s, payloads in got.items():
+        trades = [orjson.loads(p) for p in payloads]
+        assert {t["s"] for t in trades} == {s.split("@")[0].upper()}
+        assert _ids_in_order([t["t"] for t in trades])
 
 
 async def test_a_second_kind_of_subscriber_switches_the_socket_to_bytes_and_back(sim: Simulator) -> None:

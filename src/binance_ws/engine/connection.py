@@ -46,10 +46,11 @@ from binance_ws import errors
 from binance_ws.core.backoff import Backoff, BackoffPolicy
 from binance_ws.core.budget import SlidingWindow
 from binance_ws.core.plan import CONTROL_RESERVE, CONTROL_WINDOW_S, ControlMessage, ControlScheduler
-from binance_ws.engine.delivery import LINK_DOWN, LINK_UP, LinkState
+from binance_ws.engine.delivery import LINK_DOWN, LINK_UP, LinkState, RawMessage
 from binance_ws.engine.router import (
     COMBINED_PREFIX,
     DATA_SEPARATOR,
+    RAW_SPLIT,
     STREAM_KEY,
     WHOLE_DICT,
     Handover,
@@ -226,7 +227,7 @@ class Link(WSListener):
         #: :meth:`use_frames` (see :class:`RouteTable`): None while frames must be split by their bytes.
         self.entries = table.entries
         self.whole: Callable[[bytes], Any] | None = None
-        self.by_name: dict[str, Callable[[Any], None]] = {}
+        self.by_name: dict[Any, Any] = {}
         self.on_ws_frame = self._split_frame
         table[SHUTDOWN_STREAM] = _Shutdown(self)
         table.attach(self)
@@ -273,13 +274,15 @@ class Link(WSListener):
     # picows calls ``on_ws_frame``, an instance slot holding one of the three methods below: the table
     # picks it (use_frames), so no frame pays for a branch on the mode.
 
-    def use_frames(self, whole: Callable[[bytes], Any] | None,
-                   by_name: dict[str, Callable[[Any], None]]) -> None:
+    def use_frames(self, whole: Callable[[bytes], Any] | None, by_name: dict[Any, Any]) -> None:
         """Called by the table: decode frames whole with ``whole`` and hand each to ``by_name``'s feed
-        for its ``stream``, or (None) split them by their bytes."""
+        for its ``stream``; with :data:`RAW_SPLIT`, split them and call ``by_name``'s raw callbacks
+        directly; with None, split them and feed the routes."""
         self.whole, self.by_name = whole, by_name
         if whole is None:
             self.on_ws_frame = self._split_frame
+        elif whole is RAW_SPLIT:
+            self.on_ws_frame = self._raw_frame
         elif whole is WHOLE_DICT:
             self.on_ws_frame = self._whole_dict_frame
         else:
@@ -304,6 +307,20 @@ class Link(WSListener):
                 log.exception("%s: frame of %r skipped", self.owner.conn_id, head)
             return
         self._other_frame(transport, frame)
+
+    def _raw_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        # Every route here has one raw callback: split as _split_frame does, call it without a feed.
+        head, _, tail = frame.get_payload_as_bytes().partition(DATA_SEPARATOR)
+        target = self.by_name.get(head)
+        if target is None:
+            self._split_frame(transport, frame)  # the shutdown notice, control answers
+            return
+        self.heard = True
+        callback, name = target
+        try:
+            callback(RawMessage(name, tail[_PAYLOAD]))
+        except Exception:
+            log.exception("callback %r raised on a message of %s", callback, name)
 
     def _whole_typed_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         # Every route here takes one typed envelope: decode the frame once, route by its ``stream``.

@@ -45,6 +45,12 @@ Feed = Callable[[bytes], None]
 WHOLE_DICT: Final = orjson.loads
 
 
+def RAW_SPLIT(frame: bytes) -> Any:
+    """The :attr:`Route.whole` of a route whose one subscriber takes raw frames: not a decoding (never
+    called) but the mark that the socket may split frames and call that callback itself."""
+    raise TypeError("RAW_SPLIT marks raw routes; it decodes nothing")
+
+
 def decoded_key(name: str) -> str:
     """``name`` as the str object orjson gives for that key when it decodes a frame.
 
@@ -97,8 +103,9 @@ class Route:
         self._typed: tuple[tuple[Decoder, tuple[Callable[[str, Any], None], ...]], ...] = ()
         self.feed: Feed = self._feed_general
         #: How this route can take whole decoded frames instead of payload bytes: the function that
-        #: decodes a frame for :attr:`feed_whole` (a typed envelope decoder, or :data:`WHOLE_DICT`), or
-        #: None. A connection whose routes all share one uses it (see :class:`RouteTable`).
+        #: decodes a frame for :attr:`feed_whole` (a typed envelope decoder, or :data:`WHOLE_DICT`),
+        #: :data:`RAW_SPLIT` for one raw callback, or None. A connection whose routes all share one
+        #: uses it (see :class:`RouteTable`).
         self.whole: Callable[[bytes], Any] | None = None
         self.feed_whole: Callable[[Any], None] = _no_whole_feed
         #: The connection tables holding this route, told when its decoding changes.
@@ -140,6 +147,7 @@ class Route:
             callback = single.callback
             if raw:
                 self.feed = self._raw_callback_feed(callback)
+                self.whole = RAW_SPLIT
             elif wrap:
                 self.feed_whole = self._callback_feed_whole(callback)
                 self.whole = WHOLE_DICT
@@ -395,8 +403,7 @@ def _no_whole_feed(msg: Any) -> None:
 class WholeFrames(Protocol):
     """Where a :class:`RouteTable` says how frames are to be read (the connection's socket)."""
 
-    def use_frames(self, whole: Callable[[bytes], Any] | None,
-                   by_name: dict[str, Callable[[Any], None]]) -> None: ...
+    def use_frames(self, whole: Callable[[bytes], Any] | None, by_name: dict[Any, Any]) -> None: ...
 
 
 class RouteTable:
@@ -479,7 +486,7 @@ class RouteTable:
         if listener is None:
             return
         whole: Callable[[bytes], Any] | None = None
-        by_name: dict[str, Callable[[Any], None]] = {}
+        by_name: dict[Any, Any] = {}
         for key, entry in self.entries.items():
             if not isinstance(entry, Route):
                 if getattr(entry, "rare", False):
@@ -490,7 +497,10 @@ class RouteTable:
                 whole = None
                 break
             whole = entry.whole
-            by_name[key[len(COMBINED_PREFIX):].decode()] = entry.feed_whole
+            if whole is RAW_SPLIT:  # keyed as the split finds them: the callback and the stream name
+                by_name[key] = (entry.subscribers[0].callback, entry.name)
+            else:
+                by_name[key[len(COMBINED_PREFIX):].decode()] = entry.feed_whole
         listener.use_frames(whole, by_name if whole is not None else {})
 
 
