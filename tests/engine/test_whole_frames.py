@@ -72,7 +72,7 @@ def test_table_reads_whole_frames_only_when_every_route_shares_one_decoding() ->
     table[b"rare"] = _Rare()
     whole, by_name = listener.calls[-1]
     assert whole is envelope.envelope
-    assert by_name == {"btcusdt@trade": btc.feed_whole, "ethusdt@trade": eth.feed_whole}
+    assert by_name == {"btcusdt@trade": btc.whole_target, "ethusdt@trade": eth.whole_target}
 
     # Another model on the same socket: bytes again.
     table[route_key("btcusdt@aggTrade")] = _route("btcusdt@aggTrade", decoder_for("btcusdt@aggTrade"))

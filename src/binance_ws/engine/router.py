@@ -90,8 +90,8 @@ class Route:
     so it is not checked.
     """
 
-    __slots__ = ("_dict", "_raw", "_tables", "_typed", "_wrap", "feed", "feed_whole", "name", "subscribers",
-                 "tracker", "whole")
+    __slots__ = ("_dict", "_raw", "_tables", "_typed", "_wrap", "feed", "name", "subscribers", "tracker",
+                 "whole", "whole_target")
 
     def __init__(self, name: str, tracker: SequenceTracker | None = None) -> None:
         self.name = name
@@ -102,12 +102,13 @@ class Route:
         self._raw: tuple[Callable[[str, Any], None], ...] = ()
         self._typed: tuple[tuple[Decoder, tuple[Callable[[str, Any], None], ...]], ...] = ()
         self.feed: Feed = self._feed_general
-        #: How this route can take whole decoded frames instead of payload bytes: the function that
-        #: decodes a frame for :attr:`feed_whole` (a typed envelope decoder, or :data:`WHOLE_DICT`),
-        #: :data:`RAW_SPLIT` for one raw callback, or None. A connection whose routes all share one
-        #: uses it (see :class:`RouteTable`).
+        #: How this route can take frames without :attr:`feed`: the function that decodes a whole frame
+        #: (a typed envelope decoder, or :data:`WHOLE_DICT`), :data:`RAW_SPLIT` for one raw callback, or
+        #: None. A connection whose routes all share one reads frames that way (see :class:`RouteTable`)
+        #: and hands them to :attr:`whole_target`: a function taking the decoded frame (typed), a
+        #: :data:`WrappedTarget` (dicts), or ``(callback, stream)`` (raw).
         self.whole: Callable[[bytes], Any] | None = None
-        self.feed_whole: Callable[[Any], None] = _no_whole_feed
+        self.whole_target: Any = None
         #: The connection tables holding this route, told when its decoding changes.
         self._tables: weakref.WeakSet[RouteTable] = weakref.WeakSet()
         self._rebuild()
@@ -142,16 +143,19 @@ class Route:
         # The common cases get a feed without the general branching: one callback (the seed API, the
         # threaded facade, the benchmarks) in any mode, or only dict subscribers.
         single = self.subscribers[0] if len(self.subscribers) == 1 else None
-        self.whole, self.feed_whole = None, _no_whole_feed
+        self.whole = self.whole_target = None
         if single is not None and single.callback is not None:
             callback = single.callback
             if raw:
                 self.feed = self._raw_callback_feed(callback)
-                self.whole = RAW_SPLIT
+                self.whole, self.whole_target = RAW_SPLIT, (callback, self.name)
             elif wrap:
-                self.feed_whole = self._callback_feed_whole(callback)
+                self.feed = self._wrapped_callback_feed(callback)
                 self.whole = WHOLE_DICT
-                self.feed = self._wrapping_feed(self.feed_whole)
+                tracker = self.tracker
+                key = getattr(tracker, "key", None)
+                target: WrappedTarget = (callback, tracker, key and decoded_key(key), self.admit)
+                self.whole_target = target
             elif dict_:
                 self.feed = self._callback_feed(callback)
             else:
@@ -219,65 +223,33 @@ class Route:
                     log.exception("callback %r raised on a message of %s", callback, name)
         return feed
 
-    def _callback_feed_whole(self, callback: Callable[[Any], Any]) -> Callable[[dict[str, Any]], None]:
+    def _wrapped_callback_feed(self, callback: Callable[[Any], Any]) -> Feed:
         """For a single callback that wants ``{'stream', 'data'}`` dicts (the threaded facade's multiplex
-        socket): take a whole decoded frame, which is that dict, check the sequence of its ``data``,
-        call. :meth:`_wrapping_feed` builds the dict when the connection splits frames instead."""
-        tracker = self.tracker
-        check = self._check
-        name = self.name
-
-        key: str | None = getattr(tracker, "key", None)
-        if tracker is not None and key is not None:
-            observe = tracker.observe  # the in-order case inlined as in _callback_feed
-            key = decoded_key(key)
-            data_key = DATA_KEY
-
-            def feed(msg: dict[str, Any]) -> None:
-                data = msg[data_key]
-                try:
-                    n = data[key]
-                except KeyError:
-                    pass
-                else:
-                    last = tracker.last
-                    if last is not None and n == last + 1:
-                        tracker.last = n
-                    else:
-                        verdict = observe(data)
-                        if verdict is not OK and not check(verdict):
-                            return
-                try:
-                    callback(msg)
-                except Exception:
-                    log.exception("callback %r raised on a message of %s", callback, name)
-        elif tracker is not None:
-            observe = tracker.observe
-
-            def feed(msg: dict[str, Any]) -> None:
-                verdict = observe(msg["data"])
-                if verdict is not OK and not check(verdict):
-                    return
-                try:
-                    callback(msg)
-                except Exception:
-                    log.exception("callback %r raised on a message of %s", callback, name)
-        else:
-            def feed(msg: dict[str, Any]) -> None:
-                try:
-                    callback(msg)
-                except Exception:
-                    log.exception("callback %r raised on a message of %s", callback, name)
-        return feed
-
-    def _wrapping_feed(self, feed_whole: Callable[[dict[str, Any]], None]) -> Feed:
-        """Payload bytes to the ``{'stream', 'data'}`` dict ``feed_whole`` takes."""
+        socket), when the connection splits frames: build the dict, check, call. Connections that read
+        whole frames deliver the decoded frame itself, which is that dict (:class:`WrappedTarget`)."""
         loads = orjson.loads
         name = self.name
+        admit = self.admit
+        check = self.tracker is not None
 
         def feed(data: bytes) -> None:
-            feed_whole({"stream": name, "data": loads(data)})
+            msg = {"stream": name, "data": loads(data)}
+            if check and not admit(msg):
+                return
+            try:
+                callback(msg)
+            except Exception:
+                log.exception("callback %r raised on a message of %s", callback, name)
         return feed
+
+    def admit(self, msg: dict[str, Any]) -> bool:
+        """Check a ``{'stream', 'data'}`` message against the sequence: False for a duplicate (drop it),
+        True otherwise, after reporting a gap."""
+        tracker = self.tracker
+        if tracker is None:
+            return True
+        verdict = tracker.observe(msg["data"])
+        return verdict is OK or self._check(verdict)
 
     def _typed_callback_feeds(self, decoder: Decoder, callback: Callable[[Any], Any]) -> None:
         """Feeds for a single typed callback subscriber: decode with its model, call. Like
@@ -318,7 +290,7 @@ class Route:
                 callback(msg.data)
             except Exception:
                 log.exception("callback %r raised on a message of %s", callback, name)
-        self.feed, self.feed_whole, self.whole = direct_feed, feed_whole, codec.envelope
+        self.feed, self.whole_target, self.whole = direct_feed, feed_whole, codec.envelope
 
     def _raw_callback_feed(self, callback: Callable[[Any], Any]) -> Feed:
         """A feed for a single raw callback subscriber: no decoding, so no sequence check."""
@@ -396,8 +368,12 @@ class Route:
             sub.push_event(event)
 
 
-def _no_whole_feed(msg: Any) -> None:
-    raise TypeError("this route takes payload bytes only (Route.whole is None)")
+#: What a connection reading whole ``{'stream', 'data'}`` frames needs of a stream's route: the
+#: callback, the sequence tracker and its id field (None: no tracker, or no id to check inline), and the
+#: route's :meth:`Route.admit` for everything but the in-order case. A plain tuple: the socket unpacks
+#: it per frame, and CPython unpacks exact tuples fastest.
+WrappedTarget = tuple[Callable[[Any], Any], SequenceTracker | None, str | None,
+                      Callable[[dict[str, Any]], bool]]
 
 
 class WholeFrames(Protocol):
@@ -497,10 +473,8 @@ class RouteTable:
                 whole = None
                 break
             whole = entry.whole
-            if whole is RAW_SPLIT:  # keyed as the split finds them: the callback and the stream name
-                by_name[key] = (entry.subscribers[0].callback, entry.name)
-            else:
-                by_name[key[len(COMBINED_PREFIX):].decode()] = entry.feed_whole
+            # Raw targets are keyed as the byte split finds them; the others by the decoded ``stream``.
+            by_name[key if whole is RAW_SPLIT else key[len(COMBINED_PREFIX):].decode()] = entry.whole_target
         listener.use_frames(whole, by_name if whole is not None else {})
 
 
