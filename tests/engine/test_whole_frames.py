@@ -1,11 +1,13 @@
 """Whole-frame reading: a connection whose routes all take one decoding of the whole frame (one typed
-model, or ``{'stream', 'data'}`` dicts) decodes first and routes by ``stream``; any other mix, and any
-frame that does not decode, goes through the byte split. Both must deliver the same thing."""
+model, or dicts for one callback each) decodes first and routes by ``stream``; raw callbacks are called
+from the split; any other mix, and any frame that does not decode, goes through the byte split and the
+routes. All must deliver the same thing."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 from typing import Any
 
@@ -96,14 +98,19 @@ def test_table_reads_whole_frames_only_when_every_route_shares_one_decoding() ->
     assert len(listener.calls) == calls
 
 
-def test_table_wrapped_dict_routes_and_what_never_reads_whole() -> None:
+def test_table_dict_routes_and_what_never_reads_whole() -> None:
     table, listener = RouteTable(), _Listener()
     table.attach(listener)
     for s in TRADES:
         table[route_key(s)] = _route(s, "dict", wrap=True)
     assert listener.calls[-1][0] is WHOLE_DICT
-    # Plain dicts and user decoders keep the byte split, as does a mix with raw routes.
-    for decode in ("dict", "raw", lambda data: data):
+    # Plain dicts for one callback read the same decoded frame (they get its "data").
+    table[route_key("x@trade")] = _route("x@trade", "dict")
+    assert listener.calls[-1][0] is WHOLE_DICT
+    assert listener.calls[-1][1]["x@trade"][4] is False  # not wrapped
+    table.pop(route_key("x@trade"))
+    # User decoders and raw routes mixed in keep the byte split.
+    for decode in ("raw", lambda data: data):
         table[route_key("x@trade")] = _route("x@trade", decode)
         assert listener.calls[-1] == (None, {}), decode
         table.pop(route_key("x@trade"))
@@ -203,6 +210,24 @@ async def test_raw_callbacks_are_called_from_the_split_and_a_raising_one_keeps_i
         trades = [orjson.loads(p) for p in payloads]
         assert {t["s"] for t in trades} == {s.split("@")[0].upper()}
         assert _ids_in_order([t["t"] for t in trades])
+
+
+async def test_plain_and_wrapped_dict_callbacks_share_whole_frames_on_one_socket(sim: Simulator) -> None:
+    plain: list[dict[str, Any]] = []
+    wrapped: list[dict[str, Any]] = []
+    async with AsyncSocketManager(market=sim.market) as sm:
+        await sm.subscribe("btcusdt@trade", plain.append)
+        await sm.subscribe(["ethusdt@trade", "ethusdt@depth@100ms"], wrapped.append, wrap=True)
+        await until(lambda: len(plain) > 5 and len({m["stream"] for m in wrapped}) == 2)
+        assert len(sm.connections) == 1 and _mode(sm) == "_whole_dict_frame"
+        sim.faults.skip(1, pattern=r"btcusdt@trade")
+        await until(lambda: any(m.get("e") == "error" for m in plain), what="gap event")
+    assert all(m["e"] == "trade" and m["s"] == "BTCUSDT" for m in plain if m["e"] != "error")
+    assert [m["type"] for m in plain if m["e"] == "error"] == [errors.ERR_GAP]
+    assert all(set(m) == {"stream", "data"} for m in wrapped)
+    assert _ids_in_order([m["data"]["t"] for m in wrapped if m["stream"] == "ethusdt@trade"])
+    depth = [m["data"] for m in wrapped if m["stream"] == "ethusdt@depth@100ms"]
+    assert all(m["e"] == "depthUpdate" and m["U"] == prev["u"] + 1 for prev, m in itertools.pairwise(depth))
 
 
 async def test_a_second_kind_of_subscriber_switches_the_socket_to_bytes_and_back(sim: Simulator) -> None:

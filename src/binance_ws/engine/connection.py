@@ -341,20 +341,21 @@ class Link(WSListener):
             log.exception("%s: frame of %r skipped", self.owner.conn_id, msg.stream)
 
     def _whole_dict_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        # Every route here wants {'stream', 'data'} dicts for one callback: the decoded frame is that
-        # dict. Route by ``stream``, check the sequence, call, all in this one Python frame.
+        # Every route here wants dicts for one callback: decode the frame once (it is the
+        # {'stream', 'data'} dict a wrapped callback gets), route by ``stream``, check the sequence,
+        # call, all in this one Python frame.
         try:
             msg = WHOLE_DICT(frame.get_payload_as_bytes())
-            callback, tracker, key, admit = self.by_name[msg[STREAM_KEY]]
+            callback, tracker, key, admit, wrap = self.by_name[msg[STREAM_KEY]]
         except Exception:
             self._split_frame(transport, frame)  # as in _whole_typed_frame
             return
         self.heard = True
         try:
+            data = msg[DATA_KEY]
             if key is not None:
                 # The tracker's in-order case inlined, as in Route's dict feed (PROTOCOL 4.1, 4.2);
                 # the first event, a gap or a duplicate go through the route. A missing id is let through.
-                data = msg[DATA_KEY]
                 try:
                     n = data[key]
                 except KeyError:
@@ -372,7 +373,7 @@ class Link(WSListener):
             log.exception("%s: frame of %r skipped", self.owner.conn_id, msg[STREAM_KEY])
             return
         try:
-            callback(msg)
+            callback(msg if wrap else data)
         except Exception:
             log.exception("callback %r raised on a message of %s", callback, msg[STREAM_KEY])
 

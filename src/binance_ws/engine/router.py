@@ -40,8 +40,9 @@ DATA_SEPARATOR: Final = b'","data":'
 #: A route's entry point: called with the payload bytes of one frame.
 Feed = Callable[[bytes], None]
 
-#: The whole-frame decoding of a route whose one subscriber wants ``{'stream', 'data'}`` dicts: the
-#: decoded frame is that dict (see :attr:`Route.whole`).
+#: The whole-frame decoding of a route whose one subscriber wants dicts: the decoded frame is the
+#: ``{'stream', 'data'}`` dict a wrapped subscriber gets, and its ``data`` the payload dict (see
+#: :attr:`Route.whole`).
 WHOLE_DICT: Final = orjson.loads
 
 
@@ -106,7 +107,7 @@ class Route:
         #: (a typed envelope decoder, or :data:`WHOLE_DICT`), :data:`RAW_SPLIT` for one raw callback, or
         #: None. A connection whose routes all share one reads frames that way (see :class:`RouteTable`)
         #: and hands them to :attr:`whole_target`: a function taking the decoded frame (typed), a
-        #: :data:`WrappedTarget` (dicts), or ``(callback, stream)`` (raw).
+        #: :data:`DictTarget` (dicts), or ``(callback, stream)`` (raw).
         self.whole: Callable[[bytes], Any] | None = None
         self.whole_target: Any = None
         #: The connection tables holding this route, told when its decoding changes.
@@ -149,15 +150,12 @@ class Route:
             if raw:
                 self.feed = self._raw_callback_feed(callback)
                 self.whole, self.whole_target = RAW_SPLIT, (callback, self.name)
-            elif wrap:
-                self.feed = self._wrapped_callback_feed(callback)
-                self.whole = WHOLE_DICT
+            elif wrap or dict_:
+                self.feed = self._wrapped_callback_feed(callback) if wrap else self._callback_feed(callback)
                 tracker = self.tracker
                 key = getattr(tracker, "key", None)
-                target: WrappedTarget = (callback, tracker, key and decoded_key(key), self.admit)
-                self.whole_target = target
-            elif dict_:
-                self.feed = self._callback_feed(callback)
+                target: DictTarget = (callback, tracker, key and decoded_key(key), self.admit, bool(wrap))
+                self.whole, self.whole_target = WHOLE_DICT, target
             else:
                 self._typed_callback_feeds(self._typed[0][0], callback)
         elif dict_ and not (wrap or raw or typed):
@@ -368,12 +366,13 @@ class Route:
             sub.push_event(event)
 
 
-#: What a connection reading whole ``{'stream', 'data'}`` frames needs of a stream's route: the
-#: callback, the sequence tracker and its id field (None: no tracker, or no id to check inline), and the
-#: route's :meth:`Route.admit` for everything but the in-order case. A plain tuple: the socket unpacks
-#: it per frame, and CPython unpacks exact tuples fastest.
-WrappedTarget = tuple[Callable[[Any], Any], SequenceTracker | None, str | None,
-                      Callable[[dict[str, Any]], bool]]
+#: What a connection reading whole frames as dicts needs of a stream's route: the callback, the
+#: sequence tracker and its id field (None: no tracker, or no id to check inline), the route's
+#: :meth:`Route.admit` for everything but the in-order case, and whether the callback takes the
+#: ``{'stream', 'data'}`` dict (the decoded frame itself) or the payload dict. A plain tuple: the socket
+#: unpacks it per frame, and CPython unpacks exact tuples fastest.
+DictTarget = tuple[Callable[[Any], Any], SequenceTracker | None, str | None,
+                   Callable[[dict[str, Any]], bool], bool]
 
 
 class WholeFrames(Protocol):
