@@ -69,9 +69,9 @@ class Probe:
                 if n == 1 or n == expected:
                     marks["first" if n == 1 else "last"] = (perf(), cpu())
                     if n == expected:
-                        rss["end"] = _rss_mb()
+                        rss["end"], rss["anon_end"] = _rss_mb(), _status_mb("RssAnon")
                 elif n == settled:
-                    rss["settled"] = _rss_mb()
+                    rss["settled"], rss["anon_settled"] = _rss_mb(), _status_mb("RssAnon")
         return on
 
     def error(self, msg: Any) -> None:
@@ -114,6 +114,7 @@ class Probe:
                                "rss_mb": _peak_rss_mb(), "error": error}
         if "settled" in self.rss and "end" in self.rss:
             out["rss_settled_mb"], out["rss_end_mb"] = self.rss["settled"], self.rss["end"]
+            out["anon_settled_mb"], out["anon_end_mb"] = self.rss["anon_settled"], self.rss["anon_end"]
         if first is not None and last is not None and n > 1 and last[0] > first[0]:
             elapsed = last[0] - first[0]
             out["elapsed_s"] = elapsed
@@ -128,7 +129,8 @@ class Probe:
 
 
 def _status_mb(field: str) -> float:
-    """A memory figure from ``/proc/self/status`` (``VmHWM``: peak resident, ``VmRSS``: current), MB."""
+    """A memory figure from ``/proc/self/status`` (``VmHWM``: peak resident, ``VmRSS``: current,
+    ``RssAnon``: the anonymous part of it, the heap), MB."""
     with open("/proc/self/status") as fh:
         for line in fh:
             if line.startswith(field + ":"):
