@@ -272,7 +272,7 @@ class Link(WSListener):
         self.transport = transport
 
     # -- the hot path ----------------------------------------------------------------------------
-    # picows calls ``on_ws_frame``, an instance slot holding one of the three methods below: the table
+    # picows calls ``on_ws_frame``, an instance slot holding one of the four methods below: the table
     # picks it (use_frames), so no frame pays for a branch on the mode.
 
     def use_frames(self, whole: Callable[[bytes], Any] | None, by_name: dict[Any, Any]) -> None:
@@ -666,10 +666,14 @@ class Connection:
         """Stop for good: close every socket, end the supervisor task (idempotent)."""
         self.closing = True
         task = self._task
-        if task is not None and not task.done():
+        # Cancel until it ends: a cancellation swallowed by asyncio.wait_for (Python 3.11) would
+        # otherwise leave this waiting on a supervisor that reconnects for ever; ``closing`` ends its
+        # loops at their next turn in any case.
+        while task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.error("%s: supervisor ended with %r", self.conn_id, task.exception())
         self.link = None
         # Every socket this connection opened, including a replacement caught mid-rotation.
         await asyncio.gather(*(link.retire() for link in list(self._links)), return_exceptions=True)
@@ -756,6 +760,8 @@ class Connection:
             link, self.link = self.link, None
             if link is not None:
                 await link.retire()
+        if self.closing:
+            return  # closed on purpose (see close), not given up: subscribers get no error
         self.gave_up = True
         self.link = None
         self._ready.set()
@@ -765,13 +771,17 @@ class Connection:
         """Keep a live socket until reconnecting fails ``max_retries`` times in a row."""
         link = await self._connect(after_loss=False)
         recovering = False
-        while link is not None:
+        # ``closing`` is checked as well as the task being cancelled: on Python 3.11 asyncio.wait_for can
+        # swallow a cancellation that lands as its awaitable completes, and this loop must still end.
+        while link is not None and not self.closing:
             self.link = link
             self._ready.set()
             if recovering:
                 recovering = False
                 self._report(LINK_UP)
             reason = await self._monitor(link)
+            if reason == "closing":
+                return
             if reason == "rotate":
                 async with self._lock:
                     new = await self._rotate(link)
@@ -790,6 +800,8 @@ class Connection:
             recovering = True
             self._report(LINK_DOWN)
             link = await self._connect(after_loss=True)
+        if self.closing:
+            return
         log.error("%s: giving up after %d failed reconnects", self.conn_id, self._backoff.failures)
 
     def _report(self, state: LinkState) -> None:
@@ -960,8 +972,8 @@ class Connection:
         return WATCHDOG_CADENCES * max(cadences) if cadences else math.inf
 
     async def _monitor(self, link: Link) -> str:
-        """Watch ``link`` until it is lost ("lost"), silent ("stale": no pong or no data in time) or
-        due for replacement ("rotate": age or serverShutdown)."""
+        """Watch ``link`` until it is lost ("lost"), silent ("stale": no pong or no data in time), due
+        for replacement ("rotate": age or serverShutdown) or the connection is closing ("closing")."""
         settings = self.settings
         rotate_at = link.opened_at + settings.rotation_age_s
         ping_every = settings.ping_interval_s
@@ -974,6 +986,8 @@ class Connection:
         control_frames = link.control_frames
         pinging = False
         while True:
+            if self.closing:
+                return "closing"
             if link.lost.done():
                 return "lost"
             if link.shutdown_notice:
