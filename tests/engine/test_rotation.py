@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import orjson
 
 from binance_ws import errors
 from binance_ws.engine import AsyncSocketManager
 from binance_ws.sim import Simulator
-from tests.engine._util import trade_ids, until
+from tests.engine._util import rotating_market, rotation_simulator, trade_ids, until
 
 ROTATIONS = 200
 
@@ -26,11 +25,9 @@ async def test_planned_cut_and_server_shutdown_rotations_lose_and_duplicate_noth
     # A 2 s "day" on the server, 30 ms on ours: each connection is replaced before the server's cut
     # (with room for a slow handshake on a loaded machine: cut first, and the loss is real).
     # Half of the rotations are forced by serverShutdown instead.
-    async with Simulator(flow_rate=2000.0, connection_lifetime_s=2.0, max_connections_per_window=10_000,
-                         connection_window_s=1.0) as sim:
+    async with rotation_simulator() as sim:
         # Our side believes in a 30 ms day: it rotates 10% before that.
-        market = dataclasses.replace(sim.market, connection_lifetime_s=0.03,
-                                     max_connections_per_window=10_000, connection_window_s=1.0)
+        market = rotating_market(sim)
         got: list[dict] = []
         async with AsyncSocketManager(market=market, handover_grace=0.5) as sm:
             # Raw delivery skips the sequence tracker, so the handover alone must get it exactly right.

@@ -6,7 +6,6 @@ routes. All must deliver the same thing."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import logging
 from typing import Any
@@ -20,7 +19,7 @@ from binance_ws.engine.delivery import RawMessage, Subscription
 from binance_ws.engine.router import RAW_SPLIT, WHOLE_DICT, Route, RouteTable, route_key
 from binance_ws.models import Trade, codec_of, decoder_for
 from binance_ws.sim import Simulator
-from tests.engine._util import until
+from tests.engine._util import rotating_market, rotation_simulator, until
 
 TRADES = ["btcusdt@trade", "ethusdt@trade"]
 
@@ -253,10 +252,8 @@ async def test_a_second_kind_of_subscriber_switches_the_socket_to_bytes_and_back
 async def test_typed_rotations_lose_and_duplicate_nothing() -> None:
     # As tests/engine/test_rotation.py, with typed delivery: the socket reads whole frames between
     # rotations and bytes during each handover.
-    async with Simulator(flow_rate=2000.0, connection_lifetime_s=2.0, max_connections_per_window=10_000,
-                         connection_window_s=1.0) as sim:
-        market = dataclasses.replace(sim.market, connection_lifetime_s=0.03,
-                                     max_connections_per_window=10_000, connection_window_s=1.0)
+    async with rotation_simulator() as sim:
+        market = rotating_market(sim)
         got: list[Any] = []
         modes: set[str] = set()
         async with AsyncSocketManager(market=market, handover_grace=0.5) as sm:
