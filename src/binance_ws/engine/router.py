@@ -224,7 +224,7 @@ class Route:
     def _wrapped_callback_feed(self, callback: Callable[[Any], Any]) -> Feed:
         """For a single callback that wants ``{'stream', 'data'}`` dicts (the threaded facade's multiplex
         socket), when the connection splits frames: build the dict, check, call. Connections that read
-        whole frames deliver the decoded frame itself, which is that dict (:class:`WrappedTarget`)."""
+        whole frames deliver the decoded frame itself, which is that dict (:data:`DictTarget`)."""
         loads = orjson.loads
         name = self.name
         admit = self.admit
