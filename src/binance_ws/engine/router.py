@@ -386,16 +386,18 @@ class RouteTable:
     ``feed(payload_bytes)`` (a rotation's handover side, the shutdown notice). :attr:`entries` is the
     plain dict the socket's hot path reads.
 
-    It also works out whether the socket can decode first and route after: when every entry is a
-    :class:`Route` with the same :attr:`Route.whole` (one typed model, or ``{'stream', 'data'}`` dicts
-    for one callback each), it publishes that decoding and a stream name -> route map to its
-    :attr:`listener`; frames are then decoded once, whole, and routed by their ``stream``: no byte
-    split, no slice, no wrapper built. Otherwise the listener's ``whole`` is None and frames are split
-    by their bytes. Entries whose class sets ``rare = True`` (the shutdown notice) do not count.
+    It also works out how the socket can read frames without the routes' byte feeds: when every entry
+    is a :class:`Route` with the same :attr:`Route.whole` (one typed model, or dicts, plain or wrapped,
+    for one callback each), it hands its :attr:`listener` that decoding and a stream name ->
+    :attr:`Route.whole_target` map; frames are then decoded once, whole, and routed by their
+    ``stream``: no byte split, no slice, no wrapper built. When every route has one raw callback
+    (:data:`RAW_SPLIT`) the map goes from route key to ``(callback, stream)`` and the socket calls the
+    callbacks from its split. Otherwise the listener gets None and frames are split by their bytes and
+    fed to the entries. Entries whose class sets ``rare = True`` (the shutdown notice) do not count.
 
-    Any change sets the listener's ``whole`` to None at once, so frames take the byte path, always
-    correct, and the recomputation runs once per event-loop turn (a connection subscribing 1024
-    streams one at a time recomputes once, not 1024 times).
+    Any change puts the listener on the byte path at once, always correct, and the recomputation runs
+    once per event-loop turn (a connection subscribing 1024 streams one at a time recomputes once, not
+    1024 times).
     """
 
     __slots__ = ("__weakref__", "_pending", "entries", "listener")
@@ -410,9 +412,6 @@ class RouteTable:
 
     def __contains__(self, key: object) -> bool:
         return key in self.entries
-
-    def __getitem__(self, key: bytes) -> Any:
-        return self.entries[key]
 
     def get(self, key: bytes, default: Any = None) -> Any:
         return self.entries.get(key, default)
