@@ -43,8 +43,19 @@ from picows import (
 )
 
 from binance_ws import errors
-from binance_ws.core.backoff import Backoff, BackoffPolicy
+from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.core.budget import SlidingWindow
+from binance_ws.core.lifecycle import (
+    DEFAULT_PING_TIMEOUT_S,
+    DEFAULT_STABLE_AFTER_S,
+    PING,
+    ROTATE,
+    GiveUp,
+    Lifecycle,
+    Liveness,
+    LivenessPolicy,
+    Wait,
+)
 from binance_ws.core.plan import CONTROL_RESERVE, CONTROL_WINDOW_S, ControlMessage, ControlScheduler
 from binance_ws.engine.delivery import LINK_DOWN, LINK_UP, LinkState, RawMessage
 from binance_ws.engine.router import (
@@ -60,7 +71,6 @@ from binance_ws.engine.router import (
     route_key,
 )
 from binance_ws.markets import Market
-from binance_ws.streams import expected_cadence_s
 
 log = logging.getLogger("binance_ws.engine")
 
@@ -82,13 +92,15 @@ _LONGEST_STREAM_NAME: Final = 36
 #: (each name costs its quotes and a comma; 64 bytes cover the method, id and brackets).
 PARAMS_PER_MESSAGE: Final = (MAX_CONTROL_FRAME_BYTES - 64) // (_LONGEST_STREAM_NAME + 3)
 
-#: Our own liveness check: after ``ping_interval`` of silence (default: the server's ping cadence, 20 s on
-#: spot, PROTOCOL 2, so a healthy connection is never that silent) we ping, and a connection that sends
-#: nothing within this deadline is dropped and reopened. Our choice: well inside the server's own 60 s.
-DEFAULT_PING_TIMEOUT_S: Final = 10.0
-#: A periodic stream may skip pushes when nothing changed; declare a connection stale after this many of
-#: its slowest stream's cadences without any data frame.
-WATCHDOG_CADENCES: Final = 5.0
+#: Our own liveness check (core/lifecycle.py): after ``ping_interval`` of silence (default: the server's
+#: ping cadence, 20 s on spot, PROTOCOL 2) we ping, and only a connection that sends nothing within
+#: ``DEFAULT_PING_TIMEOUT_S`` of our ping (or stops pinging us) is dropped and reopened. Silence alone
+#: never is: a quiet symbol's book sends nothing when it does not change (PROTOCOL 4.12).
+#: The largest message reassembled from fragments (RFC 6455 continuation frames); Binance's largest
+#: pushes (all-market arrays) are well under a megabyte.
+MAX_MESSAGE_BYTES: Final = 16 << 20
+#: Close codes that may not be sent on the wire (RFC 6455 7.4.1): an echo of one is sent as 1000.
+_UNSENDABLE_CLOSE_CODES: Final = frozenset({0, 1004, 1005, 1006, 1015})
 #: Rotate this fraction of the lifetime before the server's cut, at most ROTATION_LEAD_MAX_S before it.
 ROTATION_LEAD_FRACTION: Final = 0.1
 ROTATION_LEAD_MAX_S: Final = 600.0
@@ -110,6 +122,7 @@ BAD_REQUEST: Final = 400
 SHUTDOWN_STREAM: Final = route_key("!serverShutdown")
 
 _TEXT = WSMsgType.TEXT
+_CONTINUATION = WSMsgType.CONTINUATION
 _PING = WSMsgType.PING
 _PONG = WSMsgType.PONG
 _CLOSE = WSMsgType.CLOSE
@@ -119,8 +132,12 @@ _CLOSE = WSMsgType.CLOSE
 class EngineSettings:
     """Everything a connection needs to know, resolved once by the manager from its arguments and market.
 
-    ``no_data_timeout_s`` None sizes the watchdog from the streams' cadence, 0 turns it off.
-    ``rotate_after_s`` None derives it from ``market.connection_lifetime_s``; 0 never rotates on age.
+    ``no_data_timeout_s``: a stream silent this long is reported to its subscribers (a ``quiet`` event,
+    once per silence, and a counter); None or 0: no expectation. It never reconnects: only the protocol
+    (pings) says a connection is dead. ``rotate_after_s`` None derives it from
+    ``market.connection_lifetime_s``; 0 never rotates on age. ``server_ping_interval_s`` None: the
+    market's cadence. ``stable_after_s``: how long a socket must live for its opening to reset the
+    backoff (a shorter life is a flap, see core/lifecycle.py).
     """
 
     market: Market
@@ -132,6 +149,15 @@ class EngineSettings:
     handover_grace_s: float = DEFAULT_HANDOVER_GRACE_S
     handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    server_ping_interval_s: float | None = None
+    stable_after_s: float = DEFAULT_STABLE_AFTER_S
+
+    @property
+    def liveness(self) -> LivenessPolicy:
+        """How each socket's health is judged (core/lifecycle.py)."""
+        return LivenessPolicy(self.ping_interval_s, self.ping_timeout_s,
+                              self.server_ping_interval_s or self.market.server_ping_interval_s,
+                              rotate_after_s=self.rotation_age_s)
 
     @property
     def rotation_age_s(self) -> float:
@@ -148,20 +174,35 @@ _attempt_lock = threading.Lock()
 _attempts: dict[tuple[str, int, float], SlidingWindow] = {}
 
 
-async def acquire_connection_slot(market: Market) -> None:
-    """Wait until one more connection attempt to ``market``'s stream host is within its budget
-    (PROTOCOL 2: 300 per 5 minutes per IP), shared by every manager in the process and every thread."""
-    key = (urlsplit(market.stream_url).netloc, market.max_connections_per_window, market.connection_window_s)
-    while True:
+def attempt_budget(market: Market, url: str | None = None) -> Callable[[float], float]:
+    """The connection-attempt budget of ``url``'s host (default: the market's stream host), shared by
+    every connection, manager and thread of the process (PROTOCOL 2: 300 per 5 minutes per IP, the WS
+    API too): called with the monotonic time, it records an attempt and returns 0.0, or returns the
+    seconds to wait (nothing recorded)."""
+    key = (urlsplit(url or market.stream_url).netloc, market.max_connections_per_window,
+           market.connection_window_s)
+    with _attempt_lock:
+        window = _attempts.get(key)
+        if window is None:
+            window = _attempts[key] = SlidingWindow(market.max_connections_per_window,
+                                                    market.connection_window_s)
+
+    def acquire(now: float) -> float:
         with _attempt_lock:
-            window = _attempts.get(key)
-            if window is None:
-                window = _attempts[key] = SlidingWindow(market.max_connections_per_window,
-                                                        market.connection_window_s)
-            wait = window.acquire(time.monotonic())
+            return window.acquire(now)
+    return acquire
+
+
+async def acquire_connection_slot(market: Market, url: str | None = None) -> None:
+    """Wait until one more connection attempt to ``url``'s host is within its budget (see
+    :func:`attempt_budget`)."""
+    acquire = attempt_budget(market, url)
+    while True:
+        wait = acquire(time.monotonic())
         if wait == 0.0:
             return
-        log.warning("connection attempts to %s at the limit; waiting %.1f s", key[0], wait)
+        log.warning("connection attempts to %s at the limit; waiting %.1f s",
+                    urlsplit(url or market.stream_url).netloc, wait)
         await asyncio.sleep(wait)
 
 
@@ -211,11 +252,11 @@ class Link(WSListener):
     whole-frame decoding (:class:`RouteTable`), frames are decoded first and routed by name.
     """
 
-    __slots__ = ("_alone", "_beat_timer", "_heartbeat", "_inflight", "_loop", "_next_send_at", "_outbox",
-                 "_ping_due", "_pong_due", "_queued", "_scheduler", "_spacing", "_timer", "_waiters",
-                 "by_name", "close_code", "close_reason", "control_frames", "entries", "heard", "lost",
-                 "on_ws_frame", "opened_at", "owner", "ping_sent_at", "retiring", "shutdown_notice", "table",
-                 "transport", "whole")
+    __slots__ = ("_alone", "_beat_timer", "_fragments", "_fragments_size", "_heartbeat", "_inflight",
+                 "_loop", "_next_send_at", "_outbox", "_ping_due", "_pong_due", "_queued", "_scheduler",
+                 "_spacing", "_timer", "_waiters", "by_name", "close_code", "close_reason", "entries", "heard",
+                 "liveness", "lost", "on_ws_frame", "owner", "retiring", "shutdown_notice", "table", "transport",
+                 "whole")
 
     #: The frame callback picows calls: one of the ``_*_frame`` methods, picked by :meth:`use_frames`.
     on_ws_frame: Callable[[WSTransport, WSFrame], None]  # type: ignore[assignment]
@@ -236,9 +277,12 @@ class Link(WSListener):
         #: Set on every data frame, cleared by the health monitor when it samples it: a constant store is
         #: the cheapest proof of life on the hot path (a counter allocates an int per frame past 256).
         self.heard = False
-        #: Control frames received (pings, pongs, closes; rare, so counted).
-        self.control_frames = 0
-        self.opened_at = time.monotonic()
+        #: Health (core/lifecycle.py): control frames feed it directly (rare); data frames through
+        #: ``heard``, which the connection's monitor samples.
+        self.liveness = Liveness(owner.settings.liveness, time.monotonic())
+        #: A fragmented message being reassembled (RFC 6455 5.4), and its size so far.
+        self._fragments: list[bytes] | None = None
+        self._fragments_size = 0
         self.shutdown_notice = False
         #: We are closing it on purpose (rotation done, unsubscribed, manager closing).
         self.retiring = False
@@ -261,8 +305,6 @@ class Link(WSListener):
         self._pong_due: bytes | None = None
         self._ping_due = False
         self._beat_timer: asyncio.TimerHandle | None = None
-        #: When our last ping actually left (it may wait for a free slot after being asked for).
-        self.ping_sent_at: float | None = None
 
     def __repr__(self) -> str:
         return f"<Link {self.owner.conn_id} streams={len(self.table) - 1}>"
@@ -294,7 +336,7 @@ class Link(WSListener):
         # combined data frame splits into a key this table holds.
         head, _, tail = frame.get_payload_as_bytes().partition(DATA_SEPARATOR)
         target = self.entries.get(head)
-        if target is not None:
+        if target is not None and frame.fin:
             self.heard = True
             feed = target.feed  # an attribute read, then a call: cheaper than a method call on a slot
             try:
@@ -381,17 +423,76 @@ class Link(WSListener):
         msg_type = frame.msg_type
         if msg_type is _TEXT:
             self.heard = True
-            self._other_text(frame.get_payload_as_bytes())
+            if frame.fin:
+                self._other_text(frame.get_payload_as_bytes())
+            else:
+                self._fragments, self._fragments_size = [], 0
+                self._fragment(frame)
             return
-        self.control_frames += 1
+        if msg_type is _CONTINUATION:
+            self.heard = True
+            if self._fragments is not None:
+                self._fragment(frame)
+            return
+        now = time.monotonic()
         if msg_type is _PING:
+            self.liveness.server_ping(now)
             self._send_control(_PONG, frame.get_payload_as_bytes())
-        elif msg_type is _CLOSE:
-            self.close_code = frame.get_close_code().value
+            return
+        self.liveness.heard(now)
+        self.owner.wake()  # a pong: the monitor's next question is due from now
+        if msg_type is _CLOSE:
+            code = frame.get_close_code()
+            self.close_code = int(code)
             self.close_reason = frame.get_close_reason() or ""
             if not transport.is_close_frame_sent:
-                transport.send_close(frame.get_close_code())
+                # An empty close frame reads as code 0 (1005 "no status"): neither may go on the wire.
+                sendable = self.close_code not in _UNSENDABLE_CLOSE_CODES and 1000 <= self.close_code < 5000
+                transport.send_close(code if sendable else WSCloseCode.OK)
             transport.disconnect()
+
+    def _fragment(self, frame: WSFrame) -> None:
+        """One frame of a fragmented message (RFC 6455 5.4): keep it, and route the whole message once its
+        last frame is in. A message past MAX_MESSAGE_BYTES is dropped (and its stream told, if known)."""
+        parts = self._fragments
+        assert parts is not None
+        if self._fragments_size >= 0:
+            payload = frame.get_payload_as_bytes()
+            self._fragments_size += len(payload)
+            if self._fragments_size > MAX_MESSAGE_BYTES:
+                head = (parts[0] if parts else payload).partition(DATA_SEPARATOR)[0]
+                log.warning("%s: fragmented message over %d bytes dropped", self.owner.conn_id,
+                            MAX_MESSAGE_BYTES)
+                if head in self.entries:
+                    self.owner.malformed(head, self._fragments_size)
+                parts.clear()
+                self._fragments_size = -1  # drop the rest of this message
+            else:
+                parts.append(payload)
+        if not frame.fin:
+            return
+        self._fragments = None
+        if self._fragments_size >= 0:
+            self._message(b"".join(parts))
+
+    def _message(self, buf: bytes) -> None:
+        """A whole text message that did not come as one data frame of this table (reassembled from
+        fragments, or serialised otherwise than the ``{"stream":...,"data":...}`` prefix expects)."""
+        head, _, tail = buf.partition(DATA_SEPARATOR)
+        target = self.entries.get(head)
+        if target is None:
+            self._other_text(buf)
+        else:
+            self._feed(head, target, tail[_PAYLOAD])
+
+    def _feed(self, head: bytes, target: Any, payload: bytes) -> None:
+        """Feed one payload to its table entry off the hot path, with the hot path's error handling."""
+        try:
+            target.feed(payload)
+        except orjson.JSONDecodeError:
+            self.owner.malformed(head, len(payload))
+        except Exception:
+            log.exception("%s: message of %r skipped", self.owner.conn_id, head)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         for timer in (self._timer, self._beat_timer):
@@ -424,11 +525,24 @@ class Link(WSListener):
             log.warning("%s: malformed frame skipped (%d bytes)", self.owner.conn_id, len(buf))
             return
         if not isinstance(msg, dict):
+            log.warning("%s: frame that is not an object skipped (%d bytes)", self.owner.conn_id, len(buf))
             return
         if "id" in msg and ("result" in msg or "error" in msg):
             self._answer(msg)
         elif msg.get("e") == "serverShutdown":
             self.notice_shutdown()
+        elif isinstance(msg.get("stream"), str) and "data" in msg:
+            # A combined frame serialised otherwise than the byte split expects (other whitespace or
+            # key order: Binance may change it at any time): re-serialise it to the canonical form and
+            # route it, rather than losing it.
+            head = route_key(msg["stream"])
+            target = self.entries.get(head)
+            if target is not None:
+                self._feed(head, target, orjson.dumps(msg["data"]))
+            else:
+                log.warning("%s: frame of unknown stream %r skipped", self.owner.conn_id, msg["stream"])
+        else:
+            log.warning("%s: unexpected frame skipped: %.200r", self.owner.conn_id, buf)
 
     def _answer(self, msg: dict[str, Any]) -> None:
         entry = self._inflight.pop(msg["id"], None) if isinstance(msg["id"], int) else None
@@ -486,7 +600,8 @@ class Link(WSListener):
             else:
                 transport.send_ping(b"")
                 self._ping_due = False
-                self.ping_sent_at = time.monotonic()
+                self.liveness.ping_sent(time.monotonic())
+                self.owner.wake()  # the monitor times the answer from now
 
     def ping(self) -> None:
         """Send our own ping (the health monitor expects an answer within its deadline)."""
@@ -616,7 +731,9 @@ class Connection:
         self._on_refused = on_refused
         self._on_give_up = on_give_up
         self._on_link = on_link
-        self._backoff = Backoff(settings.backoff)
+        #: Decisions across sockets (core/lifecycle.py): backoff with flap damping, the attempt budget.
+        self.life = Lifecycle(settings.backoff, attempt_budget(settings.market, self.base_url),
+                              stable_after_s=settings.stable_after_s)
         self.link: Link | None = None
         self.gave_up = False
         self.closing = False
@@ -727,7 +844,15 @@ class Connection:
             if not streams:
                 return
             futures = link.request("UNSUBSCRIBE", streams)
-            results = await asyncio.gather(*futures, return_exceptions=True)
+            try:
+                async with asyncio.timeout(self.settings.request_timeout_s):
+                    results = await asyncio.gather(*futures, return_exceptions=True)
+            except TimeoutError:
+                # The server did not answer: the streams are ours to forget all the same (frames still
+                # arriving for them are not routed once out of the table); a stalled socket is found
+                # by the ping deadline.
+                log.warning("%s: no answer to UNSUBSCRIBE of %d stream(s)", self.conn_id, len(streams))
+                results = []
             for s in streams:
                 if s not in self.streams:
                     link.table.pop(route_key(s), None)
@@ -769,7 +894,7 @@ class Connection:
 
     async def _supervise(self) -> None:
         """Keep a live socket until reconnecting fails ``max_retries`` times in a row."""
-        link = await self._connect(after_loss=False)
+        link = await self._connect()
         recovering = False
         # ``closing`` is checked as well as the task being cancelled: on Python 3.11 asyncio.wait_for can
         # swallow a cancellation that lands as its awaitable completes, and this loop must still end.
@@ -782,7 +907,7 @@ class Connection:
             reason = await self._monitor(link)
             if reason == "closing":
                 return
-            if reason == "rotate":
+            if reason == ROTATE:
                 async with self._lock:
                     new = await self._rotate(link)
                 if new is not None:
@@ -792,47 +917,61 @@ class Connection:
                     continue
             self.drops += 1
             self._ready.clear()
-            if reason == "stale" and link.transport is not None:
-                link.transport.disconnect(graceful=False)
+            if link.transport is not None and not link.transport.is_disconnected:
+                link.transport.disconnect(graceful=False)  # declared dead by the protocol
             log.warning("%s: connection lost (%s, close code %s %s); reconnecting", self.conn_id, reason,
                         link.close_code, link.close_reason)
             self.link = None
             recovering = True
             self._report(LINK_DOWN)
-            link = await self._connect(after_loss=True)
+            decision = self.life.lost(time.monotonic())
+            if isinstance(decision, GiveUp):
+                break
+            if link.liveness.opened_at + self.life.stable_after_s > time.monotonic():
+                log.warning("%s: the socket died %.1f s after opening; next attempt in %.1f s", self.conn_id,
+                            time.monotonic() - link.liveness.opened_at, decision.delay_s)
+            link = await self._connect()
         if self.closing:
             return
-        log.error("%s: giving up after %d failed reconnects", self.conn_id, self._backoff.failures)
+        log.error("%s: giving up after %d failed reconnects", self.conn_id, self.life.failures)
 
     def _report(self, state: LinkState) -> None:
         """Tell the owner the socket went down or came back (see ``on_link``)."""
         if self._on_link is not None:
             self._on_link(self, state)
 
-    async def _connect(self, *, after_loss: bool) -> Link | None:
-        """Open a socket with every stream, retrying with backoff; None once the retries are spent."""
-        backoff = self._backoff
-        if after_loss:
-            delay = backoff.next_delay()
-            if delay is None:
-                return None
-            await asyncio.sleep(delay)
-        while True:
-            at_least = 0.0
+    async def _connect(self) -> Link | None:
+        """Open a socket with every stream when the lifecycle allows (backoff, attempt budget), retrying;
+        None once the retries are spent."""
+        life = self.life
+        while not self.closing:
+            decision = life.attempt(time.monotonic())
+            if isinstance(decision, Wait):
+                if decision.reason != "backoff":
+                    log.warning("%s: %s exhausted; waiting %.1f s", self.conn_id, decision.reason,
+                                decision.delay_s)
+                await self._pause(decision.delay_s)
+                continue
             try:
-                link = await self._open(list(self.streams), RouteTable())
+                link = await self._open(list(self.streams), RouteTable(), counted=True)
             except errors.RateLimitError as exc:
                 log.warning("%s: %s", self.conn_id, exc)
-                at_least = exc.retry_after or 0.0
+                outcome = life.failed(time.monotonic(), exc.retry_after)
             except (TimeoutError, OSError, WSError, errors.ConnectionClosedError) as exc:
-                log.warning("%s: connect failed: %s", self.conn_id, exc)
+                log.warning("%s: connect failed: %s", self.conn_id, exc or type(exc).__name__)
+                outcome = life.failed(time.monotonic())
             else:
-                backoff.reset()
+                life.opened(time.monotonic())
                 return link
-            delay = backoff.next_delay(at_least)
-            if delay is None:
+            if isinstance(outcome, GiveUp):
                 return None
-            await asyncio.sleep(delay)
+        return None
+
+    async def _pause(self, delay_s: float) -> None:
+        """Sleep ``delay_s``, or less if the connection is closed meanwhile."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay_s)
 
     def _url(self, streams: list[str]) -> tuple[str, list[str]]:
         """The handshake URL holding as many of ``streams`` as fit, and the rest (to SUBSCRIBE)."""
@@ -851,13 +990,16 @@ class Connection:
         return f"{base}?streams={'/'.join(in_url)}", rest
 
     async def _open(self, streams: list[str], table: RouteTable,
-                    target: Callable[[str], Any] | None = None, *, in_url: bool = True) -> Link:
+                    target: Callable[[str], Any] | None = None, *, in_url: bool = True,
+                    counted: bool = False) -> Link:
         """Connect and subscribe ``streams``; ``target(stream)`` gives each table entry (default: its
         route). Streams ride in the handshake URL when ``in_url``; if the server refuses the URL (400:
         one of them is unknown), they are subscribed after connecting instead, so that the refused ones
-        are named. Raises RateLimitError on 429/418, OSError/WSError/TimeoutError on failure."""
+        are named. Raises RateLimitError on 429/418, OSError/WSError/TimeoutError on failure. ``counted``:
+        the attempt was already counted against the attempt budget (by the lifecycle)."""
         settings = self.settings
-        await acquire_connection_slot(settings.market)
+        if not counted:
+            await acquire_connection_slot(settings.market, self.base_url)
         self.connects += 1
         pick = target or self._routes.get
         for s in streams:
@@ -886,7 +1028,7 @@ class Connection:
                 raise errors.RateLimitError(f"handshake answered HTTP {int(status)}", status=int(status),
                                             retry_after=_retry_after(exc)) from None
             if status is not None and int(status) == BAD_REQUEST and in_url and len(rest) < len(streams):
-                return await self._open(streams, table, target, in_url=False)
+                return await self._open(streams, table, target, in_url=False)  # a new attempt, counted
             raise
         if self._paused:
             link.pause_reading(True)
@@ -963,63 +1105,38 @@ class Connection:
             link.table.pop(route_key(s), None)
         return refused
 
-    def _watchdog_s(self) -> float:
-        setting = self.settings.no_data_timeout_s
-        if setting is not None:
-            return setting or math.inf
-        cadences = [c for c in (expected_cadence_s(s, self.settings.market) for s in self.streams)
-                    if c is not None]
-        return WATCHDOG_CADENCES * max(cadences) if cadences else math.inf
-
     async def _monitor(self, link: Link) -> str:
-        """Watch ``link`` until it is lost ("lost"), silent ("stale": no pong or no data in time), due
-        for replacement ("rotate": age or serverShutdown) or the connection is closing ("closing")."""
-        settings = self.settings
-        rotate_at = link.opened_at + settings.rotation_age_s
-        ping_every = settings.ping_interval_s
-        data_timeout = self._watchdog_s()
-        watched = len(self.streams)
-        tick = max(0.005, min(ping_every, settings.ping_timeout_s, data_timeout, 4.0) / 4)
-        now = time.monotonic()
-        heard_at = data_at = now
-        link.heard = False
-        control_frames = link.control_frames
-        pinging = False
+        """Watch ``link`` until it is lost ("lost"), dead by the protocol (no pong, or the server stopped
+        pinging), due for replacement (ROTATE: age or serverShutdown) or the connection is closing
+        ("closing"). Silence alone only makes it ping (core/lifecycle.py)."""
+        live = link.liveness
+        life = self.life
         while True:
             if self.closing:
                 return "closing"
             if link.lost.done():
                 return "lost"
             if link.shutdown_notice:
-                return "rotate"
+                return ROTATE
             now = time.monotonic()
-            if now >= rotate_at:
-                return "rotate"
-            if link.heard:
+            if link.heard or self._paused:
+                # Data since the last look (a paused socket cannot be heard: not its fault).
                 link.heard = False
-                heard_at = data_at = now
-            if link.control_frames != control_frames:
-                control_frames = link.control_frames
-                heard_at = now
-            if self._paused:
-                heard_at = data_at = now
-            if pinging:
-                sent_at = link.ping_sent_at
-                if sent_at is not None and heard_at > sent_at:
-                    pinging = False
-                elif sent_at is not None and now - sent_at > settings.ping_timeout_s:
-                    return "stale"
-            elif now - heard_at >= ping_every:
+                live.heard(now)
+            life.settle(now)
+            action = live.poll(now)
+            if action is PING:
                 link.ping()
-                pinging = True
-            if len(self.streams) != watched:
-                # Streams came or went: size the watchdog to the current set.
-                watched, data_timeout = len(self.streams), self._watchdog_s()
-            if now - data_at > data_timeout:
-                return "stale"
+            elif action is not None:
+                if action != ROTATE:
+                    log.warning("%s: %s; dropping the socket", self.conn_id, action)
+                return action
+            wake_at = live.next_check(now)
+            if life.open_at is not None and life.failures:
+                wake_at = min(wake_at, life.open_at + life.stable_after_s)
             self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(tick, max(rotate_at - now, 0.0)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(wake_at - now, 0.001))
 
     async def _rotate(self, old: Link) -> Link | None:
         """Make-before-break: open a replacement with the same streams, hand each stream over without
@@ -1057,14 +1174,16 @@ class Connection:
         try:
             new = await self._open(streams, table, self._handover_target(handovers))
         except (TimeoutError, OSError, WSError, errors.ConnectionClosedError, errors.RateLimitError) as exc:
-            log.warning("%s: replacement socket failed (%s); keeping the old one", self.conn_id, exc)
+            retry_after = exc.retry_after if isinstance(exc, errors.RateLimitError) else None
+            delay = self.life.deferred(time.monotonic(), retry_after or 0.0)
+            log.warning("%s: replacement socket failed (%s); keeping the old one, next try in %.1f s",
+                        self.conn_id, exc, delay)
             for s in handovers:
                 route = self._routes.get(s)
                 if route is not None:
                     old.table[route_key(s)] = route
             old.shutdown_notice = False
-            delay = self._backoff.next_delay() or self.settings.backoff.max_s
-            old.opened_at = time.monotonic() - self.settings.rotation_age_s + delay
+            old.liveness.postpone_rotation(time.monotonic(), delay)
             return None
         self.rotations += 1
         log.info("%s: rotating (%s): replacement up, handing %d stream(s) over", self.conn_id, reason,
