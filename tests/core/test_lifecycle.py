@@ -7,6 +7,7 @@ every connection, and the 24 h rotation.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -189,7 +190,7 @@ def test_flaps_escalate_the_backoff_and_end_in_the_documented_give_up() -> None:
     window = SlidingWindow(300, 300.0)
     attempts, lifes = drive_flapping(1, 1.0, lives_s=1.0, policy=BackoffPolicy(), window=window)
     assert len(attempts) == 6  # the first socket and 5 retries
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert gaps == sorted(gaps) and gaps[-1] > 10 * gaps[0]
     assert lifes[0].flaps == 6
 

@@ -254,9 +254,9 @@ class Link(WSListener):
 
     __slots__ = ("_alone", "_beat_timer", "_fragments", "_fragments_size", "_heartbeat", "_inflight",
                  "_loop", "_next_send_at", "_outbox", "_ping_due", "_pong_due", "_queued", "_scheduler",
-                 "_spacing", "_timer", "_waiters", "by_name", "close_code", "close_reason", "entries", "heard",
-                 "liveness", "lost", "on_ws_frame", "owner", "retiring", "shutdown_notice", "table", "transport",
-                 "whole")
+                 "_spacing", "_timer", "_waiters", "by_name", "close_code", "close_reason", "entries",
+                 "heard", "liveness", "lost", "on_ws_frame", "owner", "retiring", "shutdown_notice", "table",
+                 "transport", "whole")
 
     #: The frame callback picows calls: one of the ``_*_frame`` methods, picked by :meth:`use_frames`.
     on_ws_frame: Callable[[WSTransport, WSFrame], None]  # type: ignore[assignment]
