@@ -99,6 +99,8 @@ PARAMS_PER_MESSAGE: Final = (MAX_CONTROL_FRAME_BYTES - 64) // (_LONGEST_STREAM_N
 #: The largest message reassembled from fragments (RFC 6455 continuation frames); Binance's largest
 #: pushes (all-market arrays) are well under a megabyte.
 MAX_MESSAGE_BYTES: Final = 16 << 20
+#: Added to the attempt budget's window (at least; 2% of it for long windows): see attempt_budget.
+ATTEMPT_WINDOW_MARGIN_S: Final = 1.0
 #: Close codes that may not be sent on the wire (RFC 6455 7.4.1): an echo of one is sent as 1000.
 _UNSENDABLE_CLOSE_CODES: Final = frozenset({0, 1004, 1005, 1006, 1015})
 #: Rotate this fraction of the lifetime before the server's cut, at most ROTATION_LEAD_MAX_S before it.
@@ -184,8 +186,12 @@ def attempt_budget(market: Market, url: str | None = None) -> Callable[[float], 
     with _attempt_lock:
         window = _attempts.get(key)
         if window is None:
+            # The server counts handshakes when they reach it, we count attempts when they leave: a
+            # burst that arrived late followed by one that arrived fast would look like more than the
+            # limit in its window. A slightly longer window on our side absorbs that skew.
+            span = market.connection_window_s
             window = _attempts[key] = SlidingWindow(market.max_connections_per_window,
-                                                    market.connection_window_s)
+                                                    span + max(ATTEMPT_WINDOW_MARGIN_S, span / 50))
 
     def acquire(now: float) -> float:
         with _attempt_lock:
