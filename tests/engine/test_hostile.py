@@ -12,7 +12,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import orjson
-from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
+from picows import (
+    WSCloseCode,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    ws_create_server,
+)
 
 from binance_ws.engine.manager import AsyncSocketManager
 from binance_ws.markets import SPOT, Market, local_market
