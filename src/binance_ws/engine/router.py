@@ -352,11 +352,18 @@ class Route:
                                   size=len(data), detail=str(exc))
 
     def _check(self, verdict: Verdict) -> bool:
-        """Act on a non-OK verdict: report a gap (True: deliver the message), drop a duplicate (False)."""
+        """Act on a non-OK verdict: report a gap or a reset (True: deliver the message), drop a duplicate
+        (False)."""
         if verdict is DUPLICATE:
             return False
-        event = errors.error_event(errors.ERR_GAP, errors.MSG_GAP, stream=self.name,
-                                   first=verdict.first_missing, last=verdict.last_missing)
+        if verdict.is_reset:
+            event = errors.error_event(errors.ERR_RESET, errors.MSG_RESET, stream=self.name,
+                                       last=verdict.last_seen, got=verdict.got)
+            if verdict.skipped is not None:
+                event["skipped"] = verdict.skipped
+        else:
+            event = errors.error_event(errors.ERR_GAP, errors.MSG_GAP, stream=self.name,
+                                       first=verdict.first_missing, last=verdict.last_missing)
         self.broadcast(event)
         return True
 
