@@ -8,8 +8,8 @@ decoder whatever the number of subscribers.
 
 :class:`Handover` joins two connections carrying the same stream during a rotation (make-before-break):
 it delivers from the old one until the new one provably overlaps it, then switches, so nothing is lost
-or delivered twice, for every stream kind: frames are compared by their bytes, which identify a message
-on every Binance stream (ids, update ids or event times differ between two messages).
+or delivered twice, for every stream kind: frames are compared by their ids where the stream has them
+(trade, aggTrade, diff depth), by their bytes elsewhere (event times differ between two messages).
 """
 
 from __future__ import annotations
@@ -627,21 +627,33 @@ class Handover:
     """Switch one stream from an old connection to its replacement without loss or duplicates.
 
     Until the switch, the old connection's frames are delivered and remembered; the new connection's
-    frames are held back. The new connection overlaps once one of its frames equals one the old one
+    frames are held back. The new connection overlaps once one of its frames is one the old one
     delivered: from there it drops what the old one already delivered and takes over at the first
     frame the old one has not. If the old connection delivers a frame the new one is holding, the new
     one is ahead: its later held frames are delivered and it takes over. :meth:`force` ends the old
     side without proof (it died, or the stream was silent for the grace period): held frames the old
     one did not deliver are delivered, and the new side still drops frames the old one delivered until
-    it passes them. Membership checks are dict lookups, so a long overlap costs O(1) a frame.
+    it passes them.
+
+    "Is one the old one delivered" is decided by ids where the stream has them (trade, aggTrade, diff
+    depth: the route's tracker reads the final id from the bytes): a frame of the new connection at or
+    below the old one's last id, within the tracker's duplicate window, was delivered; one further below
+    is a restarted numbering and leads at once (the route's tracker then reports the reset). That needs
+    only the old side's last id, whatever the frames' bytes. Id-less streams (tickers, klines, book
+    ticker) compare frames by their bytes, which identify a message there (event times differ), through
+    dicts of the frames in flight: membership is O(1) a frame.
     """
 
-    __slots__ = ("_delivered", "_forced", "_held", "_last", "_on_switch", "_overlapping", "_route",
-                 "switched")
+    __slots__ = ("_delivered", "_forced", "_held", "_held_ids", "_last", "_last_id", "_on_switch",
+                 "_overlapping", "_route", "_tracker", "switched")
 
     def __init__(self, route: Route, on_switch: Callable[[], None]) -> None:
         self._route = route
         self._on_switch = on_switch
+        #: Set for a stream with ids: frames are compared by them (see the class docstring).
+        self._tracker = route.tracker
+        self._last_id: int | None = None
+        self._held_ids: list[tuple[int, bytes]] = []
         self._delivered: dict[bytes, None] = {}
         self._last: bytes | None = None
         self._held: dict[bytes, None] = {}
@@ -652,12 +664,23 @@ class Handover:
     @property
     def holding(self) -> bool:
         """Whether frames of the new connection wait for the old one to catch up."""
-        return bool(self._held)
+        return bool(self._held or self._held_ids)
+
+    def _position(self, data: bytes) -> int | None:
+        """The final id of a frame of an id stream, or None if it has none (or none readable: the route
+        reports that when it is fed the frame)."""
+        try:
+            return self._tracker.position(data)  # type: ignore[union-attr]
+        except (ValueError, TypeError):
+            return None
 
     def from_old(self, data: bytes) -> None:
         if self.switched or self._forced:
             return
         self._route.feed(data)
+        if self._tracker is not None:
+            self._old_id(data)
+            return
         held = self._held
         if data in held:
             frames = iter(held)
@@ -675,9 +698,28 @@ class Handover:
         if len(delivered) > HANDOVER_WINDOW:
             del delivered[next(iter(delivered))]
 
+    def _old_id(self, data: bytes) -> None:
+        n = self._position(data)
+        if n is None:
+            return
+        self._last_id = n
+        held = self._held_ids
+        if held and held[0][0] <= n:
+            # The new connection holds this frame or an earlier one: it is ahead. Its frames the old one
+            # has not delivered follow, and it leads from here.
+            is_seen = self._tracker.is_seen  # type: ignore[union-attr]
+            for m, frame in held:
+                if not is_seen(m, n):
+                    self._route.feed(frame)
+            held.clear()
+            self._switch()
+
     def from_new(self, data: bytes) -> None:
         if self.switched:
             self._route.feed(data)
+            return
+        if self._tracker is not None:
+            self._new_id(data)
             return
         if data in self._delivered:
             self._overlapping = True
@@ -694,14 +736,46 @@ class Handover:
         if len(held) > HANDOVER_WINDOW:
             del held[next(iter(held))]
 
+    def _new_id(self, data: bytes) -> None:
+        n = self._position(data)
+        if n is None:
+            self._route.feed(data)  # nothing to compare: the route checks (and passes) it
+            return
+        last = self._last_id
+        if last is not None and self._tracker.is_seen(n, last):  # type: ignore[union-attr]
+            self._overlapping = True
+            if n == last:
+                self._switch()
+            return
+        if self._overlapping or self._forced or (last is not None and n < last):
+            # Past everything the old one delivered (or numbered anew, below its window): it leads.
+            self._route.feed(data)
+            self._switch()
+            return
+        held = self._held_ids
+        held.append((n, data))
+        if len(held) > HANDOVER_WINDOW:
+            del held[0]
+
     def force(self) -> None:
         """Stop taking the old connection's frames and let the new one lead (see the class docstring)."""
         if self.switched or self._forced:
             return
         self._forced = True
+        ahead = False
+        if self._tracker is not None:
+            last = self._last_id
+            held_ids, self._held_ids = self._held_ids, []
+            is_seen = self._tracker.is_seen
+            for n, frame in held_ids:
+                if ahead or last is None or not is_seen(n, last):
+                    ahead = True
+                    self._route.feed(frame)
+            if ahead or last is None:
+                self._switch()
+            return
         delivered = self._delivered
         held, self._held = self._held, {}
-        ahead = False
         for frame in held:
             if ahead or frame not in delivered:
                 ahead = True
@@ -713,4 +787,5 @@ class Handover:
         self.switched = True
         self._delivered.clear()
         self._last = None
+        self._held_ids.clear()
         self._on_switch()
