@@ -159,12 +159,15 @@ async def test_a_payload_that_does_not_match_its_model_is_skipped_and_the_stream
             sim.hub.publish(stream, {**good, "t": "two"})  # valid JSON, wrong type
             sim.hub.publish(stream, {"e": "trade", "E": 1})  # keys missing
             sim.hub.publish(stream, {**good, "t": 3})
-            await until(lambda: len(got) == 4, "the trade after the broken ones")
+            await until(lambda: len(got) == 5, "the trade after the broken ones")
         trades = [m for m in got if not isinstance(m, dict)]
-        refused = [m for m in got if isinstance(m, dict)]
+        refused = [m for m in got if isinstance(m, dict) and m["type"] == "malformed"]
         assert [t.trade_id for t in trades] == [1, 3]
-        # Each refused payload reached the subscriber in the documented error shape, in order.
+        # Each refused payload reached the subscriber in the documented error shape, in order; trade 2
+        # never came (the refused payloads carry no readable id), which a typed subscriber is told too.
         assert got[1] is refused[0] and got[2] is refused[1]
+        assert got[3] == {"e": "error", "type": "gap", "m": "Gap detected", "stream": stream, "first": 2,
+                          "last": 2}
         assert all(e["e"] == "error" and e["type"] == "malformed" and e["stream"] == stream for e in refused)
         assert "Trade payload rejected" in refused[0]["detail"]
         assert sm.connections == [conn]  # same connection: nothing was dropped or reopened

@@ -48,12 +48,18 @@ ERR_GAP: Final = "gap"
 ERR_DISCONNECTED: Final = "disconnected"
 ERR_SUBSCRIPTION: Final = "subscription"
 ERR_MALFORMED: Final = "malformed"
+#: A stream's ids went backwards past what a re-delivery explains, or jumped absurdly far ahead
+#: (:mod:`binance_ws.core.sequence`): extra keys ``stream``, ``last`` (the id tracking had reached) and
+#: ``got`` (the id it restarts from; that message is delivered), and ``skipped`` when one earlier
+#: message was dropped as a duplicate before the restart showed.
+ERR_RESET: Final = "reset"
 
 MSG_MAX_RETRIES: Final = "Max reconnect retries reached"
 MSG_GAP: Final = "Gap detected"
 MSG_DISCONNECTED: Final = "Connection lost, reconnecting"
 MSG_SUBSCRIPTION: Final = "Subscription refused"
 MSG_MALFORMED: Final = "Malformed frame skipped"
+MSG_RESET: Final = "Sequence reset"
 
 
 def error_event(kind: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -6,6 +6,8 @@ import gzip
 import json
 import random
 
+import msgspec
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,8 +21,10 @@ from binance_ws.core.sequence import (
     SpotDepthTracker,
     TradeTracker,
     gap,
+    reset,
 )
-from binance_ws.markets import USDM
+from binance_ws.markets import SPOT, USDM
+from binance_ws.models import decoder_for
 from tests.paths import RECORDINGS as _RECORDINGS
 
 
@@ -184,3 +188,101 @@ def test_futures_depth_gap_covers_the_lost_events(jumps: list[int], rnd: random.
             assert all(v.first_missing <= x["U"] and x["u"] <= v.last_missing for x in lost)
             assert v.first_missing > previous["u"] and v.last_missing < e["U"]
         previous = e
+
+
+# -- resets: ids that go backwards past a re-delivery, or jump absurdly far ahead ----------------------
+
+@pytest.mark.parametrize(("tracker", "key"), [(TradeTracker, "t"), (AggTradeTracker, "a")])
+def test_ids_restarting_far_below_are_a_reset_and_tracking_follows_them(tracker: type[SequenceTracker],
+                                                                        key: str) -> None:
+    # Ids restart after a reconnect (a reset exchange): before the fix every later event was a
+    # "duplicate", dropped without a word.
+    t = tracker()
+    assert [t.observe({key: i}) for i in (500_000, 500_001)] == [OK, OK]
+    assert t.observe({key: 7}) == reset(500_001, 7)
+    assert [t.observe({key: i}) for i in (8, 9, 11)] == [OK, OK, gap(10, 10)]
+    assert t.last == 11
+
+
+def test_a_corrupt_id_far_ahead_is_a_reset_and_normal_flow_resumes_after_it() -> None:
+    t = TradeTracker()
+    assert t.observe({"t": 1000}) is OK
+    far = 1000 + TradeTracker.max_jump + 1
+    assert t.observe({"t": far}) == reset(1000, far)
+    # The next good id is far below the corrupt one: a reset back, not a billion duplicates.
+    assert t.observe({"t": 1001}) == reset(far, 1001)
+    assert [t.observe({"t": i}) for i in (1002, 1003)] == [OK, OK]
+    # The largest jump that is still a gap.
+    assert t.observe({"t": 1003 + TradeTracker.max_jump}) == gap(1004, 1002 + TradeTracker.max_jump)
+
+
+def test_duplicates_and_late_events_within_the_window_are_dropped() -> None:
+    t = TradeTracker()
+    assert t.observe({"t": 100_000}) is OK
+    # A re-delivery of the last id, the oldest id the window covers, a reorder (counting down).
+    for n in (100_000, 100_000 - TradeTracker.window + 1, 99_990, 99_989, 99_988):
+        assert t.observe({"t": n}) is DUPLICATE, n
+    assert t.observe({"t": 100_000 - TradeTracker.window}) == reset(100_000, 100_000 - TradeTracker.window)
+
+
+def test_a_numbering_restarted_within_the_window_is_a_reset_on_its_second_event() -> None:
+    t = TradeTracker()
+    assert [t.observe({"t": i}) for i in (500, 501)] == [OK, OK]
+    assert t.observe({"t": 1}) is DUPLICATE  # could be a re-delivery...
+    assert t.observe({"t": 2}) == reset(501, 2, skipped=1)  # ...but re-deliveries never count up
+    assert [t.observe({"t": i}) for i in (3, 4)] == [OK, OK]
+    # A duplicate, then the next id in sequence, then a duplicate linking to the first: no run.
+    assert [t.observe({"t": i}) for i in (3, 5, 4)] == [DUPLICATE, OK, DUPLICATE]
+
+
+def test_depth_resets() -> None:
+    spot = SpotDepthTracker()
+    assert spot.observe({"U": 10_000_000, "u": 10_000_005}) is OK
+    assert spot.observe({"U": 1, "u": 5}) == reset(10_000_005, 5)
+    assert spot.observe({"U": 6, "u": 9}) is OK
+    assert spot.observe({"U": 8, "u": 9}) is DUPLICATE
+    futures = FuturesDepthTracker()
+    assert futures.observe({"U": 600_860_425_000, "u": 600_860_425_198, "pu": 600_860_424_000}) is OK
+    assert futures.observe({"U": 40, "u": 50, "pu": 30}) == reset(600_860_425_198, 50)
+    assert futures.observe({"U": 60, "u": 70, "pu": 50}) is OK
+    huge = 70 + FuturesDepthTracker.max_jump + 1
+    assert futures.observe({"U": huge - 5, "u": huge, "pu": huge - 10}) == reset(70, huge)
+    assert futures.observe({"U": huge + 1, "u": huge + 1000, "pu": huge}) is OK
+    # Futures duplicates that count up within the window (pu links to the previous duplicate's u).
+    assert futures.observe({"U": huge + 1, "u": huge + 10, "pu": huge - 50}) is DUPLICATE
+    assert futures.observe({"U": huge + 11, "u": huge + 20, "pu": huge + 10}) == reset(huge + 1000, huge + 20,
+                                                                                        skipped=huge + 10)
+
+
+@given(st.lists(st.sampled_from(["next", "dup", "skip", "back", "far", "restart"]), max_size=60))
+def test_raw_and_typed_readers_give_the_dict_verdicts(steps: list[str]) -> None:
+    """Raw bytes and typed models are checked exactly like decoded dicts, for every id kind."""
+    for stream, market in (("btcusdt@trade", SPOT), ("btcusdt@aggTrade", SPOT),
+                           ("btcusdt@depth@100ms", SPOT), ("btcusdt@depth", USDM)):
+        kind = SequenceTracker.for_stream(stream, market)
+        assert kind is not None
+        decode = decoder_for(stream, market if market is SPOT else SPOT)
+        trackers = [SequenceTracker.for_stream(stream, market) for _ in range(3)]
+        n = 1_000_000
+        for step in steps:
+            n = {"next": n + 1, "dup": n, "skip": n + 3, "back": n - 2, "far": n + kind.max_jump + 7,
+                 "restart": max(1, n - kind.window - 1)}[step]
+            payload: dict[str, object] = {"e": "x", "E": 1, "s": "BTCUSDT", "p": "1", "q": "1", "f": 1,
+                                          "l": 1, "T": 1, "m": True}
+            if "depth" in stream:
+                payload.update(U=n - 1, u=n, b=[], a=[], **({"pu": n - 2} if market is USDM else {}))
+            else:
+                payload["t" if stream.endswith("@trade") else "a"] = n
+            data = orjson.dumps(payload)
+            d, r, t = trackers
+            assert d.observe(payload) == r.observe_raw(data) == t.observe_typed(decode(data)), (stream, step)
+
+
+def test_readers_pass_payloads_without_ids_and_refuse_unreadable_ones() -> None:
+    t = TradeTracker(last=5)
+    assert t.observe_raw(b'{"e":"other"}') is OK and t.observe_typed(object()) is OK and t.last == 5
+    with pytest.raises(msgspec.DecodeError):
+        t.observe_raw(b'{"e":"trade","t":"x"}')
+    assert SpotDepthTracker(last=5).observe_raw(b'{"e":"depthUpdate","b":[]}') is OK
+    assert TradeTracker().position(b'{"t": 42}') == 42
+    assert SpotDepthTracker().position(b'{"U":1, "u":  9,"b":[["1","2"]]}') == 9

@@ -98,18 +98,26 @@ def test_single_callback_feed_matches_the_general_feed(stream: str, mode: str) -
     total=st.integers(1, 60),
     order=st.lists(st.booleans(), min_size=200, max_size=200),
     old_dies_after=st.one_of(st.none(), st.integers(0, 80)),
+    stream=st.sampled_from(["btcusdt@ticker", "btcusdt@trade", "btcusdt@depth@100ms"]),
 )
 def test_handover_delivers_each_message_exactly_once(start_old: int, lag: int, total: int,
-                                                      order: list[bool], old_dies_after: int | None) -> None:
+                                                      order: list[bool], old_dies_after: int | None,
+                                                      stream: str) -> None:
     """Old and new connections carry the same message sequence; the new one starts ``lag`` messages
     later (it subscribed later). Whatever the interleaving of their frames, and whether the old one
     dies early (forced switch), each message from the first the old one delivered is delivered once,
-    in order, up to the end of the new one's stream."""
-    msgs = [orjson.dumps({"E": 1000 + i}) for i in range(start_old + lag + total)]
+    in order, up to the end of the new one's stream: compared by bytes on an id-less stream, by ids on
+    the others."""
+    if stream.endswith("@trade"):
+        msgs = [orjson.dumps({"e": "trade", "t": 1000 + i}) for i in range(start_old + lag + total)]
+    elif "@depth" in stream:
+        msgs = [orjson.dumps({"U": 10 * i + 1, "u": 10 * i + 10}) for i in range(start_old + lag + total)]
+    else:
+        msgs = [orjson.dumps({"E": 1000 + i}) for i in range(start_old + lag + total)]
     old = msgs[start_old:]
     new = msgs[start_old + lag:]
     out: list[bytes] = []
-    route = Route("btcusdt@ticker")
+    route = Route(stream, SequenceTracker.for_stream(stream))
     route.add(Subscription([route.name], callback=None, decode="raw"))
     route.feed = out.append  # type: ignore[method-assign]
     handover = Handover(route, lambda: None)
@@ -157,3 +165,33 @@ def test_usdm_streams_are_planned_on_their_routed_paths() -> None:
     spot = RoutedPlan(SPOT, 1024)
     (only,) = spot.add(["btcusdt@depth", "btcusdt@trade"])
     assert isinstance(only, Open) and spot.base_url(only.conn_id) == SPOT.stream_url
+
+
+def test_handover_of_an_id_stream_compares_ids_not_bytes() -> None:
+    """The same trade can reach the two connections in different bytes (key order, spacing, an added
+    field): compared by bytes it would be delivered twice; by id it is delivered once."""
+    out: list[bytes] = []
+    route = Route("btcusdt@trade", SequenceTracker.for_stream("btcusdt@trade"))
+    route.feed = out.append  # type: ignore[method-assign]
+    handover = Handover(route, lambda: None)
+    for t in (1, 2, 3):
+        handover.from_old(b'{"e":"trade","t":%d}' % t)
+    for t in (2, 3, 4, 5):
+        handover.from_new(b'{"t": %d, "e": "trade", "x": 1}' % t)
+    assert handover.switched
+    assert [orjson.loads(m)["t"] for m in out] == [1, 2, 3, 4, 5]
+
+
+def test_handover_takes_a_restarted_numbering_on_the_new_connection_at_once() -> None:
+    """Ids below the old connection's window on the new one are a restarted numbering, not messages the
+    old one delivered: the new one leads (the route's tracker reports the reset), nothing is dropped."""
+    out: list[bytes] = []
+    route = Route("btcusdt@trade", SequenceTracker.for_stream("btcusdt@trade"))
+    route.feed = out.append  # type: ignore[method-assign]
+    handover = Handover(route, lambda: None)
+    handover.from_old(b'{"t":500000}')
+    handover.from_new(b'{"t":1}')
+    handover.from_new(b'{"t":2}')
+    handover.from_old(b'{"t":500001}')  # the old side is ignored once the new one leads
+    assert handover.switched
+    assert [orjson.loads(m)["t"] for m in out] == [500000, 1, 2]

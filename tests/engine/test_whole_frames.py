@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from binance_ws import errors
+from binance_ws.core.sequence import SequenceTracker, TradeTracker
 from binance_ws.engine import AsyncSocketManager
 from binance_ws.engine.delivery import RawMessage, Subscription
 from binance_ws.engine.router import RAW_SPLIT, WHOLE_DICT, Route, RouteTable, route_key
@@ -121,13 +122,20 @@ def test_table_raw_callbacks_are_called_by_the_socket_itself() -> None:
     table, listener = RouteTable(), _Listener()
     table.attach(listener)
     callbacks = {s: (lambda m: None) for s in TRADES}
+    routes = {s: Route(s, SequenceTracker.for_stream(s)) for s in TRADES}
     for s in TRADES:
-        route = Route(s)
-        route.add(Subscription([s], callbacks[s], decode="raw"))
-        table[route_key(s)] = route
+        routes[s].add(Subscription([s], callbacks[s], decode="raw"))
+        table[route_key(s)] = routes[s]
+    plain = Route("btcusdt@ticker")
+    plain.add(Subscription([plain.name], callbacks[TRADES[0]], decode="raw"))
+    table[route_key(plain.name)] = plain
     whole, by_key = listener.calls[-1]
     assert whole is RAW_SPLIT
-    assert by_key == {route_key(s): (callbacks[s], s) for s in TRADES}
+    # The callback and stream, and what the socket needs to check the sequence from the bytes: the id
+    # reader and tracker for its in-order case, the route's admit_raw for the rest (none for a ticker).
+    assert by_key == {route_key(s): (callbacks[s], s, TradeTracker.read_id, routes[s].tracker,
+                                     routes[s].admit_raw) for s in TRADES} | {
+        route_key(plain.name): (callbacks[TRADES[0]], plain.name, None, None, None)}
 
 
 async def test_table_recomputes_once_per_loop_turn_and_reads_bytes_meanwhile() -> None:

@@ -358,16 +358,32 @@ class Link(WSListener):
         self._other_frame(transport, frame)
 
     def _raw_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        # Every route here has one raw callback: split as _split_frame does, call it without a feed.
+        # Every route here has one raw callback: split as _split_frame does, check the sequence from the
+        # bytes (RawTarget), call it without a feed.
         head, _, tail = frame.get_payload_as_bytes().partition(DATA_SEPARATOR)
         target = self.by_name.get(head)
         if target is None:
             self._split_frame(transport, frame)  # the shutdown notice, control answers
             return
         self.heard = True
-        callback, name = target
+        callback, name, read, tracker, admit = target
+        data = tail[_PAYLOAD]
+        if read is not None:
+            # An id stream: the tracker's in-order case inlined, as in Route's raw feed; the first event,
+            # a gap, a reset, a duplicate or unreadable ids go through the route (which reports them).
+            try:
+                n = read(data).n
+                in_order = n == tracker.last + 1  # type: ignore[union-attr,operator]
+            except Exception:
+                in_order = False
+            if in_order:
+                tracker.last = n  # type: ignore[union-attr]
+            elif not admit(data):  # type: ignore[misc]
+                return
+        elif admit is not None and not admit(data):
+            return
         try:
-            callback(RawMessage(name, tail[_PAYLOAD]))
+            callback(RawMessage(name, data))
         except Exception:
             log.exception("callback %r raised on a message of %s", callback, name)
 

@@ -8,8 +8,8 @@ decoder whatever the number of subscribers.
 
 :class:`Handover` joins two connections carrying the same stream during a rotation (make-before-break):
 it delivers from the old one until the new one provably overlaps it, then switches, so nothing is lost
-or delivered twice, for every stream kind: frames are compared by their bytes, which identify a message
-on every Binance stream (ids, update ids or event times differ between two messages).
+or delivered twice, for every stream kind: frames are compared by their ids where the stream has them
+(trade, aggTrade, diff depth), by their bytes elsewhere (event times differ between two messages).
 """
 
 from __future__ import annotations
@@ -86,9 +86,11 @@ def split_combined(frame: bytes) -> tuple[bytes, bytes] | None:
 class Route:
     """One stream's subscribers and the decoding they need; :meth:`feed` is the per-frame hot path.
 
-    Sequence tracking (gaps, duplicates) runs when a subscriber decodes to dicts and the stream kind
-    has ids (trade ``t``, aggTrade ``a``, depth ``U/u``/``pu``); a raw-only route is not decoded at all,
-    so it is not checked.
+    Sequence tracking (gaps, resets, duplicates) runs for every stream kind with ids (trade ``t``,
+    aggTrade ``a``, depth ``U/u``/``pu``) whatever its subscribers decode to: from the decoded dict, from
+    the typed model's attributes, or, for raw subscribers, from the payload bytes without decoding them
+    (:meth:`~binance_ws.core.sequence.SequenceTracker.read_raw`). Events reach every subscriber of the
+    stream through :meth:`Subscription.push_event`, in the one documented shape.
     """
 
     __slots__ = ("_dict", "_raw", "_tables", "_typed", "_wrap", "feed", "name", "subscribers", "tracker",
@@ -107,7 +109,7 @@ class Route:
         #: (a typed envelope decoder, or :data:`WHOLE_DICT`), :data:`RAW_SPLIT` for one raw callback, or
         #: None. A connection whose routes all share one reads frames that way (see :class:`RouteTable`)
         #: and hands them to :attr:`whole_target`: a function taking the decoded frame (typed), a
-        #: :data:`DictTarget` (dicts), or ``(callback, stream)`` (raw).
+        #: :data:`DictTarget` (dicts), or a :data:`RawTarget` (raw).
         self.whole: Callable[[bytes], Any] | None = None
         self.whole_target: Any = None
         #: The connection tables holding this route, told when its decoding changes.
@@ -149,7 +151,7 @@ class Route:
             callback = single.callback
             if raw:
                 self.feed = self._raw_callback_feed(callback)
-                self.whole, self.whole_target = RAW_SPLIT, (callback, self.name)
+                self.whole, self.whole_target = RAW_SPLIT, self._raw_target(callback)
             elif wrap or dict_:
                 self.feed = self._wrapped_callback_feed(callback) if wrap else self._callback_feed(callback)
                 tracker = self.tracker
@@ -250,16 +252,22 @@ class Route:
         return verdict is OK or self._check(verdict)
 
     def _typed_callback_feeds(self, decoder: Decoder, callback: Callable[[Any], Any]) -> None:
-        """Feeds for a single typed callback subscriber: decode with its model, call. Like
-        :meth:`_feed_general` they check no sequence, and a payload the model refuses becomes the
-        documented malformed event for the callback. With a library decoder (see
-        :func:`~binance_ws.models.codec_of`) the bytes feed calls msgspec directly, and whole frames
-        can be taken (:attr:`whole`)."""
+        """Feeds for a single typed callback subscriber: decode with its model, check the sequence,
+        call. A payload the model refuses becomes the documented malformed event for the callback (and
+        is not checked: its ids are unknown). With a library decoder (see
+        :func:`~binance_ws.models.codec_of`) the bytes feed calls msgspec directly, the ids are read from
+        the model's attributes (an id stream's in-order case inlined), and whole frames can be taken
+        (:attr:`whole`); with any other decoder the ids are read from the payload bytes before decoding."""
         name = self.name
         refused = self._refused
         codec = codec_of(decoder)
+        tracker = self.tracker
         if codec is None:
+            admit_raw = self.admit_raw if tracker is not None else None
+
             def feed(data: bytes) -> None:
+                if admit_raw is not None and not admit_raw(data):
+                    return
                 try:
                     obj = decoder(data)
                 except Exception as exc:
@@ -272,34 +280,151 @@ class Route:
             return
         direct, malformed = codec.direct, codec.malformed
         decode_error = msgspec.DecodeError
+        attr: str | None = getattr(tracker, "attr", None)  # id streams: trade, aggTrade
+        admit_typed = self.admit_typed
+        if tracker is None:
+            def direct_feed(data: bytes) -> None:
+                try:
+                    obj = direct(data)
+                except decode_error as exc:
+                    obj = refused(decoder, data, malformed(exc))
+                try:
+                    callback(obj)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
 
-        def direct_feed(data: bytes) -> None:
-            try:
-                obj = direct(data)
-            except decode_error as exc:
-                obj = refused(decoder, data, malformed(exc))
-            try:
-                callback(obj)
-            except Exception:
-                log.exception("callback %r raised on a message of %s", callback, name)
+            def feed_whole(msg: Any) -> None:
+                try:
+                    callback(msg.data)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+        elif attr is not None:
+            # The tracker's in-order case inlined, as in the dict feed; anything else (first event, a
+            # duplicate, a gap, a reset, an id that is not there) goes through admit_typed.
+            def direct_feed(data: bytes) -> None:
+                try:
+                    obj = direct(data)
+                except decode_error as exc:
+                    obj = refused(decoder, data, malformed(exc))
+                else:
+                    n = getattr(obj, attr, None)
+                    last = tracker.last
+                    if last is not None and n == last + 1:
+                        tracker.last = n
+                    elif not admit_typed(obj):
+                        return
+                try:
+                    callback(obj)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
 
-        def feed_whole(msg: Any) -> None:
-            try:
-                callback(msg.data)
-            except Exception:
-                log.exception("callback %r raised on a message of %s", callback, name)
+            def feed_whole(msg: Any) -> None:
+                obj = msg.data
+                n = getattr(obj, attr, None)
+                last = tracker.last
+                if last is not None and n == last + 1:
+                    tracker.last = n
+                elif not admit_typed(obj):
+                    return
+                try:
+                    callback(obj)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+        else:
+            def direct_feed(data: bytes) -> None:
+                try:
+                    obj = direct(data)
+                except decode_error as exc:
+                    obj = refused(decoder, data, malformed(exc))
+                else:
+                    if not admit_typed(obj):
+                        return
+                try:
+                    callback(obj)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+
+            def feed_whole(msg: Any) -> None:
+                obj = msg.data
+                if not admit_typed(obj):
+                    return
+                try:
+                    callback(obj)
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
         self.feed, self.whole_target, self.whole = direct_feed, feed_whole, codec.envelope
 
     def _raw_callback_feed(self, callback: Callable[[Any], Any]) -> Feed:
-        """A feed for a single raw callback subscriber: no decoding, so no sequence check."""
+        """A feed for a single raw callback subscriber: no decoding; the ids are read from the bytes
+        (an id stream's in-order case inlined, as on the socket's raw reader: see :meth:`_raw_target`)."""
         name = self.name
+        tracker = self.tracker
+        if tracker is None:
+            def feed(data: bytes) -> None:
+                try:
+                    callback(RawMessage(name, data))
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+            return feed
+        admit_raw = self.admit_raw
+        read: Callable[[bytes], Any] | None = getattr(tracker, "read_id", None)
+        if read is None:
+            def feed(data: bytes) -> None:
+                if not admit_raw(data):
+                    return
+                try:
+                    callback(RawMessage(name, data))
+                except Exception:
+                    log.exception("callback %r raised on a message of %s", callback, name)
+            return feed
 
-        def feed(data: bytes) -> None:
+        def id_feed(data: bytes) -> None:
+            try:
+                n = read(data).n
+                in_order = n == tracker.last + 1  # TypeError before the first event or without an id
+            except Exception:
+                in_order = False  # admit_raw reads it again and reports what is wrong
+            if in_order:
+                tracker.last = n
+            elif not admit_raw(data):
+                return
             try:
                 callback(RawMessage(name, data))
             except Exception:
                 log.exception("callback %r raised on a message of %s", callback, name)
-        return feed
+        return id_feed
+
+    def _raw_target(self, callback: Callable[[Any], Any]) -> RawTarget:
+        """What the socket's raw reader needs for this route (see :data:`RawTarget`)."""
+        tracker = self.tracker
+        if tracker is None:
+            return callback, self.name, None, None, None
+        return callback, self.name, getattr(tracker, "read_id", None), tracker, self.admit_raw
+
+    def admit_raw(self, data: bytes) -> bool:
+        """Check raw payload bytes against the sequence: False for a duplicate (drop it), True otherwise,
+        after reporting a gap or a reset. A payload whose ids cannot be read (broken JSON, an id that
+        is not a number) is let through unchecked, with a warning: a raw subscriber gets the bytes as
+        they came and sees what is wrong with them."""
+        tracker = self.tracker
+        if tracker is None:
+            return True
+        try:
+            verdict = tracker.observe_raw(data)
+        except (ValueError, TypeError) as exc:
+            log.warning("%s: sequence ids unreadable (%s); payload of %d bytes delivered unchecked",
+                        self.name, exc, len(data))
+            return True
+        return verdict is OK or self._check(verdict)
+
+    def admit_typed(self, obj: Any) -> bool:
+        """Check a typed model against the sequence: False for a duplicate, True otherwise, after
+        reporting a gap or a reset."""
+        tracker = self.tracker
+        if tracker is None:
+            return True
+        verdict = tracker.observe_typed(obj)
+        return verdict is OK or self._check(verdict)
 
     def _feed_dict(self, data: bytes) -> None:
         msg = orjson.loads(data)
@@ -327,6 +452,8 @@ class Route:
                 wrapped = {"stream": name, "data": msg}
                 for push in self._wrap:
                     push(name, wrapped)
+        elif not self.admit_raw(data):  # no dict decoded: read the ids from the bytes
+            return
         if self._raw:
             raw = RawMessage(name, data)
             for push in self._raw:
@@ -352,11 +479,18 @@ class Route:
                                   size=len(data), detail=str(exc))
 
     def _check(self, verdict: Verdict) -> bool:
-        """Act on a non-OK verdict: report a gap (True: deliver the message), drop a duplicate (False)."""
+        """Act on a non-OK verdict: report a gap or a reset (True: deliver the message), drop a duplicate
+        (False)."""
         if verdict is DUPLICATE:
             return False
-        event = errors.error_event(errors.ERR_GAP, errors.MSG_GAP, stream=self.name,
-                                   first=verdict.first_missing, last=verdict.last_missing)
+        if verdict.is_reset:
+            event = errors.error_event(errors.ERR_RESET, errors.MSG_RESET, stream=self.name,
+                                       last=verdict.last_seen, got=verdict.got)
+            if verdict.skipped is not None:
+                event["skipped"] = verdict.skipped
+        else:
+            event = errors.error_event(errors.ERR_GAP, errors.MSG_GAP, stream=self.name,
+                                       first=verdict.first_missing, last=verdict.last_missing)
         self.broadcast(event)
         return True
 
@@ -375,6 +509,13 @@ DictTarget = tuple[Callable[[Any], Any], SequenceTracker | None, str | None,
                    Callable[[dict[str, Any]], bool], bool]
 
 
+#: What a connection reading raw frames needs of a stream's route: the callback, the stream name, and
+#: for the sequence check the tracker's id reader (id streams, whose in-order case the socket inlines),
+#: the tracker, and :meth:`Route.admit_raw` for everything else (all None for a stream without ids).
+RawTarget = tuple[Callable[[Any], Any], str, Callable[[bytes], Any] | None, SequenceTracker | None,
+                  Callable[[bytes], bool] | None]
+
+
 class WholeFrames(Protocol):
     """Where a :class:`RouteTable` says how frames are to be read (the connection's socket)."""
 
@@ -391,7 +532,7 @@ class RouteTable:
     for one callback each), it hands its :attr:`listener` that decoding and a stream name ->
     :attr:`Route.whole_target` map; frames are then decoded once, whole, and routed by their
     ``stream``: no byte split, no slice, no wrapper built. When every route has one raw callback
-    (:data:`RAW_SPLIT`) the map goes from route key to ``(callback, stream)`` and the socket calls the
+    (:data:`RAW_SPLIT`) the map goes from route key to a :data:`RawTarget` and the socket calls the
     callbacks from its split. Otherwise the listener gets None and frames are split by their bytes and
     fed to the entries. Entries whose class sets ``rare = True`` (the shutdown notice) do not count.
 
@@ -486,21 +627,33 @@ class Handover:
     """Switch one stream from an old connection to its replacement without loss or duplicates.
 
     Until the switch, the old connection's frames are delivered and remembered; the new connection's
-    frames are held back. The new connection overlaps once one of its frames equals one the old one
+    frames are held back. The new connection overlaps once one of its frames is one the old one
     delivered: from there it drops what the old one already delivered and takes over at the first
     frame the old one has not. If the old connection delivers a frame the new one is holding, the new
     one is ahead: its later held frames are delivered and it takes over. :meth:`force` ends the old
     side without proof (it died, or the stream was silent for the grace period): held frames the old
     one did not deliver are delivered, and the new side still drops frames the old one delivered until
-    it passes them. Membership checks are dict lookups, so a long overlap costs O(1) a frame.
+    it passes them.
+
+    "Is one the old one delivered" is decided by ids where the stream has them (trade, aggTrade, diff
+    depth: the route's tracker reads the final id from the bytes): a frame of the new connection at or
+    below the old one's last id, within the tracker's duplicate window, was delivered; one further below
+    is a restarted numbering and leads at once (the route's tracker then reports the reset). That needs
+    only the old side's last id, whatever the frames' bytes. Id-less streams (tickers, klines, book
+    ticker) compare frames by their bytes, which identify a message there (event times differ), through
+    dicts of the frames in flight: membership is O(1) a frame.
     """
 
-    __slots__ = ("_delivered", "_forced", "_held", "_last", "_on_switch", "_overlapping", "_route",
-                 "switched")
+    __slots__ = ("_delivered", "_forced", "_held", "_held_ids", "_last", "_last_id", "_on_switch",
+                 "_overlapping", "_route", "_tracker", "switched")
 
     def __init__(self, route: Route, on_switch: Callable[[], None]) -> None:
         self._route = route
         self._on_switch = on_switch
+        #: Set for a stream with ids: frames are compared by them (see the class docstring).
+        self._tracker = route.tracker
+        self._last_id: int | None = None
+        self._held_ids: list[tuple[int, bytes]] = []
         self._delivered: dict[bytes, None] = {}
         self._last: bytes | None = None
         self._held: dict[bytes, None] = {}
@@ -511,12 +664,23 @@ class Handover:
     @property
     def holding(self) -> bool:
         """Whether frames of the new connection wait for the old one to catch up."""
-        return bool(self._held)
+        return bool(self._held or self._held_ids)
+
+    def _position(self, data: bytes) -> int | None:
+        """The final id of a frame of an id stream, or None if it has none (or none readable: the route
+        reports that when it is fed the frame)."""
+        try:
+            return self._tracker.position(data)  # type: ignore[union-attr]
+        except (ValueError, TypeError):
+            return None
 
     def from_old(self, data: bytes) -> None:
         if self.switched or self._forced:
             return
         self._route.feed(data)
+        if self._tracker is not None:
+            self._old_id(data)
+            return
         held = self._held
         if data in held:
             frames = iter(held)
@@ -534,9 +698,28 @@ class Handover:
         if len(delivered) > HANDOVER_WINDOW:
             del delivered[next(iter(delivered))]
 
+    def _old_id(self, data: bytes) -> None:
+        n = self._position(data)
+        if n is None:
+            return
+        self._last_id = n
+        held = self._held_ids
+        if held and held[0][0] <= n:
+            # The new connection holds this frame or an earlier one: it is ahead. Its frames the old one
+            # has not delivered follow, and it leads from here.
+            is_seen = self._tracker.is_seen  # type: ignore[union-attr]
+            for m, frame in held:
+                if not is_seen(m, n):
+                    self._route.feed(frame)
+            held.clear()
+            self._switch()
+
     def from_new(self, data: bytes) -> None:
         if self.switched:
             self._route.feed(data)
+            return
+        if self._tracker is not None:
+            self._new_id(data)
             return
         if data in self._delivered:
             self._overlapping = True
@@ -553,14 +736,46 @@ class Handover:
         if len(held) > HANDOVER_WINDOW:
             del held[next(iter(held))]
 
+    def _new_id(self, data: bytes) -> None:
+        n = self._position(data)
+        if n is None:
+            self._route.feed(data)  # nothing to compare: the route checks (and passes) it
+            return
+        last = self._last_id
+        if last is not None and self._tracker.is_seen(n, last):  # type: ignore[union-attr]
+            self._overlapping = True
+            if n == last:
+                self._switch()
+            return
+        if self._overlapping or self._forced or (last is not None and n < last):
+            # Past everything the old one delivered (or numbered anew, below its window): it leads.
+            self._route.feed(data)
+            self._switch()
+            return
+        held = self._held_ids
+        held.append((n, data))
+        if len(held) > HANDOVER_WINDOW:
+            del held[0]
+
     def force(self) -> None:
         """Stop taking the old connection's frames and let the new one lead (see the class docstring)."""
         if self.switched or self._forced:
             return
         self._forced = True
+        ahead = False
+        if self._tracker is not None:
+            last = self._last_id
+            held_ids, self._held_ids = self._held_ids, []
+            is_seen = self._tracker.is_seen
+            for n, frame in held_ids:
+                if ahead or last is None or not is_seen(n, last):
+                    ahead = True
+                    self._route.feed(frame)
+            if ahead or last is None:
+                self._switch()
+            return
         delivered = self._delivered
         held, self._held = self._held, {}
-        ahead = False
         for frame in held:
             if ahead or frame not in delivered:
                 ahead = True
@@ -572,4 +787,5 @@ class Handover:
         self.switched = True
         self._delivered.clear()
         self._last = None
+        self._held_ids.clear()
         self._on_switch()
