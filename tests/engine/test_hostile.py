@@ -171,3 +171,19 @@ async def test_a_server_that_drops_every_connection_never_draws_more_than_the_at
         assert len(server.handshakes) >= 25
         assert most_in_window(server.handshakes, 2.0) <= 25
         assert conns and all(c.life.flaps >= 1 for c in conns if c.connects > 1)
+
+
+async def test_a_fragmented_message_reaches_a_raw_subscriber_whole() -> None:
+    whole = combined("btcusdt@trade", trade(7))
+
+    def script(transport: WSTransport) -> None:
+        transport.send(WSMsgType.TEXT, whole[:30], fin=False)
+        transport.send(WSMsgType.CONTINUATION, whole[30:], fin=True)
+
+    got: list = []
+    async with serve(lambda s: Scripted(s, script)) as server, \
+            AsyncSocketManager(market=server.market()) as sm:
+        await sm.subscribe("btcusdt@trade", got.append, decode="raw")
+        await until(lambda: got, timeout=3.0, what="the trade")
+        await asyncio.sleep(0.1)
+        assert len(got) == 1 and orjson.loads(got[0].data) == trade(7)

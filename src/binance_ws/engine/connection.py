@@ -362,8 +362,8 @@ class Link(WSListener):
         # bytes (RawTarget), call it without a feed.
         head, _, tail = frame.get_payload_as_bytes().partition(DATA_SEPARATOR)
         target = self.by_name.get(head)
-        if target is None:
-            self._split_frame(transport, frame)  # the shutdown notice, control answers
+        if target is None or not frame.fin:
+            self._split_frame(transport, frame)  # the shutdown notice, control answers, fragments
             return
         self.heard = True
         callback, name, read, tracker, admit = target
