@@ -53,6 +53,10 @@ ERR_MALFORMED: Final = "malformed"
 #: ``got`` (the id it restarts from; that message is delivered), and ``skipped`` when one earlier
 #: message was dropped as a duplicate before the restart showed.
 ERR_RESET: Final = "reset"
+#: A stream was silent longer than the ``no_data_timeout`` its manager was given: extra keys ``stream``
+#: and ``silent_s``. Once per silence; it is a signal, not a failure: the connection is not touched
+#: (a quiet symbol's book sends nothing while it does not change, PROTOCOL 4.12).
+ERR_QUIET: Final = "quiet"
 
 MSG_MAX_RETRIES: Final = "Max reconnect retries reached"
 MSG_GAP: Final = "Gap detected"
@@ -60,6 +64,7 @@ MSG_DISCONNECTED: Final = "Connection lost, reconnecting"
 MSG_SUBSCRIPTION: Final = "Subscription refused"
 MSG_MALFORMED: Final = "Malformed frame skipped"
 MSG_RESET: Final = "Sequence reset"
+MSG_QUIET: Final = "No data for longer than expected"
 
 
 def error_event(kind: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -90,6 +90,25 @@ async def test_silence_on_a_periodic_stream_does_not_reconnect() -> None:
         await until(lambda: conn.drops == 1, timeout=0.2 + 0.5 + 1.5, what="drop after the ping deadline")
 
 
+async def test_a_silence_longer_than_asked_is_a_quiet_event_once_not_a_reconnect() -> None:
+    got: list[dict] = []
+    async with Simulator(flow_rate=0.0) as sim, \
+            manager(sim, no_data_timeout=0.3, ping_interval=0.2, ping_timeout=0.5) as sm:
+        await sm.subscribe("btcusdt@depth@100ms", got.append)
+        conn = sm.connections[0]
+        await until(lambda: got, what="the quiet event")
+        await asyncio.sleep(1.0)
+        quiet = [m for m in got if m.get("type") == "quiet"]
+        assert len(quiet) == 1 and quiet[0]["stream"] == "btcusdt@depth@100ms" and quiet[0]["e"] == "error"
+        assert quiet[0]["silent_s"] >= 0.3
+        assert (conn.connects, conn.drops) == (1, 0)
+        sim.config.flow_rate = 500.0  # the book moves again: data, then a new silence is a new event
+        await until(lambda: any(m.get("e") == "depthUpdate" for m in got), what="depth updates")
+        sim.config.flow_rate = 0.0
+        await until(lambda: sum(m.get("type") == "quiet" for m in got) == 2, what="a second quiet event")
+        assert (conn.connects, conn.drops) == (1, 0)
+
+
 async def test_pings_both_ways_stay_within_the_message_rate() -> None:
     # The server pings three times a second, we ping when idle: answering every ping at once would pass
     # the 5 messages a second the simulator allows (it closes 1008); coalesced pongs keep it alive.

@@ -1154,11 +1154,31 @@ class Connection:
                     log.warning("%s: %s; dropping the socket", self.conn_id, action)
                 return action
             wake_at = live.next_check(now)
+            quiet_after = self.settings.no_data_timeout_s
+            if quiet_after:
+                wake_at = min(wake_at, self._watch_silence(now, quiet_after))
             if life.open_at is not None and life.failures:
                 wake_at = min(wake_at, life.open_at + life.stable_after_s)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(wake_at - now, 0.001))
+
+    def _watch_silence(self, now: float, quiet_after: float) -> float:
+        """Report each stream silent for ``quiet_after`` seconds to its subscribers, once per silence
+        (``errors.ERR_QUIET``); returns when to look again. The connection is not touched."""
+        next_look = now + quiet_after / 4
+        for stream in self.streams:
+            route = self._routes.get(stream)
+            if route is None or not route.watched:
+                continue
+            if route.heard or route.heard_at is None:
+                route.heard, route.heard_at, route.quiet = False, now, False
+            elif not route.quiet and now - route.heard_at >= quiet_after:
+                route.quiet = True
+                route.quiet_events += 1
+                route.broadcast(errors.error_event(errors.ERR_QUIET, errors.MSG_QUIET, stream=stream,
+                                                   silent_s=round(now - route.heard_at, 3)))
+        return next_look
 
     async def _rotate(self, old: Link) -> Link | None:
         """Make-before-break: open a replacement with the same streams, hand each stream over without

@@ -136,7 +136,8 @@ class AsyncSocketManager:
     reconnects in a row end a connection (None: retry forever); ``backoff`` overrides the whole schedule.
     ``max_streams_per_connection`` defaults to the market's limit. Health and rotation settings:
     ``ping_interval`` (our ping after this much silence; default the market's server ping cadence),
-    ``ping_timeout``, ``no_data_timeout`` (None: sized from the streams' cadence; 0: off),
+    ``ping_timeout``, ``no_data_timeout`` (None or 0: off; seconds: a stream silent that long gets one
+    ``quiet`` event per silence, and the connection is left alone),
     ``rotate_after`` (None: a margin before ``market.connection_lifetime_s``; 0: never),
     ``handover_grace``, ``request_timeout``.
     """
@@ -264,7 +265,8 @@ class AsyncSocketManager:
             for name in checked:
                 route = self._routes.get(name)
                 if route is None:
-                    route = self._routes[name] = Route(name, SequenceTracker.for_stream(name, self.market))
+                    route = self._routes[name] = Route(name, SequenceTracker.for_stream(name, self.market),
+                                                               watched=bool(self.settings.no_data_timeout_s))
                     new.append(name)
                 route.add(sub)
             self._subs[sub] = None

@@ -93,11 +93,19 @@ class Route:
     stream through :meth:`Subscription.push_event`, in the one documented shape.
     """
 
-    __slots__ = ("_dict", "_raw", "_tables", "_typed", "_wrap", "feed", "name", "subscribers", "tracker",
-                 "whole", "whole_target")
+    __slots__ = ("_dict", "_raw", "_tables", "_typed", "_wrap", "feed", "heard", "heard_at", "name", "quiet",
+                 "quiet_events", "subscribers", "tracker", "watched", "whole", "whole_target")
 
-    def __init__(self, name: str, tracker: SequenceTracker | None = None) -> None:
+    def __init__(self, name: str, tracker: SequenceTracker | None = None, *, watched: bool = False) -> None:
         self.name = name
+        #: Whether the stream's silence is watched (the manager's ``no_data_timeout``): then every frame
+        #: sets ``heard`` through the feed (the connection splits frames for it), and the connection's
+        #: monitor samples it, reporting a silence once (``quiet``, counted in ``quiet_events``).
+        self.watched = watched
+        self.heard = False
+        self.heard_at: float | None = None
+        self.quiet = False
+        self.quiet_events = 0
         self.subscribers: list[Subscription] = []
         self.tracker = tracker
         self._dict: tuple[Callable[[str, Any], None], ...] = ()
@@ -164,6 +172,15 @@ class Route:
             self.feed = self._feed_dict
         else:
             self.feed = self._feed_general
+        if self.watched:
+            # Only streams whose silence was asked about pay for noticing frames: one store and a call.
+            inner = self.feed
+
+            def watched_feed(data: bytes) -> None:
+                self.heard = True
+                inner(data)
+            self.feed = watched_feed
+            self.whole = self.whole_target = None
         for table in list(self._tables):
             table.changed()
 
