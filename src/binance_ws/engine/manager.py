@@ -34,6 +34,7 @@ from binance_ws.core.sequence import SequenceTracker
 from binance_ws.engine.connection import (
     DEFAULT_HANDOVER_GRACE_S,
     DEFAULT_PING_TIMEOUT_S,
+    DEFAULT_STABLE_AFTER_S,
     DEFAULT_REQUEST_TIMEOUT_S,
     Connection,
     EngineSettings,
@@ -139,7 +140,8 @@ class AsyncSocketManager:
     ``ping_timeout``, ``no_data_timeout`` (None or 0: off; seconds: a stream silent that long gets one
     ``quiet`` event per silence, and the connection is left alone),
     ``rotate_after`` (None: a margin before ``market.connection_lifetime_s``; 0: never),
-    ``handover_grace``, ``request_timeout``.
+    ``handover_grace``, ``request_timeout``, ``stable_after`` (a socket that dies sooner after opening is
+    a flap: the backoff keeps escalating).
     """
 
     def __init__(self, client: Any = None, *, market: Market = SPOT, max_reconnects: int | None = 5,
@@ -147,7 +149,8 @@ class AsyncSocketManager:
                  ping_interval: float | None = None, ping_timeout: float = DEFAULT_PING_TIMEOUT_S,
                  no_data_timeout: float | None = None, rotate_after: float | None = None,
                  handover_grace: float = DEFAULT_HANDOVER_GRACE_S,
-                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S) -> None:
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
+                 stable_after: float = DEFAULT_STABLE_AFTER_S) -> None:
         self.client = client
         self.market = market
         policy = backoff if backoff is not None else BackoffPolicy(max_retries=max_reconnects)
@@ -155,7 +158,7 @@ class AsyncSocketManager:
             market=market, backoff=policy,
             ping_interval_s=ping_interval if ping_interval is not None else market.server_ping_interval_s,
             ping_timeout_s=ping_timeout, no_data_timeout_s=no_data_timeout, rotate_after_s=rotate_after,
-            handover_grace_s=handover_grace, request_timeout_s=request_timeout)
+            handover_grace_s=handover_grace, request_timeout_s=request_timeout, stable_after_s=stable_after)
         limit = max_streams_per_connection or market.max_streams_per_connection
         self._plan = RoutedPlan(market, min(limit, market.max_streams_per_connection))
         self._routes: dict[str, Route] = {}
