@@ -34,8 +34,8 @@ from binance_ws.core.sequence import SequenceTracker
 from binance_ws.engine.connection import (
     DEFAULT_HANDOVER_GRACE_S,
     DEFAULT_PING_TIMEOUT_S,
-    DEFAULT_STABLE_AFTER_S,
     DEFAULT_REQUEST_TIMEOUT_S,
+    DEFAULT_STABLE_AFTER_S,
     Connection,
     EngineSettings,
 )
