@@ -5,6 +5,7 @@ cadence (4.11), over real sockets."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import statistics
 import subprocess
@@ -22,6 +23,7 @@ from binance_ws.sim import Simulator
 from binance_ws.sim.config import MAX_SYMBOLS, Activity, SimConfig, generate_symbols
 from binance_ws.sim.exchange import SCALE, fmt
 from tests.sim._client import RawClient
+from tests.sim.test_feeds import Market
 
 #: Binance's symbol pattern (spot exchangeInfo / error -1100 text).
 SYMBOL = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
@@ -94,6 +96,19 @@ def test_compressed_divides_every_market_period_and_keeps_client_limits() -> Non
     assert fast.compressed(2).time_scale == 2000
     with pytest.raises(ValueError):
         base.compressed(0)
+
+
+def test_compressed_cadences_are_the_ones_the_feeds_push_at() -> None:
+    # 10 simulated seconds at 4x: partial depth every 250 ms, tickers every 250 ms, 1m klines every 500 ms.
+    cfg = SimConfig().compressed(4)
+    m = Market(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)})
+    c = {s: m.listen(s) for s in ("btcusdt@depth5", "btcusdt@depth5@100ms", "btcusdt@ticker",
+                                  "btcusdt@kline_1m", "btcusdt@kline_1s")}
+    m.run(10_000, actions_per_tick=0)
+    # (A kline bar that closes also gets its x: true push, on the real 1 s / 1 min boundary: not counted.)
+    counts = {s: sum(not m.get("k", {}).get("x") for m in col.messages) for s, col in c.items()}
+    assert counts == {"btcusdt@depth5": 40, "btcusdt@depth5@100ms": 400, "btcusdt@ticker": 40,
+                      "btcusdt@kline_1m": 20, "btcusdt@kline_1s": 40}, counts
 
 
 # -- over real sockets ---------------------------------------------------------------------------------------
