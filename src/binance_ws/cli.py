@@ -22,8 +22,16 @@ def sim(
     host: Annotated[str, typer.Option(help="Address to bind (loopback only by default).")] = "127.0.0.1",
     stream_port: Annotated[int, typer.Option(help="Stream server port (0: any free port).")] = 9443,
     rest_port: Annotated[int, typer.Option(help="REST port (0: any free port).")] = 9444,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic order flow.")] = 1,
-    rate: Annotated[float, typer.Option(help="Order-flow actions a second, per symbol.")] = 50.0,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic order flow (and of --symbols).")] = 1,
+    rate: Annotated[float | None, typer.Option(
+        help="Order-flow actions a second: per symbol (default 50), or with --symbols of the median "
+             "symbol (default 0.05, the others heavy-tailed around it).")] = None,
+    symbols: Annotated[int | None, typer.Option(
+        help="List N generated symbols (SYM0001USDT..., up to 2000) with heavy-tailed activity: "
+             "a few act every few ms, most a few times a minute, some stay silent for minutes.")] = None,
+    time_scale: Annotated[float, typer.Option(
+        help="Run the market's periods N times faster: stream cadences, pings, the 24 h connection "
+             "lifetime.")] = 1.0,
     replay: Annotated[Path | None,
                       typer.Option(help="Serve this recording instead of synthetic flow.")] = None,
     speed: Annotated[float, typer.Option(
@@ -31,18 +39,39 @@ def sim(
 ) -> None:
     """Run the simulated exchange until Ctrl-C, printing its stream and REST URLs."""
     from binance_ws.sim import SimConfig, Simulator
+    from binance_ws.sim.config import MAX_SYMBOLS, Activity
     from binance_ws.sim.replay import Replay
 
+    def fail(message: str) -> None:
+        typer.echo(f"binance-ws sim: {message}", err=True)
+        raise typer.Exit(2)
+
+    if symbols is not None and not 1 <= symbols <= MAX_SYMBOLS:
+        fail(f"--symbols must be between 1 and {MAX_SYMBOLS}, not {symbols}")
+    if not time_scale > 0:
+        fail(f"--time-scale must be > 0, not {time_scale}")
+    if rate is not None and rate < 0:
+        fail(f"--rate must be >= 0, not {rate}")
+    if symbols is None:
+        cfg = SimConfig(host=host, stream_port=stream_port, rest_port=rest_port, seed=seed,
+                        flow_rate=50.0 if rate is None else rate)
+    else:
+        activity = Activity() if rate is None else Activity(median_rate=rate)
+        cfg = SimConfig.market(symbols, seed=seed, activity=activity, host=host, stream_port=stream_port,
+                               rest_port=rest_port)
+    if time_scale != 1.0:
+        cfg = cfg.compressed(time_scale)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = SimConfig(host=host, stream_port=stream_port, rest_port=rest_port, seed=seed, flow_rate=rate)
 
     async def run() -> None:
         rep = Replay(replay, speed=speed) if replay is not None else None
         async with Simulator(cfg, replay=rep) as s:
+            names = s.symbols()
             typer.echo(f"streams: {s.stream_url}/ws/<stream>  {s.stream_url}/stream?streams=<a>/<b>")
             typer.echo(f"REST:    {s.rest_url}/api/v3/exchangeInfo")
             typer.echo(f"control: {s.rest_url}/sim/")
-            typer.echo(f"symbols: {' '.join(s.symbols())}")
+            shown = names if len(names) <= 8 else [f"{len(names)}:", *names[:3], "...", names[-1]]
+            typer.echo(f"symbols: {' '.join(shown)}")
             await asyncio.Event().wait()
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -1,5 +1,6 @@
-"""Real recordings (../shared/data/recordings): every file reads completely and byte for byte, with the
-README's counts, and the spot BTCUSDT capture replays through the simulator to a real client unchanged."""
+"""Real recordings (tests/data; the complete captures in ../shared/data/recordings when present): every
+file reads completely and byte for byte, with its README's counts, and the spot BTCUSDT capture replays
+through the simulator to a real client unchanged."""
 
 from __future__ import annotations
 
@@ -30,19 +31,30 @@ from binance_ws.recording import (
 from binance_ws.sim import Simulator
 from binance_ws.sim.replay import Replay
 
-# The recordings live beside the checkout, in ../shared/data/recordings (read-only ground truth).
-from tests.paths import RECORDINGS
-
-pytestmark = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="real recordings not available")
+# The in-repository copies (tests/data/README.md); the complete captures are optional (tests/paths.py).
+from tests.paths import RECORDINGS, complete_recording
 
 SPOT_BTC = "spot_btcusdt_20240808.hftbacktest.gz"
+SPOT_ETH = "spot_ethusdt_20240808.hftbacktest.gz"
+USDM_BTC = "usdm_btcusdt_20240808.hftbacktest.gz"
 
-# (file, lines in the file, stream messages, snapshot symbols) as the recordings README states them;
+# (file, complete?, lines in the file, stream messages, snapshot symbol and id): the complete captures as
+# ../shared/data/recordings/README.md states them, the in-repository starts as tests/data/README.md does.
 HFTBACKTEST = [
-    (SPOT_BTC, 41_249, {"btcusdt@depth@100ms": 3_451, "btcusdt@bookTicker": 28_040, "btcusdt@trade": 9_757},
+    (SPOT_BTC, True, 41_249,
+     {"btcusdt@depth@100ms": 3_451, "btcusdt@bookTicker": 28_040, "btcusdt@trade": 9_757},
      "BTCUSDT", 50093239218),
-    ("spot_ethusdt_20240808.hftbacktest.gz", 33_618, None, "ETHUSDT", 35346513512),
-    ("usdm_btcusdt_20240808.hftbacktest.gz", 93_954, None, "BTCUSDT", 5123107852948),
+    (SPOT_ETH, True, 33_618, None, "ETHUSDT", 35346513512),
+    (USDM_BTC, True, 93_954, None, "BTCUSDT", 5123107852948),
+    (SPOT_BTC, False, 38_000,
+     {"btcusdt@depth@100ms": 3_092, "btcusdt@bookTicker": 25_694, "btcusdt@trade": 9_213},
+     "BTCUSDT", 50093239218),
+    (SPOT_ETH, False, 12_000,
+     {"ethusdt@depth@100ms": 1_142, "ethusdt@bookTicker": 8_937, "ethusdt@trade": 1_920},
+     "ETHUSDT", 35346513512),
+    (USDM_BTC, False, 12_000,
+     {"btcusdt@depth@0ms": 901, "btcusdt@bookTicker": 9_178, "btcusdt@trade": 1_920},
+     "BTCUSDT", 5123107852948),
 ]
 CRYPTOFEED = [
     # lines, of which: the connect URL, the messages, and (spot) one trailing blank line
@@ -59,11 +71,13 @@ def _raw_lines(path: Path) -> list[bytes]:
         return fh.read().split(b"\n")
 
 
-@pytest.mark.parametrize(("name", "lines", "per_stream", "symbol", "last_update_id"), HFTBACKTEST)
-def test_hftbacktest_reads_every_line_byte_for_byte(name: str, lines: int, per_stream: dict[str, int] | None,
-                                                    symbol: str, last_update_id: int) -> None:
+@pytest.mark.parametrize(("name", "complete", "lines", "per_stream", "symbol", "last_update_id"), HFTBACKTEST,
+                         ids=[f"{h[0]}-{'complete' if h[1] else 'tests_data'}" for h in HFTBACKTEST])
+def test_hftbacktest_reads_every_line_byte_for_byte(name: str, complete: bool, lines: int,
+                                                    per_stream: dict[str, int] | None, symbol: str,
+                                                    last_update_id: int) -> None:
     # Arrange: the file split by hand, independently of the reader
-    path = RECORDINGS / name
+    path = complete_recording(name) if complete else RECORDINGS / name
     raw = [line for line in _raw_lines(path) if line]
     # Act
     records = list(read_recording(path))
@@ -175,9 +189,9 @@ async def test_spot_btcusdt_replays_byte_for_byte_through_the_simulator() -> Non
             await asyncio.sleep(0.02)
         transport.disconnect()
     # Assert
-    assert len(client.frames) == len(expected) == 41_248
+    assert len(client.frames) == len(expected) == 37_999  # tests/data holds the first 38,000 lines
     assert client.frames == expected
-    assert replay.done.is_set() and replay.sent == 41_248
+    assert replay.done.is_set() and replay.sent == 37_999
     assert served == recorded_snapshot
 
 

@@ -2,9 +2,15 @@
 
 Real-time streams (``trade``, ``aggTrade``, ``bookTicker``) are published from the engine's listener
 calls; periodic ones (depth, tickers, klines, avgPrice) from :meth:`Feeds.tick`, which the simulator's
-driver calls every ~10 ms. A payload is only built for a stream that has subscribers, except the diff-depth
-windows: their pending changes are always tracked (two dict writes per level change) so that a new
-subscriber's first diff starts right after the previous window, i.e. right after a snapshot-able id.
+driver calls every ~10 ms, each on its cadence (``SimConfig.depth_fast_s`` etc.). A payload is only built
+for a stream that has subscribers, except the diff-depth windows: their pending changes are always tracked
+(two dict writes per level change) so that a new subscriber's first diff starts right after the previous
+window, i.e. right after a snapshot-able id.
+
+A diff is pushed only for a window in which the book changed: like Binance (PROTOCOL 4.12, "intervals
+with no change produce no event"), a quiet symbol's ``@depth`` sends nothing. Partial depth and tickers
+are snapshots and keep their cadence. A tick touches only the symbols whose book changed and those with a
+subscriber, so thousands of listed symbols cost nothing while nobody watches them.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from binance_ws.sim.exchange import (
 )
 from binance_ws.sim.hub import StreamHub
 
-# Push cadences (PROTOCOL 4.5, 4.6-4.8, 4.10-4.12).
+# Push cadences (PROTOCOL 4.5, 4.6-4.8, 4.10-4.12): Binance's, the defaults of SimConfig's *_s periods.
 DEPTH_FAST_MS = 100
 PERIODIC_MS = 1000
 KLINE_PUSH_MS: dict[str, int] = {interval: 2000 for interval in KLINE_INTERVALS_MS} | {"1s": 1000}
@@ -113,7 +119,9 @@ class _Bar:
 class _SymbolFeed:
     """Stream names and window state of one symbol."""
 
-    def __init__(self, book: SymbolBook) -> None:
+    def __init__(self, book: SymbolBook, index: int) -> None:
+        #: Position in the exchange's symbol list (ticks serve symbols in this order).
+        self.index = index
         self.book = book
         self.symbol = book.symbol
         low = book.symbol.lower()
@@ -153,11 +161,28 @@ class Feeds:
         self.hub = hub
         self.clock = clock
         self.config = config
-        self._feeds = {sym: _SymbolFeed(book) for sym, book in exchange.symbols.items()}
+        self._feeds = {sym: _SymbolFeed(book, i) for i, (sym, book) in enumerate(exchange.symbols.items())}
         self._by_lower = {sym.lower(): sym for sym in exchange.symbols}
+        self._feed_by_lower = {sym.lower(): feed for sym, feed in self._feeds.items()}
+        #: Cadences in ms (SimConfig; at least 1 ms).
+        self.depth_fast_ms = _ms(config.depth_fast_s)
+        self.depth_ms = _ms(config.depth_s)
+        self.ticker_ms = _ms(config.ticker_s)
+        self.kline_ms = _ms(config.kline_s)
         self._next_fast: int | None = None
         self._next_slow: int | None = None
+        self._next_ticker: int | None = None
         self._next_kline: int | None = None
+        #: Symbols whose book changed in the open fast / slow diff window.
+        self._dirty_fast: dict[_SymbolFeed, None] = {}
+        self._dirty_slow: dict[_SymbolFeed, None] = {}
+        #: Symbols that traded since the last ticker push (the ``@arr`` streams carry only those).
+        self._changed: dict[_SymbolFeed, None] = {}
+        #: Symbols holding kline bars (bars follow trades until their stream's last subscriber leaves).
+        self._barred: dict[_SymbolFeed, None] = {}
+        #: Symbols with a subscribed stream, in symbol order, as of hub version ``_watched_version``.
+        self._watched: list[_SymbolFeed] = []
+        self._watched_version = -1
         exchange.add_listener(self)
 
     # -- names ---------------------------------------------------------------------------------------
@@ -177,10 +202,12 @@ class Feeds:
         fast = st.pending_fast
         if not fast:
             st.first_fast = book.update_id
+            self._dirty_fast[st] = None
         fast[key] = qty
         slow = st.pending_slow
         if not slow:
             st.first_slow = book.update_id
+            self._dirty_slow[st] = None
         slow[key] = qty
         # A change behind the best price of its side cannot move the top of book.
         if is_bid:
@@ -196,6 +223,7 @@ class Feeds:
     def on_trade(self, book: SymbolBook, trade: Trade) -> None:
         st = self._feeds[book.symbol]
         st.changed = True
+        self._changed[st] = None
         for bar in st.bars.values():
             bar.add(trade)
         if self.hub.has_subscribers(st.trade):
@@ -229,23 +257,51 @@ class Feeds:
     def tick(self, now_ms: int) -> None:
         """Publish every periodic stream that is due at ``now_ms`` (call at least every 100 ms)."""
         if self._next_fast is None or now_ms >= self._next_fast:
-            self._next_fast = _next(self._next_fast, now_ms, DEPTH_FAST_MS)
-            for st in self._feeds.values():
+            self._next_fast = _next(self._next_fast, now_ms, self.depth_fast_ms)
+            dirty = self._dirty_fast
+            self._dirty_fast = {}
+            for st in self._serve(dirty):
                 self._flush_depth(st, now_ms, st.pending_fast, st.first_fast, st.depth_fast, st.partial_fast)
-                st.pending_fast = {}
+                if st in dirty:
+                    st.pending_fast = {}
         if self._next_slow is None or now_ms >= self._next_slow:
-            self._next_slow = _next(self._next_slow, now_ms, PERIODIC_MS)
-            kline_due = self._next_kline is None or now_ms >= self._next_kline
-            if kline_due:
-                self._next_kline = _next(self._next_kline, now_ms, KLINE_PUSH_MS["1m"])
-            for st in self._feeds.values():
+            self._next_slow = _next(self._next_slow, now_ms, self.depth_ms)
+            dirty = self._dirty_slow
+            self._dirty_slow = {}
+            for st in self._serve(dirty):
                 self._flush_depth(st, now_ms, st.pending_slow, st.first_slow, st.depth_slow, st.partial_slow)
-                st.pending_slow = {}
-                self._flush_tickers(st, now_ms)
-                self._flush_klines(st, now_ms, kline_due)
+                if st in dirty:
+                    st.pending_slow = {}
+        ticker_due = self._next_ticker is None or now_ms >= self._next_ticker
+        if ticker_due:
+            self._next_ticker = _next(self._next_ticker, now_ms, self.ticker_ms)
+        kline_due = self._next_kline is None or now_ms >= self._next_kline
+        if kline_due:
+            self._next_kline = _next(self._next_kline, now_ms, self.kline_ms)
+        if ticker_due or kline_due:
+            for st in self._serve(self._barred):
+                if ticker_due:
+                    self._flush_tickers(st, now_ms)
+                self._flush_klines(st, now_ms, ticker_due, kline_due)
+        if ticker_due:
             self._flush_arrays(now_ms)
-            for st in self._feeds.values():
+            for st in self._changed:
                 st.changed = False
+            self._changed = {}
+
+    def _serve(self, extra: dict[_SymbolFeed, None]) -> list[_SymbolFeed]:
+        """The symbols with a subscribed stream, plus ``extra``, in symbol order."""
+        if self.hub.version != self._watched_version:
+            self._watched_version = self.hub.version
+            feeds = self._feed_by_lower
+            watched = {feeds[name.partition("@")[0]] for name in self.hub.subscribed_streams()
+                       if name.partition("@")[0] in feeds}
+            self._watched = sorted(watched, key=_index)
+        if not extra:
+            return self._watched
+        if not self._watched:
+            return sorted(extra, key=_index)
+        return sorted(set(self._watched).union(extra), key=_index)
 
     def _flush_depth(self, st: _SymbolFeed, now: int, pending: dict[int, int], first: int, diff_name: str,
                      partial_names: dict[int, str]) -> None:
@@ -275,18 +331,21 @@ class Feeds:
             hub.publish(st.avg, {"e": "avgPrice", "E": now, "s": st.symbol, "i": AVG_PRICE_INTERVAL,
                                  "w": fmt(book.avg_price(now)), "T": book.last_trade_time})
 
-    def _flush_klines(self, st: _SymbolFeed, now: int, two_second_due: bool) -> None:
+    def _flush_klines(self, st: _SymbolFeed, now: int, one_second_due: bool, others_due: bool) -> None:
         hub = self.hub
         for name, interval, tz in st.klines:
-            if KLINE_PUSH_MS[interval] != PERIODIC_MS and not two_second_due:
+            if not (one_second_due if interval == "1s" else others_due):
                 continue
             bar = st.bars.get(name)
             if not hub.has_subscribers(name):
                 if bar is not None:
                     del st.bars[name]
+                    if not st.bars:
+                        self._barred.pop(st, None)
                 continue
             if bar is None:
                 bar = st.bars[name] = self._new_bar(st.book, name, interval, tz, now)
+                self._barred[st] = None
             if now > bar.close_time:
                 bar.roll(now)
             if bar.pending_closed is not None:
@@ -317,7 +376,7 @@ class Feeds:
 
     def _flush_arrays(self, now: int) -> None:
         hub = self.hub
-        changed = [st.symbol for st in self._feeds.values() if st.changed]
+        changed = [st.symbol for st in sorted(self._changed, key=_index)]
         if hub.has_subscribers("!miniTicker@arr") and changed:
             hub.publish("!miniTicker@arr", [self.mini_ticker(s, now) for s in changed])
         for w in TICKER_WINDOWS:
@@ -372,6 +431,14 @@ def window_stats_fields(st: WindowStats) -> dict[str, str]:
             "weightedAvgPrice": fmt(st.weighted_avg), "openPrice": fmt(st.open), "highPrice": fmt(st.high),
             "lowPrice": fmt(st.low), "lastPrice": fmt(st.close), "volume": fmt(st.volume),
             "quoteVolume": fmt(st.quote_raw // SCALE)}
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _index(st: _SymbolFeed) -> int:
+    return st.index
 
 
 def _next(previous: int | None, now: int, cadence: int) -> int:

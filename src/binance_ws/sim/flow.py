@@ -3,12 +3,20 @@
 The flow only submits orders; books cross only through the matching engine. It owns its own
 ``random.Random(seed)``, so one seed always produces the same sequence of engine events (trade ids,
 prices, quantities, update ids); only the timestamps follow the clock.
+
+Each action goes to a symbol drawn uniformly, or, given per-symbol ``rates``, in proportion to its rate:
+``n`` actions spread that way are ``n`` events of independent Poisson processes of those rates (the
+driver turns elapsed time times the total rate into ``n``), at one bisection per action, whatever the
+number of symbols.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from binance_ws.enums import ORDER_TYPE_LIMIT, ORDER_TYPE_MARKET, TIME_IN_FORCE_GTC, TIME_IN_FORCE_IOC
@@ -48,7 +56,8 @@ class _SymbolFlow:
 class OrderFlow:
     """Drives an :class:`Exchange` with synthetic actions, deterministically for a seed."""
 
-    def __init__(self, exchange: Exchange, seed: int, shape: FlowShape | None = None) -> None:
+    def __init__(self, exchange: Exchange, seed: int, shape: FlowShape | None = None,
+                 rates: Sequence[float] | None = None) -> None:
         self.exchange = exchange
         self.shape = shape or FlowShape()
         self.rng = random.Random(seed)
@@ -56,6 +65,15 @@ class OrderFlow:
         for book in exchange.symbols.values():
             mid_ticks = max(self.shape.max_offset_ticks + 2, round(book.spec.price * SCALE) // book.tick)
             self._flows.append(_SymbolFlow(book, mid_ticks))
+        #: Running sums of the per-symbol rates (None: every symbol alike).
+        self._cumulative: list[float] | None = None
+        #: Actions a second of all symbols together (``sum(rates)``; 0 without rates).
+        self.total_rate = 0.0
+        if rates is not None:
+            if len(rates) != len(self._flows) or any(r < 0 for r in rates):
+                raise ValueError(f"need one rate >= 0 per symbol ({len(self._flows)}), got {len(rates)}")
+            self._cumulative = list(itertools.accumulate(rates))
+            self.total_rate = self._cumulative[-1] if self._cumulative else 0.0
         for sf in self._flows:
             self._seed_book(sf)
 
@@ -83,8 +101,17 @@ class OrderFlow:
         n_flows = len(flows)
         neg_mean = -shape.mean_offset_ticks
         max_offset = shape.max_offset_ticks
+        cumulative = self._cumulative
+        if cumulative is not None and not self.total_rate:
+            return
+        pick = bisect.bisect_right
+        total = self.total_rate
+        last = n_flows - 1
         for _ in range(n):
-            sf = flows[int(rand() * n_flows)]
+            if cumulative is None:
+                sf = flows[int(rand() * n_flows)]
+            else:
+                sf = flows[min(pick(cumulative, rand() * total), last)]
             if rand() < p_drift:
                 sf.mid += 1 if rand() < 0.5 else -1
                 sf.mid = max(sf.mid, max_offset + 2)

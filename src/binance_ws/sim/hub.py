@@ -43,12 +43,15 @@ class StreamHub:
         #: Called with a stream name when its first subscriber arrives (feeds may start work for it).
         self.on_first_subscriber: Callable[[str], None] | None = None
         self.published = 0
+        #: Bumped whenever a stream gains its first subscriber or loses its last (feeds cache by it).
+        self.version = 0
 
     # -- subscriptions ----------------------------------------------------------------------------
     def attach(self, stream: str, sub: Subscriber) -> None:
         subs = self._subs.get(stream)
         if subs is None:
             subs = self._subs[stream] = {}
+            self.version += 1
             if self.on_first_subscriber is not None:
                 self.on_first_subscriber(stream)
         subs[sub] = None
@@ -59,6 +62,7 @@ class StreamHub:
             subs.pop(sub, None)
             if not subs:
                 del self._subs[stream]
+                self.version += 1
 
     def detach_all(self, sub: Subscriber, streams: Iterable[str]) -> None:
         for stream in streams:

@@ -53,7 +53,10 @@ class Simulator:
         self.hub = StreamHub()
         self.exchange = Exchange(cfg.symbols, self.clock)
         self.accounts = Accounts(self)
-        self.flow = OrderFlow(self.exchange, seed=cfg.seed)
+        rates = None
+        if cfg.activity is not None:
+            rates = list(cfg.activity.rates(len(cfg.symbols), cfg.seed))
+        self.flow = OrderFlow(self.exchange, seed=cfg.seed, rates=rates)
         self.feeds = Feeds(self.exchange, self.hub, self.clock, cfg)
         self.faults = Faults(self)
         self.stream_server = StreamServer(self)
@@ -148,7 +151,9 @@ class Simulator:
         while True:
             await asyncio.sleep(cfg.tick_s)
             now = time.monotonic()
-            self._flow_credit += cfg.flow_rate * len(self.exchange.symbols) * (now - last)
+            rate = self.flow.total_rate if cfg.activity is not None \
+                else cfg.flow_rate * len(self.exchange.symbols)
+            self._flow_credit += rate * (now - last)
             last = now
             actions = int(self._flow_credit)
             if actions:
