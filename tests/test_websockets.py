@@ -423,3 +423,20 @@ def test_depth_cache_syncs_to_the_engine_book_and_stops(simt: SimThread, bm: Bin
     simt.call(lambda: setattr(simt.sim.config, "flow_rate", 200.0))
     time.sleep(0.3)
     assert len(books.items) == count
+
+
+NOT_STREAM_NAMES: list[Any] = [[1, None], [b"bnbbtc@trade"], b"bnbbtc@trade", None, 5, [{}],
+                               ["bnbbtc@trade", 7]]
+
+
+@pytest.mark.parametrize("names", NOT_STREAM_NAMES, ids=repr)
+def test_stream_names_that_are_not_strings_raise_invalid_stream_error(bm: BinanceSocketManager,
+                                                                      names: Any) -> None:
+    cb = Inbox()
+    bm.start()
+    with pytest.raises(errors.InvalidStreamError, match="stream name"):
+        bm.start_multiplex_socket(names, cb)
+    with pytest.raises(errors.InvalidStreamError):
+        bm.start_depth_socket("BNBBTC", cb, depth=float("inf"))
+    assert bm.start_trade_socket("BNBBTC", cb) == "bnbbtc@trade"  # nothing half-registered above
+    cb.count(1)

@@ -315,10 +315,12 @@ class BinanceSocketManager:
     def start_multiplex_socket(self, streams: Iterable[str], callback: Callback) -> str | bool:
         """Several streams by name (lowercase symbols) on one socket; messages are
         ``{'stream': ..., 'data': ...}``. A user data stream is refused. conn_key ``streams=a/b``."""
-        names = [streams] if isinstance(streams, str) else list(streams)
+        names = stream_names.stream_list(streams)
         if not names:
             raise errors.InvalidStreamError("no stream given; pass names such as ['bnbbtc@trade']")
-        return self._start_streams(names, callback, "streams=" + "/".join(names), wrap=True)
+        # Validated before the names make the conn_key, so a bad one raises InvalidStreamError.
+        checked = [stream_names.validate_stream(n, self.market) for n in names]
+        return self._start_streams(checked, callback, "streams=" + "/".join(checked), wrap=True)
 
     def start_miniticker_socket(self, callback: Callback, update_time: int = MINI_TICKER_ARR_INTERVAL_MS
                                 ) -> str | bool:

@@ -218,9 +218,7 @@ class AsyncSocketManager:
 
     # -- subscribing ------------------------------------------------------------------------------
     def _validate(self, names: str | Iterable[str]) -> list[str]:
-        if isinstance(names, str):
-            names = [names]
-        checked = [streams.validate_stream(n, self.market) for n in names]
+        checked = [streams.validate_stream(n, self.market) for n in streams.stream_list(names)]
         if not checked:
             raise errors.InvalidStreamError("no stream given; pass names such as 'bnbbtc@trade'")
         return list(dict.fromkeys(checked))
@@ -535,9 +533,7 @@ class AsyncSocketManager:
 
     def multiplex_socket(self, names: Iterable[str], **opts: Any) -> StreamSocket:
         """Messages are ``{'stream': ..., 'data': ...}``; a user data stream is refused."""
-        if isinstance(names, str):
-            names = [names]
-        return self.socket(list(names), wrap=True, **opts)
+        return self.socket(streams.stream_list(names), wrap=True, **opts)
 
     def miniticker_socket(self, update_time: int = MINI_TICKER_ARR_INTERVAL_MS, **opts: Any) -> StreamSocket:
         """``!miniTicker@arr``; above 1000 ms the arrays are conflated here and delivered every
