@@ -30,8 +30,9 @@ def sim(
         help="Replay pace: 1 = original, N = N times faster, 0 = as fast as read.")] = 1.0,
 ) -> None:
     """Run the simulated exchange until Ctrl-C, printing its stream and REST URLs."""
+    from binance_ws.recording import RecordingError
     from binance_ws.sim import SimConfig, Simulator
-    from binance_ws.sim.replay import Replay
+    from binance_ws.sim.replay import Replay, ReplayError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = SimConfig(host=host, stream_port=stream_port, rest_port=rest_port, seed=seed, flow_rate=rate)
@@ -43,10 +44,17 @@ def sim(
             typer.echo(f"REST:    {s.rest_url}/api/v3/exchangeInfo")
             typer.echo(f"control: {s.rest_url}/sim/")
             typer.echo(f"symbols: {' '.join(s.symbols())}")
-            await asyncio.Event().wait()
+            # Runs until Ctrl-C, or until a replay fails (then stop() raises it on the way out).
+            await (rep.failed if rep is not None else asyncio.Event()).wait()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(run())
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how this command ends
+    except (ReplayError, RecordingError, OSError) as exc:
+        # A bad or unreadable recording: one line, no traceback (the log above has the details).
+        typer.echo(f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)}", err=True)
+        raise typer.Exit(1) from None
 
 
 # -- tail -------------------------------------------------------------------------------------------
