@@ -112,3 +112,82 @@ async def dropping_server() -> AsyncIterator[tuple[int, list[int]]]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+WsApiAnswer = Callable[[int, str, dict[str, Any]], dict[str, Any] | None]
+
+
+class _ApiPeer(WSListener):
+    def __init__(self, server: HostileWsApiServer, index: int) -> None:
+        self.server = server
+        self.index = index
+        self.transport: WSTransport | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        self.server.peers.append(self)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+        elif frame.msg_type == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+        elif frame.msg_type == WSMsgType.TEXT:
+            msg = orjson.loads(frame.get_payload_as_bytes())
+            self.server.requests.append((self.index, msg["method"]))
+            result = self.server.answer(self.index, msg["method"], msg.get("params") or {})
+            if result is not None:
+                transport.send(WSMsgType.TEXT, orjson.dumps({"id": msg["id"], "status": 200,
+                                                             "result": result}))
+
+    def push(self, event: dict[str, Any], subscription_id: int = 0) -> None:
+        assert self.transport is not None
+        self.transport.send(WSMsgType.TEXT, orjson.dumps({"subscriptionId": subscription_id,
+                                                          "event": event}))
+
+
+@dataclasses.dataclass
+class HostileWsApiServer:
+    """A WebSocket API server: ``answer(connection index, method, params)`` gives the ``result`` (or None
+    to leave the request unanswered); ``peers`` are the connections in order (index 0 first)."""
+
+    answer: WsApiAnswer
+    requests: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    peers: list[_ApiPeer] = dataclasses.field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws-api/v3"
+
+    @property
+    def market(self) -> Market:
+        return local_market(f"ws://127.0.0.1:{self.port}", "http://127.0.0.1:1", self.url, base=SPOT)
+
+
+@asynccontextmanager
+async def hostile_ws_api_server(answer: WsApiAnswer) -> AsyncIterator[HostileWsApiServer]:
+    state = HostileWsApiServer(answer)
+    count = 0
+
+    def factory(request: WSUpgradeRequest) -> WSListener:
+        nonlocal count
+        count += 1
+        return _ApiPeer(state, count - 1)
+
+    server = await ws_create_server(factory, "127.0.0.1", 0)
+    state.port = server.sockets[0].getsockname()[1]
+    try:
+        yield state
+    finally:
+        for peer in list(state.peers):
+            if peer.transport is not None:
+                peer.transport.disconnect(graceful=False)
+        server.close()
+        await server.wait_closed()
