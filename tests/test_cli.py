@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
+import struct
 import subprocess
 import sys
+import termios
+import threading
+import time
 
 import orjson
 import pytest
@@ -12,6 +18,8 @@ import pytest
 from binance_ws.sim import Simulator
 
 _CMD = [sys.executable, "-m", "binance_ws.cli", "tail"]
+#: fcntl.F_SETPIPE_SZ (Linux), named in the fcntl module from Python 3.10 on.
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 def _tail(*args: str) -> subprocess.CompletedProcess[str]:
@@ -84,3 +92,62 @@ def test_tail_stops_quietly_when_the_reader_goes_away() -> None:
     finally:
         proc.kill()
     assert b"Traceback" not in proc.stderr.read()
+
+
+def _pending(fd: int) -> int:
+    """Bytes waiting in pipe ``fd``."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+async def test_tail_keeps_the_event_loop_free_while_the_terminal_is_stuck(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """stdout is a pipe nobody reads for a while (a stuck terminal): the loop that answers pings must go on
+    turning, and once the reader comes back every line arrives, complete and in order."""
+    from binance_ws import cli, markets
+
+    read_fd, write_fd = os.pipe()
+    fcntl.fcntl(write_fd, F_SETPIPE_SZ, 4096)  # the smallest pipe: a few lines fill it
+    writer = os.fdopen(write_fd, "w")
+    monkeypatch.setattr(sys, "stdout", writer)
+    count = 400
+    beats: list[float] = []
+    verdict: dict[str, float] = {}
+    chunks: list[bytes] = []
+
+    async def heartbeat() -> None:
+        while True:
+            beats.append(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    def reader() -> None:
+        # Read nothing until the pipe is full and 1.5 s more, note how the loop fared, then drain it all.
+        deadline = time.monotonic() + 30
+        while _pending(read_fd) < 4096 - 512 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.5)
+        verdict["beats_in_last_s"] = sum(1 for b in list(beats) if b > time.monotonic() - 1.0)
+        while chunk := os.read(read_fd, 65536):
+            chunks.append(chunk)
+
+    beat = asyncio.create_task(heartbeat())
+    drain = threading.Thread(target=reader, daemon=True)
+    drain.start()
+    try:
+        code = await asyncio.wait_for(
+            cli._tail(["btcusdt@bookTicker", "ethusdt@bookTicker", "btcusdt@trade"], markets.SPOT, True,
+                      count, True), 60)
+    finally:
+        beat.cancel()
+        writer.close()
+        drain.join(10)
+        os.close(read_fd)
+    assert code == 0
+    assert verdict["beats_in_last_s"] > 20, verdict  # the loop kept turning while stdout was stuck
+    lines = b"".join(chunks).splitlines()
+    assert len(lines) == count
+    last: dict[str, int] = {}
+    for line in lines:
+        msg = orjson.loads(line)
+        key = msg["data"]["u"] if "u" in msg["data"] else msg["data"]["t"]
+        assert key > last.get(msg["stream"], -1), "a line out of order"
+        last[msg["stream"]] = key

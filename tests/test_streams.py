@@ -234,3 +234,14 @@ def test_any_text_parses_or_is_refused_cleanly(name: str, market: object) -> Non
     streams.expected_cadence_s(name, market)  # type: ignore[arg-type]
     if info.kind != "userData":
         assert streams.validate_stream(name, market) == name  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("names", [[1, None], [b"x"], b"x", None, 5, ["bnbbtc@trade", 7]], ids=repr)
+def test_stream_list_refuses_what_is_not_strings(names: object) -> None:
+    with pytest.raises(InvalidStreamError, match="stream name"):
+        streams.stream_list(names)  # type: ignore[arg-type]
+    assert streams.stream_list("bnbbtc@trade") == ["bnbbtc@trade"]
+    assert streams.stream_list(("a", "b")) == ["a", "b"]
+    assert streams.is_user_stream(5) is False  # type: ignore[arg-type]
+    with pytest.raises(InvalidStreamError, match="depth level inf"):
+        streams.depth("BNBBTC", float("inf"))  # type: ignore[arg-type]

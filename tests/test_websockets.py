@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -21,6 +22,7 @@ from binance_ws import BinanceSocketManager, errors
 from binance_ws.client import Client
 from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.enums import KLINE_INTERVAL_1SECOND, WEBSOCKET_DEPTH_5
+from binance_ws.markets import local_market
 from binance_ws.sim import Simulator
 from tests.userdata_support import accounts_sim, best, make_account
 
@@ -423,3 +425,89 @@ def test_depth_cache_syncs_to_the_engine_book_and_stops(simt: SimThread, bm: Bin
     simt.call(lambda: setattr(simt.sim.config, "flow_rate", 200.0))
     time.sleep(0.3)
     assert len(books.items) == count
+
+
+NOT_STREAM_NAMES: list[Any] = [[1, None], [b"bnbbtc@trade"], b"bnbbtc@trade", None, 5, [{}],
+                               ["bnbbtc@trade", 7]]
+
+
+@pytest.mark.parametrize("names", NOT_STREAM_NAMES, ids=repr)
+def test_stream_names_that_are_not_strings_raise_invalid_stream_error(bm: BinanceSocketManager,
+                                                                      names: Any) -> None:
+    cb = Inbox()
+    bm.start()
+    with pytest.raises(errors.InvalidStreamError, match="stream name"):
+        bm.start_multiplex_socket(names, cb)
+    with pytest.raises(errors.InvalidStreamError):
+        bm.start_depth_socket("BNBBTC", cb, depth=float("inf"))
+    assert bm.start_trade_socket("BNBBTC", cb) == "bnbbtc@trade"  # nothing half-registered above
+    cb.count(1)
+
+
+class RefusingServer:
+    """An HTTP server on 127.0.0.1 that answers every WebSocket handshake with 503 and hangs up: a socket
+    pointed at it never gets a connection and sits in its reconnect backoff."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.attempts = 0
+        self.thread = threading.Thread(target=self._serve, name="test-refusing-server", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed by the test
+            with conn:
+                conn.settimeout(5)
+                request = b""
+                with contextlib.suppress(OSError):
+                    while b"\r\n\r\n" not in request:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        request += chunk
+                    self.attempts += 1
+                    conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                 b"Connection: close\r\n\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("stop", ["stop_socket", "stop_trade_socket"])
+def test_stop_returns_promptly_while_the_socket_waits_to_reconnect(stop: str) -> None:
+    server = RefusingServer()
+    market = local_market(f"ws://127.0.0.1:{server.port}", "http://127.0.0.1:1")
+    bm = BinanceSocketManager(None, market=market, max_reconnects=None,
+                              backoff=BackoffPolicy(initial_s=0.3, factor=2.0, max_s=5.0, max_retries=None))
+    try:
+        cb = Inbox()
+        key = bm.start_trade_socket("BNBBTC", cb)
+        bm.start()
+        deadline = time.monotonic() + 10
+        while server.attempts < 2:  # refused at least once: in the backoff now
+            assert time.monotonic() < deadline, "the socket never tried to connect"
+            time.sleep(0.01)
+        started = time.monotonic()
+        if stop == "stop_socket":
+            bm.stop_socket(key)  # type: ignore[arg-type]
+        else:
+            bm.stop_trade_socket("BNBBTC")
+        elapsed = time.monotonic() - started
+        assert elapsed < 2.0, f"{stop} took {elapsed:.1f} s"
+        # Nothing of it is left on the engine: no stream, no connection retrying.
+        manager = bm._manager
+        assert manager is not None
+        deadline = time.monotonic() + 5
+        while manager.streams or manager.connections:
+            assert time.monotonic() < deadline, "the stopped socket is still registered"
+            time.sleep(0.01)
+        assert bm.start_trade_socket("BNBBTC", cb) == "bnbbtc@trade"
+    finally:
+        bm.close()
+        server.close()

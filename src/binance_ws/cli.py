@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import queue
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO, Final
 
 import typer
 
@@ -38,9 +40,10 @@ def sim(
         help="Replay pace: 1 = original, N = N times faster, 0 = as fast as read.")] = 1.0,
 ) -> None:
     """Run the simulated exchange until Ctrl-C, printing its stream and REST URLs."""
+    from binance_ws.recording import RecordingError
     from binance_ws.sim import SimConfig, Simulator
     from binance_ws.sim.config import MAX_SYMBOLS, Activity
-    from binance_ws.sim.replay import Replay
+    from binance_ws.sim.replay import Replay, ReplayError
 
     def fail(message: str) -> None:
         typer.echo(f"binance-ws sim: {message}", err=True)
@@ -72,10 +75,17 @@ def sim(
             typer.echo(f"control: {s.rest_url}/sim/")
             shown = names if len(names) <= 8 else [f"{len(names)}:", *names[:3], "...", names[-1]]
             typer.echo(f"symbols: {' '.join(shown)}")
-            await asyncio.Event().wait()
+            # Runs until Ctrl-C, or until a replay fails (then stop() raises it on the way out).
+            await (rep.failed if rep is not None else asyncio.Event()).wait()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(run())
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how this command ends
+    except (ReplayError, RecordingError, OSError) as exc:
+        # A bad or unreadable recording: one line, no traceback (the log above has the details).
+        typer.echo(f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)}", err=True)
+        raise typer.Exit(1) from None
 
 
 # -- tail -------------------------------------------------------------------------------------------
@@ -174,10 +184,85 @@ def tail(
         # The reader went away (``| head``): stop quietly, and keep Python's exit-time flush of stdout
         # from raising again (the recipe in the signal module's documentation).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as exc:  # stdout cannot be written at all (closed, full disk): say so, in one line
+        typer.echo(f"error: cannot write to stdout: {exc}", err=True)
+        with contextlib.suppress(OSError):  # and keep the exit-time flush from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
     raise typer.Exit(code)
 
 
+#: Lines rendered but not yet written that ``tail`` holds before it waits for the terminal.
+OUTPUT_QUEUE_LINES: Final = 4096
+
+
+class _Output:
+    """Lines written to a binary stream by a thread of its own, so a slow terminal never blocks the event
+    loop (pings, pongs and reads go on): a bounded queue, drained in order by one writer thread.
+
+    ``await put(line)`` waits (off the loop) only when the queue is full, and returns False once the
+    reader has gone (a closed pipe, ``| head``); the writer then discards what is left.
+    """
+
+    def __init__(self, stream: BinaryIO, maxsize: int = OUTPUT_QUEUE_LINES) -> None:
+        self._stream = stream
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize)
+        #: Set when the reader went away (EPIPE); ``error`` holds any other write error.
+        self.broken = threading.Event()
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="binance-ws-tail-output", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            line = self._queue.get()
+            if line is None:
+                return
+            if self.broken.is_set():
+                continue  # nobody reads any more: drain so that put() never blocks
+            try:
+                self._stream.write(line)
+                if self._queue.empty():
+                    self._stream.flush()
+            except BrokenPipeError:
+                self.broken.set()
+            except (OSError, ValueError) as exc:  # ValueError: the stream was closed under us
+                self.error = exc if isinstance(exc, OSError) else OSError(str(exc))
+                self.broken.set()
+
+    async def put(self, line: bytes) -> bool:
+        if self.broken.is_set():
+            return False
+        try:
+            self._queue.put_nowait(line)
+        except queue.Full:
+            await asyncio.to_thread(self._queue.put, line)
+        return not self.broken.is_set()
+
+    def close(self) -> None:
+        """Write what is queued, then end the thread (blocking: call off the loop)."""
+        self._queue.put(None)
+        self._thread.join()
+        if not self.broken.is_set():
+            with contextlib.suppress(BrokenPipeError):  # the reader left after the last line: fine
+                self._stream.flush()
+
+
 async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_lines: bool) -> int:
+    out = _Output(sys.stdout.buffer)
+    try:
+        code = await _tail_to(out, names, market, use_sim, count, json_lines)
+    finally:
+        await asyncio.to_thread(out.close)
+    if out.error is not None:
+        raise out.error
+    if out.broken.is_set():
+        raise BrokenPipeError("the reader of stdout went away")
+    return code
+
+
+async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, count: int,
+                   json_lines: bool) -> int:
     from rich.console import Console
     from rich.text import Text
 
@@ -195,16 +280,22 @@ async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_l
         # "block": a slow terminal pauses reading rather than dropping what it has not shown yet.
         sub = await manager.subscribe(names, decode="raw" if json_lines else "dict", wrap=not json_lines,
                                       overflow="block")
-        out = sys.stdout.buffer
+        # Rendered here (styles as the terminal takes them), written by the output thread.
         console = Console(highlight=False, soft_wrap=True)
+
+        def render(text: Text) -> bytes:
+            with console.capture() as captured:
+                console.print(text)
+            return captured.get().encode("utf-8", "replace")
+
         shown = 0
         async for msg in sub:
             if isinstance(msg, RawMessage):
-                out.write(b'{"stream":"' + msg.stream.encode() + b'","data":' + msg.data + b"}\n")
-                out.flush()
+                line_out = b'{"stream":"' + msg.stream.encode() + b'","data":' + msg.data + b"}\n"
             elif isinstance(msg, dict) and msg.get("e") == "error":
                 style, line = _describe(msg)
-                console.print(Text(f"{_clock(None)}  {line}", style=style))
+                if not await out.put(render(Text(f"{_clock(None)}  {line}", style=style))):
+                    return 0
                 if msg.get("m") == errors.MSG_MAX_RETRIES:
                     return 1
                 continue  # an error event is shown but not counted as a message
@@ -212,7 +303,10 @@ async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_l
                 data = msg["data"]
                 style, line = _describe(data)
                 when = _clock(data.get("E") if isinstance(data, dict) else None)
-                console.print(Text(f"{when}  {msg['stream']:<24} ", style="dim") + Text(line, style=style))
+                label = Text(f"{when}  {msg['stream']:<24} ", style="dim")
+                line_out = render(label + Text(line, style=style))
+            if not await out.put(line_out):
+                return 0  # the reader went away: _tail reports it as a broken pipe
             shown += 1
             if count and shown >= count:
                 return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -229,7 +230,7 @@ def _check_interval(interval: object, market: Market) -> str:
 def _check_levels(levels: object) -> int:
     try:
         n = int(levels)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # not a number, or inf/nan
         n = -1
     if n not in DEPTH_LEVELS or isinstance(levels, bool):
         raise InvalidStreamError(
@@ -255,6 +256,8 @@ def _check_speed(speed_ms: int | None, market: Market) -> int:
 
 def is_user_stream(name: str) -> bool:
     """Whether ``name`` is a user data stream (a bare listen key), not a market stream."""
+    if not isinstance(name, str):
+        return False
     return "@" not in name and not name.startswith("!") and bool(_LISTEN_KEY_RE.match(name))
 
 
@@ -386,6 +389,32 @@ def validate_stream(name: str, market: Market = SPOT, *, allow_user: bool = Fals
             "a user data stream (listen key) is not a market stream: use start_user_socket for it, "
             "not a multiplex list")
     return name
+
+
+def stream_list(names: str | Iterable[str]) -> list[str]:
+    """``names`` (one stream name, or an iterable of them) as a list of strings, in order.
+
+    Only the shape is checked here (each name is validated by :func:`validate_stream`): raises
+    :class:`InvalidStreamError` for anything but a string or an iterable of strings (``None``, a number,
+    ``bytes``, a list holding one), so a caller's mistake never surfaces as a ``TypeError`` from deep
+    inside the library.
+    """
+    if isinstance(names, str):
+        return [names]
+    if isinstance(names, (bytes, bytearray, memoryview)):
+        raise InvalidStreamError(
+            f"stream names must be str, not {type(names).__name__}: decode it first, got {names!r}")
+    try:
+        out = list(names)
+    except TypeError:
+        raise InvalidStreamError(
+            f"pass a stream name or a list of them such as ['bnbbtc@trade'], got {names!r}") from None
+    for name in out:
+        if not isinstance(name, str):
+            raise InvalidStreamError(
+                f"stream names must be strings such as 'bnbbtc@trade', got {name!r} "
+                f"({type(name).__name__}) in {out!r}")
+    return out
 
 
 def expected_cadence_s(name: str, market: Market = SPOT) -> float | None:

@@ -62,6 +62,9 @@ BOOK_TICKER_SOCKET_KEY: Final = "!bookTicker"
 #: How long a stop or close called from another thread waits for the engine to finish it. Past this the
 #: call returns anyway (the socket is already forgotten and no longer delivers once the engine gets to it).
 STOP_TIMEOUT_S: Final = 10.0
+#: How long stopping a socket that is still opening (e.g. in its reconnect backoff) waits for the
+#: cancelled open to undo itself; the undo does not wait on the network, so this is ample.
+STOP_OPENING_GRACE_S: Final = 1.0
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
@@ -84,6 +87,8 @@ class _Socket:
     #: A :class:`Subscription` or a user data stream once open.
     handle: Any = None
     task: concurrent.futures.Future[None] | None = field(default=None, repr=False)
+    #: The engine task running the open, while it runs (stop cancels it rather than wait for it).
+    opening: asyncio.Task[Any] | None = field(default=None, repr=False)
     #: Set when the engine gave the socket up (a user data stream has no ``closed`` flag to read).
     ended: bool = False
 
@@ -234,6 +239,7 @@ class BinanceSocketManager:
         sock.task = asyncio.run_coroutine_threadsafe(self._open(sock, self._manager), self._loop)
 
     async def _open(self, sock: _Socket, manager: AsyncSocketManager) -> None:
+        sock.opening = asyncio.current_task()
         try:
             handle = await sock.opener(manager)
         except Exception as exc:
@@ -250,10 +256,21 @@ class BinanceSocketManager:
             await _close_handle(handle)
 
     async def _stop(self, sock: _Socket) -> None:
-        task = sock.task
+        task, opening = sock.task, sock.opening
         if task is not None and not task.done():
-            # Still opening: _open sees the socket is gone and closes what it opened.
-            await asyncio.wrap_future(task)
+            if sock.handle is not None or opening is None:
+                # Opened and closing itself (_open saw the socket gone), or not started yet.
+                if opening is None:
+                    task.cancel()
+                await asyncio.wait({asyncio.wrap_future(task)}, timeout=STOP_OPENING_GRACE_S)
+                return
+            # Still opening, which may mean waiting out a reconnect backoff: cancel it; a cancelled
+            # subscribe or user-data start undoes what it registered at once.
+            opening.cancel()
+            done, _ = await asyncio.wait({opening}, timeout=STOP_OPENING_GRACE_S)
+            if not done:
+                log.warning("socket %s: its open did not end %.1f s after being cancelled", sock.key,
+                            STOP_OPENING_GRACE_S)
         elif sock.handle is not None:
             await _close_handle(sock.handle)
 
@@ -315,10 +332,12 @@ class BinanceSocketManager:
     def start_multiplex_socket(self, streams: Iterable[str], callback: Callback) -> str | bool:
         """Several streams by name (lowercase symbols) on one socket; messages are
         ``{'stream': ..., 'data': ...}``. A user data stream is refused. conn_key ``streams=a/b``."""
-        names = [streams] if isinstance(streams, str) else list(streams)
+        names = stream_names.stream_list(streams)
         if not names:
             raise errors.InvalidStreamError("no stream given; pass names such as ['bnbbtc@trade']")
-        return self._start_streams(names, callback, "streams=" + "/".join(names), wrap=True)
+        # Validated before the names make the conn_key, so a bad one raises InvalidStreamError.
+        checked = [stream_names.validate_stream(n, self.market) for n in names]
+        return self._start_streams(checked, callback, "streams=" + "/".join(checked), wrap=True)
 
     def start_miniticker_socket(self, callback: Callback, update_time: int = MINI_TICKER_ARR_INTERVAL_MS
                                 ) -> str | bool:

@@ -233,3 +233,19 @@ async def test_typed_decoder_slot_and_a_failing_decoder_keeps_the_stream(sim: Si
         await until(lambda: len(typed) > 5 and len(plain) > 5)
         assert sm.connections[0].connects == 1
     assert isinstance(typed[0], Trade) and typed[0].s == "BTCUSDT"
+
+
+@pytest.mark.parametrize("names", [[1, None], [b"bnbbtc@trade"], b"bnbbtc@trade", None, 5, [{}],
+                                   ["btcusdt@trade", 7]], ids=repr)
+async def test_stream_names_that_are_not_strings_raise_invalid_stream_error(sim: Simulator,
+                                                                            names: object) -> None:
+    async with AsyncSocketManager(market=sim.market) as sm:
+        with pytest.raises(errors.InvalidStreamError, match="stream name"):
+            await sm.subscribe(names)  # type: ignore[arg-type]
+        with pytest.raises(errors.InvalidStreamError, match="stream name"):
+            sm.multiplex_socket(names)  # type: ignore[arg-type]
+        with pytest.raises(errors.InvalidStreamError, match="stream name"):
+            sm.socket(names)  # type: ignore[arg-type]
+        assert sm.streams == [] and sm.connections == []
+        async with sm.trade_socket("BTCUSDT") as s:
+            assert (await asyncio.wait_for(s.recv(), 5))["e"] == "trade"

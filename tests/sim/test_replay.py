@@ -8,6 +8,8 @@ replayed in tests/realdata/test_replay_recordings.py.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -21,7 +23,7 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from binance_ws.recording import RecordingError, RecordingWriter
 from binance_ws.sim import Simulator
-from binance_ws.sim.replay import MIN_SLEEP_S, Pacer, Replay
+from binance_ws.sim.replay import MIN_SLEEP_S, Pacer, Replay, ReplayError
 
 TRADE = "xyzusdt@trade"
 BOOK = "xyzusdt@bookTicker"
@@ -332,3 +334,64 @@ def test_pacer_sends_at_once_when_recorded_time_goes_back() -> None:
 def test_pacer_needs_a_positive_speed(speed: float) -> None:
     with pytest.raises(ValueError, match="speed"):
         Pacer(speed)
+
+
+async def test_a_replay_that_fails_part_way_is_loud(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "r"
+    _record(path, 10)
+    replay = Replay(path, speed=0)
+    with path.open("ab") as f:  # the file goes bad after it was opened (a capture still being written)
+        f.write(b"this is not a record\n")
+    sim = await _sim(replay).start()
+    try:
+        transport, client = await _connect(f"{sim.stream_url}/stream?streams={TRADE}/{BOOK}")
+        await asyncio.wait_for(replay.failed.wait(), TIMEOUT_S)
+        await _until(lambda: len(client.frames) >= 10, "the messages before the bad line")
+        transport.disconnect()
+    finally:
+        with pytest.raises(ReplayError, match=r"replay of .* failed after 10 messages: RecordingError"):
+            await sim.stop()
+    assert isinstance(replay.error, ReplayError) and isinstance(replay.error.__cause__, RecordingError)
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and r.name == "binance_ws.sim.replay"]
+    assert len(errors) == 1 and "RecordingError" in errors[0].getMessage()
+
+
+def _cli_sim(*args: str) -> list[str]:
+    return [sys.executable, "-m", "binance_ws.cli", "sim", "--stream-port", "0", "--rest-port", "0", *args]
+
+
+def test_cli_sim_reports_a_bad_recording_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "junk").write_text("not a recording\n")
+    proc = subprocess.run(_cli_sim("--replay", str(tmp_path / "junk")), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
+
+
+async def test_cli_sim_exits_with_one_line_when_the_replay_fails(tmp_path: Path) -> None:
+    path = tmp_path / "r"
+    _record(path, 10)
+    pipe = asyncio.subprocess.PIPE
+    proc = await asyncio.create_subprocess_exec(*_cli_sim("--replay", str(path), "--speed", "0"),
+                                                stdout=pipe, stderr=pipe)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert line.startswith("streams: ws://"), line
+        url = line.split()[1].split("/ws/")[0]
+        with path.open("ab") as f:
+            f.write(b"this is not a record\n")
+        transport, _client = await _connect(f"{url}/stream?streams={TRADE}/{BOOK}")
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        transport.disconnect()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 1
+    text = err.decode()
+    assert "Traceback" not in text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("error: replay of ") and "RecordingError" in last
+    assert any(" ERROR " in line and "replay of" in line for line in text.splitlines())

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -168,6 +168,7 @@ class AsyncSocketManager:
         self._refused: dict[str, errors.SubscriptionError] = {}
         self._opening: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._lock: asyncio.Lock | None = None
         self.started = False
 
@@ -194,7 +195,7 @@ class AsyncSocketManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         conns, self._conns = list(self._conns.values()), {}
-        await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in conns), *self._closing, return_exceptions=True)
         for sub in list(self._subs):
             sub._finish()
         self._subs.clear()
@@ -222,9 +223,7 @@ class AsyncSocketManager:
 
     # -- subscribing ------------------------------------------------------------------------------
     def _validate(self, names: str | Iterable[str]) -> list[str]:
-        if isinstance(names, str):
-            names = [names]
-        checked = [streams.validate_stream(n, self.market) for n in names]
+        checked = [streams.validate_stream(n, self.market) for n in streams.stream_list(names)]
         if not checked:
             raise errors.InvalidStreamError("no stream given; pass names such as 'bnbbtc@trade'")
         return list(dict.fromkeys(checked))
@@ -261,8 +260,9 @@ class AsyncSocketManager:
         if overflow == "block" and callback is None:
             sub.set_flow_hook(lambda paused: self._flow(sub, paused))
         assert self._lock is not None
-        # The lock covers changes to routes and plan, not the network waits: concurrent subscribes are
-        # merged into as few SUBSCRIBE messages as the rate allows.
+        # The lock covers changes to routes and plan, never a network wait: concurrent subscribes are
+        # merged into as few SUBSCRIBE messages as the rate allows, and a stalled server cannot hold up
+        # anyone else's subscribe or unsubscribe.
         async with self._lock:
             new = []
             for name in checked:
@@ -276,38 +276,53 @@ class AsyncSocketManager:
             for name in new:
                 self._opening[name] = self._opening.get(name, 0) + 1
             waits = self._start(self._plan.add(new))
+        done = False
         try:
             if waits:
                 await asyncio.gather(*waits)
+            done = True
         finally:
             for name in new:
                 self._opening[name] -= 1
                 if not self._opening[name]:
                     del self._opening[name]
+            if not done:
+                # Cancelled, or failed (a timeout naming refused streams, a connection error): undo what
+                # this call registered, at once and without waiting on the network, then let the
+                # exception go on. The UNSUBSCRIBE/close that follows runs in the background, bounded.
+                for name in new:
+                    self._refused.pop(name, None)
+                self._background(self._settle(self._forget(sub, checked), "undoing a failed subscribe"),
+                                 "binance-ws-undo-subscribe")
+                sub._finish()
         refused = {n: self._refused.pop(n) for n in new if n in self._refused}
         if refused:
             async with self._lock:
                 for name, exc in refused.items():
                     self._drop_refused(name, exc, sub)
-                await self._apply(self._plan.remove(refused))
-                await self._detach(sub, checked)
-                self._subs.pop(sub, None)
+                waits = self._start(self._plan.remove(refused))
+                waits += self._forget(sub, checked)
                 sub._finish()
+            await self._settle(waits, "dropping refused streams")
             raise next(iter(refused.values()))
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
-        """End ``sub``; streams no other subscriber needs are unsubscribed live (idempotent)."""
+        """End ``sub``; streams no other subscriber needs are unsubscribed live (idempotent). Returns
+        within about ``request_timeout`` even if the server never answers the UNSUBSCRIBE."""
         await sub.close()
 
     async def _remove(self, sub: Subscription) -> None:
         if self._lock is None or sub not in self._subs:
             return
         async with self._lock:
-            self._subs.pop(sub, None)
-            await self._detach(sub, sub.streams)
+            waits = self._forget(sub, sub.streams)
+        await self._settle(waits, "unsubscribing")
 
-    async def _detach(self, sub: Subscription, names: Iterable[str]) -> None:
+    def _forget(self, sub: Subscription, names: Iterable[str]) -> list[Awaitable[Any]]:
+        """Take ``sub`` off ``names`` (and the manager) now; returns the network waits that remain (the
+        UNSUBSCRIBEs and closes of streams nobody needs any more), to be awaited with :meth:`_settle`."""
+        self._subs.pop(sub, None)
         gone = []
         for name in names:
             route = self._routes.get(name)
@@ -319,17 +334,41 @@ class AsyncSocketManager:
                 gone.append(name)
         for paused in self._pausers.values():
             paused.discard(sub)
-        await self._apply(self._plan.remove(gone))
+        return self._start(self._plan.remove(gone))
 
-    async def _apply(self, actions: list[Action]) -> None:
-        """Carry out the plan's actions; opens and subscribes run concurrently."""
-        waits = self._start(actions)
-        if waits:
-            await asyncio.gather(*waits)
+    async def _settle(self, waits: list[Awaitable[Any]], what: str) -> None:
+        """Await ``waits`` (never under the manager lock); a failure is logged, not raised: the local
+        state is already right, only the server's side is left behind."""
+        if not waits:
+            return
+        results = await asyncio.gather(*waits, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.warning("%s: %s", what, result if str(result) else type(result).__name__)
 
-    def _start(self, actions: list[Action]) -> list[Coroutine[Any, Any, Any]]:
+    def _background(self, work: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def _network_deadline_s(self) -> float:
+        """How long an UNSUBSCRIBE may take before the manager goes on without its answer."""
+        return self.settings.request_timeout_s + 1.0
+
+    async def _unsubscribe_on(self, conn: Connection, names: list[str]) -> None:
+        try:
+            async with asyncio.timeout(self._network_deadline_s):
+                await conn.unsubscribe(names)
+        except TimeoutError:
+            log.warning("%s: no answer to UNSUBSCRIBE %s within %.1f s; those streams are already "
+                        "detached here", conn.conn_id, names[:5], self._network_deadline_s)
+        except errors.ConnectionClosedError:
+            return  # the socket is gone: nothing left to unsubscribe there
+
+    def _start(self, actions: list[Action]) -> list[Awaitable[Any]]:
         """Apply the plan's actions to the connection table now; returns what remains to wait for."""
-        waits: list[Coroutine[Any, Any, Any]] = []
+        waits: list[Awaitable[Any]] = []
         for action in actions:
             if isinstance(action, Open):
                 conn = Connection(action.conn_id, action.streams, self.settings, self._routes,
@@ -344,12 +383,17 @@ class AsyncSocketManager:
             elif isinstance(action, Unsubscribe):
                 conn_u = self._conns.get(action.conn_id)
                 if conn_u is not None:
-                    waits.append(conn_u.unsubscribe(list(action.streams)))
+                    waits.append(self._unsubscribe_on(conn_u, list(action.streams)))
             elif isinstance(action, Close):
                 conn_c = self._conns.pop(action.conn_id, None)
                 self._pausers.pop(action.conn_id, None)
                 if conn_c is not None:
-                    waits.append(conn_c.close())
+                    # Started now and shielded: a connection out of the table is closed even if whoever
+                    # waits for it is cancelled (close() of the manager waits for these).
+                    closing = asyncio.create_task(conn_c.close(), name=f"binance-ws-close-{conn_c.conn_id}")
+                    self._closing.add(closing)
+                    closing.add_done_callback(self._closing.discard)
+                    waits.append(asyncio.shield(closing))
         return waits
 
     async def _subscribe_on(self, conn: Connection, names: list[str]) -> None:
@@ -370,9 +414,8 @@ class AsyncSocketManager:
                 self._drop_refused(name, exc)
                 later = True
         if later:
-            task = asyncio.create_task(self._apply(self._plan.remove(refused)), name="binance-ws-refused")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            waits = self._start(self._plan.remove(refused))
+            self._background(self._settle(waits, "dropping refused streams"), "binance-ws-refused")
 
     def _drop_refused(self, name: str, exc: errors.SubscriptionError,
                       caller: Subscription | None = None) -> None:
@@ -540,9 +583,7 @@ class AsyncSocketManager:
 
     def multiplex_socket(self, names: Iterable[str], **opts: Any) -> StreamSocket:
         """Messages are ``{'stream': ..., 'data': ...}``; a user data stream is refused."""
-        if isinstance(names, str):
-            names = [names]
-        return self.socket(list(names), wrap=True, **opts)
+        return self.socket(streams.stream_list(names), wrap=True, **opts)
 
     def miniticker_socket(self, update_time: int = MINI_TICKER_ARR_INTERVAL_MS, **opts: Any) -> StreamSocket:
         """``!miniTicker@arr``; above 1000 ms the arrays are conflated here and delivered every

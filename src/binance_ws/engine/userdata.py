@@ -47,6 +47,14 @@ SHUTDOWN_EVENT: Final = "serverShutdown"
 EXPIRED_EVENT: Final = "listenKeyExpired"
 #: USD-M user data host since 2026 (PROTOCOL 8: ``wss://fstream.binance.com/private``).
 USDM_PRIVATE_STREAM_URL: Final = "wss://fstream.binance.com/private"
+#: Error event of a make-before-break handover that could not be made (shape of :mod:`binance_ws.errors`):
+#: the old connection goes on until the server closes it, then reconnects as after any loss.
+ERR_HANDOVER: Final = "handover"
+MSG_HANDOVER: Final = "Handover to a new connection failed; reconnecting when the old one closes"
+#: Deadline of a whole handover's new connection (its start makes up to START_ATTEMPTS attempts).
+HANDOVER_TIMEOUT_S: Final = 30.0
+#: Deadline of the polite unsubscribe on stop and after a handover.
+UNSUBSCRIBE_TIMEOUT_S: Final = 2.0
 #: Error events of the listen-key keep-alive (shape of :mod:`binance_ws.errors`).
 ERR_KEEPALIVE: Final = "keepalive"
 MSG_KEEPALIVE: Final = "Listen key keep-alive failed, retrying"
@@ -172,9 +180,7 @@ class UserDataStream:
                 task.cancel()
         sub_id = self.subscription_id
         if self._conn.connected and sub_id is not None:
-            with contextlib.suppress(BinanceAPIError):
-                await self._conn.request("userDataStream.unsubscribe", {"subscriptionId": sub_id},
-                                         timeout=2.0)
+            await self._unsubscribe(self._conn, sub_id)
         await self._conn.close()
         for side in (self._incoming, self._retiring):
             if side is not None:
@@ -223,44 +229,66 @@ class UserDataStream:
         self._sub_ids[conn] = int(result["subscriptionId"])
         self.subscriptions += 1
 
+    async def _unsubscribe(self, conn: WsApiConnection, sub_id: int) -> bool:
+        """Politely end subscription ``sub_id`` on ``conn`` (bounded); a failure is logged, not raised:
+        the connection is closed next anyway. True if the server confirmed."""
+        try:
+            await conn.request("userDataStream.unsubscribe", {"subscriptionId": sub_id},
+                               timeout=UNSUBSCRIBE_TIMEOUT_S)
+        except (BinanceAPIError, OSError, TimeoutError) as exc:
+            log.warning("userDataStream.unsubscribe failed (closing the connection anyway): %s", exc)
+            return False
+        return True
+
     async def _resubscribe(self) -> None:
         conn = self._conn
         try:
             await self._subscribe(conn)
-        except BinanceAPIError as exc:
-            # Same connection refused us: start over on a new one (and tell the user).
+        except Exception as exc:  # a refusal, no answer in time, an answer we cannot read
+            # Same connection failed us: start over on a new one (and tell the user).
+            log.warning("user data resubscription failed, reconnecting: %s: %s", type(exc).__name__, exc)
             self._deliver(error_event(ERR_DISCONNECTED, f"{MSG_DISCONNECTED}: {exc}"))
             conn.drop()
         finally:
             self._resubscribing = None
 
     async def _hand_over(self) -> None:
-        """Make-before-break: subscribe on a new connection, then retire the old one."""
+        """Make-before-break: subscribe on a new connection, then retire the old one. However it ends
+        (failure, cancellation), ``_handover`` is cleared, so the next ``serverShutdown`` is acted on,
+        and a failure is logged and delivered as an ``ERR_HANDOVER`` error event."""
         old = self._conn
         new = self._incoming = self._connection()
         try:
-            await new.start()
-        except BinanceAPIError:
-            # The old connection closes soon and reconnects as after any loss.
-            self._incoming = None
-            self._seen.clear()
-            await new.close()
-            self._handover = None
-            return
-        self._retiring, self._conn, self._incoming = old, new, None
-        try:
-            # The server answers after every event it already sent on the old connection, so once
-            # the answer is in, nothing of the old connection is still on the way.
-            old_sub = self._sub_ids.get(old)
-            if old_sub is not None and old.connected:
-                with contextlib.suppress(BinanceAPIError):
-                    await old.request("userDataStream.unsubscribe", {"subscriptionId": old_sub}, timeout=2.0)
-            await old.close()
+            try:
+                async with asyncio.timeout(HANDOVER_TIMEOUT_S):
+                    await new.start()
+            except Exception as exc:
+                # The old connection closes soon and reconnects as after any loss.
+                log.error("user data handover failed, staying on the old connection until it closes: "
+                          "%s: %s", type(exc).__name__, exc)
+                self._incoming = None
+                self._seen.clear()
+                await new.close()
+                self._deliver(error_event(ERR_HANDOVER, MSG_HANDOVER, reason=f"{type(exc).__name__}: {exc}"))
+                return
+            except BaseException:
+                self._incoming = None
+                await new.close()
+                raise
+            self._retiring, self._conn, self._incoming = old, new, None
+            try:
+                # The server answers after every event it already sent on the old connection, so once
+                # the answer is in, nothing of the old connection is still on the way.
+                old_sub = self._sub_ids.get(old)
+                if old_sub is not None and old.connected:
+                    await self._unsubscribe(old, old_sub)
+                await old.close()
+            finally:
+                self._sub_ids.pop(old, None)
+                self._retiring = None
+                self._seen.clear()
+                self.handovers += 1
         finally:
-            self._sub_ids.pop(old, None)
-            self._retiring = None
-            self._seen.clear()
-            self.handovers += 1
             self._handover = None
 
     # -- events ---------------------------------------------------------------------------------------
@@ -387,11 +415,13 @@ class ListenKeyStream:
             await self._conn.close()
         key = self.schedule.key
         if key is not None:
-            with contextlib.suppress(BinanceAPIError):
+            try:
                 if self.kind == "futures":
                     await self._client.futures_stream_close(key)
                 else:
                     await self._client.stream_close(key)
+            except BinanceAPIError as exc:  # REST errors of every kind arrive as this, with a timeout
+                log.warning("closing the listen key failed (it expires by itself within 60 min): %s", exc)
         await self._deliver.stop()
 
     async def __aenter__(self) -> ListenKeyStream:

@@ -14,7 +14,6 @@ connection is reported to ``on_disconnect`` and giving up to ``on_give_up``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import re
@@ -26,6 +25,7 @@ import orjson
 from picows import (
     WSAutoPingStrategy,
     WSCloseCode,
+    WSError,
     WSFrame,
     WSListener,
     WSMsgType,
@@ -43,6 +43,15 @@ log = logging.getLogger("binance_ws.engine.wsapi")
 REQUEST_TIMEOUT_S: Final = 10.0
 #: Handshake timeout for each connection attempt.
 HANDSHAKE_TIMEOUT_S: Final = 10.0
+#: Deadline of a whole connection attempt, TCP connect included (picows bounds the handshake alone).
+CONNECT_TIMEOUT_S: Final = HANDSHAKE_TIMEOUT_S + 5.0
+#: Deadline of the ``on_connect`` hook (authenticate and subscribe: a few requests, each bounded).
+SETUP_TIMEOUT_S: Final = 3 * REQUEST_TIMEOUT_S
+#: How long :meth:`WsApiConnection.close` waits for the supervisor to end once cancelled.
+CLOSE_TIMEOUT_S: Final = 5.0
+#: Failures that are the network's, not the caller's: a connection that meets one is dropped and made
+#: again, even on the first start (then start() raises only after START_ATTEMPTS of them).
+TRANSIENT_ERRORS: Final = (TimeoutError, OSError, WSError)
 #: User data must not die: retry forever unless the caller asks for a limit.
 FOREVER: Final = BackoffPolicy(max_retries=None)
 #: Dead-connection detection: after this long without any incoming frame the client pings, and a pong
@@ -149,10 +158,13 @@ class WsApiConnection:
         if transport is not None:
             transport.send_close(WSCloseCode.OK)
             transport.disconnect()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=CLOSE_TIMEOUT_S)
+            if not done:
+                log.error("WebSocket API %s: supervisor still running %.0f s after close",
+                          redact_url(self.url), CLOSE_TIMEOUT_S)
         self._fail_pending("connection closed by the caller")
 
     def drop(self) -> None:
@@ -176,9 +188,13 @@ class WsApiConnection:
         self._pending[req_id] = future
         try:
             transport.send(WSMsgType.TEXT, orjson.dumps(message))
-            return await asyncio.wait_for(future, timeout or self._request_timeout_s)
+            async with asyncio.timeout(timeout or self._request_timeout_s):
+                return await future
         except TimeoutError:
             raise BinanceAPIError(0, None, "no response in time", method="WS", path=method) from None
+        except (OSError, WSError) as exc:
+            raise BinanceAPIError(0, None, f"send failed: {type(exc).__name__}: {exc}", method="WS",
+                                  path=method) from exc
         finally:
             self._pending.pop(req_id, None)
 
@@ -227,6 +243,18 @@ class WsApiConnection:
     async def _run(self) -> None:
         first = self._first
         assert first is not None
+        try:
+            await self._supervise(first)
+        except Exception as exc:
+            # A bug must not leave start() waiting for ever or the stream silently dead.
+            log.exception("WebSocket API %s: supervisor failed", redact_url(self.url))
+            reason = f"supervisor failed: {type(exc).__name__}: {exc}"
+            if not first.done():
+                first.set_exception(BinanceAPIError(0, None, reason, method="WS", path="connect"))
+            elif self._on_give_up is not None:
+                self._on_give_up(reason)
+
+    async def _supervise(self, first: asyncio.Future[None]) -> None:
         while not self._closing:
             failure = await self._connect_once(first)
             if self._closing:
@@ -251,14 +279,16 @@ class WsApiConnection:
             await asyncio.sleep(delay)
 
     async def _connect_once(self, first: asyncio.Future[None]) -> BinanceAPIError | None:
-        """One connection's life; returns the on_connect refusal (a Binance error) if there was one."""
+        """One connection's life; returns the on_connect refusal if there was one: a Binance error, or
+        (on the first start) whatever non-transient error the hook raised, as a BinanceAPIError."""
         try:
-            transport, _ = await ws_connect(lambda: _Listener(self), self.url, ssl_context=self._ssl_context,
-                                            websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
-                                            enable_auto_pong=True, enable_auto_ping=True,
-                                            auto_ping_idle_timeout=self._ping_idle_s,
-                                            auto_ping_reply_timeout=self._ping_reply_timeout_s,
-                                            auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE)
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                transport, _ = await ws_connect(
+                    lambda: _Listener(self), self.url, ssl_context=self._ssl_context,
+                    websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S, enable_auto_pong=True,
+                    enable_auto_ping=True, auto_ping_idle_timeout=self._ping_idle_s,
+                    auto_ping_reply_timeout=self._ping_reply_timeout_s,
+                    auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE)
         except Exception as exc:  # OSError, timeouts and picows' own WSError family alike
             self._last_failure = f"{type(exc).__name__}: {exc}"
             self._report(f"connect failed: {type(exc).__name__}")
@@ -267,12 +297,21 @@ class WsApiConnection:
         refusal: BinanceAPIError | None = None
         try:
             if self._on_connect is not None:
-                await self._on_connect(self)
-        except BinanceAPIError as exc:
-            refusal = exc if exc.code is not None else None
+                async with asyncio.timeout(SETUP_TIMEOUT_S):
+                    await self._on_connect(self)
+        except Exception as exc:
+            if isinstance(exc, BinanceAPIError):
+                refusal = exc if exc.code is not None else None
+            elif not isinstance(exc, TRANSIENT_ERRORS):
+                # Not the network's fault (an answer we cannot use, a bug in the hook): retrying will
+                # not help a first start, so start() raises it; later it is reported and retried.
+                refusal = BinanceAPIError(0, None, f"setup failed: {type(exc).__name__}: {exc}",
+                                          method="WS", path="connect")
+                refusal.__cause__ = exc
+                log.warning("WebSocket API %s: setup failed", redact_url(self.url), exc_info=exc)
             if first.done() or refusal is None:
                 # A refusal on the first start is raised from start() instead.
-                self._report(f"setup failed: {exc}")
+                self._report(f"setup failed: {type(exc).__name__}: {exc}")
             transport.disconnect()
         else:
             self.connections += 1

@@ -15,6 +15,7 @@ Pacing, by ``speed``:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -22,11 +23,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from binance_ws.errors import BinanceWSError
 from binance_ws.recording import KIND_SNAPSHOT, read_header, read_recording, stream_symbol
 
 if TYPE_CHECKING:
     from binance_ws.sim.hub import StreamHub
     from binance_ws.sim.simulator import Simulator
+
+log = logging.getLogger("binance_ws.sim.replay")
 
 #: How often to look for a subscriber while waiting for one.
 SUBSCRIBER_POLL_S: Final = 0.005
@@ -36,6 +40,11 @@ MIN_SLEEP_S: Final = 0.001
 #: Let other tasks (the servers, a client in the same loop) run at least every this many messages,
 #: even when the replay is behind schedule or the subscribers never push back.
 YIELD_EVERY: Final = 256
+
+
+class ReplayError(BinanceWSError):
+    """A replay stopped part-way (a recording that went bad or unreadable after it was opened): the
+    simulator stops serving it, logs it at error level, and raises this from ``Simulator.stop``."""
 
 
 class Pacer:
@@ -94,7 +103,8 @@ class Replay:
 
     Progress for tests: ``messages`` (stream messages in one pass), ``sent`` (published so far, over
     all passes), ``passes`` (complete passes) and ``done`` (an ``asyncio.Event`` set when the last pass
-    ends; never with ``loop``).
+    ends; never with ``loop``). A replay that fails part-way sets ``failed`` and ``error`` (a
+    :class:`ReplayError` naming the cause), logs it at error level and raises it from :meth:`run`.
     """
 
     def __init__(self, path: str | Path, speed: float = 1.0, *, wait_for_subscriber: bool = True,
@@ -108,6 +118,9 @@ class Replay:
         self.sent = 0
         self.passes = 0
         self.done = asyncio.Event()
+        #: Set when :meth:`run` fails; ``error`` says why.
+        self.failed = asyncio.Event()
+        self.error: ReplayError | None = None
         #: Receive time of the last record replayed (selects which recorded snapshot REST serves).
         self.position_ns: int | None = None
         streams = set(read_header(self.path).url_streams())
@@ -165,7 +178,21 @@ class Replay:
     # -- playing ----------------------------------------------------------------------------------
     async def run(self, sim: Simulator) -> None:
         """Publish the recording into ``sim.hub`` at the configured pace; returns when done (or never,
-        with ``loop``). Cancel the task to stop early."""
+        with ``loop``). Cancel the task to stop early. Raises :class:`ReplayError` (also kept in
+        ``error``, and logged) if the recording cannot be read or served to the end."""
+        try:
+            await self._run(sim)
+        except Exception as exc:
+            error = ReplayError(f"replay of {self.path} failed after {self.sent} messages: "
+                                f"{type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            self.error = error
+            self.failed.set()
+            log.error("%s", error)  # one line; the traceback is there for whoever debugs
+            log.debug("replay failure", exc_info=exc)
+            raise error from exc
+
+    async def _run(self, sim: Simulator) -> None:
         hub = sim.hub
         while True:
             if self.wait_for_subscriber:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -76,6 +75,7 @@ class Simulator:
         self.started = True
         self._driver = asyncio.create_task(self._drive(), name="binance-ws-sim-driver")
         if self.replay is not None:
+            # A failing replay logs itself at error level (Replay.run) and is raised from stop().
             self._replay_task = asyncio.create_task(self.replay.run(self), name="binance-ws-sim-replay")
         log.info("simulator up: streams %s, REST %s", self.stream_url, self.rest_url)
         return self
@@ -84,13 +84,22 @@ class Simulator:
         if not self.started:
             return
         self.started = False
+        failure: BaseException | None = None
         for task in (self._driver, self._replay_task):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise  # stop() itself is being cancelled
+                except Exception as exc:  # already logged where it happened (Replay.run, the driver)
+                    failure = failure or exc
         await self.stream_server.stop()
         await self.rest.stop()
+        if failure is not None:
+            raise failure
 
     async def __aenter__(self) -> Simulator:
         return await self.start()
