@@ -1104,9 +1104,17 @@ class Connection:
         half = len(streams) // 2
         refused: dict[str, errors.SubscriptionError] = {}
         for part in ((streams[:half], streams[half:]) if half else (streams,)):
-            results = await asyncio.wait_for(
-                asyncio.gather(link.request_alone("SUBSCRIBE", part), return_exceptions=True),
-                self.settings.request_timeout_s)
+            try:
+                results = await asyncio.wait_for(
+                    asyncio.gather(link.request_alone("SUBSCRIBE", part), return_exceptions=True),
+                    self.settings.request_timeout_s)
+            except TimeoutError:
+                # As in _answers: a server that stopped answering is dropped, and the caller retries on
+                # the next socket.
+                log.warning("%s: no answer to SUBSCRIBE; dropping the socket", self.conn_id)
+                if link.transport is not None:
+                    link.transport.disconnect(graceful=False)
+                raise errors.ConnectionClosedError("no answer to SUBSCRIBE") from None
             outcome = results[0]
             if isinstance(outcome, errors.SubscriptionError):
                 if len(part) == 1:
