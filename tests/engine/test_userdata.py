@@ -331,3 +331,17 @@ async def test_stalled_connection_is_detected_by_pings_and_replaced() -> None:
             events.clear()
             sim.accounts.deposit(sim.accounts.account("alice"), "USDT", "2")
             await wait_for(lambda: [e["e"] for e in events] == ["balanceUpdate", "outboundAccountPosition"])
+
+
+async def test_a_quiet_session_that_answers_pings_is_kept() -> None:
+    """No account events for a long while is normal: our pings are answered, so nothing reconnects
+    (the WebSocket API session runs on the same connection protocol as market streams)."""
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "ED25519")
+        events: list[dict[str, Any]] = []
+        async with creds.client(sim) as client, \
+                UserDataStream(client, events.append, ping_idle_s=0.1, ping_reply_timeout_s=0.1) as stream:
+            await asyncio.sleep(2.0)
+            assert stream.connection.connections == 1 and stream.connection.connected
+            assert events == []
+            assert stream.connection.liveness.pings >= 5  # silence made us ask, and every answer came

@@ -90,7 +90,7 @@ class Liveness:
     :meth:`next_check` and act on its answer.
     """
 
-    __slots__ = ("_ping_asked", "heard_at", "opened_at", "ping_sent_at", "policy", "rotate_at",
+    __slots__ = ("_ping_asked", "heard_at", "opened_at", "ping_sent_at", "pings", "policy", "rotate_at",
                  "server_ping_at")
 
     def __init__(self, policy: LivenessPolicy, now: float) -> None:
@@ -105,6 +105,8 @@ class Liveness:
         #: Our outstanding ping (None: none outstanding), and whether one was asked for but not sent.
         self.ping_sent_at: float | None = None
         self._ping_asked = False
+        #: Our pings sent so far on this socket.
+        self.pings = 0
 
     def heard(self, now: float) -> None:
         """A frame of any kind arrived: the socket is alive, and answers any outstanding ping."""
@@ -122,6 +124,7 @@ class Liveness:
         """Our ping has left; the deadline for an answer runs from now."""
         self._ping_asked = False
         self.ping_sent_at = now
+        self.pings += 1
 
     def postpone_rotation(self, now: float, delay_s: float) -> None:
         """A replacement could not be opened: keep this socket and try again ``delay_s`` from now."""

@@ -22,13 +22,11 @@ import contextlib
 import functools
 import logging
 import math
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import orjson
 from picows import (
@@ -57,6 +55,7 @@ from binance_ws.core.lifecycle import (
     Wait,
 )
 from binance_ws.core.plan import CONTROL_RESERVE, CONTROL_WINDOW_S, ControlMessage, ControlScheduler
+from binance_ws.engine.attempts import acquire_connection_slot, attempt_budget, sendable_close_code
 from binance_ws.engine.delivery import LINK_DOWN, LINK_UP, LinkState, RawMessage
 from binance_ws.engine.router import (
     COMBINED_PREFIX,
@@ -99,10 +98,6 @@ PARAMS_PER_MESSAGE: Final = (MAX_CONTROL_FRAME_BYTES - 64) // (_LONGEST_STREAM_N
 #: The largest message reassembled from fragments (RFC 6455 continuation frames); Binance's largest
 #: pushes (all-market arrays) are well under a megabyte.
 MAX_MESSAGE_BYTES: Final = 16 << 20
-#: Added to the attempt budget's window (at least; 2% of it for long windows): see attempt_budget.
-ATTEMPT_WINDOW_MARGIN_S: Final = 1.0
-#: Close codes that may not be sent on the wire (RFC 6455 7.4.1): an echo of one is sent as 1000.
-_UNSENDABLE_CLOSE_CODES: Final = frozenset({0, 1004, 1005, 1006, 1015})
 #: Rotate this fraction of the lifetime before the server's cut, at most ROTATION_LEAD_MAX_S before it.
 ROTATION_LEAD_FRACTION: Final = 0.1
 ROTATION_LEAD_MAX_S: Final = 600.0
@@ -168,48 +163,6 @@ class EngineSettings:
             return self.rotate_after_s or math.inf
         life = self.market.connection_lifetime_s
         return life - min(ROTATION_LEAD_MAX_S, life * ROTATION_LEAD_FRACTION)
-
-
-# -- process-wide connection attempts -------------------------------------------------------------
-
-_attempt_lock = threading.Lock()
-_attempts: dict[tuple[str, int, float], SlidingWindow] = {}
-
-
-def attempt_budget(market: Market, url: str | None = None) -> Callable[[float], float]:
-    """The connection-attempt budget of ``url``'s host (default: the market's stream host), shared by
-    every connection, manager and thread of the process (PROTOCOL 2: 300 per 5 minutes per IP, the WS
-    API too): called with the monotonic time, it records an attempt and returns 0.0, or returns the
-    seconds to wait (nothing recorded)."""
-    key = (urlsplit(url or market.stream_url).netloc, market.max_connections_per_window,
-           market.connection_window_s)
-    with _attempt_lock:
-        window = _attempts.get(key)
-        if window is None:
-            # The server counts handshakes when they reach it, we count attempts when they leave: a
-            # burst that arrived late followed by one that arrived fast would look like more than the
-            # limit in its window. A slightly longer window on our side absorbs that skew.
-            span = market.connection_window_s
-            window = _attempts[key] = SlidingWindow(market.max_connections_per_window,
-                                                    span + max(ATTEMPT_WINDOW_MARGIN_S, span / 50))
-
-    def acquire(now: float) -> float:
-        with _attempt_lock:
-            return window.acquire(now)
-    return acquire
-
-
-async def acquire_connection_slot(market: Market, url: str | None = None) -> None:
-    """Wait until one more connection attempt to ``url``'s host is within its budget (see
-    :func:`attempt_budget`)."""
-    acquire = attempt_budget(market, url)
-    while True:
-        wait = acquire(time.monotonic())
-        if wait == 0.0:
-            return
-        log.warning("connection attempts to %s at the limit; waiting %.1f s",
-                    urlsplit(url or market.stream_url).netloc, wait)
-        await asyncio.sleep(wait)
 
 
 def _retry_after(exc: WSHandshakeError) -> float | None:
@@ -469,8 +422,7 @@ class Link(WSListener):
             self.close_reason = frame.get_close_reason() or ""
             if not transport.is_close_frame_sent:
                 # An empty close frame reads as code 0 (1005 "no status"): neither may go on the wire.
-                sendable = self.close_code not in _UNSENDABLE_CLOSE_CODES and 1000 <= self.close_code < 5000
-                transport.send_close(code if sendable else WSCloseCode.OK)
+                transport.send_close(code if sendable_close_code(self.close_code) else WSCloseCode.OK)
             transport.disconnect()
 
     def _fragment(self, frame: WSFrame) -> None:

@@ -33,7 +33,7 @@ from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.core.listenkey import KEEPALIVE_INTERVAL_S, Action, ListenKeySchedule
 from binance_ws.core.signing import ws_payload
 from binance_ws.engine.rest import TIMESTAMP_OUTSIDE_RECV_WINDOW, AsyncClient, BinanceAPIError
-from binance_ws.engine.wsapi import FOREVER, PING_IDLE_S, PING_REPLY_TIMEOUT_S, WsApiConnection
+from binance_ws.engine.wsapi import FOREVER, PING_IDLE_S, PING_REPLY_TIMEOUT_S, SERVER_PING_S, WsApiConnection
 from binance_ws.errors import ERR_DISCONNECTED, MSG_DISCONNECTED, error_event, max_retries_event
 
 log = logging.getLogger("binance_ws.engine.userdata")
@@ -149,6 +149,7 @@ class UserDataStream:
         conn = WsApiConnection(
             self._url, on_connect=self._subscribe, on_give_up=self._on_give_up, backoff=self._backoff,
             ping_idle_s=self._pings[0], ping_reply_timeout_s=self._pings[1],
+            server_ping_interval_s=SERVER_PING_S,
             on_event=lambda sub_id, event: self._on_event(conn, sub_id, event),
             on_disconnect=lambda reason: self._on_disconnect(conn, reason))
         return conn

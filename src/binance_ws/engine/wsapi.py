@@ -14,16 +14,17 @@ connection is reported to ``on_disconnect`` and giving up to ``on_give_up``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import re
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import orjson
 from picows import (
-    WSAutoPingStrategy,
     WSCloseCode,
     WSError,
     WSFrame,
@@ -33,7 +34,17 @@ from picows import (
     ws_connect,
 )
 
-from binance_ws.core.backoff import BACKOFF_MAX_RETRIES, Backoff, BackoffPolicy
+from binance_ws.core.backoff import BACKOFF_MAX_RETRIES, BackoffPolicy
+from binance_ws.core.lifecycle import (
+    DEFAULT_STABLE_AFTER_S,
+    PING,
+    GiveUp,
+    Lifecycle,
+    Liveness,
+    LivenessPolicy,
+    Wait,
+)
+from binance_ws.engine.attempts import attempt_budget, sendable_close_code
 from binance_ws.engine.rest import RATE_LIMIT_STATUSES, BinanceAPIError
 
 log = logging.getLogger("binance_ws.engine.wsapi")
@@ -54,11 +65,14 @@ CLOSE_TIMEOUT_S: Final = 5.0
 TRANSIENT_ERRORS: Final = (TimeoutError, OSError, WSError)
 #: User data must not die: retry forever unless the caller asks for a limit.
 FOREVER: Final = BackoffPolicy(max_retries=None)
-#: Dead-connection detection: after this long without any incoming frame the client pings, and a pong
-#: must come back within the reply timeout or the connection is dropped and reopened. The server pings
-#: every 20 s (PROTOCOL 2), so a healthy idle connection never reaches the client's own ping.
+#: Dead-connection detection, by the protocol only (core/lifecycle.py, the same object as market streams
+#: use): after this long without any incoming frame the client pings, and a frame must come back within
+#: the reply timeout or the connection is dropped and reopened. The server pings every 20 s (PROTOCOL 2,
+#: 6.3), so a healthy idle connection never reaches the client's own ping.
 PING_IDLE_S: Final = 30.0
 PING_REPLY_TIMEOUT_S: Final = 10.0
+#: The spot WebSocket API's own ping cadence (PROTOCOL 6.3: the 20 s rule of section 2 applies).
+SERVER_PING_S: Final = 20.0
 #: Connection attempts :meth:`WsApiConnection.start` makes before it raises (the seed's reconnect count);
 #: once a connection has been up, reconnecting follows the backoff policy alone.
 START_ATTEMPTS: Final = BACKOFF_MAX_RETRIES
@@ -83,11 +97,22 @@ class _Listener(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
-        if kind == WSMsgType.TEXT:
-            self._owner._on_message(frame.get_payload_as_bytes())
-        elif kind == WSMsgType.CLOSE:
-            transport.send_close(frame.get_close_code())
+        owner = self._owner
+        now = time.monotonic()
+        if kind is WSMsgType.PING:
+            owner.liveness.server_ping(now)
+            transport.send_pong(frame.get_payload_as_bytes())
+            return
+        owner.liveness.heard(now)
+        if kind is WSMsgType.TEXT:
+            owner._on_message(frame.get_payload_as_bytes())
+        elif kind is WSMsgType.CLOSE:
+            code = frame.get_close_code()
+            # An empty close frame reads as 0 (1005): neither may be sent back (RFC 6455 7.4.1).
+            transport.send_close(code if sendable_close_code(int(code)) else WSCloseCode.OK)
             transport.disconnect()
+        elif kind is WSMsgType.PONG:
+            owner.wake()
 
 
 class WsApiConnection:
@@ -106,7 +131,9 @@ class WsApiConnection:
                  backoff: BackoffPolicy = FOREVER, request_timeout_s: float = REQUEST_TIMEOUT_S,
                  ssl_context: ssl.SSLContext | None = None, envelope: bool = True,
                  ping_idle_s: float = PING_IDLE_S,
-                 ping_reply_timeout_s: float = PING_REPLY_TIMEOUT_S) -> None:
+                 ping_reply_timeout_s: float = PING_REPLY_TIMEOUT_S,
+                 server_ping_interval_s: float | None = None,
+                 stable_after_s: float = DEFAULT_STABLE_AFTER_S) -> None:
         #: Where the next (re)connection goes; the listen-key stream points it at a new key.
         self.url = url
         #: False for listen-key streams, whose events are bare dicts rather than ``{"event": ...}``.
@@ -115,12 +142,17 @@ class WsApiConnection:
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._on_give_up = on_give_up
-        self._backoff = Backoff(backoff)
+        #: Decisions across sockets (core/lifecycle.py): backoff with flap damping, and the process-wide
+        #: attempt budget of the host (300 per 5 minutes per IP, PROTOCOL 6.3).
+        self.life = Lifecycle(backoff, attempt_budget(url=url), stable_after_s=stable_after_s)
         self._request_timeout_s = request_timeout_s
         if not 0 < ping_reply_timeout_s <= ping_idle_s:
             raise ValueError("ping reply timeout must be positive and not longer than the idle time")
-        self._ping_idle_s = ping_idle_s
-        self._ping_reply_timeout_s = ping_reply_timeout_s
+        #: How each socket's health is judged; ``server_ping_interval_s`` None: the server's pings are
+        #: not relied on (a futures listen-key stream pings every 3 minutes, the WS API every 20 s).
+        self._health = LivenessPolicy(ping_idle_s, ping_reply_timeout_s, server_ping_interval_s)
+        self.liveness = Liveness(self._health, time.monotonic())
+        self._wake = asyncio.Event()
         # wss URLs get a default (verifying) context from picows; a caller may pass its own CA bundle.
         self._ssl_context = ssl_context
         self._ids = itertools.count(1)
@@ -255,45 +287,82 @@ class WsApiConnection:
                 self._on_give_up(reason)
 
     async def _supervise(self, first: asyncio.Future[None]) -> None:
+        life = self.life
         while not self._closing:
-            failure = await self._connect_once(first)
+            decision = life.attempt(time.monotonic())
+            if isinstance(decision, Wait):
+                if decision.reason != "backoff":
+                    log.warning("WebSocket API %s: %s exhausted; waiting %.1f s", redact_url(self.url),
+                                decision.reason, decision.delay_s)
+                await self._pause(decision.delay_s)
+                continue
+            failure, opened = await self._connect_once(first)
             if self._closing:
                 break
             if failure is not None and not first.done():
                 # The very first attempt was refused by the server: the caller must hear why.
                 first.set_exception(failure)
                 return
-            if not first.done() and self._backoff.failures + 1 >= START_ATTEMPTS:
+            if not first.done() and life.failures + 1 >= START_ATTEMPTS:
                 # Never up at all: an unreachable URL is the caller's error, not a reason to wait forever.
                 first.set_exception(BinanceAPIError(0, None, f"cannot connect to {redact_url(self.url)}: "
                                                     f"{self._last_failure}", method="WS", path="connect"))
                 return
-            delay = self._backoff.next_delay()
-            if delay is None:
+            now = time.monotonic()
+            outcome = life.lost(now) if opened else life.failed(now)
+            if isinstance(outcome, GiveUp):
                 reason = f"gave up reconnecting to {redact_url(self.url)}"
                 if not first.done():
                     first.set_exception(BinanceAPIError(0, None, reason, method="WS", path="connect"))
                 if self._on_give_up is not None:
                     self._on_give_up(reason)
                 return
-            await asyncio.sleep(delay)
 
-    async def _connect_once(self, first: asyncio.Future[None]) -> BinanceAPIError | None:
-        """One connection's life; returns the on_connect refusal if there was one: a Binance error, or
-        (on the first start) whatever non-transient error the hook raised, as a BinanceAPIError."""
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _pause(self, delay_s: float) -> None:
+        """Sleep ``delay_s``, or less if woken (closing)."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay_s)
+
+    async def _watch(self, transport: WSTransport) -> None:
+        """Ping on silence and drop the socket when the protocol says it is dead (core/lifecycle.py)."""
+        live, life = self.liveness, self.life
+        while not transport.is_disconnected and not self._closing:
+            now = time.monotonic()
+            life.settle(now)
+            action = live.poll(now)
+            if action is PING:
+                transport.send_ping(b"")
+                live.ping_sent(now)
+            elif action is not None:
+                self._report(action)
+                transport.disconnect(graceful=False)
+                return
+            wake_at = live.next_check(now)
+            if life.open_at is not None and life.failures:
+                wake_at = min(wake_at, life.open_at + life.stable_after_s)
+            await self._pause(max(wake_at - now, 0.001))
+
+    async def _connect_once(self, first: asyncio.Future[None]) -> tuple[BinanceAPIError | None, bool]:
+        """One connection's life; returns the on_connect refusal if there was one (a Binance error, or on
+        the first start whatever non-transient error the hook raised, as a BinanceAPIError), and whether
+        the connection was up (set up) before it ended."""
+        self.liveness = Liveness(self._health, time.monotonic())
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 transport, _ = await ws_connect(
                     lambda: _Listener(self), self.url, ssl_context=self._ssl_context,
-                    websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S, enable_auto_pong=True,
-                    enable_auto_ping=True, auto_ping_idle_timeout=self._ping_idle_s,
-                    auto_ping_reply_timeout=self._ping_reply_timeout_s,
-                    auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE)
+                    websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S, enable_auto_pong=False)
         except Exception as exc:  # OSError, timeouts and picows' own WSError family alike
             self._last_failure = f"{type(exc).__name__}: {exc}"
             self._report(f"connect failed: {type(exc).__name__}")
-            return None
+            return None, False
         self._transport = transport
+        watch = asyncio.create_task(self._watch(transport), name="binance-ws-api-watch")
+        opened = False
         refusal: BinanceAPIError | None = None
         try:
             if self._on_connect is not None:
@@ -315,17 +384,21 @@ class WsApiConnection:
             transport.disconnect()
         else:
             self.connections += 1
-            self._backoff.reset()
+            opened = True
+            self.life.opened(time.monotonic())
             self._ready.set()
             if not first.done():
                 first.set_result(None)
-        await transport.wait_disconnected()
+        try:
+            await transport.wait_disconnected()
+        finally:
+            watch.cancel()
         self._ready.clear()
         self._transport = None
         self._fail_pending("WebSocket API connection lost")
         if refusal is None and not self._closing:
             self._report("connection lost")
-        return refusal
+        return refusal, opened
 
     def _report(self, reason: str) -> None:
         log.warning("WebSocket API %s: %s", redact_url(self.url), reason)
