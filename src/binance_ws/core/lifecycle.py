@@ -31,8 +31,11 @@ from typing import Final
 
 from binance_ws.core.backoff import Backoff, BackoffPolicy
 
-#: Our ping after this much silence by default is the server's own cadence (PROTOCOL 2): a healthy
-#: connection hears a server ping at least that often, so silence this long is worth a question.
+#: Our ping after this many of the server's ping cadences of silence, by default (PROTOCOL 2: 20 s on
+#: spot, so 30 s): a healthy connection hears a server ping within one cadence, so a longer silence is
+#: worth a question, and the server's own ping always comes first (our ping and pong share one slot of
+#: the 5-a-second message budget: a ping of ours just before the server's would delay its pong).
+PING_AFTER_SERVER_CADENCES: Final = 1.5
 DEFAULT_PING_TIMEOUT_S: Final = 10.0
 #: A server that has not pinged for this many of its own cadences has stopped keeping the connection
 #: alive: Binance pings every 20 s and closes a connection that misses a minute of pongs (3 cadences).

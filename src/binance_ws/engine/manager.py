@@ -29,6 +29,7 @@ import aiohttp
 
 from binance_ws import errors, models, streams
 from binance_ws.core.backoff import BackoffPolicy
+from binance_ws.core.lifecycle import PING_AFTER_SERVER_CADENCES
 from binance_ws.core.plan import Action, Close, Open, Subscribe, SubscriptionPlan, Unsubscribe
 from binance_ws.core.sequence import SequenceTracker
 from binance_ws.engine.connection import (
@@ -136,7 +137,7 @@ class AsyncSocketManager:
     row of :mod:`binance_ws.markets` (``sim.market`` for the simulator). ``max_reconnects`` failed
     reconnects in a row end a connection (None: retry forever); ``backoff`` overrides the whole schedule.
     ``max_streams_per_connection`` defaults to the market's limit. Health and rotation settings:
-    ``ping_interval`` (our ping after this much silence; default the market's server ping cadence),
+    ``ping_interval`` (our ping after this much silence; default 1.5 times the market's server ping cadence),
     ``ping_timeout``, ``no_data_timeout`` (None or 0: off; seconds: a stream silent that long gets one
     ``quiet`` event per silence, and the connection is left alone),
     ``rotate_after`` (None: a margin before ``market.connection_lifetime_s``; 0: never),
@@ -156,7 +157,8 @@ class AsyncSocketManager:
         policy = backoff if backoff is not None else BackoffPolicy(max_retries=max_reconnects)
         self.settings = EngineSettings(
             market=market, backoff=policy,
-            ping_interval_s=ping_interval if ping_interval is not None else market.server_ping_interval_s,
+            ping_interval_s=(ping_interval if ping_interval is not None
+                             else market.server_ping_interval_s * PING_AFTER_SERVER_CADENCES),
             ping_timeout_s=ping_timeout, no_data_timeout_s=no_data_timeout, rotate_after_s=rotate_after,
             handover_grace_s=handover_grace, request_timeout_s=request_timeout, stable_after_s=stable_after)
         limit = max_streams_per_connection or market.max_streams_per_connection
