@@ -502,9 +502,13 @@ def test_a_buffered_diff_with_a_bad_level_restarts_the_buffer_after_it() -> None
 def test_a_malformed_book_ticker_is_reported_not_checked() -> None:
     sync = synced_spot()
     for bad in ({"u": 11, "b": "nan", "B": "1", "a": "101.0", "A": "1"}, {"u": "11"}, {"b": "1"},
-                {"u": 12, "b": "100.0", "B": "1", "a": "101.0"}):
-        assert malformed(sync.on_book_ticker(bad, 1.0))
+                {"u": 11, "b": "100.0", "B": "1", "a": "101.0"}, None):
+        assert malformed(sync.on_book_ticker(bad, 1.0))  # type: ignore[arg-type]
+    assert sync.stats.malformed == 5
+    # One that waits for its diff is read when they meet: not checked, counted, and no resync.
+    assert sync.on_book_ticker({"u": 12, "b": "100.0", "B": "inf", "a": "101.0", "A": "1"}, 1.0) == ()
     assert sync.on_diff(diff(12, 12), 2.0) == (BookUpdated("BTCUSDT"),)
+    assert sync.stats.malformed == 6
     assert sync.state is BookState.SYNCED and sync.stats.ticker_mismatches == 0
 
 

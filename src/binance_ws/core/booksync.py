@@ -362,16 +362,24 @@ class BookSync:
         """Feed a ``bookTicker`` of this symbol: checked against the book when their update ids meet."""
         if not self.check_tickers or self._phase == _DONE:
             return _NONE
-        bad = _bad_ticker(ticker)
-        if bad is not None:
-            return self._malformed("bookTicker", bad, resync=False)
-        if self._phase == _LIVE:
+        # Only the id is checked here (tickers come several times per diff and most are never compared);
+        # prices and quantities are read when a ticker meets its book, and a bad one is then not counted
+        # as a mismatch (see _ticker_agrees).
+        try:
             u = ticker["u"]
+        except _BAD_INPUT:
+            u = None
+        if u.__class__ is not int:
+            return self._malformed("bookTicker", _bad_ticker(ticker) or "bad 'u'", resync=False)
+        if self._phase == _LIVE:
             book_id = self.cache.update_id
             if u < book_id:
                 return _NONE
             if u == book_id:
-                if self._ticker_agrees(ticker):
+                agrees = self._ticker_agrees(ticker)
+                if agrees is None:
+                    return self._malformed("bookTicker", _bad_ticker(ticker) or "unreadable", resync=False)
+                if agrees:
                     return _NONE
                 return self._resync(REASON_TICKER, now, None)
         self._tickers.append(ticker)
@@ -473,16 +481,27 @@ class BookSync:
         book_id = self.cache.update_id
         while tickers and tickers[0]["u"] < book_id:
             tickers.popleft()
-        if tickers and tickers[0]["u"] == book_id and not self._ticker_agrees(tickers.popleft()):
-            return REASON_TICKER
+        if tickers and tickers[0]["u"] == book_id:
+            agrees = self._ticker_agrees(tickers.popleft())
+            if agrees is None:
+                self.stats.malformed += 1  # a malformed waiting ticker: counted, not checked
+            elif not agrees:
+                return REASON_TICKER
         return None
 
-    def _ticker_agrees(self, ticker: Mapping[str, Any]) -> bool:
-        self.stats.ticker_checks += 1
+    def _ticker_agrees(self, ticker: Mapping[str, Any]) -> bool | None:
+        """Whether the book's best levels are the ticker's; None if the ticker cannot be read."""
         cache = self.cache
-        if _level_is(cache.best_bid(), ticker["b"], ticker["B"]) and \
-                _level_is(cache.best_ask(), ticker["a"], ticker["A"]):
-            return True
+        try:
+            if _level_is(cache.best_bid(), ticker["b"], ticker["B"]) and \
+                    _level_is(cache.best_ask(), ticker["a"], ticker["A"]):
+                self.stats.ticker_checks += 1
+                return True
+        except _BAD_INPUT:
+            return None
+        if _bad_ticker(ticker) is not None:  # NaN compares unequal to everything: not a real mismatch
+            return None
+        self.stats.ticker_checks += 1
         self.stats.ticker_mismatches += 1
         return False
 
