@@ -354,3 +354,103 @@ async def _fault_scenario(faults: list[str], target: str) -> None:
                 assert all(dcm.stats(s).resyncs == 0 for s in untouched)
         finally:
             await _close(dcm)
+
+
+# -- malformed payloads over the socket: an error event and a resync, never a wrong or stuck book -------
+def _spoil_next(sim: Simulator, stream_prefix: str, spoil: Any) -> list[dict[str, Any]]:
+    """Publish the next payload of a stream starting with ``stream_prefix`` spoiled by ``spoil(copy)``;
+    returns the list the original lands in once it was replaced (through the simulator's publish filter,
+    so it goes out over the real socket like any frame)."""
+    replaced: list[dict[str, Any]] = []
+
+    def publish_filter(stream: str, payload: Any) -> list[Any]:
+        if not replaced and stream.startswith(stream_prefix) and payload.get("b"):
+            replaced.append(payload)
+            return [spoil(dict(payload))]
+        return [payload]
+
+    sim.hub.filter = publish_filter
+    return replaced
+
+
+async def test_a_bad_number_in_a_live_diff_is_reported_and_only_that_book_resyncs(manual: Simulator) -> None:
+    engine = Engine(manual)
+    reports: list[dict[str, Any]] = []
+    stale: list[str | None] = []
+
+    def on_book(book: DepthCache) -> None:
+        engine.check(book)
+        if book.state is BookState.STALE:
+            stale.append(book.stale_reason)
+
+    sm = await _manager(manual).start()
+    dcm = await DepthCacheManager(sm, SYMBOLS, callback=on_book, on_error=reports.append).start()
+    try:
+        engine.step()
+        await engine.caught_up(dcm, moving=True)
+        replaced = _spoil_next(manual, "ethusdt@depth", lambda p: {**p, "b": [["nan", "1.0"], *p["b"]]})
+        deadline = time.monotonic() + 5
+        while not replaced and time.monotonic() < deadline:
+            engine.step()
+            await asyncio.sleep(0.15)
+        assert replaced, "no ETHUSDT diff with bids came"
+        await until(lambda: reports, 5, "the malformed event")
+        [report] = reports
+        assert (report["e"], report["type"], report["m"]) == ("error", errors.ERR_MALFORMED,
+                                                              errors.MSG_MALFORMED)
+        assert report["symbol"] == "ETHUSDT" and report["stream"] == "ethusdt@depth@100ms"
+        assert "'nan'" in report["detail"] and report["resync"] is True
+        assert stale == ["malformed"]
+        await engine.caught_up(dcm, moving=True)  # resynced from a fresh snapshot: equal to the engine
+        assert dcm.stats("ETHUSDT").malformed == 1 and dcm.stats("ETHUSDT").resyncs == 1
+        assert dcm.stats("BTCUSDT").resyncs == dcm.stats("BNBBTC").resyncs == 0
+    finally:
+        await _close(dcm)
+
+
+async def test_a_buffered_diff_without_U_is_skipped_and_the_book_still_syncs(manual: Simulator) -> None:
+    """The snapshot answer is slow, so diffs are buffered meanwhile; one of them lacks ``U``."""
+    engine = Engine(manual)
+    reports: list[dict[str, Any]] = []
+    manual.faults.rest(delay_s=0.6)
+    replaced = _spoil_next(manual, "btcusdt@depth", lambda p: {k: v for k, v in p.items() if k != "U"})
+    sm = await _manager(manual).start()
+    dcm = await DepthCacheManager(sm, "BTCUSDT", callback=engine.check, on_error=reports.append).start()
+    try:
+        deadline = time.monotonic() + 5
+        while not replaced and time.monotonic() < deadline:
+            engine.step()
+            await asyncio.sleep(0.15)
+        assert replaced, "no BTCUSDT diff with bids came"
+        assert dcm.get_depth_cache().state is BookState.SYNCING  # it was buffered, not applied
+        await until(lambda: reports, 5, "the malformed event")
+        assert "'U'" in reports[0]["detail"] and reports[0]["type"] == errors.ERR_MALFORMED
+        await engine.caught_up(dcm, timeout=10, moving=True)
+        assert dcm.stats().malformed == 1
+    finally:
+        await _close(dcm)
+
+
+async def test_a_snapshot_answer_that_raises_cannot_leave_a_book_waiting(manual: Simulator) -> None:
+    """A body that is a 200 JSON object of the wrong shape is refused and fetched again."""
+    engine = Engine(manual)
+    reports: list[dict[str, Any]] = []
+    sm = await _manager(manual).start()
+    dcm = DepthCacheManager(sm, "BTCUSDT", callback=engine.check, on_error=reports.append)
+    real = dcm._on_snapshot
+    answers = [0]
+
+    def first_answer_mangled(sync: Any, status: int, body: Any) -> None:
+        answers[0] += 1
+        if answers[0] == 1:
+            body = {**body, "bids": [["inf", "1"]]}
+        real(sync, status, body)
+
+    dcm._on_snapshot = first_answer_mangled  # type: ignore[method-assign]
+    await dcm.start()
+    try:
+        await engine.caught_up(dcm, timeout=10, moving=True)
+        assert answers[0] >= 2
+        assert [r["source"] for r in reports] == ["snapshot"] and "'inf'" in reports[0]["detail"]
+    finally:
+        await _close(dcm)

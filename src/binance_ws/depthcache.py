@@ -11,7 +11,11 @@ The logic lives in :mod:`binance_ws.core.booksync` (sequencing, resyncs, integri
   :class:`~binance_ws.core.booksync.SnapshotScheduler` (one weight budget, limited concurrency, backoff,
   429/418 ``Retry-After``);
 * disconnects: the subscription's ``on_link`` hook reports a connection that dropped, whose books are
-  marked ``STALE`` at once, and its return, when their resync starts.
+  marked ``STALE`` at once, and its return, when their resync starts;
+* errors: malformed diffs, snapshots and bookTickers (:class:`~binance_ws.core.booksync.BookMalformed`)
+  and the engine's error events go to ``on_error`` as error events of the documented shape
+  (:mod:`binance_ws.errors`), or to the log without it. Nothing a payload holds raises into the engine or
+  leaves a book stuck; every network wait has a deadline.
 
 Asyncio use::
 
@@ -51,6 +55,7 @@ from binance_ws.core.booksync import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_WEIGHT_SHARE,
     Action,
+    BookMalformed,
     BookReady,
     BookSync,
     FetchSnapshot,
@@ -73,6 +78,8 @@ DEFAULT_WS_INTERVAL_MS: Final = 100
 SNAPSHOT_TIMEOUT_S: Final = 10.0
 #: Binance's "Invalid symbol." error code (PROTOCOL 7.3): the only snapshot failure that is final.
 INVALID_SYMBOL_CODE: Final = -1121
+#: Deadline of closing the snapshot service's HTTP session.
+SESSION_CLOSE_TIMEOUT_S: Final = 5.0
 
 
 class SnapshotService:
@@ -144,8 +151,10 @@ class SnapshotService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._session is not None:
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SESSION_CLOSE_TIMEOUT_S):
+                    await session.close()
 
     async def _pump(self) -> None:
         scheduler = self.scheduler
@@ -168,14 +177,20 @@ class SnapshotService:
             return
         symbol, limit, _ = entry
         status, body, retry_after = 0, None, None
-        assert self._session is not None
+        session = self._session
         try:
-            async with self._session.get(self.url, params={"symbol": symbol, "limit": str(limit)}) as resp:
-                status = resp.status
-                retry_after = _seconds(resp.headers.get("Retry-After"))
-                raw = await resp.read()
+            if session is None:
+                raise RuntimeError("the snapshot service is stopped")
+            # One deadline over the whole exchange, on top of the session's own (a stalled body included).
+            async with asyncio.timeout(self.timeout_s):
+                async with session.get(self.url, params={"symbol": symbol, "limit": str(limit)}) as resp:
+                    status = resp.status
+                    retry_after = _seconds(resp.headers.get("Retry-After"))
+                    raw = await resp.read()
             body = orjson.loads(raw) if raw else None
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
+        except Exception as exc:
+            # Whatever went wrong, the scheduler must hear the end of this fetch and the book its answer:
+            # an exception escaping here would leave both waiting for ever.
             log.warning("depth snapshot of %s failed: %r", symbol, exc)
             if status == 200:
                 status = 0  # an answer that cannot be read counts as no answer
@@ -188,7 +203,10 @@ class SnapshotService:
         entry = self._waiting.pop(key, None)
         self._wake.set()
         if entry is not None:
-            entry[2](status, body)
+            try:
+                entry[2](status, body)
+            except Exception:
+                log.exception("depth snapshot of %s: delivering the answer raised", symbol)
 
 
 def _seconds(value: str | None) -> float | None:
@@ -233,7 +251,10 @@ class DepthCacheManager:
     keeps only that many levels a side, ``max_buffer`` bounds the events held while a snapshot is
     awaited, ``check_tickers`` also subscribes bookTicker to cross-check the book. ``callback`` switches
     to seed style (called with the :class:`DepthCache` after each change, on the loop thread); without
-    it, read changes with :meth:`recv` or ``async for``. ``snapshots`` overrides the shared
+    it, read changes with :meth:`recv` or ``async for``. ``on_error`` is called, on the loop thread, with
+    each error event: a refused payload (``{'e': 'error', 'type': 'malformed', 'm': ..., 'symbol',
+    'stream', 'source', 'detail', 'resync'}``, see :class:`~binance_ws.core.booksync.BookMalformed`) and
+    the engine's own error events; without it they are logged. ``snapshots`` overrides the shared
     :class:`SnapshotService`. Raises ``ValueError`` for a limit the market does not serve and
     :class:`~binance_ws.errors.InvalidStreamError` for a bad symbol, before connecting.
     """
@@ -242,7 +263,8 @@ class DepthCacheManager:
                  callback: Callable[[DepthCache], Any] | None = None, limit: int = DEFAULT_LIMIT,
                  value_type: ValueType = "float", ws_interval: int | None = DEFAULT_WS_INTERVAL_MS,
                  max_depth: int | None = None, max_buffer: int = DEFAULT_MAX_BUFFER,
-                 check_tickers: bool = True, snapshots: SnapshotService | None = None) -> None:
+                 check_tickers: bool = True, snapshots: SnapshotService | None = None,
+                 on_error: Callable[[dict[str, Any]], Any] | None = None) -> None:
         names = [symbols] if isinstance(symbols, str) else list(symbols)
         if not names:
             raise ValueError("no symbol given")
@@ -253,6 +275,7 @@ class DepthCacheManager:
         self.sm = sm
         self.market = market
         self.callback = callback
+        self.on_error = on_error
         self.limit = limit
         self.ws_interval = ws_interval
         self.check_tickers = check_tickers
@@ -374,21 +397,30 @@ class DepthCacheManager:
 
     def _on_message(self, msg: Any) -> None:
         """The engine's callback, on the loop thread: one payload (or error event) of our streams."""
+        if not isinstance(msg, dict):
+            self._report(errors.error_event(errors.ERR_MALFORMED, errors.MSG_MALFORMED,
+                                            detail=f"a payload of type {type(msg).__name__}, not an object"))
+            return
         kind = msg.get("e")
-        if kind == "depthUpdate":
-            sync = self._syncs.get(msg["s"])
-            if sync is not None:
-                self._act(sync, sync.on_diff(msg, time.time()))
-        elif kind == "error":
+        if kind == "error":
             self._on_error(msg)
+            return
+        symbol = msg.get("s")
+        sync = self._syncs.get(symbol) if isinstance(symbol, str) else None
+        if sync is None:
+            # Not one of ours, or no symbol to tell: it cannot be placed. A diff that mattered shows as a
+            # gap in its book's next event.
+            self._report(errors.error_event(errors.ERR_MALFORMED, errors.MSG_MALFORMED,
+                                            detail=f"{kind or 'bookTicker'} of unknown symbol {symbol!r}"))
+        elif kind == "depthUpdate":
+            self._act(sync, sync.on_diff(msg, time.time()))
         else:  # bookTicker: no "e" on spot, "bookTicker" on futures (PROTOCOL 4.9, 8)
-            sync = self._syncs.get(msg.get("s", ""))
-            if sync is not None:
-                self._act(sync, sync.on_book_ticker(msg, time.time()))
+            self._act(sync, sync.on_book_ticker(msg, time.time()))
 
     def _on_error(self, event: dict[str, Any]) -> None:
         # A gap the engine saw shows in the next event's ids as well, and the sync acts on those; what is
         # left are the ends: a refused stream fails its book, a connection given up fails them all.
+        self._report(event)
         kind = event.get("type")
         if kind == errors.ERR_SUBSCRIPTION:
             symbol = self._stream_symbol.get(event.get("stream", ""))
@@ -410,13 +442,30 @@ class DepthCacheManager:
                     self.snapshots.request(self._key(action.symbol), action.symbol, action.limit,
                                            functools.partial(self._on_snapshot, sync), retry=action.retry)
                 continue
+            if isinstance(action, BookMalformed):
+                stream = self._streams_of(action.symbol)[0 if action.event["source"] != "bookTicker" else -1]
+                self._report({**action.event, "stream": stream})
+                continue
             if isinstance(action, BookReady):
                 self.snapshots.succeeded(self._key(action.symbol))
             self._notify(sync.cache)
 
+    def _report(self, event: dict[str, Any]) -> None:
+        """Hand an error event to ``on_error`` (or the log)."""
+        if self.on_error is None:
+            if event.get("type") == errors.ERR_MALFORMED:
+                log.warning("depth cache: %s: %s", event.get("symbol") or event.get("stream"),
+                            event.get("detail"))
+            return
+        try:
+            self.on_error(event)
+        except Exception:
+            log.exception("depth cache on_error %r raised", self.on_error)
+
     def _on_snapshot(self, sync: BookSync, status: int, body: Any) -> None:
         now = time.time()
-        if status == 200 and isinstance(body, dict) and "lastUpdateId" in body:
+        if status == 200 and isinstance(body, dict) and "code" not in body:
+            # The sync reads the body defensively: a malformed one is refused there and fetched again.
             self._act(sync, sync.on_snapshot(body, now))
             return
         code = body.get("code") if isinstance(body, dict) else None

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from binance_ws.core.book import BookState, DepthCache, OrderBook
+from binance_ws.core.book import BookState, DepthCache, MalformedLevel, OrderBook
 
 
 def _lv(price: str, qty: str) -> list[str]:
@@ -108,6 +108,62 @@ def test_depth_cache_adopts_a_new_book_in_one_step() -> None:
     cache.state = BookState.STALE
     assert (twin.get_bids(), twin.get_asks(), twin.state) == ([(1.0, 1.0)], [(2.0, 1.0)], BookState.SYNCING)
     assert twin.update_id == 42 and twin.symbol == "BTCUSDT"
+
+
+BAD_LEVELS: list[tuple[object, str]] = [
+    (["nan", "1"], "price"),
+    (["inf", "1"], "price"),
+    (["-1.5", "1"], "price"),
+    (["0", "1"], "price"),
+    (["2.5", "nan"], "quantity"),
+    (["2.5", "-inf"], "quantity"),
+    (["2.5", "-1"], "quantity"),
+    (["abc", "1"], "pair"),
+    ([None, "1"], "pair"),
+    (["2.5"], "pair"),
+    (None, "pair"),
+    (["1e400", "1"], "price"),  # overflows to inf
+]
+
+
+@pytest.mark.parametrize(("bad", "why"), BAD_LEVELS)
+@pytest.mark.parametrize("side", ["bid", "ask"])
+@pytest.mark.parametrize("value_type", ["float", "decimal", "str"])
+def test_bad_numbers_are_refused_and_the_book_stays_readable(bad: object, why: str, side: str,
+                                                             value_type: str) -> None:
+    book = OrderBook(value_type)  # type: ignore[arg-type]
+    book.load_snapshot([_lv("1", "1"), _lv("2", "1"), _lv("3", "1")], [_lv("5", "1"), _lv("6", "1")], 1)
+    levels = [_lv("4.5" if side == "ask" else "2.5", "7"), bad]
+    with pytest.raises(MalformedLevel) as info:
+        book.apply(levels if side == "bid" else [], levels if side == "ask" else [])
+    assert info.value.side == side and info.value.level == bad and why in info.value.why
+    # The bad level never reached the keys: deletes hit the right level and every read works.
+    book.apply([_lv("2", "0")], [_lv("5", "0")])
+    prices_b = [float(p) for p, _ in book.get_bids()]
+    prices_a = [float(p) for p, _ in book.get_asks()]
+    assert prices_b == sorted(prices_b, reverse=True) and 2.0 not in prices_b
+    assert prices_a == sorted(prices_a) and 5.0 not in prices_a
+    assert book.depth() == (len(book._bids.levels), len(book._asks.levels))
+    assert book.best_bid() == book.get_bids(1)[0] and book.best_ask() == book.get_asks(1)[0]
+
+
+@pytest.mark.parametrize(("bad", "why"), BAD_LEVELS[:8])
+def test_a_snapshot_with_a_bad_number_is_refused(bad: object, why: str) -> None:
+    book = OrderBook()
+    with pytest.raises(MalformedLevel, match=why):
+        book.load_snapshot([_lv("1", "1"), bad], [_lv("2", "1")], 1)  # type: ignore[list-item]
+    with pytest.raises(MalformedLevel):
+        book.load_snapshot([_lv("1", "1")], None, 1)  # type: ignore[arg-type]
+
+
+def test_json_numbers_are_accepted_as_the_number_they_are() -> None:
+    book = OrderBook("decimal")
+    book.load_snapshot([[0.1, 2]], [["0.2", "1"]], 1)  # type: ignore[list-item]
+    book.apply([[0.3, 1.5]], [])  # type: ignore[list-item]
+    assert book.get_bids() == [(Decimal("0.3"), Decimal("1.5")), (Decimal("0.1"), Decimal("2"))]
+    as_float = OrderBook()
+    as_float.load_snapshot([[0.1, 2]], [], 1)  # type: ignore[list-item]
+    assert as_float.get_bids() == [(0.1, 2.0)]
 
 
 _prices = st.integers(min_value=1, max_value=400).map(lambda t: f"{t / 4:.8f}")

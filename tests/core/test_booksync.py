@@ -9,13 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from binance_ws import errors
 from binance_ws.core.book import BookState
 from binance_ws.core.booksync import (
     REASON_CROSSED,
     REASON_DISCONNECTED,
     REASON_GAP,
+    REASON_MALFORMED,
     REASON_TICKER,
     BookFailed,
+    BookMalformed,
     BookReady,
     BookStale,
     BookSync,
@@ -394,6 +397,174 @@ def test_whenever_synced_the_book_equals_the_exchange(seed: int, futures: bool, 
         handle(sync.on_snapshot(exchange.snapshot_at(len(events) - 1), 0.0))
     assert sync.state is BookState.SYNCED
     assert_book_is_truth(sync, exchange)
+
+
+# -- malformed input: never an exception, never a corrupted book ---------------------------------------
+def malformed(actions: Any) -> list[dict[str, Any]]:
+    """The error events among ``actions``, checked to have the documented shape."""
+    events = [a.event for a in actions if isinstance(a, BookMalformed)]
+    for event in events:
+        assert event["e"] == "error"
+        assert (event["type"], event["m"]) == (errors.ERR_MALFORMED, errors.MSG_MALFORMED)
+        assert event["symbol"] == "BTCUSDT" and event["detail"]
+    return events
+
+
+def without(event: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k != key}
+
+
+@pytest.mark.parametrize("key", ["U", "u"])
+def test_a_buffered_diff_without_ids_is_skipped_and_the_sync_goes_on(key: str) -> None:
+    sync = BookSync("BTCUSDT", limit=100)
+    actions = sync.on_diff(without(diff(5, 7), key), 0.0)
+    [event] = malformed(actions)
+    assert repr(key) in event["detail"] and event["source"] == "diff" and event["resync"] is False
+    assert sync.on_diff(diff(8, 9), 0.0) == (FetchSnapshot("BTCUSDT", 100),)
+    assert sync.on_diff(diff(10, 11, bids=[["100.0", "5"]]), 0.0) == ()
+    assert sync.on_snapshot(snapshot(8, BIDS, ASKS), 1.0) == (BookReady("BTCUSDT", 11),)
+    assert sync.cache.get_bids() == [(100.0, 5.0), (99.0, 2.0)]
+    assert sync.stats.malformed == 1
+
+
+def test_a_buffered_futures_diff_without_pu_is_skipped() -> None:
+    sync = BookSync("BTCUSDT", rule="futures", limit=100)
+    assert malformed(sync.on_diff(diff(5, 7), 0.0))  # no pu
+    sync.on_diff(diff(8, 10, pu=7), 0.0)
+    assert sync.on_snapshot(snapshot(9, BIDS, ASKS), 1.0) == (BookReady("BTCUSDT", 10),)
+
+
+@pytest.mark.parametrize("bad", [{"b": None}, {"b": [["nan", "1"]]}, {"a": [["101.0", "inf"]]}, {"a": "x"},
+                                 {"b": [["abc", "1"]]}, {"b": [["99.5"]]}, {"drop": "b"}, {"drop": "a"}])
+def test_a_live_diff_with_bad_levels_resyncs_and_the_new_book_is_clean(bad: dict[str, Any]) -> None:
+    sync = synced_spot()  # at 11
+    event = diff(12, 12, bids=[["100.0", "7"]])
+    event = without(event, bad["drop"]) if "drop" in bad else {**event, **bad}
+    actions = sync.on_diff(event, 5.0)
+    [report] = malformed(actions)
+    assert report["resync"] is True
+    assert BookStale("BTCUSDT", REASON_MALFORMED, 5.0) in actions
+    assert FetchSnapshot("BTCUSDT", 100) in actions  # at once, not at the next event
+    assert sync.cache.state is BookState.STALE and sync.cache.stale_reason == REASON_MALFORMED
+    assert all(p == p for p, _ in sync.cache.get_bids() + sync.cache.get_asks())  # no NaN in the keys
+    assert sync.on_diff(diff(13, 13, asks=[["101.0", "3"]]), 6.0) == ()
+    assert sync.on_snapshot(snapshot(12, [["100.0", "7"]], ASKS), 7.0) == (BookReady("BTCUSDT", 13),)
+    assert sync.cache.get_bids() == [(100.0, 7.0)]
+    assert sync.cache.get_asks() == [(101.0, 3.0), (102.0, 2.0)]
+    assert sync.stats.resyncs == 1
+
+
+@pytest.mark.parametrize("key", ["U", "u"])
+def test_a_live_diff_without_ids_is_skipped_and_a_needed_one_shows_as_a_gap(key: str) -> None:
+    sync = synced_spot()  # at 11
+    assert malformed(sync.on_diff(without(diff(12, 12, bids=[["100.0", "9"]]), key), 2.0))
+    assert sync.state is BookState.SYNCED  # nothing to resync for yet: it may have been a duplicate
+    actions = sync.on_diff(diff(13, 13), 3.0)  # 12 was needed after all
+    assert BookStale("BTCUSDT", REASON_GAP, 3.0) in actions
+
+
+def test_a_live_diff_with_ids_that_are_not_integers_is_skipped_not_buffered() -> None:
+    sync = synced_spot()
+    assert malformed(sync.on_diff({**diff(12, 12), "U": "12"}, 2.0))
+    assert malformed(sync.on_diff({**diff(12, 12), "u": 12.5}, 2.0))
+    assert malformed(sync.on_diff(["not", "a", "dict"], 2.0))  # type: ignore[arg-type]
+    assert sync.on_diff(diff(12, 12), 3.0) == (BookUpdated("BTCUSDT"),)
+
+
+@pytest.mark.parametrize("bad", [{"bids": [["nan", "1"]]}, {"asks": None}, {"lastUpdateId": "8"},
+                                 {"drop": "lastUpdateId"}, {"drop": "bids"}, {"asks": [["101", "-1"]]}])
+def test_a_malformed_snapshot_is_fetched_again_and_the_old_book_stays(bad: dict[str, Any]) -> None:
+    sync = synced_spot()
+    sync.on_diff(diff(13, 13), 1.0)  # a gap: stale, a snapshot is asked for
+    before = sync.cache.get_bids()
+    good = snapshot(13, BIDS, ASKS)
+    answer = without(good, bad["drop"]) if "drop" in bad else {**good, **bad}
+    actions = sync.on_snapshot(answer, 2.0)
+    [report] = malformed(actions)
+    assert report["source"] == "snapshot"
+    assert FetchSnapshot("BTCUSDT", 100, retry=True) in actions
+    assert sync.cache.state is BookState.STALE and sync.cache.get_bids() == before
+    assert sync.on_snapshot(good, 3.0) == (BookReady("BTCUSDT", 13),)
+
+
+def test_a_buffered_diff_with_a_bad_level_restarts_the_buffer_after_it() -> None:
+    sync = BookSync("BTCUSDT", limit=100)
+    sync.on_diff(diff(5, 7), 0.0)
+    sync.on_diff(diff(8, 9, bids=[["nan", "1"]]), 0.0)
+    sync.on_diff(diff(10, 10), 0.0)
+    actions = sync.on_snapshot(snapshot(6, BIDS, ASKS), 1.0)
+    assert malformed(actions) and FetchSnapshot("BTCUSDT", 100) in actions
+    assert sync.state is BookState.SYNCING
+    # Only a snapshot from past the bad event can be used now.
+    assert sync.on_snapshot(snapshot(9, BIDS, ASKS), 2.0) == (BookReady("BTCUSDT", 10),)
+
+
+def test_a_malformed_book_ticker_is_reported_not_checked() -> None:
+    sync = synced_spot()
+    for bad in ({"u": 11, "b": "nan", "B": "1", "a": "101.0", "A": "1"}, {"u": "11"}, {"b": "1"},
+                {"u": 11, "b": "100.0", "B": "1", "a": "101.0"}, None):
+        assert malformed(sync.on_book_ticker(bad, 1.0))  # type: ignore[arg-type]
+    assert sync.stats.malformed == 5
+    # One that waits for its diff is read when they meet: not checked, counted, and no resync.
+    assert sync.on_book_ticker({"u": 12, "b": "100.0", "B": "inf", "a": "101.0", "A": "1"}, 1.0) == ()
+    assert sync.on_diff(diff(12, 12), 2.0) == (BookUpdated("BTCUSDT"),)
+    assert sync.stats.malformed == 6
+    assert sync.state is BookState.SYNCED and sync.stats.ticker_mismatches == 0
+
+
+#: Values no field may hold (a wrong but well-formed value, "12" for a price or [] for a side, cannot be
+#: told apart from a right one).
+_JUNK: list[Any] = [None, "nan", "inf", "-1", "abc", [[]], "1.5.2"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), futures=st.booleans(), n_updates=st.integers(10, 80),
+       corrupt=st.floats(0.05, 0.4))
+def test_malformed_events_and_snapshots_never_raise_and_never_show_a_wrong_book(
+        seed: int, futures: bool, n_updates: int, corrupt: float) -> None:
+    """Events, snapshots and tickers with keys missing or values replaced by junk, at random."""
+    rng = random.Random(seed)
+    exchange = Exchange(rng, futures, n_updates, 500)
+    events = exchange.events
+    sync = BookSync("BTCUSDT", rule="futures" if futures else "spot", limit=500, max_buffer=8)
+    wanted = False
+
+    def spoil(payload: dict[str, Any]) -> dict[str, Any]:
+        out = dict(payload)
+        key = rng.choice(sorted(out))
+        if rng.random() < 0.4:
+            del out[key]
+        elif isinstance(out[key], list) and out[key] and rng.random() < 0.7:
+            levels = [list(level) for level in out[key]]
+            levels[rng.randrange(len(levels))][rng.randrange(2)] = rng.choice(_JUNK)
+            out[key] = levels
+        else:
+            out[key] = rng.choice(_JUNK)
+        return out
+
+    def handle(actions: Any) -> None:
+        nonlocal wanted
+        wanted = wanted or any(isinstance(a, FetchSnapshot) for a in actions)
+        malformed(actions)
+
+    def maybe(payload: dict[str, Any]) -> dict[str, Any]:
+        return spoil(payload) if not clean and rng.random() < corrupt else payload
+
+    clean_from = len(events) - 3
+    for i, event in enumerate(events):
+        clean = i >= clean_from
+        handle(sync.on_diff(maybe(event), float(i)))
+        handle(sync.on_book_ticker(maybe(exchange.ticker_at(i)), float(i)))
+        if wanted and rng.random() < 0.5:
+            wanted = False
+            handle(sync.on_snapshot(maybe(exchange.snapshot_at(i)), float(i)))
+        if sync.state is BookState.SYNCED:
+            assert_book_is_truth(sync, exchange)
+    if wanted:
+        handle(sync.on_snapshot(exchange.snapshot_at(len(events) - 1), 0.0))
+    assert sync.state is BookState.SYNCED
+    assert_book_is_truth(sync, exchange)
+    assert sync.stats.ticker_mismatches == 0
 
 
 # -- the shared snapshot scheduler ----------------------------------------------------------------------

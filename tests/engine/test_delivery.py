@@ -77,3 +77,35 @@ async def test_slow_queue_subscriber_with_drop_oldest_never_stops(sim: Simulator
         assert sub.pending == 5 and not sub.closed
         msg = await asyncio.wait_for(sub.recv(), 5)
         assert msg["e"] == "trade"
+
+
+async def test_block_keeps_the_queue_within_its_limit_over_a_real_socket() -> None:
+    """A fast feed and a slow reader: the frames of a read already in progress when the socket is paused
+    (thousands, in one picows read) must fit below the limit, and nothing may be lost."""
+    limit = 10_000
+    streams = ["btcusdt@trade", "ethusdt@trade", "btcusdt@bookTicker", "ethusdt@bookTicker",
+               "bnbbtc@bookTicker", "bnbbtc@trade"]
+    async with Simulator(flow_rate=50_000.0) as sim, AsyncSocketManager(market=sim.market) as sm:
+        sub = await sm.subscribe(streams, queue_size=limit, overflow="block")
+        conn = sm.connections[0]
+        seen_max = 0
+        got: list[dict[str, object]] = []
+        pauses = 0
+        was_paused = False
+        deadline = asyncio.get_running_loop().time() + 6.0
+        while asyncio.get_running_loop().time() < deadline:
+            # Between two reads by this reader the queue only grows: its length here is its maximum.
+            seen_max = max(seen_max, sub.pending)
+            got.append(await asyncio.wait_for(sub.recv(), 5))
+            if conn._paused and not was_paused:
+                pauses += 1
+            was_paused = conn._paused
+            if len(got) % 50 == 0:
+                await asyncio.sleep(0.01)  # the slow reader
+        assert pauses >= 1, "the reader never fell behind: the test proves nothing"
+        assert seen_max <= limit and sub.peak <= limit, (seen_max, sub.peak)
+        assert sub.peak >= limit // 4  # the queue was really used
+        assert sub.dropped == 0
+        for symbol in ("BTCUSDT", "ETHUSDT", "BNBBTC"):
+            ids = [m["t"] for m in got if m.get("e") == "trade" and m["s"] == symbol]
+            assert ids == list(range(ids[0], ids[0] + len(ids))), f"{symbol} trades lost or reordered"

@@ -18,6 +18,15 @@ Known range: a REST snapshot of ``limit`` levels says nothing about the levels b
 full therefore records that worst price as its boundary, and diff updates beyond it are ignored: keeping
 them would show a level while hiding unknown levels between it and the boundary. A side that came back
 short of ``limit`` is complete. :meth:`OrderBook.trim` moves the boundary inwards, by price.
+
+Bad numbers: a price must be a finite number above 0 and a quantity a finite number of at least 0. A level
+that is not (``"nan"``, ``"inf"``, ``"-1"``, ``"abc"``, ``null``, not a ``[price, qty]`` pair) is refused with
+:class:`MalformedLevel` before it touches the sorted keys: a NaN key would break ``bisect`` for good. The
+check rides on the ``float()`` parse the appliers do anyway (one chained comparison per value), so it is
+cheap; the price of that is that it is not transactional: levels of the same event listed before the bad
+one are already applied when it is refused, so the caller must treat the book as no longer right
+(:class:`~binance_ws.core.booksync.BookSync` resyncs). JSON numbers instead of strings are accepted as the
+number they are (``value_type="str"`` then returns ``str()`` of it).
 """
 
 from __future__ import annotations
@@ -30,14 +39,52 @@ from typing import Any, Literal
 
 ValueType = Literal["float", "decimal", "str"]
 
+
+def _decimal(value: Any) -> Decimal:
+    """A wire value as a Decimal: a string exactly, a JSON number by its repr (not its binary value)."""
+    return Decimal(value) if value.__class__ is str else Decimal(repr(value))
+
+
 #: Converters from Binance's wire strings to the value type a caller chose.
-_CONVERTERS: dict[str, Callable[[str], Any]] = {"float": float, "decimal": Decimal, "str": str}
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {"float": float, "decimal": _decimal, "str": str}
 
 _NEG_INF = float("-inf")
+_INF = float("inf")
+#: What a failed parse or check of a wire level raises inside the appliers (then described by _refusal).
+_PARSE_ERRORS = (TypeError, ValueError, ArithmeticError)
 
 Level = tuple[Any, Any]
 #: A level as it comes off the wire: ``[price, qty]`` strings (PROTOCOL 4.12 / 5.1).
 WireLevel = Sequence[str]
+
+
+class MalformedLevel(ValueError):
+    """A level the book refused: ``side`` (``"bid"`` or ``"ask"``), the ``level`` as received, ``why``."""
+
+    def __init__(self, side: str, level: object, why: str) -> None:
+        super().__init__(f"{side} level {level!r}: {why}")
+        self.side = side
+        self.level = level
+        self.why = why
+
+
+def _refusal(side: str, levels: object) -> MalformedLevel | None:
+    """The first level of ``levels`` the book refuses, described; None if all are fine. Error path only."""
+    try:
+        items = list(levels)  # type: ignore[call-overload]
+    except TypeError:
+        return MalformedLevel(side, levels, "the side is not a list of levels")
+    for level in items:
+        try:
+            p, q = level
+            pf, qf = float(p), float(q)
+        except _PARSE_ERRORS:
+            return MalformedLevel(side, level, "not a [price, quantity] pair of numbers")
+        if not 0.0 < pf < _INF:
+            return MalformedLevel(side, level, "price is not a finite number above 0")
+        if not 0.0 <= qf < _INF:
+            return MalformedLevel(side, level, "quantity is not a finite number of at least 0")
+    return None
 
 
 class BookState(enum.Enum):
@@ -70,11 +117,19 @@ class _Side:
         self.lo = _NEG_INF
 
     def load(self, levels: Iterable[WireLevel], limit: int | None) -> None:
+        """Replace the side; raises :class:`MalformedLevel` (leaving the side as it was) on a bad level."""
         conv, sign = self.conv, self.sign
         table: dict[float, Level] = {}
-        for p, q in levels:
-            if float(q) != 0.0:
-                table[sign * float(p)] = (conv(p), conv(q))
+        try:
+            for p, q in levels:
+                pf, qf = float(p), float(q)
+                if not (0.0 < pf < _INF and 0.0 <= qf < _INF):
+                    raise ValueError
+                if qf != 0.0:
+                    table[sign * pf] = (conv(p), conv(q))
+        except _PARSE_ERRORS:
+            raise _refusal("bid" if sign > 0 else "ask", levels) or MalformedLevel(
+                "bid" if sign > 0 else "ask", levels, "a value did not convert") from None
         self.levels = table
         self.keys = sorted(table)
         full = limit is not None and len(self.keys) >= limit
@@ -112,16 +167,20 @@ class _Side:
 
 
 # The two appliers are the hot path (every level of every diff event); they are written out per side so
-# the loop carries no sign arithmetic, and ``float`` values are stored without converting twice.
+# the loop carries no sign arithmetic, and ``float`` values are stored without converting twice. The bad-
+# number check is one chained comparison per value on the floats parsed anyway (False for NaN, inf,
+# negatives); what fails raises a plain ValueError that OrderBook.apply turns into a MalformedLevel.
 def _apply_bids(side: _Side, levels: Iterable[WireLevel]) -> None:
     """Set each bid level to its absolute quantity; 0 deletes (deleting an absent level is normal)."""
     table, keys, lo, conv = side.levels, side.keys, side.lo, side.conv
     is_float = conv is float
     for p, q in levels:
         k = float(p)
+        qf = float(q)
+        if not (0.0 < k < _INF and 0.0 <= qf < _INF):
+            raise ValueError
         if k < lo:
             continue
-        qf = float(q)
         if qf == 0.0:
             if table.pop(k, None) is not None:
                 del keys[bisect_left(keys, k)]
@@ -137,10 +196,12 @@ def _apply_asks(side: _Side, levels: Iterable[WireLevel]) -> None:
     is_float = conv is float
     for p, q in levels:
         pf = float(p)
+        qf = float(q)
+        if not (0.0 < pf < _INF and 0.0 <= qf < _INF):
+            raise ValueError
         k = -pf
         if k < lo:
             continue
-        qf = float(q)
         if qf == 0.0:
             if table.pop(k, None) is not None:
                 del keys[bisect_left(keys, k)]
@@ -176,16 +237,27 @@ class OrderBook:
     # -- writing --------------------------------------------------------------------------------
     def load_snapshot(self, bids: Iterable[WireLevel], asks: Iterable[WireLevel], update_id: int,
                       *, limit: int | None = None, update_time: int = 0) -> None:
-        """Replace the whole book with a REST snapshot taken with ``limit`` levels per side."""
+        """Replace the whole book with a REST snapshot taken with ``limit`` levels per side.
+
+        Raises :class:`MalformedLevel` on a bad level; the book is then left half loaded: discard it."""
         self._bids.load(bids, limit)
         self._asks.load(asks, limit)
         self.update_id = update_id
         self.update_time = update_time
 
     def apply(self, bids: Iterable[WireLevel], asks: Iterable[WireLevel]) -> None:
-        """Apply one diff event's level lists (absolute quantities, 0 deletes)."""
-        _apply_bids(self._bids, bids)
-        _apply_asks(self._asks, asks)
+        """Apply one diff event's level lists (absolute quantities, 0 deletes).
+
+        Raises :class:`MalformedLevel` for a level that is not a ``[price, qty]`` pair of finite numbers
+        (price above 0, quantity at least 0). The keys stay sorted and consistent, but the event's levels
+        before the bad one are applied: the book no longer equals the exchange's (see the module docstring).
+        """
+        try:
+            _apply_bids(self._bids, bids)
+            _apply_asks(self._asks, asks)
+        except _PARSE_ERRORS:
+            raise (_refusal("bid", bids) or _refusal("ask", asks)
+                   or MalformedLevel("bid/ask", (bids, asks), "a value did not convert")) from None
 
     def trim(self, depth: int) -> None:
         """Keep the ``depth`` best levels per side, cutting by price; what is cut becomes unknown."""

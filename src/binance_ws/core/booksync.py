@@ -19,6 +19,13 @@ A gap, a crossed book, a disagreement with a bookTicker at the same update id, a
 known levels (the price moved past the snapshot's depth), an overflowing buffer or a disconnect restarts
 the sync of that one symbol. Meanwhile the last good book stays readable, marked ``STALE`` with the time
 and the reason; the new book is built aside and swapped in once synced.
+
+Malformed input never raises out of the machine and never corrupts a book: a diff whose ids (``U``, ``u``,
+futures ``pu``) are missing or not integers is skipped (if it mattered, the next event shows the gap); a
+diff with good ids whose levels are missing or bad (:class:`~binance_ws.core.book.MalformedLevel`) was
+needed for continuity, so the book resyncs (reason ``"malformed"``); a bad snapshot is fetched again with
+backoff; a bad bookTicker is not checked. Each of these returns :class:`BookMalformed`, whose ``event`` is
+the documented error event (:mod:`binance_ws.errors`, type ``"malformed"``).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from binance_ws import errors
 from binance_ws.core.backoff import Backoff, BackoffPolicy
 from binance_ws.core.book import BookState, DepthCache, OrderBook, ValueType
 from binance_ws.core.budget import WeightBudget
@@ -66,6 +74,10 @@ REASON_OVERFLOW: Final = "buffer_overflow"
 REASON_DEPTH: Final = "depth_exhausted"
 REASON_DISCONNECTED: Final = "disconnected"
 REASON_CLOSED: Final = "closed"
+REASON_MALFORMED: Final = errors.ERR_MALFORMED
+
+#: What reading a malformed payload can raise (missing key, wrong type, bad number); caught, never escapes.
+_BAD_INPUT = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, IndexError)
 
 
 def depth_weight(rule: SequenceRule, limit: int) -> int:
@@ -135,7 +147,19 @@ class BookFailed:
     reason: str
 
 
-Action = FetchSnapshot | BookReady | BookUpdated | BookStale | BookFailed
+@dataclass(frozen=True, slots=True)
+class BookMalformed:
+    """A payload of this book was refused. ``event`` is the error event to report, in the documented shape:
+    ``{'e': 'error', 'type': 'malformed', 'm': 'Malformed frame skipped', 'symbol': s, 'source': 'diff' |
+    'snapshot' | 'bookTicker', 'detail': <what was wrong, naming the bad key or level>, 'resync': bool}``.
+    Other actions returned with it say what the book does about it (:class:`BookStale`, a new
+    :class:`FetchSnapshot`)."""
+
+    symbol: str
+    event: dict[str, Any]
+
+
+Action = FetchSnapshot | BookReady | BookUpdated | BookStale | BookFailed | BookMalformed
 
 
 @dataclass(slots=True)
@@ -155,6 +179,7 @@ class SyncStats:
     ticker_mismatches: int = 0
     overflows: int = 0
     disconnects: int = 0
+    malformed: int = 0
 
 
 # Internal phases (the public BookState is derived from them and from whether a good book exists).
@@ -227,7 +252,10 @@ class BookSync:
         """Feed one ``depthUpdate`` event of this symbol."""
         phase = self._phase
         if phase == _LIVE:
-            result = self._step(self.cache, event)
+            try:
+                result = self._step(self.cache, event)
+            except _BAD_INPUT as exc:
+                return self._refuse_live(event, exc, now)
             if result == _APPLIED:
                 if self.max_depth is not None:
                     self.cache.trim(self.max_depth)
@@ -237,10 +265,18 @@ class BookSync:
                 return self._updated
             if result == _DROPPED:
                 return _NONE
+            bad_ids = _bad_ids(event, self._futures)
+            if bad_ids is not None:  # not a gap: ids that are no ids (e.g. a string U); skip it
+                return self._malformed("diff", bad_ids, resync=False)
             self.stats.gaps += 1
             return self._resync(REASON_GAP, now, event)
         if phase == _DONE:
             return _NONE
+        bad_ids = _bad_ids(event, self._futures)
+        if bad_ids is not None:
+            # Buffered events are judged by their ids later: one without them cannot be placed. Skipped;
+            # if it mattered, the buffer shows a hole when the snapshot lands, which restarts the buffer.
+            return self._malformed("diff", bad_ids, resync=False)
         buf = self._buffer
         buf.append(event)
         if len(buf) > self.max_buffer:
@@ -259,7 +295,17 @@ class BookSync:
         self._inflight = False
         if self._phase != _FETCH:
             return _NONE  # an answer that outlived its request (disconnect, close): the next sync asks anew
-        last_id: int = snapshot["lastUpdateId"]
+        try:
+            last_id: int = snapshot["lastUpdateId"]
+            if last_id.__class__ is not int:
+                raise TypeError(f"lastUpdateId {last_id!r} is not an integer")
+            book = OrderBook(self.cache.value_type)
+            book.load_snapshot(snapshot["bids"], snapshot["asks"], last_id, limit=self.limit,
+                               update_time=snapshot.get("E", 0))
+        except _BAD_INPUT as exc:
+            # The old book (if any) is untouched: the new one was being built aside. Ask again, backing off.
+            self.stats.snapshot_errors += 1
+            return self._malformed("snapshot", _describe(exc), resync=True) + self._request(retry=True)
         buf = self._buffer
         # PROTOCOL 5.1 step 3 / 5.2 step 4: a snapshot that predates the buffer leaves a hole. (Spot
         # accepts lastUpdateId == U - 1: the acceptance test U <= lastUpdateId + 1 then holds exactly.)
@@ -267,13 +313,18 @@ class BookSync:
         if buf and ((last_id < buf[0]["U"]) if self._futures else (last_id + 1 < buf[0]["U"])):
             self.stats.snapshots_too_old += 1
             return self._request(retry=True)
-        book = OrderBook(self.cache.value_type)
-        book.load_snapshot(snapshot["bids"], snapshot["asks"], last_id, limit=self.limit,
-                           update_time=snapshot.get("E", 0))
         self._first_pending = True
         while buf:
             event = buf[0]
-            if self._step(book, event) == _GAP:
+            try:
+                result = self._step(book, event)
+            except _BAD_INPUT as exc:
+                # Its ids were checked when it was buffered and it passed the sequence test, so the book
+                # needs it: discard the half-built book and start again after it.
+                buf.popleft()
+                self.stats.resyncs += 1
+                return self._malformed("diff", _describe(exc), resync=True) + self._request()
+            if result == _GAP:
                 # The stream itself skipped while buffering: restart the buffer at the event after the hole.
                 self.stats.gaps += 1
                 self.stats.resyncs += 1
@@ -311,13 +362,24 @@ class BookSync:
         """Feed a ``bookTicker`` of this symbol: checked against the book when their update ids meet."""
         if not self.check_tickers or self._phase == _DONE:
             return _NONE
-        if self._phase == _LIVE:
+        # Only the id is checked here (tickers come several times per diff and most are never compared);
+        # prices and quantities are read when a ticker meets its book, and a bad one is then not counted
+        # as a mismatch (see _ticker_agrees).
+        try:
             u = ticker["u"]
+        except _BAD_INPUT:
+            u = None
+        if u.__class__ is not int:
+            return self._malformed("bookTicker", _bad_ticker(ticker) or "bad 'u'", resync=False)
+        if self._phase == _LIVE:
             book_id = self.cache.update_id
             if u < book_id:
                 return _NONE
             if u == book_id:
-                if self._ticker_agrees(ticker):
+                agrees = self._ticker_agrees(ticker)
+                if agrees is None:
+                    return self._malformed("bookTicker", _bad_ticker(ticker) or "unreadable", resync=False)
+                if agrees:
                     return _NONE
                 return self._resync(REASON_TICKER, now, None)
         self._tickers.append(ticker)
@@ -347,9 +409,28 @@ class BookSync:
         return self._fail(REASON_CLOSED, now)
 
     # -- internals ------------------------------------------------------------------------------
+    def _refuse_live(self, event: Any, exc: BaseException, now: float) -> tuple[Action, ...]:
+        """A live diff that could not be read. Without usable ids it cannot be placed: skip it (a needed
+        one shows as a gap at the next event). With them it passed the sequence test and failed in its
+        levels, possibly half applied: the book is no longer right, so resync with a fresh snapshot."""
+        bad_ids = _bad_ids(event, self._futures)
+        if bad_ids is not None:
+            return self._malformed("diff", bad_ids, resync=False)
+        note = self._malformed("diff", _describe(exc), resync=True)
+        return note + self._resync(REASON_MALFORMED, now, None) + self.on_resumed(now)
+
+    def _malformed(self, source: str, detail: str, *, resync: bool) -> tuple[Action, ...]:
+        self.stats.malformed += 1
+        event = errors.error_event(errors.ERR_MALFORMED, errors.MSG_MALFORMED, symbol=self.symbol,
+                                   source=source, detail=detail, resync=resync)
+        return (BookMalformed(self.symbol, event),)
+
     def _step(self, book: OrderBook, event: Mapping[str, Any]) -> int:
-        """Apply ``event`` to ``book`` if the sequence rule allows; say what happened."""
+        """Apply ``event`` to ``book`` if the sequence rule allows; say what happened. Raises one of
+        ``_BAD_INPUT`` on a malformed event (the callers turn that into :class:`BookMalformed`)."""
         u: int = event["u"]
+        if u.__class__ is not int:
+            raise TypeError(f"diff 'u' is {u!r}, not an integer")
         book_id = book.update_id
         if self._futures:
             if self._first_pending:
@@ -400,16 +481,27 @@ class BookSync:
         book_id = self.cache.update_id
         while tickers and tickers[0]["u"] < book_id:
             tickers.popleft()
-        if tickers and tickers[0]["u"] == book_id and not self._ticker_agrees(tickers.popleft()):
-            return REASON_TICKER
+        if tickers and tickers[0]["u"] == book_id:
+            agrees = self._ticker_agrees(tickers.popleft())
+            if agrees is None:
+                self.stats.malformed += 1  # a malformed waiting ticker: counted, not checked
+            elif not agrees:
+                return REASON_TICKER
         return None
 
-    def _ticker_agrees(self, ticker: Mapping[str, Any]) -> bool:
-        self.stats.ticker_checks += 1
+    def _ticker_agrees(self, ticker: Mapping[str, Any]) -> bool | None:
+        """Whether the book's best levels are the ticker's; None if the ticker cannot be read."""
         cache = self.cache
-        if _level_is(cache.best_bid(), ticker["b"], ticker["B"]) and \
-                _level_is(cache.best_ask(), ticker["a"], ticker["A"]):
-            return True
+        try:
+            if _level_is(cache.best_bid(), ticker["b"], ticker["B"]) and \
+                    _level_is(cache.best_ask(), ticker["a"], ticker["A"]):
+                self.stats.ticker_checks += 1
+                return True
+        except _BAD_INPUT:
+            return None
+        if _bad_ticker(ticker) is not None:  # NaN compares unequal to everything: not a real mismatch
+            return None
+        self.stats.ticker_checks += 1
         self.stats.ticker_mismatches += 1
         return False
 
@@ -449,6 +541,45 @@ class BookSync:
         cache.state = BookState.FAILED
         cache.stale_reason = reason
         return (BookFailed(self.symbol, reason),)
+
+
+def _bad_ids(event: Any, futures: bool) -> str | None:
+    """What is wrong with a diff's update ids, or None if ``U``, ``u`` (and futures ``pu``) are integers."""
+    if not isinstance(event, Mapping):
+        return f"a diff must be an object, not {type(event).__name__}"
+    for key in ("U", "u", "pu") if futures else ("U", "u"):
+        if key not in event:
+            return f"diff without {key!r}"
+        value = event[key]
+        if value.__class__ is not int:
+            return f"diff {key!r} is {value!r}, not an integer"
+    return None
+
+
+def _bad_ticker(ticker: Any) -> str | None:
+    """What is wrong with a bookTicker the cross-check reads, or None."""
+    try:
+        u = ticker["u"]
+        if u.__class__ is not int:
+            return f"bookTicker 'u' is {u!r}, not an integer"
+        for key in ("b", "B", "a", "A"):
+            if not 0.0 <= float(ticker[key]) < _INF:
+                return f"bookTicker {key!r} is {ticker[key]!r}, not a finite number of at least 0"
+    except KeyError as exc:
+        return f"bookTicker without {exc.args[0]!r}"
+    except _BAD_INPUT as exc:
+        return f"bookTicker: {_describe(exc)}"
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    """A malformed-input exception as the ``detail`` of an error event."""
+    if isinstance(exc, KeyError):
+        return f"missing key {exc.args[0]!r}" if exc.args else "missing key"
+    return str(exc) or type(exc).__name__
+
+
+_INF: Final = float("inf")
 
 
 def _level_is(level: tuple[Any, Any] | None, price: str, qty: str) -> bool:
