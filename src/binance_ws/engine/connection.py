@@ -211,11 +211,40 @@ class Link(WSListener):
     whole-frame decoding (:class:`RouteTable`), frames are decoded first and routed by name.
     """
 
-    __slots__ = ("_alone", "_beat_timer", "_fragments", "_fragments_size", "_heartbeat", "_inflight",
-                 "_loop", "_next_send_at", "_outbox", "_ping_due", "_pong_due", "_queued", "_scheduler",
-                 "_spacing", "_timer", "_waiters", "by_name", "close_code", "close_reason", "entries",
-                 "heard", "liveness", "lost", "on_ws_frame", "owner", "retiring", "shutdown_notice", "table",
-                 "transport", "whole")
+    __slots__ = (
+        "_alone",
+        "_beat_timer",
+        "_fragments",
+        "_fragments_size",
+        "_heartbeat",
+        "_held",
+        "_inflight",
+        "_loop",
+        "_next_send_at",
+        "_outbox",
+        "_ping_due",
+        "_pong_due",
+        "_queued",
+        "_reader",
+        "_scheduler",
+        "_spacing",
+        "_timer",
+        "_waiters",
+        "by_name",
+        "close_code",
+        "close_reason",
+        "entries",
+        "heard",
+        "liveness",
+        "lost",
+        "on_ws_frame",
+        "owner",
+        "retiring",
+        "shutdown_notice",
+        "table",
+        "transport",
+        "whole",
+    )
 
     #: The frame callback picows calls: one of the ``_*_frame`` methods, picked by :meth:`use_frames`.
     on_ws_frame: Callable[[WSTransport, WSFrame], None]  # type: ignore[assignment]
@@ -230,6 +259,10 @@ class Link(WSListener):
         self.whole: Callable[[bytes], Any] | None = None
         self.by_name: dict[Any, Any] = {}
         self.on_ws_frame = self._split_frame
+        #: The reader the table picked (``on_ws_frame`` unless frames are being held, see
+        #: :meth:`pause_reading`), and the held frames: (payload, fin, text-not-continuation).
+        self._reader: Callable[[WSTransport, WSFrame], None] = self._split_frame
+        self._held: deque[tuple[bytes, bool, bool]] | None = None
         table[SHUTDOWN_STREAM] = _Shutdown(self)
         table.attach(self)
         self.transport: WSTransport | None = None
@@ -282,13 +315,15 @@ class Link(WSListener):
         directly; with None, split them and feed the routes."""
         self.whole, self.by_name = whole, by_name
         if whole is None:
-            self.on_ws_frame = self._split_frame
+            self._reader = self._split_frame
         elif whole is RAW_SPLIT:
-            self.on_ws_frame = self._raw_frame
+            self._reader = self._raw_frame
         elif whole is WHOLE_DICT:
-            self.on_ws_frame = self._whole_dict_frame
+            self._reader = self._whole_dict_frame
         else:
-            self.on_ws_frame = self._whole_typed_frame
+            self._reader = self._whole_typed_frame
+        if self._held is None:
+            self.on_ws_frame = self._reader
 
     def _split_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         # Data frames first, without asking picows for the frame type (a costly property): only a
@@ -396,18 +431,9 @@ class Link(WSListener):
 
     def _other_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
-        if msg_type is _TEXT:
+        if msg_type is _TEXT or msg_type is _CONTINUATION:
             self.heard = True
-            if frame.fin:
-                self._other_text(frame.get_payload_as_bytes())
-            else:
-                self._fragments, self._fragments_size = [], 0
-                self._fragment(frame)
-            return
-        if msg_type is _CONTINUATION:
-            self.heard = True
-            if self._fragments is not None:
-                self._fragment(frame)
+            self._text(frame.get_payload_as_bytes(), frame.fin, msg_type is _TEXT)
             return
         now = time.monotonic()
         if msg_type is _PING:
@@ -425,13 +451,34 @@ class Link(WSListener):
                 transport.send_close(code if sendable_close_code(self.close_code) else WSCloseCode.OK)
             transport.disconnect()
 
-    def _fragment(self, frame: WSFrame) -> None:
+    def _text(self, payload: bytes, fin: bool, first: bool) -> None:
+        """A text frame (``first``) or continuation frame off the fast path, or replayed from the hold."""
+        if first:
+            if fin:
+                self._message(payload)
+                return
+            self._fragments, self._fragments_size = [], 0
+        elif self._fragments is None:
+            log.warning("%s: continuation frame without a message skipped", self.owner.conn_id)
+            return
+        self._fragment(payload, fin)
+
+    def _hold_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        """The reader while a "block" subscriber has paused the connection: frames picows already read
+        are kept here, not fed, so the subscriber's queue holds its bound; control frames go on."""
+        msg_type = frame.msg_type
+        if msg_type is _TEXT or msg_type is _CONTINUATION:
+            self.heard = True
+            self._held.append((frame.get_payload_as_bytes(), frame.fin, msg_type is _TEXT))  # type: ignore[union-attr]
+        else:
+            self._other_frame(transport, frame)
+
+    def _fragment(self, payload: bytes, fin: bool) -> None:
         """One frame of a fragmented message (RFC 6455 5.4): keep it, and route the whole message once its
         last frame is in. A message past MAX_MESSAGE_BYTES is dropped (and its stream told, if known)."""
         parts = self._fragments
         assert parts is not None
         if self._fragments_size >= 0:
-            payload = frame.get_payload_as_bytes()
             self._fragments_size += len(payload)
             if self._fragments_size > MAX_MESSAGE_BYTES:
                 head = (parts[0] if parts else payload).partition(DATA_SEPARATOR)[0]
@@ -443,7 +490,7 @@ class Link(WSListener):
                 self._fragments_size = -1  # drop the rest of this message
             else:
                 parts.append(payload)
-        if not frame.fin:
+        if not fin:
             return
         self._fragments = None
         if self._fragments_size >= 0:
@@ -651,14 +698,30 @@ class Link(WSListener):
             self._timer = self._loop.call_later(max(0.0, min(waits)), self._pump)
 
     def pause_reading(self, paused: bool) -> None:
-        """Stop or resume reading the socket (back-pressure from a "block" subscriber)."""
+        """Stop or resume reading the socket (back-pressure from a "block" subscriber).
+
+        Pausing takes effect at once: the frames picows has already read (one read can hold thousands)
+        are held, not fed, until resumed; resuming feeds them first, in order, and stops again if they
+        pause the connection anew."""
         transport = self.transport
-        if transport is None or transport.is_disconnected:
-            return
+        live = transport is not None and not transport.is_disconnected
         if paused:
-            transport.underlying_transport.pause_reading()
-        else:
-            transport.underlying_transport.resume_reading()
+            if self._held is None:
+                self._held = deque()
+                self.on_ws_frame = self._hold_frame
+            if live:
+                transport.underlying_transport.pause_reading()  # type: ignore[union-attr]
+            return
+        held, self._held = self._held, None
+        self.on_ws_frame = self._reader
+        while held:
+            if self._held is not None:
+                # Paused again by what the held frames delivered: keep the rest, in order.
+                self._held.extendleft(reversed(held))
+                return
+            self._text(*held.popleft())
+        if live:
+            transport.underlying_transport.resume_reading()  # type: ignore[union-attr]
 
     async def retire(self) -> None:
         """Close on purpose (1000) and wait for the socket to go, aborting it after CLOSE_TIMEOUT_S."""

@@ -4,14 +4,11 @@ A :class:`Subscription` is what :meth:`AsyncSocketManager.subscribe` returns. It
 subscriber (called inline on the event-loop thread: the fastest path) or a queue subscriber read with
 ``await sub.recv()`` / ``async for msg in sub``. A queue is bounded and has an overflow policy:
 
-- ``"block"``: back-pressure, nothing dropped, and the queue stays within ``queue_size``. Pausing a
-  socket does not stop the frames of the read in progress (one picows read can hold thousands), so the
-  connections that feed the queue are paused at a high-water mark below ``queue_size``: the room above
-  it (the reserve, at least half the queue) takes what was already read. The reserve learns:
-  each pause measures how many messages still came in, and the next pause comes early enough for twice
-  that. Reading resumes once the reader has drained the queue to half the high-water mark. ``peak`` is
-  the most messages the queue ever held; it stays at or below ``queue_size`` unless a single socket read
-  brings more messages than the reserve has room for.
+- ``"block"``: back-pressure, nothing dropped, and the queue stays within ``queue_size``. When the
+  queue is full the connections that feed it are paused, and a pause takes effect at once: the frames
+  picows had already read (one read can hold thousands) are held by the connection, not fed
+  (``Link.pause_reading``). Reading resumes once the reader has drained the queue to half, held frames
+  first. ``peak`` is the most messages the queue ever held.
 - ``"drop_oldest"`` / ``"drop_newest"``: discard the oldest queued message, or the incoming one.
 - ``"keep_latest"``: conflation. At most one pending message per stream, the newest; ``queue_size``
   bounds the number of streams with something pending (past it the oldest pending stream's message is
@@ -128,10 +125,6 @@ class Subscription:
         self._paused = False
         #: Under "block": the most messages the queue ever held (0 under the other policies).
         self.peak = 0
-        # "block": pause at ``_high`` messages; ``queue_size - _high`` is the reserve for messages already
-        # read when the pause is asked for. ``_paused_at`` is the queue length when the pause was asked.
-        self._high = max(1, queue_size - queue_size // 2) if overflow == "block" else queue_size
-        self._paused_at = 0
         self._queue: deque[Any] = deque()
         self._latest: OrderedDict[object, Any] = OrderedDict()
         self._waiter: asyncio.Future[None] | None = None
@@ -161,29 +154,30 @@ class Subscription:
 
     def _push_queue(self, stream: str, msg: Any) -> None:
         queue = self._queue
-        if len(queue) >= self._high:
+        if len(queue) >= self.queue_size:
             policy = self.overflow
-            if policy == "block":
-                self._block()
-            elif policy == "drop_oldest":
+            if policy == "drop_oldest":
                 queue.popleft()
                 self.dropped += 1
-            else:  # drop_newest
+            elif policy == "drop_newest":
                 self.dropped += 1
                 return
+            # "block" never drops: only an error event can arrive once the queue is full and paused.
         queue.append(msg)
+        if self.overflow == "block":
+            self._block()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     def _block(self) -> None:
-        """At or past the high-water mark under "block": pause the feeding sockets, track the peak."""
-        n = len(self._queue) + 1
+        """Under "block": track the peak, and pause the feeding sockets once the queue is full (the pause
+        is immediate, so nothing more is fed until the reader has made room)."""
+        n = len(self._queue)
         if n > self.peak:
             self.peak = n
-        if not self._paused and self._flow is not None:
+        if n >= self.queue_size and not self._paused and self._flow is not None:
             self._paused = True
-            self._paused_at = n - 1
             self._flow(True)
 
     def _push_latest(self, stream: str, msg: Any) -> None:
@@ -248,17 +242,13 @@ class Subscription:
         if self._latest:
             return self._latest.popitem(last=False)[1]
         msg = self._queue.popleft()
-        if self._paused and len(self._queue) <= self._high // 2:
+        if self._paused and len(self._queue) <= self.queue_size // 2:
             self._resume()
         return msg
 
     def _resume(self) -> None:
-        """Resume reading; first size the reserve for twice the messages that arrived after this pause."""
+        """Resume reading (the held frames come first, and may pause it again)."""
         self._paused = False
-        late = self.peak - self._paused_at  # at least what came after the pause (peak is since the start)
-        size = self.queue_size
-        want = min(size - 1, max(size // 2, 2 * late))
-        self._high = max(1, min(self._high, size - want))
         if self._flow is not None:
             self._flow(False)
 

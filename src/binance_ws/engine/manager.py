@@ -473,17 +473,22 @@ class AsyncSocketManager:
 
     def _flow(self, sub: Subscription, paused: bool) -> None:
         """Back-pressure from a "block" subscriber: pause or resume the connections that feed it."""
+        conns: dict[str, Connection] = {}
         for name in sub.streams:
             conn_id = self._plan.connection_of(name)
             conn = self._conns.get(conn_id) if conn_id is not None else None
-            if conn is None:
-                continue
-            pausers = self._pausers.setdefault(conn_id, set())  # type: ignore[arg-type]
+            if conn_id is not None and conn is not None:
+                conns[conn_id] = conn
+        for conn_id in conns:
+            pausers = self._pausers.setdefault(conn_id, set())
             if paused:
                 pausers.add(sub)
             else:
                 pausers.discard(sub)
-            conn.set_paused(bool(pausers))
+        # Once per connection, after the bookkeeping: resuming one feeds it the frames it held, which may
+        # pause the subscriber again (re-entering here); a connection is then never resumed twice.
+        for conn_id, conn in conns.items():
+            conn.set_paused(bool(self._pausers.get(conn_id)))
 
     # -- conflated subscriptions (all-market tickers) ---------------------------------------------
     async def subscribe_conflated(self, names: str | Iterable[str], interval_s: float,
