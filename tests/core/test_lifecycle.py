@@ -27,6 +27,7 @@ from binance_ws.core.lifecycle import (
     Open,
     Wait,
 )
+from tests.engine._util import most_in_window
 
 SPOT_HEALTH = LivenessPolicy(ping_interval_s=20.0, ping_timeout_s=10.0, server_ping_interval_s=20.0,
                              rotate_after_s=86_400.0 - 600.0)
@@ -162,15 +163,6 @@ def drive_flapping(conns: int, hours: float, *, lives_s: float, policy: BackoffP
         lost = life.lost(now + 0.01 + lives_s)
         due[i] = math.inf if isinstance(lost, GiveUp) else now + 0.01 + lives_s
     return attempts, lifes
-
-
-def most_in_window(times: list[float], window_s: float) -> int:
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while times[lo] <= t - window_s:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 def test_a_server_that_drops_every_connection_never_draws_more_than_the_limit() -> None:

@@ -36,3 +36,13 @@ def rotating_market(sim: Simulator) -> Market:
     each connection replaced well before the server's cut (with room for a slow handshake)."""
     return dataclasses.replace(sim.market, connection_lifetime_s=0.03, max_connections_per_window=10_000,
                                connection_window_s=1.0)
+
+
+def most_in_window(times: list[float], window_s: float) -> int:
+    """The most of ``times`` (sorted) that fall in any window of ``window_s`` seconds."""
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] <= t - window_s:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best

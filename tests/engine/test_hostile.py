@@ -24,7 +24,7 @@ from picows import (
 
 from binance_ws.engine.manager import AsyncSocketManager
 from binance_ws.markets import SPOT, Market, local_market
-from tests.engine._util import until
+from tests.engine._util import most_in_window, until
 
 TRADE = {"e": "trade", "E": 1, "s": "BTCUSDT", "t": 0, "p": "1.00", "q": "2.00", "T": 1, "m": True, "M": True}
 
@@ -144,15 +144,6 @@ class Dropper(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         transport.disconnect(graceful=False)
-
-
-def most_in_window(times: list[float], window_s: float) -> int:
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while times[lo] <= t - window_s:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 async def test_a_server_that_drops_every_connection_never_draws_more_than_the_attempt_budget() -> None:
