@@ -48,7 +48,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from binance_ws import AsyncSocketManager
+from binance_ws import AsyncSocketManager, DepthCacheManager
 from binance_ws.core.lifecycle import DEFAULT_PING_TIMEOUT_S, DEFAULT_STABLE_AFTER_S
 from binance_ws.engine.delivery import RawMessage
 from binance_ws.markets import local_market
@@ -382,17 +382,19 @@ class FaultInjector:
                 raise RuntimeError(f"fault {name} {params}: {resp.status} {body}")
             return body.get("result")
 
-    async def _connection(self) -> int | None:
+    async def _connection(self) -> dict[str, Any] | None:
+        """One live stream connection of the simulator, as its control endpoint describes it."""
         async with self.session.get(self.url) as resp:
             state = (await resp.json())["state"]
-        ids = [c["id"] for c in state["connections"] if c["kind"] == "stream"]
-        return self.rng.choice(ids) if ids else None
+        conns = [c for c in state["connections"] if c["kind"] == "stream"]
+        return self.rng.choice(conns) if conns else None
 
-    def _after(self, delay_s: float, name: str, params: dict[str, Any]) -> None:
+    def _after(self, delay_s: float, name: str, params: dict[str, Any], label: str) -> None:
+        """Trigger ``name`` later (the end of a standing fault), counted as ``label``."""
         async def run() -> None:
             await asyncio.sleep(delay_s)
             await self.post(name, params)
-            self.injected[name] += 1
+            self.injected[label] += 1
 
         task = asyncio.create_task(run())
         self._later.add(task)
@@ -407,18 +409,19 @@ class FaultInjector:
             conn = await self._connection()
             if conn is None:
                 return "none"
-            params["conn"] = conn
+            params["conn"] = conn["id"]
         if name == "close":
             params.update(code=rng.choice((1000, 1001, 1008, 1011)), reason="soak")
         elif name == "stall":
             if rng.random() < 0.5:
                 params["duration_s"] = round(rng.uniform(0.02, 1.5), 3)
             else:  # stalled until an explicit unstall
-                self._after(rng.uniform(0.02, 1.5), "unstall", {"conn": params["conn"]})
+                self._after(rng.uniform(0.02, 1.5), "unstall", {"conn": params["conn"]}, "unstall")
         elif name == "stop_answering_pings":
-            self._after(rng.uniform(0.05, 1.0), "stop_answering_pings", {"enabled": False})
-        elif name == "send_malformed_json" and rng.random() < 0.5:
-            params["stream"] = rng.choice(self.streams)
+            self._after(rng.uniform(0.05, 1.0), "stop_answering_pings", {"enabled": False},
+                        "stop_answering_pings(off)")
+        elif name == "send_malformed_json" and rng.random() < 0.5 and conn and conn["streams"]:
+            params["stream"] = rng.choice(conn["streams"])  # a broken payload on a stream it carries
         elif name == "server_shutdown":
             params["delay_s"] = round(rng.uniform(0.05, 1.0), 3)
         elif name == "refuse":
@@ -426,7 +429,7 @@ class FaultInjector:
         elif name == "rest":
             params.update(delay_s=round(rng.uniform(0.0, 0.3), 3), fail_status=rng.choice((None, 500, 503)),
                           fail_count=rng.randint(0, 3))
-            self._after(rng.uniform(0.5, 3.0), "rest", {})
+            self._after(rng.uniform(0.5, 3.0), "rest", {}, "rest(reset)")
         elif name in ("skip", "duplicate"):
             params.update(n=rng.randint(1, 3), pattern=rng.choice(SEQ_PATTERNS))
         elif name == "reorder":
@@ -459,12 +462,15 @@ class SoakOptions:
     min_ping_s: float = 0.5
     min_deadline_s: float = 2.0
     max_streams_per_connection: int = 200
+    #: Order books (DepthCacheManager, snapshots over REST) of the first symbols, on a manager of their
+    #: own (their diff depth and bookTicker are subscribed a second time there).
+    books: int = 10
     settle_s: float = 30.0
 
     @classmethod
     def quick(cls, **overrides: Any) -> SoakOptions:
         return dataclasses.replace(cls(minutes=20 / 60, scale=5000, symbols=25, fault_every_s=1.5,
-                                       max_streams_per_connection=20), **overrides)
+                                       max_streams_per_connection=20, books=3), **overrides)
 
 
 def max_in_window(times: list[float], window_s: float) -> int:
@@ -570,6 +576,14 @@ async def _run(opts: SoakOptions, pipe: Pipe, say: Callable[[str], None]) -> dic
             all_streams.extend(names)
             subs.append(await sm.subscribe(names, rec.callback(kind, mode),
                                            decode=mode, on_link=rec.on_link))
+    book_sm = AsyncSocketManager(market=market, **settings)
+    book_changes = [0]
+
+    def on_book(_: Any) -> None:
+        book_changes[0] += 1
+
+    dcm = await DepthCacheManager(book_sm, [s.upper() for s in symbols[:opts.books]], limit=100,
+                                  ws_interval=100, callback=on_book).start() if opts.books else None
     opened = sum(len(m.connections) for m in managers)
     say(f"{len(all_streams)} streams on {opts.symbols} symbols, {opened} connections, "
         f"subscribed in {time.monotonic() - t0:.1f} s")
@@ -601,7 +615,7 @@ async def _run(opts: SoakOptions, pipe: Pipe, say: Callable[[str], None]) -> dic
         # Marks are taken once every connection is live again, so nothing still reconnecting counts.
         deadline = time.monotonic() + opts.settle_s
         while time.monotonic() < deadline and not all(
-                c.link is not None for m in managers for c in m.connections):
+                c.link is not None for m in [*managers, book_sm] for c in m.connections):
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         pipe.send("mark")
@@ -609,7 +623,7 @@ async def _run(opts: SoakOptions, pipe: Pipe, say: Callable[[str], None]) -> dic
         await asyncio.sleep(1.5)
         pipe.send("report")
         truth = await asyncio.to_thread(pipe.recv)
-        conns = [c for m in managers for c in m.connections]
+        conns = [c for m in [*managers, book_sm] for c in m.connections]
         engine = {
             "connections": len(conns),
             "connects": sum(c.connects for c in conns),
@@ -619,8 +633,17 @@ async def _run(opts: SoakOptions, pipe: Pipe, say: Callable[[str], None]) -> dic
             "flaps": sum(c.life.flaps for c in conns),
             "gave_up": sum(c.gave_up for c in conns),
         }
+        books: dict[str, Any] = {}
+        if dcm is not None:
+            states = Counter(dcm.get_depth_cache(s).state.value for s in dcm.symbols)
+            totals: Counter[str] = Counter()
+            for s in dcm.symbols:
+                totals.update({k: v for k, v in dataclasses.asdict(dcm.stats(s)).items() if v})
+            books = {"books": len(dcm.symbols), "changes": book_changes[0], "states": dict(states),
+                     **dict(totals)}
+            await dcm.close()
         rss["end"] = rss_mb()
-        for m in managers:
+        for m in [*managers, book_sm]:
             await m.close()
     report: dict[str, Any] = {
         "options": dataclasses.asdict(opts),
@@ -638,6 +661,7 @@ async def _run(opts: SoakOptions, pipe: Pipe, say: Callable[[str], None]) -> dic
         **engine,
         **evaluate(rec, truth),
         "rest_weight": truth["rest_weight"],
+        "books": books,
         "rss_mb": {k: round(v, 1) for k, v in rss.items()},
         "sim_rss_mb": round(truth["rss_mb"], 1),
         "fault_log": faults.log,
@@ -671,6 +695,7 @@ def table(r: dict[str, Any]) -> str:
         ("duplicated", f"{r['duplicated']}"),
         ("client error events", ", ".join(f"{k} {v}" for k, v in sorted(r["client_error_events"].items()))),
         ("REST weight", f"{r['rest_weight']}"),
+        ("order books", ", ".join(f"{k} {v}" for k, v in r["books"].items()) or "none"),
         ("RSS client start / middle / end MB",
          f"{r['rss_mb']['start']} / {r['rss_mb']['middle']} / {r['rss_mb']['end']} (sim {r['sim_rss_mb']})"),
     ]
