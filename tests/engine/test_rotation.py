@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import orjson
+import pytest
 
 from binance_ws import errors
 from binance_ws.engine import AsyncSocketManager
@@ -86,3 +88,19 @@ async def test_rotation_survives_the_old_socket_dying_mid_handover() -> None:
         await asyncio.sleep(0)
     ids = trade_ids(got)
     assert len(ids) == len(set(ids)) and ids == sorted(ids)
+
+
+async def test_the_overlap_of_a_rotation_is_dropped_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    # Once a stream is handed over, its frames still arriving on the old socket are the overlap:
+    # dropped without a word (a warning each flooded the log, thousands per rotation at 1,000 streams).
+    async with rotation_simulator() as sim:
+        got: list[dict] = []
+        with caplog.at_level(logging.WARNING, "binance_ws"):
+            async with AsyncSocketManager(market=rotating_market(sim), handover_grace=0.5) as sm:
+                names = [f"{s}@{k}" for s in ("btcusdt", "ethusdt", "bnbbtc")
+                         for k in ("trade", "bookTicker")]
+                await sm.subscribe(names, got.append)
+                conn = sm.connections[0]
+                await until(lambda: conn.rotations >= 4, timeout=30, what="rotations")
+    assert conn.drops == 0 and got
+    assert "unknown stream" not in caplog.text and "skipped" not in caplog.text

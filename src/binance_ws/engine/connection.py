@@ -194,6 +194,21 @@ class _Shutdown:
         self._link.notice_shutdown()
 
 
+class _HandedOver:
+    """Table entry of the old socket for a stream a rotation has switched to the new one: its frames there
+    are the overlap, already delivered (or about to be) by the new socket, so they are dropped quietly."""
+
+    __slots__ = ()
+    #: Only during a handover: does not stop the connection decoding whole frames.
+    rare = True
+
+    def feed(self, data: bytes) -> None:
+        pass
+
+
+_HANDED_OVER: Final = _HandedOver()
+
+
 class _Side:
     """Table entry that sends one connection's frames of a stream into a :class:`Handover`."""
 
@@ -304,6 +319,14 @@ class Link(WSListener):
     # -- picows callbacks -------------------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        # picows ends the socket on a protocol error (an oversized frame, say) by setting it on the future
+        # wait_disconnected awaits: wait on it, so the error is logged here and not as "never retrieved"
+        # at garbage collection.
+        self._loop.create_task(transport.wait_disconnected()).add_done_callback(self._protocol_error)
+
+    def _protocol_error(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s: connection ended by a protocol error: %r", self.owner.conn_id, task.exception())
 
     # -- the hot path ----------------------------------------------------------------------------
     # picows calls ``on_ws_frame``, an instance slot holding one of the four methods below: the table
@@ -1222,7 +1245,7 @@ class Connection:
                 table[key] = route
             else:
                 table.pop(key, None)
-            old.table.pop(key, None)
+            old.table[key] = _HANDED_OVER
             remaining -= 1
             if remaining <= 0:
                 all_switched.set()
