@@ -417,7 +417,7 @@ class BookSync:
         if bad_ids is not None:
             return self._malformed("diff", bad_ids, resync=False)
         note = self._malformed("diff", _describe(exc), resync=True)
-        return note + self._resync(REASON_MALFORMED, now, None) + self.on_resumed(now)
+        return (*note, *self._resync(REASON_MALFORMED, now, None), *self.on_resumed(now))
 
     def _malformed(self, source: str, detail: str, *, resync: bool) -> tuple[Action, ...]:
         self.stats.malformed += 1

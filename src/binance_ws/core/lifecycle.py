@@ -254,11 +254,11 @@ class Lifecycle:
         if self.open_at is not None and now - self.open_at >= self.stable_after_s:
             self._backoff.reset()
 
-    def failed(self, now: float, retry_after: float | None = None) -> Decision:
+    def failed(self, now: float, retry_after: float | None = None) -> Wait | GiveUp:
         """The attempt failed (refused, timed out, 429/418 with ``retry_after`` seconds)."""
         return self._next(now, retry_after or 0.0)
 
-    def lost(self, now: float) -> Decision:
+    def lost(self, now: float) -> Wait | GiveUp:
         """The open socket was lost (dead, closed by the server, dropped). A socket that lived less than
         ``stable_after_s`` is a flap: the backoff keeps escalating."""
         self.losses += 1
@@ -269,7 +269,7 @@ class Lifecycle:
         self.open_at = None
         return self._next(now, 0.0)
 
-    def _next(self, now: float, at_least: float) -> Decision:
+    def _next(self, now: float, at_least: float) -> Wait | GiveUp:
         delay = self._backoff.next_delay(at_least)
         if delay is None:
             return GiveUp(self._backoff.failures)

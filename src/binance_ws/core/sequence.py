@@ -242,7 +242,7 @@ class _IdSequence(SequenceTracker):
         super().__init_subclass__(**kwargs)
         cls.fields = (cls.key, cls.key)
         cls.attrs = (cls.attr, cls.attr)
-        cls.read_id = staticmethod(id_reader(cls.key))  # type: ignore[assignment]
+        cls.read_id = staticmethod(id_reader(cls.key))
 
     def observe(self, payload: dict[str, Any]) -> Verdict:
         # The in-order case first, without the generic two-id path: the wrapped and shared dict feeds
@@ -258,7 +258,7 @@ class _IdSequence(SequenceTracker):
         return self.check(n, n)
 
     def read_raw(self, data: bytes) -> Ids:
-        n = self.read_id(data).n
+        n = type(self).read_id(data).n
         return None if n is None else (n, n)
 
     def _links(self, link: int, previous: int) -> bool:

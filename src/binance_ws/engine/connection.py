@@ -384,12 +384,12 @@ class Link(WSListener):
             # a gap, a reset, a duplicate or unreadable ids go through the route (which reports them).
             try:
                 n = read(data).n
-                in_order = n == tracker.last + 1  # type: ignore[union-attr,operator]
+                in_order = n == tracker.last + 1
             except Exception:
                 in_order = False
             if in_order:
-                tracker.last = n  # type: ignore[union-attr]
-            elif not admit(data):  # type: ignore[misc]
+                tracker.last = n
+            elif not admit(data):
                 return
         elif admit is not None and not admit(data):
             return
@@ -467,7 +467,7 @@ class Link(WSListener):
         self.owner.wake()  # a pong: the monitor's next question is due from now
         if msg_type is _CLOSE:
             code = frame.get_close_code()
-            self.close_code = int(code)
+            self.close_code = code.value
             self.close_reason = frame.get_close_reason() or ""
             if not transport.is_close_frame_sent:
                 # An empty close frame reads as code 0 (1005 "no status"): neither may go on the wire.

@@ -398,7 +398,8 @@ class Route:
         def id_feed(data: bytes) -> None:
             try:
                 n = read(data).n
-                in_order = n == tracker.last + 1  # TypeError before the first event or without an id
+                # TypeError before the first event or without an id:
+                in_order = n == tracker.last + 1  # type: ignore[operator]
             except Exception:
                 in_order = False  # admit_raw reads it again and reports what is wrong
             if in_order:

@@ -109,7 +109,7 @@ class _Listener(WSListener):
         elif kind is WSMsgType.CLOSE:
             code = frame.get_close_code()
             # An empty close frame reads as 0 (1005): neither may be sent back (RFC 6455 7.4.1).
-            transport.send_close(code if sendable_close_code(int(code)) else WSCloseCode.OK)
+            transport.send_close(code if sendable_close_code(code.value) else WSCloseCode.OK)
             transport.disconnect()
         elif kind is WSMsgType.PONG:
             owner.wake()
