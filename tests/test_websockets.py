@@ -303,6 +303,28 @@ def test_max_retries_gives_the_exact_error_and_stops_the_socket(simt: SimThread)
     bm.close()
 
 
+def test_multiplex_socket_with_a_refused_stream_keeps_the_others(bm: BinanceSocketManager) -> None:
+    # The seed docs' literal example; the simulator lists no NEOBTC.
+    inbox = Inbox()
+    assert bm.start_multiplex_socket(["bnbbtc@aggTrade", "neobtc@ticker"], inbox) == \
+        "streams=bnbbtc@aggTrade/neobtc@ticker"
+    bm.start()
+
+    def errors_in(items: list[Any]) -> list[dict[str, Any]]:
+        return [m for m in items if m.get("e") == "error"]
+
+    inbox.wait(lambda items: bool(errors_in(items)), timeout=10, what="the refusal")
+    count = len([m for m in inbox.items if m.get("stream") == "bnbbtc@aggTrade"])
+    inbox.wait(lambda items: len([m for m in items if m.get("stream") == "bnbbtc@aggTrade"]) >= count + 3,
+               timeout=15, what="aggTrades after the refusal")
+    [event] = errors_in(inbox.items)
+    assert {k: event[k] for k in ("e", "type", "m", "stream", "code")} == {
+        "e": "error", "type": "subscription", "m": "Subscription refused", "stream": "neobtc@ticker",
+        "code": 2}
+    assert "invalid stream" in event["msg"]
+    assert {m["stream"] for m in inbox.items if m is not event} == {"bnbbtc@aggTrade"}
+
+
 def test_socket_started_from_a_callback(bm: BinanceSocketManager) -> None:
     klines = Inbox()
     keys: list[str | bool] = []

@@ -107,14 +107,50 @@ async def test_server_refusal_raises_subscription_error(sim: Simulator) -> None:
 
 async def test_refused_stream_in_a_new_connection_names_the_stream(sim: Simulator) -> None:
     # A new connection carries its streams in the URL; the server refuses the handshake (400) when one
-    # is unknown, so the engine falls back to SUBSCRIBE, which names the refusal.
+    # is unknown, so the engine falls back to SUBSCRIBE, which names the refusal. Only that stream
+    # stops: the subscription goes on with the others and is told which one was refused.
+    async with AsyncSocketManager(market=sim.market) as sm:
+        sub = await sm.subscribe(["btcusdt@trade", "xxxyyy@trade"])
+        assert sm.streams == ["btcusdt@trade"] and sub.streams == ("btcusdt@trade",)
+        got: list[dict[str, object]] = []
+        while sum(m["e"] == "trade" for m in got) < 3 or not any(m["e"] == "error" for m in got):
+            got.append(await asyncio.wait_for(sub.recv(), 5))
+        events = [m for m in got if m["e"] == "error"]
+        assert len(events) == 1, events
+        event = events[0]
+        assert (event["type"], event["m"], event["stream"]) == (
+            "subscription", "Subscription refused", "xxxyyy@trade")
+        assert event["code"] == 2 and "invalid stream" in str(event["msg"])
+        assert {m["e"] for m in got if m is not event} == {"trade"}
+        assert not sub.closed
+        server_conn = next(iter(sim.stream_server.connections.values()))
+        assert set(server_conn.control.streams) == {"btcusdt@trade"}
+
+
+async def test_a_subscribe_refused_in_full_raises_and_leaves_nothing(sim: Simulator) -> None:
     async with AsyncSocketManager(market=sim.market) as sm:
         with pytest.raises(errors.SubscriptionError, match="invalid stream"):
-            await sm.subscribe(["btcusdt@trade", "xxxyyy@trade"])
+            await sm.subscribe(["xxxyyy@trade", "zzzyyy@trade"])
         assert sm.streams == [] and sm.connections == []
         await until(lambda: not sim.stream_server.connections, what="connection closed")
         sub = await sm.subscribe("btcusdt@trade")
         assert (await asyncio.wait_for(sub.recv(), 5))["e"] == "trade"
+
+
+async def test_multiplex_socket_with_a_refused_stream_keeps_the_others(sim: Simulator) -> None:
+    # The seed docs' example, against an exchange that does not list NEOBTC.
+    async with AsyncSocketManager(market=sim.market) as sm, \
+            sm.multiplex_socket(["bnbbtc@aggTrade", "neobtc@ticker", "btcusdt@trade"]) as s:
+        seen: set[str] = set()
+        refused = []
+        while seen != {"bnbbtc@aggTrade", "btcusdt@trade"} or not refused:
+            msg = await asyncio.wait_for(s.recv(), 10)
+            if msg.get("e") == "error":
+                refused.append(msg)
+                continue
+            assert set(msg) == {"stream", "data"}, msg
+            seen.add(msg["stream"])
+        assert [(m["type"], m["stream"]) for m in refused] == [("subscription", "neobtc@ticker")]
 
 
 async def test_multiplex_socket_wraps(sim: Simulator) -> None:

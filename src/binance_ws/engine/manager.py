@@ -246,8 +246,12 @@ class AsyncSocketManager:
         some of ``names`` is lost unplanned (those ``streams`` may have missed messages) and ``"up"`` once
         they are subscribed on a new socket; never for a make-before-break rotation (nothing is lost).
         Raises :class:`~binance_ws.errors.InvalidStreamError` before connecting for a bad name, and
-        :class:`~binance_ws.errors.SubscriptionError` if the server refuses a stream. If the connection
-        cannot be opened at all, the subscriber gets the max-retries error event instead.
+        :class:`~binance_ws.errors.SubscriptionError` if the server refuses every stream asked for. When
+        it refuses only some, the others are delivered as usual: the subscription's ``streams`` drop the
+        refused ones and it receives, for each, ``{'e': 'error', 'type': 'subscription', 'm':
+        'Subscription refused', 'stream': s, 'code': c, 'msg': m}``. If the connection cannot be opened
+        at all, the subscriber gets the max-retries error event instead. On return every stream of the
+        subscription is live (see :meth:`wait_ready` for later reconnects).
         """
         checked = self._validate(names)
         if decode == "typed":
@@ -299,14 +303,24 @@ class AsyncSocketManager:
                 sub._finish()
         refused = {n: self._refused.pop(n) for n in new if n in self._refused}
         if refused:
+            # Only the refused streams stop. If that is every stream asked for, there is nothing to
+            # deliver and the call raises; otherwise the subscription goes on with the streams the
+            # server accepted, and each refused one is reported to it as a subscription error event.
+            everything = len(refused) == len(checked)
             async with self._lock:
                 for name, exc in refused.items():
                     self._drop_refused(name, exc, sub)
                 waits = self._start(self._plan.remove(refused))
-                waits += self._forget(sub, checked)
-                sub._finish()
+                if everything:
+                    waits += self._forget(sub, checked)
+                    sub._finish()
+                else:
+                    sub.streams = tuple(n for n in sub.streams if n not in refused)
+                    for name, exc in refused.items():
+                        sub.push_event(_refused_event(name, exc))
             await self._settle(waits, "dropping refused streams")
-            raise next(iter(refused.values()))
+            if everything:
+                raise next(iter(refused.values()))
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
@@ -426,8 +440,7 @@ class AsyncSocketManager:
         route = self._routes.pop(name, None)
         if route is None:
             return
-        event = errors.error_event(errors.ERR_SUBSCRIPTION, errors.MSG_SUBSCRIPTION, stream=name,
-                                   code=exc.code, msg=exc.msg)
+        event = _refused_event(name, exc)
         for sub in route.subscribers:
             if sub is not caller:
                 sub.push_event(event)
@@ -612,6 +625,12 @@ class AsyncSocketManager:
             return await self.subscribe_conflated(names, TICKER_ARR_INTERVAL_S, **opts)
 
         return StreamSocket(open_)
+
+
+def _refused_event(name: str, exc: errors.SubscriptionError) -> dict[str, Any]:
+    """The event telling a subscriber that the server refused ``name``."""
+    return errors.error_event(errors.ERR_SUBSCRIPTION, errors.MSG_SUBSCRIPTION, stream=name,
+                              code=exc.code, msg=exc.msg)
 
 
 class StreamSocket:
