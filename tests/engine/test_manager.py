@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from binance_ws import errors
+from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.engine import AsyncSocketManager, RawMessage
 from binance_ws.sim import Simulator
 from tests.engine._util import trade_ids, until
@@ -285,3 +286,24 @@ async def test_stream_names_that_are_not_strings_raise_invalid_stream_error(sim:
         assert sm.streams == [] and sm.connections == []
         async with sm.trade_socket("BTCUSDT") as s:
             assert (await asyncio.wait_for(s.recv(), 5))["e"] == "trade"
+
+
+async def test_wait_ready_follows_the_sockets(sim: Simulator) -> None:
+    # Reconnects wait a second, forever: long enough to see a dropped socket not ready.
+    slow = BackoffPolicy(initial_s=1.0, factor=1.0, max_s=1.0, jitter=0.1, max_retries=None)
+    async with AsyncSocketManager(market=sim.market, backoff=slow) as sm:
+        assert await sm.wait_ready(1) is True  # nothing subscribed: nothing to wait for
+        sub = await sm.subscribe(["btcusdt@trade", "ethusdt@trade"])
+        assert await sm.wait_ready(1) is True
+        assert await sm.wait_ready(1, sub) is True
+        sim.faults.refuse(503)
+        sim.faults.drop()
+        await until(lambda: sm.connections[0].link is None, what="the drop seen")
+        assert await sm.wait_ready(0.3) is False
+        assert await sm.wait_ready(0.3, ["btcusdt@trade"]) is False
+        sim.faults.accept()
+        assert await sm.wait_ready(10, sub) is True
+        assert await sm.wait_ready(1) is True
+        # Live again: messages flow right after.
+        while (await asyncio.wait_for(sub.recv(), 5)).get("e") != "trade":
+            pass

@@ -61,6 +61,9 @@ TICKER_ARR_INTERVAL_S: Final = 1.0
 MINI_TICKER_ARR_INTERVAL_MS: Final = 1000
 #: A symbol is streamable when exchangeInfo lists it with this status (PROTOCOL 4.7 replacement advice).
 TRADING_STATUS: Final = "TRADING"
+#: How often :meth:`AsyncSocketManager.wait_ready` looks again while a subscribe is in progress or a
+#: socket was replaced under it (waiting on the sockets themselves needs no polling).
+READY_POLL_S: Final = 0.01
 #: REST timeout for the exchangeInfo call behind ticker_socket.
 EXCHANGE_INFO_TIMEOUT_S: Final = 10.0
 
@@ -222,6 +225,37 @@ class AsyncSocketManager:
     def streams(self) -> list[str]:
         """Every stream some subscriber currently receives."""
         return list(self._routes)
+
+    def _carrying(self, names: Iterable[str] | None) -> list[Connection]:
+        """The connections carrying ``names`` (every connection when None)."""
+        if names is None:
+            return list(self._conns.values())
+        ids = {self._plan.connection_of(n) for n in names}
+        return [conn for conn_id, conn in self._conns.items() if conn_id in ids]
+
+    async def wait_ready(self, timeout: float | None = None,
+                         subscription: Subscription | Iterable[str] | None = None) -> bool:
+        """Wait until streams are live: every connection (or only those carrying ``subscription``, a
+        :class:`Subscription` or stream names) has its socket open with all its streams subscribed, and
+        no subscribe is still in progress. A :meth:`subscribe` that returned is live already; this is for
+        the times after, e.g. while a socket reconnects (a socket that dropped is not ready until its
+        streams are subscribed again on the new one). True once ready; False after ``timeout`` seconds
+        (None: no limit), or if a connection gave up meanwhile (its streams have stopped)."""
+        names = subscription.streams if isinstance(subscription, Subscription) else (
+            None if subscription is None else list(streams.stream_list(subscription)))
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    conns = self._carrying(names)
+                    if not all(await asyncio.gather(*(c.wait_ready() for c in conns))):
+                        return False
+                    opening = self._opening if names is None else [n for n in names if n in self._opening]
+                    if not opening and all(c.link is not None and not c.link.lost.done()
+                                           for c in self._carrying(names)):
+                        return True
+                    await asyncio.sleep(READY_POLL_S)
+        except TimeoutError:
+            return False
 
     # -- subscribing ------------------------------------------------------------------------------
     def _validate(self, names: str | Iterable[str]) -> list[str]:
