@@ -325,6 +325,16 @@ def test_multiplex_socket_with_a_refused_stream_keeps_the_others(bm: BinanceSock
     assert {m["stream"] for m in inbox.items if m is not event} == {"bnbbtc@aggTrade"}
 
 
+def test_a_socket_refused_in_full_names_each_stream(bm: BinanceSocketManager) -> None:
+    inbox = Inbox()
+    bm.start_multiplex_socket(["neobtc@ticker", "xyzbtc@trade"], inbox)
+    bm.start()
+    inbox.count(2, timeout=10)
+    assert sorted((m["type"], m["stream"], m["code"]) for m in inbox.items) == [
+        ("subscription", "neobtc@ticker", 2), ("subscription", "xyzbtc@trade", 2)]
+    assert bm.wait_ready("streams=neobtc@ticker/xyzbtc@trade", timeout=1) is False
+
+
 def test_socket_started_from_a_callback(bm: BinanceSocketManager) -> None:
     klines = Inbox()
     keys: list[str | bool] = []

@@ -41,6 +41,7 @@ from binance_ws.engine.manager import (
     READY_POLL_S,
     TICKER_ARR_INTERVAL_S,
     AsyncSocketManager,
+    StreamsRefused,
 )
 from binance_ws.engine.userdata import UserDataStream
 from binance_ws.markets import SPOT, Market
@@ -277,7 +278,11 @@ class BinanceSocketManager:
                 if self._sockets.get(sock.key) is sock:
                     del self._sockets[sock.key]
             log.warning("socket %s could not start: %s", sock.key, exc)
-            _deliver(sock.callback, _start_error(sock.key, exc))
+            if isinstance(exc, StreamsRefused):
+                for name, refusal in exc.refused.items():  # one event per stream, named
+                    _deliver(sock.callback, _start_error(name, refusal))
+            else:
+                _deliver(sock.callback, _start_error(sock.key, exc))
             return
         with self._lock:
             sock.handle = handle

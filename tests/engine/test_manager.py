@@ -130,8 +130,9 @@ async def test_refused_stream_in_a_new_connection_names_the_stream(sim: Simulato
 
 async def test_a_subscribe_refused_in_full_raises_and_leaves_nothing(sim: Simulator) -> None:
     async with AsyncSocketManager(market=sim.market) as sm:
-        with pytest.raises(errors.SubscriptionError, match="invalid stream"):
+        with pytest.raises(errors.SubscriptionError, match="invalid stream") as info:
             await sm.subscribe(["xxxyyy@trade", "zzzyyy@trade"])
+        assert sorted(getattr(info.value, "refused", {})) == ["xxxyyy@trade", "zzzyyy@trade"]
         assert sm.streams == [] and sm.connections == []
         await until(lambda: not sim.stream_server.connections, what="connection closed")
         sub = await sm.subscribe("btcusdt@trade")

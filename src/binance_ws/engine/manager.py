@@ -354,7 +354,7 @@ class AsyncSocketManager:
                         sub.push_event(_refused_event(name, exc))
             await self._settle(waits, "dropping refused streams")
             if everything:
-                raise next(iter(refused.values()))
+                raise StreamsRefused(refused)
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
@@ -659,6 +659,16 @@ class AsyncSocketManager:
             return await self.subscribe_conflated(names, TICKER_ARR_INTERVAL_S, **opts)
 
         return StreamSocket(open_)
+
+
+class StreamsRefused(errors.SubscriptionError):
+    """Every stream of a :meth:`AsyncSocketManager.subscribe` call was refused; ``refused`` maps each
+    to its error (``code`` and ``msg`` are the first one's)."""
+
+    def __init__(self, refused: dict[str, errors.SubscriptionError]) -> None:
+        first = next(iter(refused.values()))
+        super().__init__(first.code, first.msg, first.request_id)
+        self.refused = dict(refused)
 
 
 def _refused_event(name: str, exc: errors.SubscriptionError) -> dict[str, Any]:
