@@ -281,8 +281,15 @@ async def test_managers_on_one_socket_manager_share_connections_and_the_snapshot
 
 async def test_unknown_symbol_fails_that_book_only(manual: Simulator) -> None:
     sm = await _manager(manual).start()
+    reported: list[dict[str, Any]] = []
+    dcm = await DepthCacheManager(sm, ["BTCUSDT", "NOPEUSDT"], on_error=reported.append).start()
+    assert dcm.get_depth_cache("NOPEUSDT").state is BookState.FAILED
+    assert {(e["type"], e["stream"]) for e in reported} == {
+        ("subscription", "nopeusdt@depth@100ms"), ("subscription", "nopeusdt@bookTicker")}
+    await until(lambda: dcm.get_depth_cache("BTCUSDT").state is BookState.SYNCED, what="BTCUSDT synced")
+    await dcm.close()
     with pytest.raises(errors.SubscriptionError):
-        await DepthCacheManager(sm, ["BTCUSDT", "NOPEUSDT"]).start()
+        await DepthCacheManager(sm, "NOPEUSDT").start()
     with pytest.raises(errors.InvalidStreamError):
         await DepthCacheManager(sm, "BTC/USDT").start()
     with pytest.raises(ValueError):

@@ -303,6 +303,38 @@ def test_max_retries_gives_the_exact_error_and_stops_the_socket(simt: SimThread)
     bm.close()
 
 
+def test_multiplex_socket_with_a_refused_stream_keeps_the_others(bm: BinanceSocketManager) -> None:
+    # The seed docs' literal example; the simulator lists no NEOBTC.
+    inbox = Inbox()
+    assert bm.start_multiplex_socket(["bnbbtc@aggTrade", "neobtc@ticker"], inbox) == \
+        "streams=bnbbtc@aggTrade/neobtc@ticker"
+    bm.start()
+
+    def errors_in(items: list[Any]) -> list[dict[str, Any]]:
+        return [m for m in items if m.get("e") == "error"]
+
+    inbox.wait(lambda items: bool(errors_in(items)), timeout=10, what="the refusal")
+    count = len([m for m in inbox.items if m.get("stream") == "bnbbtc@aggTrade"])
+    inbox.wait(lambda items: len([m for m in items if m.get("stream") == "bnbbtc@aggTrade"]) >= count + 3,
+               timeout=15, what="aggTrades after the refusal")
+    [event] = errors_in(inbox.items)
+    assert {k: event[k] for k in ("e", "type", "m", "stream", "code")} == {
+        "e": "error", "type": "subscription", "m": "Subscription refused", "stream": "neobtc@ticker",
+        "code": 2}
+    assert "invalid stream" in event["msg"]
+    assert {m["stream"] for m in inbox.items if m is not event} == {"bnbbtc@aggTrade"}
+
+
+def test_a_socket_refused_in_full_names_each_stream(bm: BinanceSocketManager) -> None:
+    inbox = Inbox()
+    bm.start_multiplex_socket(["neobtc@ticker", "xyzbtc@trade"], inbox)
+    bm.start()
+    inbox.count(2, timeout=10)
+    assert sorted((m["type"], m["stream"], m["code"]) for m in inbox.items) == [
+        ("subscription", "neobtc@ticker", 2), ("subscription", "xyzbtc@trade", 2)]
+    assert bm.wait_ready("streams=neobtc@ticker/xyzbtc@trade", timeout=1) is False
+
+
 def test_socket_started_from_a_callback(bm: BinanceSocketManager) -> None:
     klines = Inbox()
     keys: list[str | bool] = []
@@ -349,6 +381,63 @@ def test_user_socket_delivers_account_events() -> None:
         client.close()
     finally:
         simt.stop()
+
+
+def test_wait_ready_then_an_order_always_sees_its_execution_report() -> None:
+    # The README's user-data snippet: place an order right after start(). Without waiting for the
+    # subscription the report was missed in 2 runs of 6; waited ready, it is seen every time.
+    simt = SimThread(accounts=True)
+    try:
+        creds = simt.call(lambda: make_account(simt.sim, "carol", "HMAC"))
+        client = Client(creds.api_key, creds.secret, market=simt.sim.market, env={})
+        for run in range(5):
+            bm = BinanceSocketManager(client)
+            inbox = Inbox()
+            assert bm.wait_ready() is False  # not started
+            bm.start_user_socket(inbox)
+            bm.start()
+            assert bm.wait_ready("userData", timeout=10) is True
+            bid, _ = simt.call(lambda: best(simt.sim))
+            order = client.create_order("BTCUSDT", "BUY", "LIMIT", timeInForce="GTC", quantity="0.01000",
+                                        price=bid, newClientOrderId=f"run{run}")
+            tag = f"run{run}"
+            inbox.wait(lambda items, tag=tag: any(m.get("e") == "executionReport" and m.get("c") == tag
+                                                  for m in items), timeout=5, what=f"{tag}'s executionReport")
+            report = next(m for m in inbox.items if m.get("c") == tag)
+            assert report["i"] == order["orderId"] and report["X"] == "NEW"
+            bm.close()
+        client.close()
+    finally:
+        simt.stop()
+
+
+def test_wait_ready_for_market_sockets(simt: SimThread) -> None:
+    # Reconnects wait a second, forever: long enough to see a dropped socket not ready.
+    slow = BackoffPolicy(initial_s=1.0, factor=1.0, max_s=1.0, jitter=0.1, max_retries=None)
+    bm = BinanceSocketManager(None, market=simt.sim.market, backoff=slow, max_reconnects=None)
+    inbox = Inbox()
+    bm.start_trade_socket("BTCUSDT", inbox)
+    bm.start_multiplex_socket(["ethusdt@trade", "bnbbtc@aggTrade"], inbox)
+    assert bm.wait_ready(timeout=1) is False  # nothing runs before start()
+    bm.start()
+    assert bm.wait_ready(timeout=10) is True
+    assert bm.wait_ready("btcusdt@trade", timeout=1) is True
+    assert bm.wait_ready("nosuch@trade", timeout=1) is False
+    # A socket whose only stream is refused could not start: not ready, and told why.
+    bm.start_trade_socket("NEOBTC", inbox)
+    assert bm.wait_ready("neobtc@trade", timeout=10) is False
+    assert bm.wait_ready(timeout=10) is True  # the failed one is forgotten; the others are live
+    # While the exchange refuses to reconnect, the dropped sockets are not ready; once it accepts, they are.
+    simt.call(lambda: simt.sim.faults.refuse(503))
+    simt.call(lambda: simt.sim.faults.drop())
+    time.sleep(0.2)
+    assert bm.wait_ready(timeout=0.3) is False
+    simt.call(lambda: simt.sim.faults.accept())
+    assert bm.wait_ready(timeout=10) is True
+    count = len(inbox.items)
+    inbox.count(count + 3, timeout=10)
+    bm.close()
+    assert bm.wait_ready(timeout=1) is False
 
 
 def test_user_socket_gives_up_like_the_others_and_can_start_again() -> None:

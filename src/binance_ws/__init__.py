@@ -1,9 +1,10 @@
 """binance-ws: Binance WebSocket streams done right.
 
 Public API (see README.md): ``BinanceSocketManager`` (threaded, seed-compatible), ``AsyncSocketManager``
-(asyncio), ``DepthCacheManager`` / ``DepthCache`` (local order books), ``Client`` / ``AsyncClient``
-(signed REST), ``binance_ws.enums``, ``binance_ws.errors``, ``binance_ws.markets`` and the simulator in
-``binance_ws.sim``.
+(asyncio) and its ``Subscription`` / ``RawMessage``, ``DepthCacheManager`` / ``DepthCache`` (local order
+books), ``Client`` / ``AsyncClient`` (signed REST), ``user_socket`` / ``UserDataStream`` /
+``ListenKeyStream`` (user data), the exceptions, ``local_market`` (a market row for a simulator's URLs),
+``binance_ws.enums``, ``binance_ws.errors``, ``binance_ws.markets`` and the simulator in ``binance_ws.sim``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ _LAZY = {
     "Client": "binance_ws.client",
     "AsyncClient": "binance_ws.client",
     "BinanceAPIError": "binance_ws.client",
+    "Subscription": "binance_ws.engine.delivery",
+    "RawMessage": "binance_ws.engine.delivery",
+    "user_socket": "binance_ws.engine.userdata",
+    "UserDataStream": "binance_ws.engine.userdata",
+    "ListenKeyStream": "binance_ws.engine.userdata",
+    "BinanceWSError": "binance_ws.errors",
+    "InvalidStreamError": "binance_ws.errors",
+    "SubscriptionError": "binance_ws.errors",
+    "local_market": "binance_ws.markets",
 }
 
 __all__ = sorted(_LAZY)

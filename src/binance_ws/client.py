@@ -11,7 +11,9 @@ re-exported here; this module adds the blocking binding.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
+import weakref
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
@@ -45,19 +47,66 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: How long closing waits for the HTTP session to close and the loop thread to end.
+CLOSE_TIMEOUT_S = 5.0
+_MISSING = object()
+
+
+class _Runner:
+    """The private event loop of a :class:`Client`, on a daemon thread started on first use.
+
+    Kept apart from the client so that a finalizer can close it without keeping the client alive: a
+    client nobody closed is cleaned up when it is collected or, at the latest, at interpreter exit (no
+    "Unclosed client session" warning from aiohttp)."""
+
+    def __init__(self, inner: AsyncClient) -> None:
+        self.inner = inner
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        with self.lock:
+            if self.loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="binance-ws-client", daemon=True)
+                thread.start()
+                self.loop, self.thread = loop, thread
+            loop = self.loop
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def close(self) -> None:
+        with self.lock:
+            loop, thread = self.loop, self.thread
+            self.loop = self.thread = None
+        if loop is None or thread is None:
+            return
+        if thread is threading.current_thread():
+            # Collected on its own loop thread: it cannot wait for itself; close there and stop.
+            task = loop.create_task(self.inner.close())
+            task.add_done_callback(lambda _: loop.stop())
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.inner.close(), loop).result(CLOSE_TIMEOUT_S)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(CLOSE_TIMEOUT_S)
+            if not thread.is_alive():
+                loop.close()
+
 
 class Client:
-    """The synchronous client: every :class:`AsyncClient` call, blocking, callable from any thread.
+    """The synchronous client: :class:`AsyncClient`'s calls, blocking, callable from any thread.
 
     It owns a private event loop on a daemon thread (started lazily), so it works the same from a plain
-    script, from worker threads and next to someone else's running loop. Call :meth:`close` when done.
+    script, from worker threads and next to someone else's running loop. :meth:`close` (or ``with``)
+    releases it at once; a client never closed is cleaned up when collected or at interpreter exit.
     """
 
     def __init__(self, api_key: str | None = None, api_secret: str | None = None, **kwargs: Any) -> None:
         self._async = AsyncClient(api_key, api_secret, **kwargs)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._runner = _Runner(self._async)
+        self._finalizer = weakref.finalize(self, self._runner.close)
 
     @property
     def async_client(self) -> AsyncClient:
@@ -65,36 +114,24 @@ class Client:
         return self._async
 
     def __getattr__(self, name: str) -> Any:
-        # Plain attributes (api_key, market, time_offset_ms, ...) read through to the async client.
+        # Plain attributes (api_key, market, time_offset_ms, ...) read through to the async client; its
+        # coroutine methods do not (a coroutine is not what a sync caller can use).
         inner = self.__dict__.get("_async")
-        if inner is None:
-            raise AttributeError(name)
-        return getattr(inner, name)
+        value = getattr(inner, name, _MISSING) if inner is not None and not name.startswith("__") \
+            else _MISSING
+        if value is _MISSING or inspect.iscoroutinefunction(value):
+            raise AttributeError(f"'Client' object has no attribute {name!r}")
+        return value
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncClient(", "Client(", 1)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="binance-ws-client", daemon=True)
-                thread.start()
-                self._loop, self._thread = loop, thread
-            loop = self._loop
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        return self._runner.run(coro)
 
     def close(self) -> None:
-        """Close the HTTP session and stop the private loop."""
-        with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._async.close(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+        """Close the HTTP session and stop the private loop (a later call starts them again)."""
+        self._runner.close()
 
     def __enter__(self) -> Client:
         return self
@@ -125,8 +162,23 @@ class Client:
     def get_aggregate_trades(self, symbol: str, **params: Any) -> list[dict[str, Any]]:
         return self._run(self._async.get_aggregate_trades(symbol, **params))
 
+    def get_klines(self, **params: Any) -> list[list[Any]]:
+        return self._run(self._async.get_klines(**params))
+
+    def get_symbol_ticker(self, **params: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        return self._run(self._async.get_symbol_ticker(**params))
+
     def create_order(self, symbol: str, side: str, type: str, **params: Any) -> dict[str, Any]:
         return self._run(self._async.create_order(symbol, side, type, **params))
+
+    def create_test_order(self, **params: Any) -> dict[str, Any]:
+        return self._run(self._async.create_test_order(**params))
+
+    def get_open_orders(self, **params: Any) -> list[dict[str, Any]]:
+        return self._run(self._async.get_open_orders(**params))
+
+    def get_my_trades(self, **params: Any) -> list[dict[str, Any]]:
+        return self._run(self._async.get_my_trades(**params))
 
     def cancel_order(self, symbol: str, **params: Any) -> dict[str, Any]:
         return self._run(self._async.cancel_order(symbol, **params))

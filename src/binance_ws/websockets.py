@@ -38,8 +38,10 @@ from binance_ws.depthcache import DepthCacheManager, value_type_for
 from binance_ws.engine.delivery import Subscription
 from binance_ws.engine.manager import (
     MINI_TICKER_ARR_INTERVAL_MS,
+    READY_POLL_S,
     TICKER_ARR_INTERVAL_S,
     AsyncSocketManager,
+    StreamsRefused,
 )
 from binance_ws.engine.userdata import UserDataStream
 from binance_ws.markets import SPOT, Market
@@ -207,6 +209,35 @@ class BinanceSocketManager:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(STOP_TIMEOUT_S)
 
+    def wait_ready(self, conn_key: str | None = None, timeout: float | None = 10.0) -> bool:
+        """Block until the socket ``conn_key`` (every socket started so far when None) is live: its
+        streams subscribed and confirmed by the server (for the user data socket: its WebSocket API
+        subscription confirmed, so an order placed now has its ``executionReport`` delivered; for a
+        depth cache: its streams subscribed). A socket reconnecting is not live until it is subscribed
+        again. True once live; False after ``timeout`` seconds (None: no limit), if the manager is not
+        started, if ``conn_key`` is not a started socket, or if a socket could not start or gave up.
+        Not from a callback: callbacks run on the thread this waits on (RuntimeError)."""
+        with self._lock:
+            loop, manager = self._loop, self._manager
+            if conn_key is None:
+                socks = list(self._sockets.values())
+            else:
+                one = self._sockets.get(conn_key)
+                socks = [one] if one is not None else []
+        if loop is None or manager is None or (conn_key is not None and not socks):
+            return False
+        if _on_loop_thread(loop):
+            raise RuntimeError("wait_ready() blocks until the engine thread has opened the sockets; "
+                               "call it from another thread, not from a callback")
+        future = asyncio.run_coroutine_threadsafe(_wait_ready(socks, manager), loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return False
+        except concurrent.futures.CancelledError:
+            return False  # the manager closed meanwhile
+
     def join(self, timeout: float | None = None) -> None:
         """Wait for the engine thread to end (after :meth:`close`), like the seed's ``Thread.join``."""
         thread = self._last_thread
@@ -247,7 +278,11 @@ class BinanceSocketManager:
                 if self._sockets.get(sock.key) is sock:
                     del self._sockets[sock.key]
             log.warning("socket %s could not start: %s", sock.key, exc)
-            _deliver(sock.callback, _start_error(sock.key, exc))
+            if isinstance(exc, StreamsRefused):
+                for name, refusal in exc.refused.items():  # one event per stream, named
+                    _deliver(sock.callback, _start_error(name, refusal))
+            else:
+                _deliver(sock.callback, _start_error(sock.key, exc))
             return
         with self._lock:
             sock.handle = handle
@@ -479,6 +514,29 @@ class BinanceSocketManager:
             return info.symbol == upper and info.kind in kinds
 
         self._stop_where(match)
+
+
+async def _wait_ready(socks: list[_Socket], manager: AsyncSocketManager) -> bool:
+    """Wait until every one of ``socks`` is open and live (see :meth:`BinanceSocketManager.wait_ready`)."""
+    for sock in socks:
+        if sock.task is not None:
+            await asyncio.wait({asyncio.wrap_future(sock.task)})
+        handle = sock.handle
+        if handle is None or not sock.alive():
+            return False  # could not start (its callback got the error event), or stopped
+        if isinstance(handle, UserDataStream):
+            while handle.subscription_id is None:  # resubscribing after a reconnect
+                if not sock.alive():
+                    return False
+                await asyncio.sleep(READY_POLL_S)
+            continue
+        if isinstance(handle, DepthCacheManager):
+            handle = getattr(handle, "_sub", None)  # the book's streams (depthcache.py names it so)
+            if handle is None:
+                return False
+        if not await manager.wait_ready(None, handle):
+            return False
+    return True
 
 
 def _start_error(key: str, exc: Exception) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from binance_ws import errors
+from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.engine import AsyncSocketManager, RawMessage
 from binance_ws.sim import Simulator
 from tests.engine._util import trade_ids, until
@@ -107,14 +108,51 @@ async def test_server_refusal_raises_subscription_error(sim: Simulator) -> None:
 
 async def test_refused_stream_in_a_new_connection_names_the_stream(sim: Simulator) -> None:
     # A new connection carries its streams in the URL; the server refuses the handshake (400) when one
-    # is unknown, so the engine falls back to SUBSCRIBE, which names the refusal.
+    # is unknown, so the engine falls back to SUBSCRIBE, which names the refusal. Only that stream
+    # stops: the subscription goes on with the others and is told which one was refused.
     async with AsyncSocketManager(market=sim.market) as sm:
-        with pytest.raises(errors.SubscriptionError, match="invalid stream"):
-            await sm.subscribe(["btcusdt@trade", "xxxyyy@trade"])
+        sub = await sm.subscribe(["btcusdt@trade", "xxxyyy@trade"])
+        assert sm.streams == ["btcusdt@trade"] and sub.streams == ("btcusdt@trade",)
+        got: list[dict[str, object]] = []
+        while sum(m["e"] == "trade" for m in got) < 3 or not any(m["e"] == "error" for m in got):
+            got.append(await asyncio.wait_for(sub.recv(), 5))
+        events = [m for m in got if m["e"] == "error"]
+        assert len(events) == 1, events
+        event = events[0]
+        assert (event["type"], event["m"], event["stream"]) == (
+            "subscription", "Subscription refused", "xxxyyy@trade")
+        assert event["code"] == 2 and "invalid stream" in str(event["msg"])
+        assert {m["e"] for m in got if m is not event} == {"trade"}
+        assert not sub.closed
+        server_conn = next(iter(sim.stream_server.connections.values()))
+        assert set(server_conn.control.streams) == {"btcusdt@trade"}
+
+
+async def test_a_subscribe_refused_in_full_raises_and_leaves_nothing(sim: Simulator) -> None:
+    async with AsyncSocketManager(market=sim.market) as sm:
+        with pytest.raises(errors.SubscriptionError, match="invalid stream") as info:
+            await sm.subscribe(["xxxyyy@trade", "zzzyyy@trade"])
+        assert sorted(getattr(info.value, "refused", {})) == ["xxxyyy@trade", "zzzyyy@trade"]
         assert sm.streams == [] and sm.connections == []
         await until(lambda: not sim.stream_server.connections, what="connection closed")
         sub = await sm.subscribe("btcusdt@trade")
         assert (await asyncio.wait_for(sub.recv(), 5))["e"] == "trade"
+
+
+async def test_multiplex_socket_with_a_refused_stream_keeps_the_others(sim: Simulator) -> None:
+    # The seed docs' example, against an exchange that does not list NEOBTC.
+    async with AsyncSocketManager(market=sim.market) as sm, \
+            sm.multiplex_socket(["bnbbtc@aggTrade", "neobtc@ticker", "btcusdt@trade"]) as s:
+        seen: set[str] = set()
+        refused = []
+        while seen != {"bnbbtc@aggTrade", "btcusdt@trade"} or not refused:
+            msg = await asyncio.wait_for(s.recv(), 10)
+            if msg.get("e") == "error":
+                refused.append(msg)
+                continue
+            assert set(msg) == {"stream", "data"}, msg
+            seen.add(msg["stream"])
+        assert [(m["type"], m["stream"]) for m in refused] == [("subscription", "neobtc@ticker")]
 
 
 async def test_multiplex_socket_wraps(sim: Simulator) -> None:
@@ -249,3 +287,24 @@ async def test_stream_names_that_are_not_strings_raise_invalid_stream_error(sim:
         assert sm.streams == [] and sm.connections == []
         async with sm.trade_socket("BTCUSDT") as s:
             assert (await asyncio.wait_for(s.recv(), 5))["e"] == "trade"
+
+
+async def test_wait_ready_follows_the_sockets(sim: Simulator) -> None:
+    # Reconnects wait a second, forever: long enough to see a dropped socket not ready.
+    slow = BackoffPolicy(initial_s=1.0, factor=1.0, max_s=1.0, jitter=0.1, max_retries=None)
+    async with AsyncSocketManager(market=sim.market, backoff=slow) as sm:
+        assert await sm.wait_ready(1) is True  # nothing subscribed: nothing to wait for
+        sub = await sm.subscribe(["btcusdt@trade", "ethusdt@trade"])
+        assert await sm.wait_ready(1) is True
+        assert await sm.wait_ready(1, sub) is True
+        sim.faults.refuse(503)
+        sim.faults.drop()
+        await until(lambda: sm.connections[0].link is None, what="the drop seen")
+        assert await sm.wait_ready(0.3) is False
+        assert await sm.wait_ready(0.3, ["btcusdt@trade"]) is False
+        sim.faults.accept()
+        assert await sm.wait_ready(10, sub) is True
+        assert await sm.wait_ready(1) is True
+        # Live again: messages flow right after.
+        while (await asyncio.wait_for(sub.recv(), 5)).get("e") != "trade":
+            pass

@@ -61,6 +61,9 @@ TICKER_ARR_INTERVAL_S: Final = 1.0
 MINI_TICKER_ARR_INTERVAL_MS: Final = 1000
 #: A symbol is streamable when exchangeInfo lists it with this status (PROTOCOL 4.7 replacement advice).
 TRADING_STATUS: Final = "TRADING"
+#: How often :meth:`AsyncSocketManager.wait_ready` looks again while a subscribe is in progress or a
+#: socket was replaced under it (waiting on the sockets themselves needs no polling).
+READY_POLL_S: Final = 0.01
 #: REST timeout for the exchangeInfo call behind ticker_socket.
 EXCHANGE_INFO_TIMEOUT_S: Final = 10.0
 
@@ -223,6 +226,37 @@ class AsyncSocketManager:
         """Every stream some subscriber currently receives."""
         return list(self._routes)
 
+    def _carrying(self, names: Iterable[str] | None) -> list[Connection]:
+        """The connections carrying ``names`` (every connection when None)."""
+        if names is None:
+            return list(self._conns.values())
+        ids = {self._plan.connection_of(n) for n in names}
+        return [conn for conn_id, conn in self._conns.items() if conn_id in ids]
+
+    async def wait_ready(self, timeout: float | None = None,
+                         subscription: Subscription | Iterable[str] | None = None) -> bool:
+        """Wait until streams are live: every connection (or only those carrying ``subscription``, a
+        :class:`Subscription` or stream names) has its socket open with all its streams subscribed, and
+        no subscribe is still in progress. A :meth:`subscribe` that returned is live already; this is for
+        the times after, e.g. while a socket reconnects (a socket that dropped is not ready until its
+        streams are subscribed again on the new one). True once ready; False after ``timeout`` seconds
+        (None: no limit), or if a connection gave up meanwhile (its streams have stopped)."""
+        names = subscription.streams if isinstance(subscription, Subscription) else (
+            None if subscription is None else list(streams.stream_list(subscription)))
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    conns = self._carrying(names)
+                    if not all(await asyncio.gather(*(c.wait_ready() for c in conns))):
+                        return False
+                    opening = self._opening if names is None else [n for n in names if n in self._opening]
+                    if not opening and all(c.link is not None and not c.link.lost.done()
+                                           for c in self._carrying(names)):
+                        return True
+                    await asyncio.sleep(READY_POLL_S)
+        except TimeoutError:
+            return False
+
     # -- subscribing ------------------------------------------------------------------------------
     def _validate(self, names: str | Iterable[str]) -> list[str]:
         checked = [streams.validate_stream(n, self.market) for n in streams.stream_list(names)]
@@ -246,8 +280,12 @@ class AsyncSocketManager:
         some of ``names`` is lost unplanned (those ``streams`` may have missed messages) and ``"up"`` once
         they are subscribed on a new socket; never for a make-before-break rotation (nothing is lost).
         Raises :class:`~binance_ws.errors.InvalidStreamError` before connecting for a bad name, and
-        :class:`~binance_ws.errors.SubscriptionError` if the server refuses a stream. If the connection
-        cannot be opened at all, the subscriber gets the max-retries error event instead.
+        :class:`~binance_ws.errors.SubscriptionError` if the server refuses every stream asked for. When
+        it refuses only some, the others are delivered as usual: the subscription's ``streams`` drop the
+        refused ones and it receives, for each, ``{'e': 'error', 'type': 'subscription', 'm':
+        'Subscription refused', 'stream': s, 'code': c, 'msg': m}``. If the connection cannot be opened
+        at all, the subscriber gets the max-retries error event instead. On return every stream of the
+        subscription is live (see :meth:`wait_ready` for later reconnects).
         """
         checked = self._validate(names)
         if decode == "typed":
@@ -299,14 +337,24 @@ class AsyncSocketManager:
                 sub._finish()
         refused = {n: self._refused.pop(n) for n in new if n in self._refused}
         if refused:
+            # Only the refused streams stop. If that is every stream asked for, there is nothing to
+            # deliver and the call raises; otherwise the subscription goes on with the streams the
+            # server accepted, and each refused one is reported to it as a subscription error event.
+            everything = len(refused) == len(checked)
             async with self._lock:
                 for name, exc in refused.items():
                     self._drop_refused(name, exc, sub)
                 waits = self._start(self._plan.remove(refused))
-                waits += self._forget(sub, checked)
-                sub._finish()
+                if everything:
+                    waits += self._forget(sub, checked)
+                    sub._finish()
+                else:
+                    sub.streams = tuple(n for n in sub.streams if n not in refused)
+                    for name, exc in refused.items():
+                        sub.push_event(_refused_event(name, exc))
             await self._settle(waits, "dropping refused streams")
-            raise next(iter(refused.values()))
+            if everything:
+                raise StreamsRefused(refused)
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
@@ -426,8 +474,7 @@ class AsyncSocketManager:
         route = self._routes.pop(name, None)
         if route is None:
             return
-        event = errors.error_event(errors.ERR_SUBSCRIPTION, errors.MSG_SUBSCRIPTION, stream=name,
-                                   code=exc.code, msg=exc.msg)
+        event = _refused_event(name, exc)
         for sub in route.subscribers:
             if sub is not caller:
                 sub.push_event(event)
@@ -612,6 +659,22 @@ class AsyncSocketManager:
             return await self.subscribe_conflated(names, TICKER_ARR_INTERVAL_S, **opts)
 
         return StreamSocket(open_)
+
+
+class StreamsRefused(errors.SubscriptionError):
+    """Every stream of a :meth:`AsyncSocketManager.subscribe` call was refused; ``refused`` maps each
+    to its error (``code`` and ``msg`` are the first one's)."""
+
+    def __init__(self, refused: dict[str, errors.SubscriptionError]) -> None:
+        first = next(iter(refused.values()))
+        super().__init__(first.code, first.msg, first.request_id)
+        self.refused = dict(refused)
+
+
+def _refused_event(name: str, exc: errors.SubscriptionError) -> dict[str, Any]:
+    """The event telling a subscriber that the server refused ``name``."""
+    return errors.error_event(errors.ERR_SUBSCRIPTION, errors.MSG_SUBSCRIPTION, stream=name,
+                              code=exc.code, msg=exc.msg)
 
 
 class StreamSocket:

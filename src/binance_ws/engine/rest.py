@@ -302,7 +302,39 @@ class AsyncClient:
                                                            {"symbol": symbol, **params})
         return result
 
+    async def get_klines(self, **params: Any) -> list[list[Any]]:
+        """``GET /api/v3/klines`` (python-binance's call): ``symbol``, ``interval`` (a
+        ``KLINE_INTERVAL_*``), and optionally ``limit``, ``startTime``, ``endTime``, ``timeZone``."""
+        result: list[list[Any]] = await self._request("GET", self._api("klines"), params)
+        return result
+
+    async def get_symbol_ticker(self, **params: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        """``GET /api/v3/ticker/price``: ``{"symbol", "price"}`` for ``symbol=``; every symbol's, as a
+        list, without it."""
+        result: dict[str, Any] | list[dict[str, Any]] = await self._request(
+            "GET", self._api("ticker/price"), params)
+        return result
+
     # -- orders (signed) ----------------------------------------------------------------------------
+    async def create_test_order(self, **params: Any) -> dict[str, Any]:
+        """``POST /api/v3/order/test`` (python-binance's call): validates an order like
+        :meth:`create_order` (same keywords: ``symbol``, ``side``, ``type``, ...) without placing it;
+        ``computeCommissionRates=True`` asks for the commission rates."""
+        result: dict[str, Any] = await self._request("POST", self._api("order/test"), params, signed=True)
+        return result
+
+    async def get_open_orders(self, **params: Any) -> list[dict[str, Any]]:
+        """``GET /api/v3/openOrders``: the open orders of ``symbol=``, or of every symbol without it."""
+        result: list[dict[str, Any]] = await self._request("GET", self._api("openOrders"), params,
+                                                           signed=True)
+        return result
+
+    async def get_my_trades(self, **params: Any) -> list[dict[str, Any]]:
+        """``GET /api/v3/myTrades``: the account's trades of ``symbol=`` (``orderId``, ``startTime``,
+        ``endTime``, ``fromId``, ``limit`` as keywords)."""
+        result: list[dict[str, Any]] = await self._request("GET", self._api("myTrades"), params, signed=True)
+        return result
+
     async def create_order(self, symbol: str, side: str, type: str, **params: Any) -> dict[str, Any]:
         """``POST /api/v3/order``: ``quantity``, ``price``, ``timeInForce``, ``newClientOrderId``, ...
         as keywords, named as Binance names them."""
