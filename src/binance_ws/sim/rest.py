@@ -163,7 +163,7 @@ def _illegal(name: str, detail: str = "") -> ApiError:
     return ApiError(-1100, f"Illegal characters found in parameter '{name}'{tail}")
 
 
-def _depth_weight(limit: int) -> int:
+def depth_weight(limit: int) -> int:
     for bound, weight in DEPTH_WEIGHTS:
         if limit <= bound:
             return weight
@@ -181,7 +181,7 @@ def _symbols_param(raw: str) -> list[str]:
     return value
 
 
-def _tz_offset_ms(raw: str | None) -> int:
+def tz_offset_ms(raw: str | None) -> int:
     """``timeZone`` of /klines ("8", "+08:00", "-5:30") as an offset in ms; raises -1100 if malformed."""
     if not raw:
         return 0
@@ -320,7 +320,7 @@ class RestServer:
         q = request.query
         if path == "depth":
             limit = _int_param(request, "limit", DEPTH_DEFAULT_LIMIT) or DEPTH_DEFAULT_LIMIT
-            return _depth_weight(min(limit, DEPTH_MAX_LIMIT))
+            return depth_weight(min(limit, DEPTH_MAX_LIMIT))
         if path == "ticker/24hr":
             if "symbol" in q:
                 return TICKER_24H_WEIGHTS[0][1]
@@ -377,13 +377,17 @@ class RestServer:
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
         names, _ = self._selected(request)
+        return _json(self.exchange_info_body(names))
+
+    def exchange_info_body(self, names: list[str]) -> dict[str, Any]:
+        """The ``/api/v3/exchangeInfo`` body for ``names`` (also the WS API's ``exchangeInfo`` result)."""
         cfg = self.sim.config
         window_s = cfg.rest_weight_window_s
         interval, num = ("MINUTE", int(window_s // 60)) if window_s % 60 == 0 else ("SECOND", int(window_s))
         rate_limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": interval, "intervalNum": num,
                         "limit": cfg.rest_weight_limit}, *RATE_LIMITS_EXTRA]
-        return _json({"timezone": "UTC", "serverTime": self.sim.clock.now_ms(), "rateLimits": rate_limits,
-                      "exchangeFilters": [], "symbols": [self._symbol_info(s) for s in names]})
+        return {"timezone": "UTC", "serverTime": self.sim.clock.now_ms(), "rateLimits": rate_limits,
+                "exchangeFilters": [], "symbols": [self._symbol_info(s) for s in names]}
 
     def _symbol_info(self, symbol: str) -> dict[str, Any]:
         book = self.sim.exchange.symbols[symbol]
@@ -443,7 +447,7 @@ class RestServer:
         limit = _limit(request, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT)
         return _json(self.sim.exchange.klines(
             symbol, interval, limit, _int_param(request, "startTime"), _int_param(request, "endTime"),
-            _tz_offset_ms(request.query.get("timeZone"))))
+            tz_offset_ms(request.query.get("timeZone"))))
 
     async def _ticker_24h(self, request: web.Request) -> web.Response:
         names, single = self._selected(request)
