@@ -377,3 +377,10 @@ async def test_mini_ticker_array_speed_forms_python_binance_asks_for() -> None:
         assert wrapped["stream"] == "!miniTicker@arr@3000ms" and wrapped["data"][0]["e"] == "24hrMiniTicker"
     # Three ticker pushes per slow push: the slow stream cannot keep up with the fast one.
     assert len(slow.texts()) <= len(fast.texts()) // 3 + 1, elapsed
+
+
+async def test_plus_in_a_combined_url_is_a_plus(sim: QuietSim) -> None:
+    # "@+08:00" klines (PROTOCOL 4.5) travel unencoded in /stream?streams=...; a "+" is not a space there.
+    client = await connect(f"{sim.stream_url}/stream?streams=btcusdt@kline_1m@+08:00")
+    assert await client.request({"method": "LIST_SUBSCRIPTIONS", "id": 1}) == \
+        {"result": ["btcusdt@kline_1m@+08:00"], "id": 1}

@@ -411,7 +411,10 @@ def parse_path(raw_path: bytes) -> Route | None:
     if path == "/ws" or path.startswith("/ws/"):
         return Route("stream", _split_names(path[3:]), False, micro, query)
     if path in ("/stream", "/stream/"):
-        names = [n for value in query.get("streams", []) for n in _split_names(value)]
+        # Raw values, not parse_qs's: its "+" -> " " would turn the documented ``@+08:00`` kline suffix
+        # into an unknown name (silently ignored since URL names are no longer refused).
+        raw_values = [v for k, _, v in (p.partition("=") for p in parts.query.split("&")) if k == "streams"]
+        names = [n for value in raw_values for n in _split_names(value)]
         return Route("stream", list(dict.fromkeys(names)), True, micro, query)
     if path == "/ws-api/v3":
         return Route("ws-api", [], False, micro, query)
