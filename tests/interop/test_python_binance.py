@@ -104,3 +104,38 @@ async def test_depth_cache_manager_builds_a_consistent_book(client: Any, bm: Any
     bids, asks = cache.get_bids(), cache.get_asks()
     assert bids and asks
     assert bids[0][0] < asks[0][0]
+
+
+async def test_signed_account_calls_and_weight_headers(sim: Simulator,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The signed calls a python-binance user makes in the first hour, and both weight headers
+    # (X-MBX-USED-WEIGHT and X-MBX-USED-WEIGHT-1M) on every answer.
+    sim.accounts.create_account("carol", {"USDT": "100000"})
+    api_key, secret = sim.accounts.register_hmac_key("carol")
+    monkeypatch.setattr(AsyncClient, "API_URL", f"{sim.rest_url}/api")
+    c = await AsyncClient.create(api_key, secret)
+    try:
+        def used() -> tuple[str, str]:
+            headers = c.response.headers
+            return headers["X-MBX-USED-WEIGHT"], headers["X-MBX-USED-WEIGHT-1M"]
+
+        assert await c.get_open_orders(symbol=SYMBOL) == []
+        w1 = used()
+        assert w1[0] == w1[1]
+        bid = float((await c.get_order_book(symbol=SYMBOL, limit=5))["bids"][0][0])
+        resting = await c.create_order(symbol=SYMBOL, side="BUY", type="LIMIT", timeInForce="GTC",
+                                       quantity="0.01", price=f"{bid * 0.5:.2f}")
+        taken = await c.create_order(symbol=SYMBOL, side="BUY", type="MARKET", quantity="0.001")
+        assert taken["status"] == "FILLED"
+        assert await c.create_test_order(symbol=SYMBOL, side="SELL", type="LIMIT", timeInForce="GTC",
+                                         quantity="0.01", price=f"{bid * 2:.2f}") == {}
+        opened = await c.get_open_orders(symbol=SYMBOL)
+        assert [o["orderId"] for o in opened] == [resting["orderId"]]
+        mine = await c.get_my_trades(symbol=SYMBOL)
+        assert [t["id"] for t in mine] == [f["tradeId"] for f in taken["fills"]]
+        every = await c.get_all_orders(symbol=SYMBOL)
+        assert [o["orderId"] for o in every] == [resting["orderId"], taken["orderId"]]
+        w2 = used()
+        assert w2[0] == w2[1] and int(w2[0]) > int(w1[0])
+    finally:
+        await c.close_connection()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import types
@@ -13,6 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from picows import WSInvalidStatusError, WSMsgType, ws_connect
 
+from binance_ws.sim import Simulator
+from binance_ws.sim.config import SimConfig
 from binance_ws.sim.server import StreamControl, parse_path
 from tests.sim._client import QuietSim, RawClient, connect, depth, install_echo_wsapi, trade
 
@@ -92,10 +95,27 @@ async def test_bad_time_unit_is_refused(sim: QuietSim) -> None:
     assert (status, body["code"]) == (400, -1194)
 
 
-async def test_unknown_stream_in_url_is_refused_at_handshake(sim: QuietSim) -> None:
-    assert await refused(f"{sim.stream_url}/ws/btcusdt@trade/nosuch@trade") == \
-        (400, {"code": 2, "msg": "Invalid request: invalid stream"})
-    assert (await refused(f"{sim.stream_url}/stream?streams=BTCUSDT@trade"))[0] == 400
+async def test_unknown_stream_in_url_is_accepted_and_silent(sim: QuietSim) -> None:
+    # As on Binance (ccxt pro connects to /ws/<its own name>, then SUBSCRIBEs): the handshake succeeds,
+    # the unknown name sends nothing and is not listed; the known name in the same URL is served.
+    client = await connect(f"{sim.stream_url}/ws/btcusdt@trade/nosuch@trade")
+    assert await client.request({"method": "LIST_SUBSCRIPTIONS", "id": 1}) == \
+        {"result": ["btcusdt@trade"], "id": 1}
+    sim.hub.publish("nosuch@trade", trade(0))
+    sim.hub.publish("btcusdt@trade", trade(1))
+    await client.wait_for(lambda: len(client.texts()) == 2)
+    assert client.messages()[1] == trade(1)
+    upper = await connect(f"{sim.stream_url}/stream?streams=BTCUSDT@trade")
+    assert await upper.request({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": "ccxt-1"}) == \
+        {"result": None, "id": "ccxt-1"}
+    sim.hub.publish("btcusdt@trade", trade(2))
+    assert await upper.next_text(1) == {"stream": "btcusdt@trade", "data": trade(2)}
+
+
+async def test_too_many_streams_in_url_is_refused_counting_unknown_names(sim: QuietSim) -> None:
+    names = "/".join(f"x{i}@trade" for i in range(sim.config.max_streams_per_connection + 1))
+    assert await refused(f"{sim.stream_url}/ws/{names}") == \
+        (400, {"code": 2, "msg": "Invalid request: too many streams"})
 
 
 async def test_unknown_path_is_404(sim: QuietSim) -> None:
@@ -185,8 +205,10 @@ async def test_invalid_json_error_has_the_observed_shape(sim: QuietSim) -> None:
 
 @pytest.mark.parametrize(("request_id", "ok"), [
     (1, True), (-5, True), (2 ** 63 - 1, True), (-(2 ** 63), True), (None, True),
-    ("abc123", True), ("a" * 36, True),
-    ("a" * 37, False), ("a-b", False), ("", False), (1.5, False), (True, False), ([1], False),
+    ("abc123", True), ("a" * 36, True), ("a-b", True), ("a_b", True),
+    ("0b8e4a52-3c5e-4c47-9b1f-2f6a1f1d9e7c", True),  # binance-sdk-spot's uuid4 id
+    ("a" * 37, False), ("a b", False), ("a.b", False), ("é", False), ("", False),
+    (1.5, False), (True, False), ([1], False),
     (2 ** 63, False),
 ])
 async def test_id_rules(sim: QuietSim, request_id: object, ok: bool) -> None:
@@ -336,3 +358,29 @@ async def test_ws_api_path_reaches_the_simulator_ws_api(sim: QuietSim) -> None:
     client = await connect(sim.ws_api_url)
     reply = await client.request({"id": 1, "method": "ping"})
     assert (reply["id"], reply["status"], reply["result"]) == (1, 200, {})
+
+
+async def test_mini_ticker_array_speed_forms_python_binance_asks_for() -> None:
+    # python-binance's miniticker_socket() connects to /ws/!miniTicker@arr@<n>ms; Binance streams the
+    # 1000 ms and 3000 ms forms (python-binance #267). Ticker cadence 0.1 s here, so 3000 ms is 0.3 s.
+    cfg = dataclasses.replace(SimConfig(flow_rate=400.0, seed=3), ticker_s=0.1)
+    async with Simulator(cfg) as sim:
+        fast = await connect(f"{sim.stream_url}/ws/!miniTicker@arr@1000ms")
+        slow = await connect(f"{sim.stream_url}/stream?streams=!miniTicker@arr@3000ms")
+        t0 = time.monotonic()
+        await fast.wait_for(lambda: len(fast.texts()) >= 6)
+        await slow.wait_for(lambda: len(slow.texts()) >= 2)
+        elapsed = time.monotonic() - t0
+    for batch in fast.messages():
+        assert batch and all(m["e"] == "24hrMiniTicker" for m in batch)
+    for wrapped in slow.messages():
+        assert wrapped["stream"] == "!miniTicker@arr@3000ms" and wrapped["data"][0]["e"] == "24hrMiniTicker"
+    # Three ticker pushes per slow push: the slow stream cannot keep up with the fast one.
+    assert len(slow.texts()) <= len(fast.texts()) // 3 + 1, elapsed
+
+
+async def test_plus_in_a_combined_url_is_a_plus(sim: QuietSim) -> None:
+    # "@+08:00" klines (PROTOCOL 4.5) travel unencoded in /stream?streams=...; a "+" is not a space there.
+    client = await connect(f"{sim.stream_url}/stream?streams=btcusdt@kline_1m@+08:00")
+    assert await client.request({"method": "LIST_SUBSCRIPTIONS", "id": 1}) == \
+        {"result": ["btcusdt@kline_1m@+08:00"], "id": 1}

@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
@@ -243,3 +244,65 @@ async def test_subscriptions_die_with_the_connection() -> None:
                 break
             await asyncio.sleep(0.01)
         assert not sim.accounts._subscribers["alice"] and not sim.accounts.sessions
+
+
+async def test_market_data_methods_answer_the_rest_bodies() -> None:
+    # web-socket-api.md: the market-data methods' results are the REST bodies, with REST's weights.
+    async with accounts_sim() as sim:
+        client = await connect(sim)
+        rest = sim.rest_url + "/api/v3/"
+        async with aiohttp.ClientSession() as http:
+
+            async def via_rest(path: str, **query: str) -> Any:
+                async with http.get(rest + path, params=query) as r:
+                    return await r.json()
+
+            def count(frame: dict[str, Any]) -> int:
+                return int(frame["rateLimits"][0]["count"])
+
+            base = count(await client.call("ping"))
+            depth = await client.call("depth", {"symbol": "BTCUSDT", "limit": 5})
+            assert depth["status"] == 200 and count(depth) == base + 5
+            assert set(depth["result"]) == {"lastUpdateId", "bids", "asks"}
+            assert len(depth["result"]["bids"]) == 5
+            price = await client.call("ticker.price", {"symbol": "BTCUSDT"})
+            assert price["result"] == await via_rest("ticker/price", symbol="BTCUSDT")
+            assert count(price) == base + 5 + 2
+            prices = await client.call("ticker.price", {"symbols": ["BNBBTC", "ETHUSDT"]})
+            assert [p["symbol"] for p in prices["result"]] == ["BNBBTC", "ETHUSDT"]
+            everything = await client.call("ticker.price")
+            assert {p["symbol"] for p in everything["result"]} == {"BTCUSDT", "ETHUSDT", "BNBBTC"}
+            info = await client.call("exchangeInfo", {"symbol": "BNBBTC"})
+            rest_info = await via_rest("exchangeInfo", symbol="BNBBTC")
+            assert info["result"]["symbols"] == rest_info["symbols"]
+            assert count(info) == count(everything) + 20
+            recent = await client.call("trades.recent", {"symbol": "BTCUSDT", "limit": 3})
+            assert set(recent["result"][0]) == {"id", "price", "qty", "quoteQty", "time", "isBuyerMaker",
+                                                "isBestMatch"}
+            assert count(recent) == count(info) + 25
+            klines = await client.call("klines", {"symbol": "BTCUSDT", "interval": "1m", "limit": 2})
+            assert klines["status"] == 200 and all(len(row) == 12 for row in klines["result"])
+            assert count(klines) == count(recent) + 2
+            bad = await client.call("klines", {"symbol": "BTCUSDT", "interval": "2m"})
+            assert (bad["status"], bad["error"]) == (400, {"code": -1120, "msg": "Invalid interval."})
+            nope = await client.call("depth", {"symbol": "NOPE"})
+            assert (nope["status"], nope["error"]["code"]) == (400, -1121)
+
+
+async def test_order_test_checks_without_placing() -> None:
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "HMAC")
+        client = await connect(sim)
+        bid, _ = best(sim)
+        params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                  "quantity": "0.01", "price": bid}
+        ok = await client.call("order.test", signed(creds, sim, **params))
+        assert (ok["status"], ok["result"]) == (200, {})
+        rates = await client.call("order.test", signed(creds, sim, computeCommissionRates=True, **params))
+        assert set(rates["result"]) == {"standardCommissionForOrder", "specialCommissionForOrder",
+                                        "taxCommissionForOrder", "discount"}
+        assert rates["rateLimits"][0]["count"] == ok["rateLimits"][0]["count"] + 20
+        no_tif = {k: v for k, v in params.items() if k != "timeInForce"}
+        missing = await client.call("order.test", signed(creds, sim, **no_tif))
+        assert (missing["status"], missing["error"]["code"]) == (400, -1102)
+        assert sim.accounts.account("alice").orders == {}

@@ -158,6 +158,8 @@ class Account:
     update_time: int = 0
     #: Every order this account placed, by order id (the exchange keeps only open ones).
     orders: dict[int, Held] = field(default_factory=dict)
+    #: The account's fills, oldest first, in ``GET /api/v3/myTrades`` shape.
+    fills: list[dict[str, Any]] = field(default_factory=list)
 
     def balance(self, asset: str) -> Balance:
         bal = self.balances.get(asset)
@@ -209,6 +211,16 @@ def units(value: int) -> Decimal:
 
 #: Length of the client order id Binance generates when the caller gives none.
 _CLIENT_ID_LENGTH: Final = 22
+#: Default and largest ``limit`` of the account list endpoints (allOrders, myTrades; rest-api.md).
+LIST_DEFAULT_LIMIT: Final = 500
+LIST_MAX_LIMIT: Final = 1000
+#: The unfilled-order limits ``GET /api/v3/rateLimit/order`` reports (spot production values, the same
+#: as exchangeInfo's ORDERS entries).
+ORDER_RATE_LIMITS: Final = (("SECOND", 10, 100, 10_000), ("DAY", 1, 200_000, 86_400_000))
+_ZERO: Final = "0.00000000"
+#: Commission rates: the simulator charges none (``account_info`` says the same).
+_NO_COMMISSION: Final = {"maker": _ZERO, "taker": _ZERO, "buyer": _ZERO, "seller": _ZERO}
+_OPEN_STATUSES: Final = frozenset({NEW, "PARTIALLY_FILLED"})
 
 
 class Accounts:
@@ -547,6 +559,105 @@ class Accounts:
                      "workingTime": order.working_time})
         return body
 
+    def _symbol_param(self, params: Mapping[str, Any], *, required: bool = True) -> str | None:
+        """``symbol`` upper-cased and checked against the exchange (-1102 missing, -1121 unknown)."""
+        raw = params.get("symbol")
+        if not raw:
+            if required:
+                raise SimApiError(-1102, "symbol")
+            return None
+        symbol = str(raw).upper()
+        if symbol not in self._sim.exchange.symbols:
+            raise SimApiError(-1121)
+        return symbol
+
+    @staticmethod
+    def _list_limit(params: Mapping[str, Any]) -> int:
+        limit = parse_int(params, "limit", required=False)
+        if limit is None:
+            return LIST_DEFAULT_LIMIT
+        if limit < 1:
+            raise SimApiError(-1102, "limit")
+        return min(limit, LIST_MAX_LIMIT)
+
+    def open_orders(self, account: Account, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """``GET /api/v3/openOrders``: the account's working orders, of one symbol or all, oldest first."""
+        symbol = self._symbol_param(params, required=False)
+        return [self.query_order(account, {"symbol": h.order.symbol, "orderId": h.order.order_id})
+                for h in account.orders.values()
+                if h.order.status in _OPEN_STATUSES and symbol in (None, h.order.symbol)]
+
+    def all_orders(self, account: Account, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """``GET /api/v3/allOrders``: every order of ``symbol``, from ``orderId`` on or within
+        ``startTime``..``endTime``, oldest first, at most ``limit`` (the latest ones without a start)."""
+        symbol = self._symbol_param(params)
+        from_id = parse_int(params, "orderId", required=False)
+        start = parse_int(params, "startTime", required=False)
+        end = parse_int(params, "endTime", required=False)
+        limit = self._list_limit(params)
+        orders = [h.order for h in sorted(account.orders.values(), key=lambda h: h.order.order_id)
+                  if h.order.symbol == symbol and (from_id is None or h.order.order_id >= from_id)
+                  and (start is None or h.order.time >= start) and (end is None or h.order.time <= end)]
+        chosen = orders[:limit] if from_id is not None or start is not None else orders[-limit:]
+        return [self.query_order(account, {"symbol": o.symbol, "orderId": o.order_id}) for o in chosen]
+
+    def my_trades(self, account: Account, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """``GET /api/v3/myTrades``: the account's fills in ``symbol``, optionally of one ``orderId``,
+        from trade id ``fromId`` or within ``startTime``..``endTime``, oldest first, at most ``limit``."""
+        symbol = self._symbol_param(params)
+        order_id = parse_int(params, "orderId", required=False)
+        from_id = parse_int(params, "fromId", required=False)
+        start = parse_int(params, "startTime", required=False)
+        end = parse_int(params, "endTime", required=False)
+        limit = self._list_limit(params)
+        fills = [f for f in account.fills
+                 if f["symbol"] == symbol and order_id in (None, f["orderId"])
+                 and (from_id is None or f["id"] >= from_id)
+                 and (start is None or f["time"] >= start) and (end is None or f["time"] <= end)]
+        return fills[:limit] if from_id is not None or start is not None else fills[-limit:]
+
+    def test_order(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /api/v3/order/test``: checks an order as ``place_order`` would, places nothing; ``{}``,
+        or the commission rates with ``computeCommissionRates=true``."""
+        for name in ("symbol", "side", "type"):
+            if not params.get(name):
+                raise SimApiError(-1102, name)
+        symbol = self._symbol_param(params)
+        assert symbol is not None
+        if str(params["side"]) not in ("BUY", "SELL"):
+            raise SimApiError(-1102, "side")
+        order_type = str(params["type"])
+        parse_decimal(params, "quantity")
+        parse_decimal(params, "price", required=order_type != "MARKET")
+        if order_type == "LIMIT" and not params.get("timeInForce"):
+            raise SimApiError(-1102, "timeInForce")
+        if str(params.get("computeCommissionRates", "")).lower() != "true":
+            return {}
+        return {"standardCommissionForOrder": {"maker": _ZERO, "taker": _ZERO},
+                "specialCommissionForOrder": {"maker": _ZERO, "taker": _ZERO},
+                "taxCommissionForOrder": {"maker": _ZERO, "taker": _ZERO},
+                "discount": {"enabledForAccount": False, "enabledForSymbol": False,
+                             "discountAsset": "BNB", "discount": _ZERO}}
+
+    def commission(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``GET /api/v3/account/commission``: the account's rates for ``symbol`` (all zero here)."""
+        symbol = self._symbol_param(params)
+        return {"symbol": symbol, "standardCommission": dict(_NO_COMMISSION),
+                "specialCommission": dict(_NO_COMMISSION), "taxCommission": dict(_NO_COMMISSION),
+                "discount": {"enabledForAccount": False, "enabledForSymbol": False, "discountAsset": "BNB",
+                             "discount": _ZERO}}
+
+    def order_rate_limits(self, account: Account) -> list[dict[str, Any]]:
+        """``GET /api/v3/rateLimit/order``: the account's order counts in each ORDERS window."""
+        now = self._sim.clock.now_ms()
+        out = []
+        for interval, num, limit, span_ms in ORDER_RATE_LIMITS:
+            window_start = now - now % span_ms if interval == "DAY" else now - span_ms
+            count = sum(1 for h in account.orders.values() if h.order.time > window_start)
+            out.append({"rateLimitType": "ORDERS", "interval": interval, "intervalNum": num,
+                        "limit": limit, "count": count})
+        return out
+
     def _find(self, account: Account, params: Mapping[str, Any], *, unknown: int) -> Held:
         if not params.get("symbol"):
             raise SimApiError(-1102, "symbol")
@@ -594,6 +705,11 @@ class Accounts:
                 held.locked -= qty
                 base.locked -= qty
                 quote.free += qty * px
+            account.fills.append({
+                "symbol": order.symbol, "id": ev.trade.id, "orderId": order.order_id, "orderListId": -1,
+                "price": fmt(px), "qty": fmt(qty), "quoteQty": fmt(qty * px), "commission": _ZERO,
+                "commissionAsset": held.base if order.is_buy else held.quote, "time": ev.trade.time,
+                "isBuyer": order.is_buy, "isMaker": ev.is_maker, "isBestMatch": True})
         if order.status in (FILLED, CANCELED, EXPIRED) and held.locked:
             bal.locked -= held.locked
             bal.free += held.locked

@@ -97,6 +97,10 @@ class SimConfig:
     flow_rate: float = 50.0
     #: Per-symbol heavy-tailed rates instead of ``flow_rate`` (see :meth:`market`).
     activity: Activity | None = None
+    #: Trades per symbol recorded as history at start (over the hour before it, deterministic by
+    #: ``seed``), so ``/trades``, ``/klines`` and the tickers have something to show at once, as on a
+    #: real exchange; live trade ids continue from them.
+    history_trades: int = 200
     #: How often the driver steps the flow and flushes periodic streams (a cadence shorter than this is
     #: served once a tick).
     tick_s: float = 0.01

@@ -501,6 +501,20 @@ class Exchange:
                 del self._order_listeners[owner]
 
     # -- reading -----------------------------------------------------------------------------------
+    def seed_history(self, symbol: str, trades: list[tuple[int, int, int, bool]]) -> None:
+        """Record past trades ``(price, qty, time_ms, buyer_is_maker)``, oldest first, as the symbol's
+        history: ids from the next trade id on, one aggregate trade each, no listener told (nothing
+        happened live). Live trades then continue the ids. Only before the first live trade."""
+        book = self.book(symbol)
+        if book.trades:
+            raise ValueError(f"{symbol} already has trades; history comes first")
+        for price, qty, time, buyer_is_maker in trades:
+            trade = Trade(book.next_trade_id, price, qty, time, buyer_is_maker, book.next_agg_id)
+            book._record(trade)
+            book.aggs.append(AggTrade(book.next_agg_id, price, qty, trade.id, trade.id, time, buyer_is_maker))
+            book.next_trade_id += 1
+            book.next_agg_id += 1
+
     def book(self, symbol: str) -> SymbolBook:
         """The book of ``symbol`` (any case); raises :class:`InvalidSymbolError`."""
         book = self.symbols.get(symbol.upper()) if isinstance(symbol, str) else None

@@ -46,6 +46,10 @@ DAY_MS = 86_400_000
 #: Averaging interval of ``@avgPrice`` (PROTOCOL 4.10).
 AVG_PRICE_INTERVAL = "5m"
 
+#: Undocumented speed forms of ``!miniTicker@arr`` and their cadence in ticker pushes. python-binance's
+#: ``miniticker_socket()`` asks ``!miniTicker@arr@<n>ms``; on Binance ``@1000ms`` and ``@3000ms`` stream
+#: while ``@5000ms`` connects and stays silent (python-binance #267), so these two are served.
+MINI_ARR_SPEEDS: dict[str, int] = {"!miniTicker@arr@1000ms": 1, "!miniTicker@arr@3000ms": 3}
 #: Per-symbol stream suffixes served today (PROTOCOL 4.1-4.12, minus blockTrade/referencePrice).
 _SYMBOL_SUFFIXES: frozenset[str] = frozenset(
     ["trade", "aggTrade", "bookTicker", "miniTicker", "ticker", "avgPrice", "depth", "depth@100ms"]
@@ -55,7 +59,7 @@ _SYMBOL_SUFFIXES: frozenset[str] = frozenset(
 )
 #: All-market streams (PROTOCOL 4.6, 4.8); the retired ones (4.13) only with ``legacy_streams``.
 _MARKET_STREAMS: frozenset[str] = frozenset(
-    ["!miniTicker@arr"] + [f"!ticker_{w}@arr" for w in TICKER_WINDOWS])
+    ["!miniTicker@arr", *MINI_ARR_SPEEDS] + [f"!ticker_{w}@arr" for w in TICKER_WINDOWS])
 LEGACY_TICKER_ARR = "!ticker@arr"
 LEGACY_BOOK_TICKER = "!bookTicker"
 
@@ -178,6 +182,9 @@ class Feeds:
         self._dirty_slow: dict[_SymbolFeed, None] = {}
         #: Symbols that traded since the last ticker push (the ``@arr`` streams carry only those).
         self._changed: dict[_SymbolFeed, None] = {}
+        #: Per speed form of ``!miniTicker@arr``: ticker pushes since its last push, and the symbols that
+        #: traded in them.
+        self._mini_arr: dict[str, tuple[int, dict[_SymbolFeed, None]]] = {n: (0, {}) for n in MINI_ARR_SPEEDS}
         #: Symbols holding kline bars (bars follow trades until their stream's last subscriber leaves).
         self._barred: dict[_SymbolFeed, None] = {}
         #: Symbols with a subscribed stream, in symbol order, as of hub version ``_watched_version``.
@@ -379,6 +386,19 @@ class Feeds:
         changed = [st.symbol for st in sorted(self._changed, key=_index)]
         if hub.has_subscribers("!miniTicker@arr") and changed:
             hub.publish("!miniTicker@arr", [self.mini_ticker(s, now) for s in changed])
+        for name, every in MINI_ARR_SPEEDS.items():
+            if not hub.has_subscribers(name):
+                self._mini_arr[name] = (0, {})
+                continue
+            ticks, seen = self._mini_arr[name]
+            seen.update(self._changed)
+            ticks += 1
+            if ticks < every:
+                self._mini_arr[name] = (ticks, seen)
+                continue
+            self._mini_arr[name] = (0, {})
+            if seen:
+                hub.publish(name, [self.mini_ticker(st.symbol, now) for st in sorted(seen, key=_index)])
         for w in TICKER_WINDOWS:
             name = f"!ticker_{w}@arr"
             if hub.has_subscribers(name) and changed:

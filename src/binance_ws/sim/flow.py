@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from binance_ws.enums import ORDER_TYPE_LIMIT, ORDER_TYPE_MARKET, TIME_IN_FORCE_GTC, TIME_IN_FORCE_IOC
 from binance_ws.sim.exchange import SCALE, Exchange, Order, SymbolBook
 
+#: How far back a seeded trade history reaches (:meth:`OrderFlow.seed_history`).
+HISTORY_SPAN_MS = 3_600_000
+
 
 @dataclass(frozen=True, slots=True)
 class FlowShape:
@@ -61,6 +64,7 @@ class OrderFlow:
         self.exchange = exchange
         self.shape = shape or FlowShape()
         self.rng = random.Random(seed)
+        self.seed = seed
         self._flows: list[_SymbolFlow] = []
         for book in exchange.symbols.values():
             mid_ticks = max(self.shape.max_offset_ticks + 2, round(book.spec.price * SCALE) // book.tick)
@@ -83,6 +87,33 @@ class OrderFlow:
                 for _ in range(2):
                     price_ticks = sf.mid - level if is_buy else sf.mid + level
                     self._limit(sf, is_buy, price_ticks, TIME_IN_FORCE_GTC)
+
+    def seed_history(self, per_symbol: int, now_ms: int, span_ms: int = HISTORY_SPAN_MS) -> None:
+        """Give every symbol ``per_symbol`` past trades spread over the ``span_ms`` before ``now_ms``: a
+        random walk of one tick at a time ending at the current mid, sizes as the flow draws them. Its own
+        ``random.Random`` (from the seed), so the live flow that follows is the same with or without it."""
+        if per_symbol <= 0:
+            return
+        rng = random.Random(f"history-{self.seed}")
+        for sf in self._flows:
+            book = sf.book
+            ticks = sf.mid
+            walk: list[int] = []
+            for _ in range(per_symbol):
+                walk.append(ticks)
+                r = rng.random()
+                ticks += 1 if r < 0.2 else -1 if r < 0.4 else 0
+                ticks = max(ticks, 1)
+            walk.reverse()  # walked back from the mid: the newest trade is at the mid
+            step = book.step
+            min_steps = -(-book.min_notional * SCALE * 11 // (10 * min(walk) * book.tick * step))
+            gap = span_ms / per_symbol
+            trades = []
+            for i, t in enumerate(walk):
+                qty = step * min_steps * (1 + int(rng.random() * self.shape.max_size_multiple))
+                at = now_ms - span_ms + int(i * gap + rng.random() * gap)
+                trades.append((t * book.tick, qty, min(at, now_ms - 1), rng.random() < 0.5))
+            self.exchange.seed_history(book.symbol, trades)
 
     def step(self, n: int) -> None:
         """Run ``n`` actions, each on a symbol chosen at random (none when no symbol is listed)."""

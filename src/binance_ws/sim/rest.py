@@ -2,9 +2,11 @@
 
 Shapes follow Binance's spot REST API so that an unmodified python-binance ``AsyncClient`` works once its
 base URL points here. Request weights are counted per IP in fixed windows and reported in
-``X-MBX-USED-WEIGHT-1M``; going over answers 429 with ``Retry-After`` and -1003, and an IP that keeps going
-during a 429 period is banned with 418 (PROTOCOL 7.3). ``POST /api/v3/userDataStream`` answers 410 Gone as
-today's Binance does (PROTOCOL 6.1), unless the legacy listen-key flow is switched on.
+``X-MBX-USED-WEIGHT-1M`` and ``X-MBX-USED-WEIGHT`` (Binance sends both on every answer); going over
+answers 429 with ``Retry-After`` and -1003, and an IP that keeps going during a 429 period is banned
+with 418 (PROTOCOL 7.3). ``POST /api/v3/userDataStream`` answers 410 Gone as today's Binance does
+(PROTOCOL 6.1), unless the legacy listen-key flow is switched on. An unknown path or method answers
+404 / 405 with a JSON ``{"code","msg"}`` body, never aiohttp's text/plain page.
 """
 
 from __future__ import annotations
@@ -50,7 +52,21 @@ DEPTH_MAX_LIMIT = 5000
 WEIGHTS: dict[str, int] = {
     "ping": 1, "time": 1, "exchangeInfo": 20, "trades": 25, "historicalTrades": 25, "aggTrades": 4,
     "klines": 2, "uiKlines": 2, "avgPrice": 2, "userDataStream": 2,
+    # Signed (TRADE / USER_DATA) endpoints, rest-api.md; openOrders, myTrades and order/test vary, below.
+    "account": 20, "allOrders": 20, "account/commission": 20, "rateLimit/order": 40,
 }
+#: ``GET /order`` weighs 4; placing and cancelling weigh 1 (rest-api.md).
+ORDER_QUERY_WEIGHT = 4
+#: ``GET /openOrders``: 6 for one symbol, 80 for every symbol.
+OPEN_ORDERS_WEIGHTS = (6, 80)
+#: ``GET /myTrades``: 20, or 5 with ``orderId``.
+MY_TRADES_WEIGHTS = (20, 5)
+#: ``POST /order/test``: 1, or 20 with ``computeCommissionRates=true``.
+ORDER_TEST_WEIGHTS = (1, 20)
+#: An unknown path or method. Binance's body for it is not in PROTOCOL.md; a client can only rely on
+#: Binance's error shape (7.3), so the simulator answers 404 with JSON ``{"code","msg"}``: -1000
+#: (UNKNOWN, errors.md's catch-all) and a message naming what was asked.
+MSG_NOT_FOUND = "Path {path}, Method {method} is invalid"
 #: Ticker weights (rest-api.md): one symbol, a list by size band, or every symbol.
 TICKER_24H_WEIGHTS: tuple[tuple[int, int], ...] = ((20, 2), (100, 40))
 TICKER_24H_ALL_WEIGHT = 80
@@ -147,7 +163,7 @@ def _illegal(name: str, detail: str = "") -> ApiError:
     return ApiError(-1100, f"Illegal characters found in parameter '{name}'{tail}")
 
 
-def _depth_weight(limit: int) -> int:
+def depth_weight(limit: int) -> int:
     for bound, weight in DEPTH_WEIGHTS:
         if limit <= bound:
             return weight
@@ -165,7 +181,7 @@ def _symbols_param(raw: str) -> list[str]:
     return value
 
 
-def _tz_offset_ms(raw: str | None) -> int:
+def tz_offset_ms(raw: str | None) -> int:
     """``timeZone`` of /klines ("8", "+08:00", "-5:30") as an offset in ms; raises -1100 if malformed."""
     if not raw:
         return 0
@@ -222,6 +238,14 @@ class RestServer:
     # -- middleware: faults, weights, bans, error mapping -----------------------------------------
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await self._metered(request, handler)
+        except web.HTTPNotFound:
+            return _error(-1000, MSG_NOT_FOUND.format(path=request.path, method=request.method), 404)
+        except web.HTTPMethodNotAllowed:
+            return _error(-1000, MSG_NOT_FOUND.format(path=request.path, method=request.method), 405)
+
+    async def _metered(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(PREFIX):
             return await handler(request)
         ip = request.remote or ""
@@ -252,7 +276,7 @@ class RestServer:
             except ExchangeError as exc:
                 return _error(exc.code, exc.msg, exc.status)
             state.over = state.used > cfg.rest_weight_limit
-        headers = {"X-MBX-USED-WEIGHT-1M": str(state.used)}
+        headers = {"X-MBX-USED-WEIGHT": str(state.used), "X-MBX-USED-WEIGHT-1M": str(state.used)}
         if state.over:
             headers["Retry-After"] = retry_after
             window_s = cfg.rest_weight_window_s
@@ -263,6 +287,10 @@ class RestServer:
             response = await handler(request)
         except ExchangeError as exc:
             return _error(exc.code, exc.msg, exc.status, headers)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+            # Counted like any request, and the weight headers go with the JSON 404 / 405.
+            body = {"code": -1000, "msg": MSG_NOT_FOUND.format(path=request.path, method=request.method)}
+            return _json(body, exc.status, headers)
         response.headers.update(headers)
         return response
 
@@ -292,7 +320,7 @@ class RestServer:
         q = request.query
         if path == "depth":
             limit = _int_param(request, "limit", DEPTH_DEFAULT_LIMIT) or DEPTH_DEFAULT_LIMIT
-            return _depth_weight(min(limit, DEPTH_MAX_LIMIT))
+            return depth_weight(min(limit, DEPTH_MAX_LIMIT))
         if path == "ticker/24hr":
             if "symbol" in q:
                 return TICKER_24H_WEIGHTS[0][1]
@@ -305,6 +333,15 @@ class RestServer:
         if path == "ticker":
             n = len(_symbols_param(q["symbols"])) if "symbols" in q else 1
             return min(TICKER_WINDOW_WEIGHT_PER_SYMBOL * n, TICKER_WINDOW_MAX_WEIGHT)
+        if path == "order":
+            return ORDER_QUERY_WEIGHT if request.method == "GET" else 1
+        if path == "openOrders":
+            return OPEN_ORDERS_WEIGHTS[0 if q.get("symbol") else 1]
+        if path == "myTrades":
+            return MY_TRADES_WEIGHTS[1 if q.get("orderId") else 0]
+        if path == "order/test":
+            # The flag may also travel in the form body, which is not read here; the query is the norm.
+            return ORDER_TEST_WEIGHTS[1 if q.get("computeCommissionRates") == "true" else 0]
         return WEIGHTS.get(path, 1)
 
     # -- parameters ---------------------------------------------------------------------------------
@@ -340,13 +377,17 @@ class RestServer:
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
         names, _ = self._selected(request)
+        return _json(self.exchange_info_body(names))
+
+    def exchange_info_body(self, names: list[str]) -> dict[str, Any]:
+        """The ``/api/v3/exchangeInfo`` body for ``names`` (also the WS API's ``exchangeInfo`` result)."""
         cfg = self.sim.config
         window_s = cfg.rest_weight_window_s
         interval, num = ("MINUTE", int(window_s // 60)) if window_s % 60 == 0 else ("SECOND", int(window_s))
         rate_limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": interval, "intervalNum": num,
                         "limit": cfg.rest_weight_limit}, *RATE_LIMITS_EXTRA]
-        return _json({"timezone": "UTC", "serverTime": self.sim.clock.now_ms(), "rateLimits": rate_limits,
-                      "exchangeFilters": [], "symbols": [self._symbol_info(s) for s in names]})
+        return {"timezone": "UTC", "serverTime": self.sim.clock.now_ms(), "rateLimits": rate_limits,
+                "exchangeFilters": [], "symbols": [self._symbol_info(s) for s in names]}
 
     def _symbol_info(self, symbol: str) -> dict[str, Any]:
         book = self.sim.exchange.symbols[symbol]
@@ -406,7 +447,7 @@ class RestServer:
         limit = _limit(request, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT)
         return _json(self.sim.exchange.klines(
             symbol, interval, limit, _int_param(request, "startTime"), _int_param(request, "endTime"),
-            _tz_offset_ms(request.query.get("timeZone"))))
+            tz_offset_ms(request.query.get("timeZone"))))
 
     async def _ticker_24h(self, request: web.Request) -> web.Response:
         names, single = self._selected(request)

@@ -1,5 +1,6 @@
-"""The simulator's account REST routes: signed ``/api/v3/order`` (POST, DELETE, GET) and
-``GET /api/v3/account``, and the futures listen-key route ``/fapi/v1/listenKey`` (POST, PUT, DELETE).
+"""The simulator's account REST routes: signed ``/api/v3/order`` (POST, DELETE, GET), ``GET
+/api/v3/account``, ``openOrders``, ``allOrders``, ``myTrades``, ``account/commission``, ``rateLimit/order``
+and ``POST /api/v3/order/test``, and the futures listen-key route ``/fapi/v1/listenKey`` (POST, PUT, DELETE).
 
 Requests are authenticated exactly as Binance does (../shared/PROTOCOL.md 7.1): the API key in the
 ``X-MBX-APIKEY`` header, and a signature over the raw query string concatenated with the raw body, the
@@ -29,7 +30,7 @@ PREFIX: Final = "/api/v3"
 #: USD-M futures listen-key route (PROTOCOL 8).
 FUTURES_LISTEN_KEY_PATH: Final = "/fapi/v1/listenKey"
 
-_Action = Callable[[Accounts, Account, dict[str, str]], dict[str, Any]]
+_Action = Callable[[Accounts, Account, dict[str, str]], Any]
 
 
 def _without_signature(raw: str) -> str:
@@ -100,6 +101,14 @@ def add_routes(app: web.Application, sim: Simulator) -> None:
     app.router.add_delete(f"{PREFIX}/order", _handler(sim, lambda a, acct, p: a.cancel_order(acct, p)))
     app.router.add_get(f"{PREFIX}/order", _handler(sim, lambda a, acct, p: a.query_order(acct, p)))
     app.router.add_get(f"{PREFIX}/account", _handler(sim, lambda a, acct, p: a.account_info(acct)))
+    app.router.add_get(f"{PREFIX}/openOrders", _handler(sim, lambda a, acct, p: a.open_orders(acct, p)))
+    app.router.add_get(f"{PREFIX}/allOrders", _handler(sim, lambda a, acct, p: a.all_orders(acct, p)))
+    app.router.add_get(f"{PREFIX}/myTrades", _handler(sim, lambda a, acct, p: a.my_trades(acct, p)))
+    app.router.add_post(f"{PREFIX}/order/test", _handler(sim, lambda a, acct, p: a.test_order(acct, p)))
+    app.router.add_get(f"{PREFIX}/account/commission",
+                       _handler(sim, lambda a, acct, p: a.commission(acct, p)))
+    app.router.add_get(f"{PREFIX}/rateLimit/order",
+                       _handler(sim, lambda a, acct, p: a.order_rate_limits(acct)))
     listen_key = _listen_key_handler(sim)
     for method in ("POST", "PUT", "DELETE"):
         app.router.add_route(method, FUTURES_LISTEN_KEY_PATH, listen_key)

@@ -13,9 +13,15 @@ Paths (PROTOCOL.md 1.2, 1.3):
 Choices where Binance's behaviour is not documented (PROTOCOL.md section 11), so a client is tested
 against something definite:
 
+* An unknown stream name in the URL does not refuse the handshake: the connection opens and that name
+  never sends anything (nor appears in LIST_SUBSCRIPTIONS); the known names in the same URL are served.
+  PROTOCOL.md 11.2 leaves this open; real clients show what Binance does: ccxt pro opens every socket as
+  ``/ws/<name of its own>`` and then SUBSCRIBEs, which works against Binance, and python-binance's
+  ``!miniTicker@arr@5000ms`` "connects but produces no output" (python-binance #267) where ``@1000ms``
+  and ``@3000ms`` stream. So a bad name is only ever refused on SUBSCRIBE (code 2 "invalid stream").
 * Handshake refusals answer an HTTP error with a JSON body ``{"code":..,"msg":..}`` and close:
-  400 ``code 2 "Invalid request: invalid stream"`` for an unknown stream in the URL, 400 ``code 2
-  "Invalid request: too many streams"`` for more than ``max_streams_per_connection`` streams, 400
+  400 ``code 2 "Invalid request: too many streams"`` for more than ``max_streams_per_connection``
+  streams in the URL (unknown names count), 400
   ``code -1194`` for a bad ``timeUnit``, 429 ``code -1003`` (with ``Retry-After``) past
   ``max_connections_per_window`` attempts from one IP. Every handshake counts as an attempt, refused
   ones included, as "attempts" suggests.
@@ -82,9 +88,13 @@ TIME_UNITS: dict[str, bool] = {"MICROSECOND": True, "microsecond": True,
 #: The control methods, in the order Binance's "unknown variant" error lists them (3).
 CONTROL_METHODS: tuple[str, ...] = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS",
                                     "SET_PROPERTY", "GET_PROPERTY")
-#: ``id`` may be a signed 64-bit integer or an alphanumeric string of up to 36 characters, or null (3).
+#: ``id`` may be a signed 64-bit integer, a string of up to 36 characters, or null (3). PROTOCOL.md says
+#: "alphanumeric", but Binance's own connectors (binance-connector-python, binance-sdk-spot) send a UUID4
+#: string (hex and ``-``) as the id of every request, which Binance answers; ``_`` is allowed too, as in
+#: Binance's other client-chosen ids (``newClientOrderId``: ``^[.A-Z:/a-z0-9_-]{1,36}$``).
 ID_INT_MIN, ID_INT_MAX = -(2 ** 63), 2 ** 63 - 1
 ID_STR_MAX_LEN = 36
+_ID_STR = re.compile(rf"[A-Za-z0-9_-]{{1,{ID_STR_MAX_LEN}}}")
 #: The only connection property (3).
 PROPERTY_COMBINED = "combined"
 #: Observed close for a connection over the incoming message rate (2, OBS).
@@ -256,7 +266,7 @@ def _valid_id(value: Any) -> bool:
     if isinstance(value, int):
         return ID_INT_MIN <= value <= ID_INT_MAX
     if isinstance(value, str):
-        return 0 < len(value) <= ID_STR_MAX_LEN and value.isascii() and value.isalnum()
+        return _ID_STR.fullmatch(value) is not None
     return False
 
 
@@ -401,7 +411,10 @@ def parse_path(raw_path: bytes) -> Route | None:
     if path == "/ws" or path.startswith("/ws/"):
         return Route("stream", _split_names(path[3:]), False, micro, query)
     if path in ("/stream", "/stream/"):
-        names = [n for value in query.get("streams", []) for n in _split_names(value)]
+        # Raw values, not parse_qs's: its "+" -> " " would turn the documented ``@+08:00`` kline suffix
+        # into an unknown name (silently ignored since URL names are no longer refused).
+        raw_values = [v for k, _, v in (p.partition("=") for p in parts.query.split("&")) if k == "streams"]
+        names = [n for value in raw_values for n in _split_names(value)]
         return Route("stream", list(dict.fromkeys(names)), True, micro, query)
     if path == "/ws-api/v3":
         return Route("ws-api", [], False, micro, query)
@@ -1008,9 +1021,9 @@ class StreamServer:
         if route.kind == "stream":
             if len(route.streams) > self.config.max_streams_per_connection:
                 raise RouteError(400, ERR_TOO_MANY_STREAMS)
-            if not all(self.sim.stream_exists(s) for s in route.streams):
-                raise RouteError(400, ERR_INVALID_STREAM)
-            return _StreamConnection(self, conn_id, peer, path, route)
+            # Unknown names are accepted and stay silent (module docstring): only the known ones attach.
+            known = [s for s in route.streams if self.sim.stream_exists(s)]
+            return _StreamConnection(self, conn_id, peer, path, route._replace(streams=known))
         if route.kind == "blast":
             return _BlastConnection(self, conn_id, peer, path, BlastSpec.from_route(route))
         try:

@@ -56,6 +56,7 @@ class Simulator:
         if cfg.activity is not None:
             rates = list(cfg.activity.rates(len(cfg.symbols), cfg.seed))
         self.flow = OrderFlow(self.exchange, seed=cfg.seed, rates=rates)
+        self.flow.seed_history(cfg.history_trades, self.clock.now_ms())
         self.feeds = Feeds(self.exchange, self.hub, self.clock, cfg)
         self.faults = Faults(self)
         self.stream_server = StreamServer(self)

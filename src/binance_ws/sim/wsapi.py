@@ -1,4 +1,6 @@
-"""The simulator's WebSocket API (``/ws-api/v3``): sessions, user-data subscriptions and order placement.
+"""The simulator's WebSocket API (``/ws-api/v3``): sessions, user-data subscriptions, orders, and the
+market-data methods (``depth``, ``ticker.price``, ``exchangeInfo``, ``klines``, ``trades.recent``) whose
+results are the REST bodies.
 
 One :class:`WsApiListener` serves one connection (the stream server routes ``/ws-api/v3`` here). It speaks
 ../shared/PROTOCOL.md 6.3: requests ``{"id","method","params"}``; responses ``{"id","status","result",
@@ -19,7 +21,11 @@ import orjson
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest
 
 from binance_ws.core.signing import ws_payload
-from binance_ws.sim.accounts import Account, Accounts, ApiKey, SimApiError
+from binance_ws.enums import KLINE_INTERVALS_MS
+from binance_ws.sim.accounts import Account, Accounts, ApiKey, SimApiError, parse_int
+from binance_ws.sim.exchange import ExchangeError
+from binance_ws.sim.exchange import fmt as exchange_fmt
+from binance_ws.sim.rest import depth_weight, tz_offset_ms
 
 if TYPE_CHECKING:
     from binance_ws.sim.simulator import Simulator
@@ -33,7 +39,18 @@ WEIGHTS: Final[dict[str, int]] = {
     "session.logon": 2, "session.status": 2, "session.logout": 2, "session.subscriptions": 2,
     "userDataStream.subscribe": 2, "userDataStream.subscribe.signature": 2, "userDataStream.unsubscribe": 2,
     "order.place": 1, "order.cancel": 1, "order.status": 4, "account.status": 20, "ping": 1, "time": 1,
+    # Market data (web-socket-api.md: the REST weights); depth, ticker.price and order.test vary, below.
+    "exchangeInfo": 20, "klines": 2, "trades.recent": 25,
 }
+#: ``ticker.price``: 2 for one symbol, 4 for several or all (as REST).
+TICKER_PRICE_WEIGHTS: Final = (2, 4)
+#: ``order.test``: 1, or 20 with ``computeCommissionRates``.
+ORDER_TEST_WEIGHTS: Final = (1, 20)
+#: ``depth`` limit default and cap, ``klines`` / ``trades.recent`` limit default and cap (as REST).
+DEPTH_DEFAULT_LIMIT: Final = 100
+DEPTH_MAX_LIMIT: Final = 5000
+LIST_DEFAULT_LIMIT: Final = 500
+LIST_MAX_LIMIT: Final = 1000
 #: The REQUEST_WEIGHT limit reported in ``rateLimits`` (spot: 6000 a minute).
 WEIGHT_LIMIT: Final = 6000
 WEIGHT_WINDOW_MS: Final = 60_000
@@ -89,6 +106,12 @@ class WsApiListener(WSListener):
             "order.cancel": lambda p: self._accounts.cancel_order(self._trader(p), self._order_params(p)),
             "order.status": lambda p: self._accounts.query_order(self._trader(p), self._order_params(p)),
             "account.status": lambda p: self._accounts.account_info(self._trader(p)),
+            "depth": self._depth,
+            "ticker.price": self._ticker_price,
+            "exchangeInfo": self._exchange_info,
+            "klines": self._klines,
+            "trades.recent": self._trades_recent,
+            "order.test": lambda p: self._accounts.test_order(self._trader(p), self._order_params(p)),
             "ping": lambda p: {},
             "time": lambda p: {"serverTime": self._sim.clock.now_ms()},
         }
@@ -152,7 +175,7 @@ class WsApiListener(WSListener):
         if method.startswith("v3/"):
             method = method[3:]
         handler = self._methods.get(method)
-        weight = WEIGHTS.get(method, 1)
+        weight = _weight(method, params)
         return_limits = self._return_rate_limits
         if "returnRateLimits" in params:
             return_limits = str(params["returnRateLimits"]).lower() != "false"
@@ -161,7 +184,10 @@ class WsApiListener(WSListener):
                               return_limits)
             return
         try:
-            result = handler(params)
+            try:
+                result = handler(params)
+            except ExchangeError as exc:
+                raise SimApiError.from_exchange(exc) from None
         except SimApiError as exc:
             self._reply_error(req_id, exc, weight, return_limits)
             return
@@ -288,3 +314,79 @@ class WsApiListener(WSListener):
     def _order_place(self, params: dict[str, Any]) -> dict[str, Any]:
         account = self._trader(params)
         return self._accounts.place_order(account, self._order_params(params))
+
+    # -- market data (the REST bodies, PROTOCOL 6.3: result = what REST answers) ------------------------
+    def _symbol(self, params: dict[str, Any]) -> str:
+        raw = params.get("symbol")
+        if not raw or not isinstance(raw, str):
+            raise SimApiError(-1102, "symbol")
+        symbol = raw.upper()
+        if symbol not in self._sim.exchange.symbols:
+            raise SimApiError(-1121)
+        return symbol
+
+    def _selected(self, params: dict[str, Any]) -> tuple[list[str], bool]:
+        """Symbols chosen by ``symbol`` or ``symbols`` (a JSON array here), else all; and whether one."""
+        if "symbol" in params:
+            return [self._symbol(params)], True
+        if "symbols" in params:
+            names = params["symbols"]
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+                raise SimApiError(-1102, "symbols")
+            return [self._symbol({"symbol": n}) for n in names], False
+        return list(self._sim.exchange.symbols), False
+
+    @staticmethod
+    def _limit(params: dict[str, Any], default: int, maximum: int) -> int:
+        limit = parse_int(params, "limit", required=False)
+        if limit is None:
+            return default
+        if limit < 1:
+            raise SimApiError(-1102, "limit")
+        return min(limit, maximum)
+
+    def _depth(self, params: dict[str, Any]) -> dict[str, Any]:
+        symbol = self._symbol(params)
+        return self._sim.depth_snapshot(symbol, self._limit(params, DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT))
+
+    def _ticker_price(self, params: dict[str, Any]) -> Any:
+        names, single = self._selected(params)
+        books = self._sim.exchange.symbols
+        out = [{"symbol": s, "price": exchange_fmt(books[s].last_price)} for s in names]
+        return out[0] if single else out
+
+    def _exchange_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        names, _ = self._selected(params)
+        return self._sim.rest.exchange_info_body(names)
+
+    def _klines(self, params: dict[str, Any]) -> list[list[Any]]:
+        symbol = self._symbol(params)
+        interval = params.get("interval")
+        if not interval:
+            raise SimApiError(-1102, "interval")
+        if interval not in KLINE_INTERVALS_MS:
+            raise SimApiError(-1120, msg="Invalid interval.")
+        tz = params.get("timeZone")
+        return self._sim.exchange.klines(
+            symbol, interval, self._limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT),
+            parse_int(params, "startTime", required=False), parse_int(params, "endTime", required=False),
+            tz_offset_ms(str(tz)) if tz not in (None, "") else 0)
+
+    def _trades_recent(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        symbol = self._symbol(params)
+        return self._sim.exchange.trades(symbol, self._limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT))
+
+
+def _weight(method: str, params: dict[str, Any]) -> int:
+    """A request's weight; the variable ones as web-socket-api.md gives them (the REST figures)."""
+    if method == "depth":
+        try:
+            limit = int(params.get("limit") or DEPTH_DEFAULT_LIMIT)
+        except (TypeError, ValueError):
+            limit = DEPTH_DEFAULT_LIMIT
+        return depth_weight(min(max(limit, 1), DEPTH_MAX_LIMIT))
+    if method == "ticker.price":
+        return TICKER_PRICE_WEIGHTS[0 if "symbol" in params else 1]
+    if method == "order.test":
+        return ORDER_TEST_WEIGHTS[1 if str(params.get("computeCommissionRates", "")).lower() == "true" else 0]
+    return WEIGHTS.get(method, 1)

@@ -1,0 +1,123 @@
+"""Signed account endpoints third-party clients call (issue "The first hour", item 6), the weight headers
+Binance sends on every answer, and the JSON 404 for unknown paths: over real HTTP, signed by hand."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+
+from binance_ws.sim import Simulator
+from tests.userdata_support import best
+
+STABLE = {"rest_weight_window_s": 3600.0}
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(**STABLE) as s:
+        yield s
+
+
+class Signed:
+    """HMAC-signed requests (PROTOCOL 7.1: signature over the query string, key in X-MBX-APIKEY)."""
+
+    def __init__(self, http: aiohttp.ClientSession, sim: Simulator, account: str, **balances: str) -> None:
+        sim.accounts.create_account(account, balances)
+        self.api_key, self.secret = sim.accounts.register_hmac_key(account)
+        self.http, self.base = http, f"{sim.rest_url}/api/v3/"
+
+    async def __call__(self, method: str, path: str, **params: Any) -> tuple[int, Any, dict[str, str]]:
+        query = urlencode({**params, "timestamp": int(time.time() * 1000)})
+        sig = hmac.new(self.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+        async with self.http.request(method, f"{self.base}{path}?{query}&signature={sig}",
+                                     headers={"X-MBX-APIKEY": self.api_key}) as r:
+            return r.status, await r.json(content_type=None), dict(r.headers)
+
+
+def weights(headers: dict[str, str]) -> tuple[int, int]:
+    return int(headers["X-MBX-USED-WEIGHT"]), int(headers["X-MBX-USED-WEIGHT-1M"])
+
+
+async def test_both_weight_headers_on_every_answer_and_json_404(sim: Simulator) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{sim.rest_url}/api/v3/ping") as r:
+            assert r.status == 200 and weights(dict(r.headers)) == (1, 1)
+        async with http.get(f"{sim.rest_url}/api/v3/depth", params={"symbol": "NOPE"}) as r:
+            assert r.status == 400 and weights(dict(r.headers)) == (6, 6)
+        for method, path in (("GET", "/api/v3/nosuch"), ("GET", "/sapi/v1/capital/config/getall"),
+                             ("DELETE", "/api/v3/ping")):
+            async with http.request(method, f"{sim.rest_url}{path}") as r:
+                assert r.status in (404, 405) and r.content_type == "application/json", (path, r.status)
+                body = await r.json()
+                assert body == {"code": -1000, "msg": f"Path {path}, Method {method} is invalid"}
+
+
+async def test_signed_account_endpoints(sim: Simulator) -> None:
+    async with aiohttp.ClientSession() as http:
+        call = Signed(http, sim, "alice", USDT="100000")
+        bid, ask = best(sim)
+        low = f"{float(bid) * 0.5:.2f}"
+        status, resting, _ = await call("POST", "order", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                                        timeInForce="GTC", quantity="0.01", price=low)
+        assert status == 200, resting
+        status, taken, _ = await call("POST", "order", symbol="BTCUSDT", side="BUY", type="MARKET",
+                                      quantity="0.001")
+        assert status == 200 and taken["status"] == "FILLED", taken
+
+        status, open_, h = await call("GET", "openOrders", symbol="BTCUSDT")
+        assert status == 200 and [o["orderId"] for o in open_] == [resting["orderId"]]
+        assert open_[0]["status"] == "NEW" and open_[0]["price"] == f"{float(low):.8f}"
+        assert {"isWorking", "time", "updateTime", "origQty"} <= set(open_[0])
+        before = weights(h)[0]
+        _, everywhere, h = await call("GET", "openOrders")
+        assert [o["orderId"] for o in everywhere] == [resting["orderId"]]
+        assert weights(h)[0] == before + 80
+
+        _, every, h = await call("GET", "allOrders", symbol="BTCUSDT")
+        assert [o["orderId"] for o in every] == [resting["orderId"], taken["orderId"]]
+        assert [o["status"] for o in every] == ["NEW", "FILLED"]
+        assert weights(h)[0] == before + 80 + 20
+
+        _, fills, h = await call("GET", "myTrades", symbol="BTCUSDT")
+        assert [f["id"] for f in fills] == [f["tradeId"] for f in taken["fills"]]
+        assert all(f["orderId"] == taken["orderId"] and f["isBuyer"] and not f["isMaker"] for f in fills)
+        assert set(fills[0]) == {"symbol", "id", "orderId", "orderListId", "price", "qty", "quoteQty",
+                                 "commission", "commissionAsset", "time", "isBuyer", "isMaker",
+                                 "isBestMatch"}
+        assert weights(h)[0] == before + 80 + 20 + 20
+        _, mine, h = await call("GET", "myTrades", symbol="BTCUSDT", orderId=resting["orderId"])
+        assert mine == [] and weights(h)[0] == before + 80 + 20 + 20 + 5
+
+        status, tested, h = await call("POST", "order/test", symbol="BTCUSDT", side="SELL", type="LIMIT",
+                                       timeInForce="GTC", quantity="1", price=ask)
+        assert (status, tested) == (200, {}) and weights(h)[0] == before + 80 + 20 + 20 + 5 + 1
+        _, rates, _ = await call("POST", "order/test", symbol="BTCUSDT", side="BUY", type="MARKET",
+                                 quantity="1", computeCommissionRates="true")
+        assert rates["standardCommissionForOrder"] == {"maker": "0.00000000", "taker": "0.00000000"}
+        assert (await call("POST", "order/test", symbol="NOPE", side="BUY", type="MARKET",
+                           quantity="1"))[:2] == (400, {"code": -1121, "msg": "Invalid symbol."})
+        status, missing, _ = await call("POST", "order/test", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                                        quantity="1", price=bid)
+        assert (status, missing["code"]) == (400, -1102)
+        _, again, _ = await call("GET", "openOrders", symbol="BTCUSDT")
+        assert [o["orderId"] for o in again] == [resting["orderId"]]  # a test order places nothing
+
+        _, commission, h = await call("GET", "account/commission", symbol="BTCUSDT")
+        assert commission["symbol"] == "BTCUSDT"
+        assert set(commission) == {"symbol", "standardCommission", "specialCommission", "taxCommission",
+                                   "discount"}
+        assert set(commission["standardCommission"]) == {"maker", "taker", "buyer", "seller"}
+
+        before = weights(h)[0]
+        _, limits, h = await call("GET", "rateLimit/order")
+        assert weights(h)[0] == before + 40
+        assert [(x["interval"], x["intervalNum"], x["count"]) for x in limits] == [("SECOND", 10, 2),
+                                                                                   ("DAY", 1, 2)]
+        assert all(x["rateLimitType"] == "ORDERS" for x in limits)
