@@ -802,6 +802,8 @@ class Connection:
         self.rotations = 0
         self.drops = 0
         self._paused = False
+        #: Whether a socket has carried this connection's streams yet (see _connect).
+        self._confirmed = False
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -1013,7 +1015,11 @@ class Connection:
                 await self._pause(decision.delay_s)
                 continue
             try:
-                link = await self._open(list(self.streams), RouteTable(), counted=True)
+                # The first socket SUBSCRIBEs its streams after connecting, so that the server's answer
+                # names any it refuses (a name in the handshake URL that it does not know is accepted and
+                # stays silent, as on Binance); later sockets carry the confirmed names in the URL.
+                link = await self._open(list(self.streams), RouteTable(), counted=True,
+                                        in_url=self._confirmed)
             except errors.RateLimitError as exc:
                 log.warning("%s: %s", self.conn_id, exc)
                 outcome = life.failed(time.monotonic(), exc.retry_after)
@@ -1022,6 +1028,7 @@ class Connection:
                 outcome = life.failed(time.monotonic())
             else:
                 life.opened(time.monotonic())
+                self._confirmed = True
                 return link
             if isinstance(outcome, GiveUp):
                 return None
