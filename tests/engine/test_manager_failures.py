@@ -35,7 +35,8 @@ async def test_cancelled_subscribe_undoes_its_route_and_subscriber() -> None:
         keep = await sm.subscribe("btcusdt@trade", _ignore)
         stall = True
         task = asyncio.create_task(sm.subscribe("ethusdt@trade", _ignore))
-        await until(lambda: "SUBSCRIBE" in srv.methods(), what="the live SUBSCRIBE")
+        # (The first socket SUBSCRIBEd btcusdt@trade itself: wait for ethusdt's own request.)
+        await until(lambda: ("SUBSCRIBE", ["ethusdt@trade"]) in srv.requests, what="the live SUBSCRIBE")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -53,7 +54,7 @@ async def test_failed_subscribe_undoes_its_route_and_subscriber() -> None:
 
     def answer(method: str, params: list[Any]) -> dict[str, Any] | None:
         nonlocal live
-        if method != "SUBSCRIBE":
+        if method != "SUBSCRIBE" or params == ["btcusdt@trade"]:  # the first socket's own SUBSCRIBE
             return {"result": None}
         live += 1
         return {"error": {"code": 2, "msg": "Invalid request: invalid stream"}} if live == 1 else None
