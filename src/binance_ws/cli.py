@@ -70,22 +70,31 @@ def sim(
     speed: Annotated[float, typer.Option(
         help="Replay pace: 1 = original, N = N times faster, 0 = as fast as read.")] = 1.0,
 ) -> None:
-    """Run the simulated exchange until Ctrl-C, printing its stream and REST URLs."""
+    """Run the simulated exchange until Ctrl-C, printing the URLs a client needs.
+
+    Exit status: 0 on Ctrl-C; 2 for bad input (an option, a file that is not a recording, a port in
+    use); 1 if a replay fails part-way.
+    """
+    import errno
+
     from binance_ws.recording import RecordingError
     from binance_ws.sim import SimConfig, Simulator
     from binance_ws.sim.config import MAX_SYMBOLS, Activity
     from binance_ws.sim.replay import Replay, ReplayError
 
-    def fail(message: str) -> None:
+    def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
         typer.echo(f"binance-ws sim: {message}", err=True)
-        raise typer.Exit(2)
+        return typer.Exit(code)
 
     if symbols is not None and not 1 <= symbols <= MAX_SYMBOLS:
-        fail(f"--symbols must be between 1 and {MAX_SYMBOLS}, not {symbols}")
+        raise fail(f"--symbols must be between 1 and {MAX_SYMBOLS}, not {symbols}")
     if not time_scale > 0:
-        fail(f"--time-scale must be > 0, not {time_scale}")
+        raise fail(f"--time-scale must be > 0, not {time_scale}")
     if rate is not None and rate < 0:
-        fail(f"--rate must be >= 0, not {rate}")
+        raise fail(f"--rate must be >= 0, not {rate}")
+    for option, port in (("--stream-port", stream_port), ("--rest-port", rest_port)):
+        if not 0 <= port <= 65535:
+            raise fail(f"{option} must be between 0 and 65535, not {port}")
     if symbols is None:
         cfg = SimConfig(host=host, stream_port=stream_port, rest_port=rest_port, seed=seed,
                         flow_rate=50.0 if rate is None else rate)
@@ -96,16 +105,23 @@ def sim(
     if time_scale != 1.0:
         cfg = cfg.compressed(time_scale)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("binance_ws.sim").setLevel(logging.INFO)
+    started = False
 
     async def run() -> None:
+        nonlocal started
         rep = Replay(replay, speed=speed) if replay is not None else None
         async with Simulator(cfg, replay=rep) as s:
+            started = True
             names = s.symbols()
             typer.echo(f"streams: {s.stream_url}/ws/<stream>  {s.stream_url}/stream?streams=<a>/<b>")
+            typer.echo(f"WS API:  {s.ws_api_url}")
             typer.echo(f"REST:    {s.rest_url}/api/v3/exchangeInfo")
             typer.echo(f"control: {s.rest_url}/sim/")
             shown = names if len(names) <= 8 else [f"{len(names)}:", *names[:3], "...", names[-1]]
             typer.echo(f"symbols: {' '.join(shown)}")
+            if names and rep is None:  # a replay holds only the streams it recorded
+                typer.echo(f"try:     binance-ws tail {names[0].lower()}@trade --endpoint {s.stream_url}")
             # Runs until Ctrl-C, or until a replay fails (then stop() raises it on the way out).
             await (rep.failed if rep is not None else asyncio.Event()).wait()
 
@@ -113,10 +129,33 @@ def sim(
         asyncio.run(run())
     except KeyboardInterrupt:
         pass  # Ctrl-C is how this command ends
-    except (ReplayError, RecordingError, OSError) as exc:
+    except OSError as exc:
+        first = _first_line(exc)
+        if exc.errno == errno.EADDRINUSE:
+            raise fail(f"{first}: another binance-ws sim? --stream-port 0 --rest-port 0 pick free ports") \
+                from None
+        raise fail(first, EXIT_BAD_INPUT if not started else EXIT_GAVE_UP) from None
+    except (ReplayError, RecordingError) as exc:
         # A bad or unreadable recording: one line, no traceback (the log above has the details).
-        typer.echo(f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)}", err=True)
-        raise typer.Exit(1) from None
+        message = _first_line(exc)
+        if replay is not None and _is_tail_json(replay):
+            message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
+                        "record with `binance-ws tail --record FILE` to replay it")
+        raise fail(message, EXIT_BAD_INPUT if not started else EXIT_GAVE_UP) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
+
+
+def _is_tail_json(path: Path) -> bool:
+    """Whether ``path`` starts like ``binance-ws tail --json`` output (a combined-stream JSON line)."""
+    try:
+        with path.open("rb") as f:
+            return f.read(11) == b'{"stream":"'
+    except OSError:
+        return False
 
 
 # -- tail -------------------------------------------------------------------------------------------
@@ -312,6 +351,9 @@ def tail(
     json_lines: Annotated[bool, typer.Option(
         "--json", help='Raw lines on stdout: {"stream":...,"data":...}; error events as JSON on stderr.')]
         = False,
+    record: Annotated[Path | None, typer.Option(
+        help="Also write every message to FILE in the recording format `binance-ws sim --replay` reads "
+             "(.gz/.zst compress).")] = None,
 ) -> None:
     """Stream messages to stdout: one readable line each (receive time, event time, stream, key fields),
     or raw JSON. Error events (gaps, reconnects) go to stderr.
@@ -336,7 +378,7 @@ def tail(
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     code = EXIT_OK
     try:
-        code = asyncio.run(_tail(names, market, use_sim, count, json_lines))
+        code = asyncio.run(_tail(names, market, use_sim, count, json_lines, record))
     except KeyboardInterrupt:
         code = 130
     except _Failure as exc:
@@ -418,10 +460,11 @@ class _Output:
                 self._stream.flush()
 
 
-async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_lines: bool) -> int:
+async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_lines: bool,
+                record: Path | None = None) -> int:
     out = _Output(sys.stdout.buffer)
     try:
-        code = await _tail_to(out, names, market, use_sim, count, json_lines)
+        code = await _tail_to(out, names, market, use_sim, count, json_lines, record)
     finally:
         await asyncio.to_thread(out.close)
     if out.error is not None:
@@ -448,7 +491,8 @@ def _stderr(line: str) -> None:
 
 
 async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, count: int,
-                   json_lines: bool) -> int:
+                   json_lines: bool, record: Path | None = None) -> int:
+    import orjson
     from rich.console import Console
     from rich.text import Text
 
@@ -464,11 +508,20 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
             market = sim.market
         elif (why := await _unreachable(market.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)
+        writer = None
+        if record is not None:
+            from binance_ws.recording import RecordingWriter
+
+            try:
+                writer = stack.enter_context(RecordingWriter(record, market=market.name,
+                                                             url=market.stream_url))
+            except OSError as exc:
+                raise _Failure(f"--record {record}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
         manager = await stack.enter_async_context(AsyncSocketManager(market=market))
         try:
             # "block": a slow terminal pauses reading rather than dropping what it has not shown yet.
-            sub = await manager.subscribe(names, decode="raw" if json_lines else "dict", wrap=not json_lines,
-                                          overflow="block")
+            # Raw bytes: written as received (--json, --record), decoded here for readable lines.
+            sub = await manager.subscribe(names, decode="raw", overflow="block")
         except errors.SubscriptionError as exc:
             which = names[0] if len(names) == 1 else "one of " + ", ".join(names)
             raise _Failure(f"{market.stream_url} refused {which}: {exc.msg} (code {exc.code})",
@@ -487,22 +540,24 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
 
         shown = 0
         async for msg in sub:
-            if isinstance(msg, RawMessage):
-                line_out = b'{"stream":"' + msg.stream.encode() + b'","data":' + msg.data + b"}\n"
-            elif isinstance(msg, dict) and msg.get("e") == "error":
+            if isinstance(msg, dict) and msg.get("e") == "error":
                 # Not a message: on stderr, so stdout stays Binance's payloads only.
                 _stderr(_error_line(msg, json_lines))
                 if msg.get("m") == errors.MSG_MAX_RETRIES:
                     raise _Failure(f"gave up reconnecting to {market.stream_url}", EXIT_GAVE_UP)
                 continue
+            if not isinstance(msg, RawMessage):
+                continue  # raw mode delivers nothing else
+            if writer is not None:
+                writer.write(time.time_ns(), msg.stream, bytes(msg.data))
+            if json_lines:
+                line_out = b'{"stream":"' + msg.stream.encode() + b'","data":' + msg.data + b"}\n"
             else:
                 received = _clock(time.time() * 1000)
-                data = msg["data"]
+                data = orjson.loads(msg.data)
                 event_ms = data.get("E") if isinstance(data, dict) else None
                 event = _clock(event_ms) if isinstance(event_ms, int) else "-".center(_CLOCK_WIDTH)
-                name = msg["stream"]
-                if len(name) > stream_width:
-                    name = name[:stream_width - 1] + "…"
+                name = msg.stream if len(msg.stream) <= stream_width else msg.stream[:stream_width - 1] + "…"
                 style, fields = _describe(data)
                 label = Text(f"{received} {event} {name:<{stream_width}} ", style="dim")
                 line_out = render(label + Text(_fit(fields, room), style=style))
