@@ -354,6 +354,8 @@ def tail(
     record: Annotated[Path | None, typer.Option(
         help="Also write every message to FILE in the recording format `binance-ws sim --replay` reads "
              "(.gz/.zst compress).")] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Also log what the library does (connects, retries) on stderr.")] = False,
 ) -> None:
     """Stream messages to stdout: one readable line each (receive time, event time, stream, key fields),
     or raw JSON. Error events (gaps, reconnects) go to stderr.
@@ -364,6 +366,11 @@ def tail(
     """
     from binance_ws import errors, markets, streams
 
+    # What goes wrong reaches this command as error events, shown on stderr in the chosen format; the
+    # library's own warnings about the same things would repeat them as unformatted lines.
+    logging.getLogger("binance_ws").setLevel(logging.INFO if verbose else logging.CRITICAL)
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if sum((use_sim, endpoint is not None, testnet)) > 1:
         raise _fail("choose one of --sim, --endpoint, --testnet", EXIT_BAD_INPUT)
     if count < 0:
@@ -548,13 +555,20 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
                 continue
             if not isinstance(msg, RawMessage):
                 continue  # raw mode delivers nothing else
+            received = _clock(time.time() * 1000)
             if writer is not None:
                 writer.write(time.time_ns(), msg.stream, bytes(msg.data))
+            try:
+                # Raw mode hands over a combined frame's data unparsed: one that is not JSON would break
+                # a --json pipeline, so it is reported as the library reports malformed frames.
+                data = orjson.loads(msg.data)
+            except orjson.JSONDecodeError as exc:
+                _stderr(_error_line(errors.error_event(errors.ERR_MALFORMED, errors.MSG_MALFORMED,
+                                                       stream=msg.stream, reason=str(exc)), json_lines))
+                continue
             if json_lines:
                 line_out = b'{"stream":"' + msg.stream.encode() + b'","data":' + msg.data + b"}\n"
             else:
-                received = _clock(time.time() * 1000)
-                data = orjson.loads(msg.data)
                 event_ms = data.get("E") if isinstance(data, dict) else None
                 event = _clock(event_ms) if isinstance(event_ms, int) else "-".center(_CLOCK_WIDTH)
                 name = msg.stream if len(msg.stream) <= stream_width else msg.stream[:stream_width - 1] + "…"
