@@ -131,6 +131,36 @@ async def test_wss_against_a_plain_server_says_to_use_ws(sim: Simulator) -> None
     assert out == ""
 
 
+async def test_a_server_that_is_not_a_stream_server_is_one_line_and_exit_1(sim: Simulator) -> None:
+    rest = sim.rest_url.removeprefix("http://")
+    started = time.monotonic()
+    code, out, err = await _arun("tail", "btcusdt@trade", "--endpoint", f"ws://{rest}")
+    assert code == 1, err
+    line = _one_line(err)
+    assert "not a WebSocket stream server" in line and rest in line and "404" in line
+    assert time.monotonic() - started < 15  # not ~27 s of reconnect attempts
+    assert out == ""
+
+
+async def test_reconnecting_given_up_is_one_line_and_exit_1(sim: Simulator) -> None:
+    """Connected, then the server goes and refuses every reconnect: the event lines of the losses, then
+    one line naming the URL it gave up on; nothing on stdout but the messages before."""
+    proc = await asyncio.create_subprocess_exec(
+        *_CLI, "tail", "btcusdt@trade", "--endpoint", sim.stream_url, "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    await asyncio.wait_for(proc.stdout.readline(), 30)
+    sim.faults.refuse(503)  # every upgrade from now on
+    assert sim.faults.drop() >= 1
+    out, err = await asyncio.wait_for(proc.communicate(), 110)
+    assert proc.returncode == 1, err.decode()
+    lines = err.decode().splitlines()
+    assert lines[-1] == f"binance-ws tail: gave up reconnecting to {sim.stream_url}"
+    for line in lines[:-1]:  # --json: the error events before it are JSON
+        assert orjson.loads(line)["e"] == "error"
+    assert all(orjson.loads(line)["data"]["e"] == "trade" for line in out.splitlines())
+
+
 # -- error events: never on stdout ------------------------------------------------------------------
 
 @pytest.mark.parametrize("json_lines", [True, False])

@@ -312,7 +312,7 @@ async def _unreachable(url: str, timeout: float = PREFLIGHT_TIMEOUT_S) -> str | 
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
             host, port, ssl=context, server_hostname=host if tls else None), timeout)
     except socket.gaierror as exc:
         return f"cannot resolve host {host!r} ({exc.strerror}): check the name, or the network"
@@ -329,9 +329,26 @@ async def _unreachable(url: str, timeout: float = PREFLIGHT_TIMEOUT_S) -> str | 
         return f"cannot connect to {where}: {exc.strerror or 'connection reset'}"
     except OSError as exc:
         return f"cannot connect to {where}: {exc.strerror or type(exc).__name__}"
-    writer.close()
-    with contextlib.suppress(OSError, ssl.SSLError):
-        await writer.wait_closed()
+    try:
+        # The WebSocket upgrade, as the connection proper will ask for it: a server that is not a stream
+        # server (a REST port, a web server) says so here, instead of through every reconnect attempt.
+        path = (urlsplit(url).path.rstrip("/") or "") + "/ws"
+        writer.write((f"GET {path} HTTP/1.1\r\nHost: {where}\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        status = (await asyncio.wait_for(reader.readline(), timeout)).decode("latin-1").strip()
+    except TimeoutError:
+        return f"{where} did not answer a WebSocket handshake within {timeout:g} s"
+    except (OSError, ssl.SSLError) as exc:
+        return f"{where} closed the connection during the WebSocket handshake ({exc.strerror or exc})"
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+    if status.split(" ")[1:2] != ["101"]:
+        answer = status or "nothing (the connection closed)"
+        return (f"{url} is not a WebSocket stream server: it answered the handshake with {answer!s:.60}"
+                f" (is this the REST port?)")
     return None
 
 
@@ -548,10 +565,10 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
         shown = 0
         async for msg in sub:
             if isinstance(msg, dict) and msg.get("e") == "error":
+                if msg.get("m") == errors.MSG_MAX_RETRIES:  # the last word: one line, as for any failure
+                    raise _Failure(f"gave up reconnecting to {market.stream_url}", EXIT_GAVE_UP)
                 # Not a message: on stderr, so stdout stays Binance's payloads only.
                 _stderr(_error_line(msg, json_lines))
-                if msg.get("m") == errors.MSG_MAX_RETRIES:
-                    raise _Failure(f"gave up reconnecting to {market.stream_url}", EXIT_GAVE_UP)
                 continue
             if not isinstance(msg, RawMessage):
                 continue  # raw mode delivers nothing else
