@@ -262,3 +262,26 @@ def test_tail_record_writes_what_sim_replays(tmp_path: Path) -> None:
     sent = [orjson.loads(line)["data"] for line in proc.stdout.splitlines()]
     recorded = [orjson.loads(r.payload) for r in read_recording(path)]
     assert recorded == sent
+
+
+def test_sim_prints_every_url_and_logs_what_clients_do() -> None:
+    sim = subprocess.Popen([*_CLI, "sim", "--stream-port", "0", "--rest-port", "0"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    assert sim.stdout is not None and sim.stderr is not None
+    try:
+        printed = {}
+        while "try" not in printed:
+            label, _, rest = sim.stdout.readline().partition(":")
+            assert rest, "sim ended before printing its URLs"
+            printed[label] = rest.strip()
+        assert printed["WS API"].endswith("/ws-api/v3") and printed["REST"].startswith("http://")
+        command = printed["try"].split()  # binance-ws tail btcusdt@trade --endpoint ws://...
+        tail = _run(*command[1:], "--count", "2")
+        assert tail.returncode == 0, tail.stderr
+        time.sleep(1.5)  # the log is written every 0.5 s
+        sim.send_signal(2)  # Ctrl-C
+        assert sim.wait(30) == 0
+    finally:
+        sim.kill()
+    log = sim.stderr.read()
+    assert "opened" in log and "subscribed: btcusdt@trade" in log and "closed after" in log, log

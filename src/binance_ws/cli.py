@@ -123,7 +123,11 @@ def sim(
             if names and rep is None:  # a replay holds only the streams it recorded
                 typer.echo(f"try:     binance-ws tail {names[0].lower()}@trade --endpoint {s.stream_url}")
             # Runs until Ctrl-C, or until a replay fails (then stop() raises it on the way out).
-            await (rep.failed if rep is not None else asyncio.Event()).wait()
+            watch = asyncio.create_task(_watch_sim(s))
+            try:
+                await (rep.failed if rep is not None else asyncio.Event()).wait()
+            finally:
+                watch.cancel()
 
     try:
         asyncio.run(run())
@@ -142,6 +146,39 @@ def sim(
             message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
                         "record with `binance-ws tail --record FILE` to replay it")
         raise fail(message, EXIT_BAD_INPUT if not started else EXIT_GAVE_UP) from None
+
+
+#: How often ``sim`` looks at its simulator to log what changed.
+SIM_WATCH_INTERVAL_S: Final = 0.5
+
+
+async def _watch_sim(s: Any, interval: float = SIM_WATCH_INTERVAL_S) -> None:
+    """Log at INFO what clients do to the simulator (connections opened and closed, streams subscribed
+    and dropped, faults applied), read from its public state: the simulator itself logs only its start."""
+    log = logging.getLogger("binance_ws.cli.sim")
+    conns: dict[int, float] = {}  # id -> when it opened (monotonic)
+    streams: set[str] = set()
+    counts: dict[str, int] = {}
+    while True:
+        state = s.faults.state()
+        now = {c["id"]: c for c in state["connections"]}
+        for cid in now.keys() - conns.keys():
+            c = now[cid]
+            conns[cid] = time.monotonic() - float(c.get("age_s", 0.0))
+            log.info("connection %s opened: %s %s%s", cid, c.get("peer"), c.get("kind"),
+                     f" {c['path']}" if c.get("path") else "")
+        for cid in conns.keys() - now.keys():
+            log.info("connection %s closed after %.1f s", cid, time.monotonic() - conns.pop(cid))
+        subscribed = set(s.hub.subscribed_streams())
+        if subscribed - streams:
+            log.info("subscribed: %s", " ".join(sorted(subscribed - streams)))
+        if streams - subscribed:
+            log.info("no longer subscribed: %s", " ".join(sorted(streams - subscribed)))
+        for name, n in state["counts"].items():
+            if n != counts.get(name, 0):
+                log.info("fault %s: %d (+%d)", name, n, n - counts.get(name, 0))
+        streams, counts = subscribed, dict(state["counts"])
+        await asyncio.sleep(interval)
 
 
 def _first_line(exc: BaseException) -> str:
