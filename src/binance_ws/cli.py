@@ -590,7 +590,10 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
         # Rendered here (styles as the terminal takes them), written by the output thread.
         console = Console(highlight=False, soft_wrap=True)
         width = _width()
-        stream_width = min(max(len(n) for n in names), 20)
+        # Long names are shortened ("…") only to fit a terminal: a pipe gets them whole.
+        stream_width = max(len(n) for n in names)
+        if width is not None:
+            stream_width = min(stream_width, 20)
         # receive time, event time, stream, then the fields
         room = None if width is None else max(width - 2 * (_CLOCK_WIDTH + 1) - stream_width - 1, 20)
 
