@@ -1,8 +1,9 @@
 """Every way ``binance-ws`` fails, as a user meets it: one line on stderr, the documented exit status.
 
 Exit statuses (README, "The command line"): 2 for bad input (a stream name, an option, an --endpoint
-URL, a stream the server refuses, a file that is not a recording, a port in use), 1 when a server cannot
-be reached or reconnecting gave up, 0 after --count messages or when the reader of stdout goes away.
+URL, a stream the server refuses), 1 when a server cannot be reached or reconnecting gave up (and for
+``sim``, when it cannot start: a port in use, a file that is not a recording), 0 after --count messages
+or when the reader of stdout goes away.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ async def test_reconnecting_given_up_is_one_line_and_exit_1(sim: Simulator) -> N
     out, err = await asyncio.wait_for(proc.communicate(), 110)
     assert proc.returncode == 1, err.decode()
     lines = err.decode().splitlines()
-    assert lines[-1] == f"binance-ws tail: gave up reconnecting to {sim.stream_url}"
+    assert lines[-1] == f"error: gave up reconnecting to {sim.stream_url}"
     for line in lines[:-1]:  # --json: the error events before it are JSON
         assert orjson.loads(line)["e"] == "error"
     assert all(orjson.loads(line)["data"]["e"] == "trade" for line in out.splitlines())
@@ -235,13 +236,13 @@ def test_version_and_plain_flags_in_help() -> None:
 
 # -- sim --------------------------------------------------------------------------------------------
 
-def test_sim_on_a_port_in_use_is_one_line_and_exit_2() -> None:
+def test_sim_on_a_port_in_use_is_one_line_and_exit_1() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         proc = _run("sim", "--stream-port", str(port), "--rest-port", "0")
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 1, proc.stderr
     assert "in use" in _one_line(proc.stderr) and "--stream-port 0" in proc.stderr
 
 
@@ -249,7 +250,7 @@ def test_sim_replay_of_a_tail_json_capture_says_to_record_instead(tmp_path: Path
     capture = tmp_path / "capture.jsonl"
     capture.write_text(_run("tail", "btcusdt@trade", "--sim", "--json", "--count", "3").stdout)
     proc = _run("sim", "--stream-port", "0", "--rest-port", "0", "--replay", str(capture))
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 1, proc.stderr
     assert "tail --record" in _one_line(proc.stderr)
 
 

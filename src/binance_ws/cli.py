@@ -72,8 +72,8 @@ def sim(
 ) -> None:
     """Run the simulated exchange until Ctrl-C, printing the URLs a client needs.
 
-    Exit status: 0 on Ctrl-C; 2 for bad input (an option, a file that is not a recording, a port in
-    use); 1 if a replay fails part-way.
+    Exit status: 0 on Ctrl-C; 2 for a bad option; 1 if the simulator cannot start (a port in use, a file
+    that is not a recording) or a replay fails part-way.
     """
     import errno
 
@@ -83,7 +83,7 @@ def sim(
     from binance_ws.sim.replay import Replay, ReplayError
 
     def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-        typer.echo(f"binance-ws sim: {message}", err=True)
+        typer.echo(f"error: {message}", err=True)
         return typer.Exit(code)
 
     if symbols is not None and not 1 <= symbols <= MAX_SYMBOLS:
@@ -106,13 +106,10 @@ def sim(
         cfg = cfg.compressed(time_scale)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("binance_ws.sim").setLevel(logging.INFO)
-    started = False
 
     async def run() -> None:
-        nonlocal started
         rep = Replay(replay, speed=speed) if replay is not None else None
         async with Simulator(cfg, replay=rep) as s:
-            started = True
             names = s.symbols()
             typer.echo(f"streams: {s.stream_url}/ws/<stream>  {s.stream_url}/stream?streams=<a>/<b>")
             typer.echo(f"WS API:  {s.ws_api_url}")
@@ -136,16 +133,15 @@ def sim(
     except OSError as exc:
         first = _first_line(exc)
         if exc.errno == errno.EADDRINUSE:
-            raise fail(f"{first}: another binance-ws sim? --stream-port 0 --rest-port 0 pick free ports") \
-                from None
-        raise fail(first, EXIT_BAD_INPUT if not started else EXIT_GAVE_UP) from None
+            first += ": another binance-ws sim? --stream-port 0 --rest-port 0 pick free ports"
+        raise fail(first, EXIT_GAVE_UP) from None
     except (ReplayError, RecordingError) as exc:
         # A bad or unreadable recording: one line, no traceback (the log above has the details).
         message = _first_line(exc)
         if replay is not None and _is_tail_json(replay):
             message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
                         "record with `binance-ws tail --record FILE` to replay it")
-        raise fail(message, EXIT_BAD_INPUT if not started else EXIT_GAVE_UP) from None
+        raise fail(message, EXIT_GAVE_UP) from None
 
 
 #: How often ``sim`` looks at its simulator to log what changed.
@@ -390,7 +386,7 @@ async def _unreachable(url: str, timeout: float = PREFLIGHT_TIMEOUT_S) -> str | 
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"binance-ws tail: {message}", err=True)
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 
@@ -399,15 +395,16 @@ def tail(
     stream: Annotated[list[str], typer.Argument(help="Stream names, e.g. btcusdt@trade bnbbtc@depth5.")],
     use_sim: Annotated[bool, typer.Option("--sim", help="Stream from an embedded simulator.")] = False,
     endpoint: Annotated[str | None, typer.Option(
-        help="Stream server base URL, ws://host:port or wss://host:port.")] = None,
+        metavar="URL", help="Stream server base URL, ws://host:port or wss://host:port.")] = None,
     testnet: Annotated[bool, typer.Option("--testnet", help="Use Binance's spot testnet.")] = False,
-    count: Annotated[int, typer.Option(help="Stop after this many messages (0: run until Ctrl-C).")] = 0,
+    count: Annotated[int, typer.Option(
+        metavar="N", help="Stop after this many messages (0: run until Ctrl-C).")] = 0,
     json_lines: Annotated[bool, typer.Option(
         "--json", help='Raw lines on stdout: {"stream":...,"data":...}; error events as JSON on stderr.')]
         = False,
     record: Annotated[Path | None, typer.Option(
-        help="Also write every message to FILE in the recording format `binance-ws sim --replay` reads "
-             "(.gz/.zst compress).")] = None,
+        metavar="FILE", help="Also write every message to FILE in the recording format "
+                              "`binance-ws sim --replay` reads (.gz/.zst compress).")] = None,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Also log what the library does (connects, retries) on stderr.")] = False,
 ) -> None:
@@ -443,14 +440,14 @@ def tail(
     except KeyboardInterrupt:
         code = 130
     except _Failure as exc:
-        typer.echo(f"binance-ws tail: {exc}", err=True)
+        typer.echo(f"error: {exc}", err=True)
         code = exc.code
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, and keep Python's exit-time flush of stdout
         # from raising again (the recipe in the signal module's documentation).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except OSError as exc:  # stdout cannot be written at all (closed, full disk): say so, in one line
-        typer.echo(f"binance-ws tail: cannot write to stdout: {exc}", err=True)
+        typer.echo(f"error: cannot write to stdout: {exc}", err=True)
         with contextlib.suppress(OSError):  # and keep the exit-time flush from failing again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = EXIT_GAVE_UP
