@@ -83,7 +83,10 @@ def sim(
     from binance_ws.sim.replay import Replay, ReplayError
 
     def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-        typer.echo(f"error: {message}", err=True)
+        # An option refused: "binance-ws sim: ..."; the simulator failing to start or run: "error: ...".
+        # Both prefixes are pinned by tests of the simulator (tests/sim/test_market.py, test_replay.py).
+        prefix = "binance-ws sim" if code == EXIT_BAD_INPUT else "error"
+        typer.echo(f"{prefix}: {message}", err=True)
         return typer.Exit(code)
 
     if symbols is not None and not 1 <= symbols <= MAX_SYMBOLS:
