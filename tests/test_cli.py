@@ -22,23 +22,39 @@ _CMD = [sys.executable, "-m", "binance_ws.cli", "tail"]
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
-def _tail(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*_CMD, *args], capture_output=True, text=True, timeout=60)
+def _tail(*args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
+    """``binance-ws tail ARGS`` with stdout a pipe: lines unlimited, or fitted to ``columns`` ($COLUMNS)."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
+    return subprocess.run([*_CMD, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def _is_clock(text: str) -> bool:
+    return len(text) == len("00:00:00.000") and text[2] == text[5] == ":" and text[8] == "."
 
 
 def test_tail_sim_readable_lines() -> None:
+    """Receive time, then event time ("-" when the payload carries none: a partial book), stream, fields;
+    prices as Binance sends them without the zero padding."""
     proc = _tail("btcusdt@trade", "ethusdt@aggTrade", "bnbbtc@depth5@100ms", "--sim", "--count", "12")
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert len(lines) == 12
     for line in lines:
-        clock, stream, rest = line.split(maxsplit=2)
-        assert len(clock) == len("00:00:00.000") and clock[2] == ":" and clock[8] == "."
+        received, event, stream, rest = line.split(maxsplit=3)
+        assert _is_clock(received)
         assert stream in ("btcusdt@trade", "ethusdt@aggTrade", "bnbbtc@depth5@100ms")
         if stream == "bnbbtc@depth5@100ms":
+            assert event == "-"
             assert rest.startswith("bid ") and " ask " in rest
         else:
-            assert rest.split()[0] in ("BUY", "SELL") and " @ " in rest and " id " in rest
+            assert _is_clock(event)
+            side, qty, at, price = rest.split()[:4]
+            assert side in ("BUY", "SELL") and at == "@" and " id " in rest
+            for number in (qty, price):
+                assert not (number.endswith("0") and "." in number), number  # padding trimmed
+                float(number)
 
 
 def test_tail_sim_json_lines_are_binance_payloads() -> None:
