@@ -78,22 +78,26 @@ class HostileStreamServer:
 
 
 @asynccontextmanager
-async def hostile_stream_server(answer: Answer = _ok) -> AsyncIterator[HostileStreamServer]:
-    state = HostileStreamServer(answer)
-
-    def factory(request: WSUpgradeRequest) -> WSListener:
-        return _Peer(state)
-
+async def serving(factory: Callable[[WSUpgradeRequest], WSListener | None],
+                  peers: list[Any] | None = None) -> AsyncIterator[int]:
+    """A picows server on an ephemeral loopback port (yielded); on exit the ``peers`` still connected
+    (objects with a ``transport``) are cut and the server closed."""
     server = await ws_create_server(factory, "127.0.0.1", 0)
-    state.port = server.sockets[0].getsockname()[1]
     try:
-        yield state
+        yield server.sockets[0].getsockname()[1]
     finally:
-        for peer in list(state.peers):
+        for peer in list(peers or ()):
             if peer.transport is not None:
                 peer.transport.disconnect(graceful=False)
         server.close()
         await server.wait_closed()
+
+
+@asynccontextmanager
+async def hostile_stream_server(answer: Answer = _ok) -> AsyncIterator[HostileStreamServer]:
+    state = HostileStreamServer(answer)
+    async with serving(lambda request: _Peer(state), state.peers) as state.port:
+        yield state
 
 
 @asynccontextmanager
@@ -181,13 +185,5 @@ async def hostile_ws_api_server(answer: WsApiAnswer) -> AsyncIterator[HostileWsA
         count += 1
         return _ApiPeer(state, count - 1)
 
-    server = await ws_create_server(factory, "127.0.0.1", 0)
-    state.port = server.sockets[0].getsockname()[1]
-    try:
+    async with serving(factory, state.peers) as state.port:
         yield state
-    finally:
-        for peer in list(state.peers):
-            if peer.transport is not None:
-                peer.transport.disconnect(graceful=False)
-        server.close()
-        await server.wait_closed()

@@ -19,11 +19,11 @@ from picows import (
     WSMsgType,
     WSTransport,
     WSUpgradeRequest,
-    ws_create_server,
 )
 
 from binance_ws.engine.manager import AsyncSocketManager
 from binance_ws.markets import SPOT, Market, local_market
+from tests.engine._hostile import serving
 from tests.engine._util import most_in_window, until
 
 TRADE = {"e": "trade", "E": 1, "s": "BTCUSDT", "t": 0, "p": "1.00", "q": "2.00", "T": 1, "m": True, "M": True}
@@ -57,14 +57,8 @@ class Server:
 @contextlib.asynccontextmanager
 async def serve(make: Callable[[Server], WSListener]) -> AsyncIterator[Server]:
     server = Server(make)
-    srv = await ws_create_server(server._factory, "127.0.0.1", 0)
-    server.port = srv.sockets[0].getsockname()[1]
-    try:
+    async with serving(server._factory) as server.port:
         yield server
-    finally:
-        srv.close()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(srv.wait_closed(), 2.0)
 
 
 class Scripted(WSListener):
