@@ -141,6 +141,16 @@ def parse_int(params: Mapping[str, Any], name: str, *, required: bool = True) ->
         raise SimApiError(-1102, name) from None
 
 
+def parse_limit(params: Mapping[str, Any], default: int, maximum: int) -> int:
+    """The ``limit`` parameter: ``default`` when absent, capped at ``maximum``; -1102 below 1."""
+    limit = parse_int(params, "limit", required=False)
+    if limit is None:
+        return default
+    if limit < 1:
+        raise SimApiError(-1102, "limit")
+    return min(limit, maximum)
+
+
 @dataclass
 class Balance:
     free: Decimal = Decimal(0)
@@ -571,15 +581,6 @@ class Accounts:
             raise SimApiError(-1121)
         return symbol
 
-    @staticmethod
-    def _list_limit(params: Mapping[str, Any]) -> int:
-        limit = parse_int(params, "limit", required=False)
-        if limit is None:
-            return LIST_DEFAULT_LIMIT
-        if limit < 1:
-            raise SimApiError(-1102, "limit")
-        return min(limit, LIST_MAX_LIMIT)
-
     def open_orders(self, account: Account, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """``GET /api/v3/openOrders``: the account's working orders, of one symbol or all, oldest first."""
         symbol = self._symbol_param(params, required=False)
@@ -594,7 +595,7 @@ class Accounts:
         from_id = parse_int(params, "orderId", required=False)
         start = parse_int(params, "startTime", required=False)
         end = parse_int(params, "endTime", required=False)
-        limit = self._list_limit(params)
+        limit = parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT)
         orders = [h.order for h in sorted(account.orders.values(), key=lambda h: h.order.order_id)
                   if h.order.symbol == symbol and (from_id is None or h.order.order_id >= from_id)
                   and (start is None or h.order.time >= start) and (end is None or h.order.time <= end)]
@@ -609,7 +610,7 @@ class Accounts:
         from_id = parse_int(params, "fromId", required=False)
         start = parse_int(params, "startTime", required=False)
         end = parse_int(params, "endTime", required=False)
-        limit = self._list_limit(params)
+        limit = parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT)
         fills = [f for f in account.fills
                  if f["symbol"] == symbol and order_id in (None, f["orderId"])
                  and (from_id is None or f["id"] >= from_id)

@@ -22,7 +22,7 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSU
 
 from binance_ws.core.signing import ws_payload
 from binance_ws.enums import KLINE_INTERVALS_MS
-from binance_ws.sim.accounts import Account, Accounts, ApiKey, SimApiError, parse_int
+from binance_ws.sim.accounts import Account, Accounts, ApiKey, SimApiError, parse_int, parse_limit
 from binance_ws.sim.exchange import ExchangeError
 from binance_ws.sim.exchange import fmt as exchange_fmt
 from binance_ws.sim.rest import depth_weight, tz_offset_ms
@@ -336,18 +336,9 @@ class WsApiListener(WSListener):
             return [self._symbol({"symbol": n}) for n in names], False
         return list(self._sim.exchange.symbols), False
 
-    @staticmethod
-    def _limit(params: dict[str, Any], default: int, maximum: int) -> int:
-        limit = parse_int(params, "limit", required=False)
-        if limit is None:
-            return default
-        if limit < 1:
-            raise SimApiError(-1102, "limit")
-        return min(limit, maximum)
-
     def _depth(self, params: dict[str, Any]) -> dict[str, Any]:
         symbol = self._symbol(params)
-        return self._sim.depth_snapshot(symbol, self._limit(params, DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT))
+        return self._sim.depth_snapshot(symbol, parse_limit(params, DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT))
 
     def _ticker_price(self, params: dict[str, Any]) -> Any:
         names, single = self._selected(params)
@@ -368,13 +359,13 @@ class WsApiListener(WSListener):
             raise SimApiError(-1120, msg="Invalid interval.")
         tz = params.get("timeZone")
         return self._sim.exchange.klines(
-            symbol, interval, self._limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT),
+            symbol, interval, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT),
             parse_int(params, "startTime", required=False), parse_int(params, "endTime", required=False),
             tz_offset_ms(str(tz)) if tz not in (None, "") else 0)
 
     def _trades_recent(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         symbol = self._symbol(params)
-        return self._sim.exchange.trades(symbol, self._limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT))
+        return self._sim.exchange.trades(symbol, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT))
 
 
 def _weight(method: str, params: dict[str, Any]) -> int:
