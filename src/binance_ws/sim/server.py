@@ -53,7 +53,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
@@ -164,6 +164,10 @@ class IncomingLimit:
         return True
 
 
+#: The shortest wait a refused attempt is told (see AttemptLimiter.attempt).
+_MIN_WAIT_S: Final = 1e-6
+
+
 class AttemptLimiter:
     """Connection attempts per key (IP) in a sliding window; every attempt counts, refused ones included."""
 
@@ -186,7 +190,9 @@ class AttemptLimiter:
         # Refused attempts stay counted, but the memory for one key stays bounded.
         while len(times) > self.limit + 1:
             times.popleft()
-        return 0.0 if allowed else max(0.0, times[0] + self.window_s - now)
+        # A refusal never answers 0.0 (which reads as "allowed"), even when float rounding puts the
+        # oldest attempt's exit at ``now`` itself.
+        return 0.0 if allowed else max(_MIN_WAIT_S, times[0] + self.window_s - now)
 
     def clear(self) -> None:
         self._attempts.clear()
