@@ -119,7 +119,8 @@ async def test_tail_keeps_the_event_loop_free_while_the_terminal_is_stuck(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """stdout is a pipe nobody reads for a while (a stuck terminal): the loop that answers pings must go on
     turning, and once the reader comes back every line arrives, complete and in order."""
-    from binance_ws import cli, markets
+    from binance_ws import markets
+    from binance_ws.cli import tail as cli
 
     read_fd, write_fd = os.pipe()
     fcntl.fcntl(write_fd, F_SETPIPE_SZ, 4096)  # the smallest pipe: a few lines fill it

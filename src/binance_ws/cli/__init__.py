@@ -1,0 +1,17 @@
+"""The ``binance-ws`` command: ``sim`` runs the local exchange, ``tail`` streams messages to the terminal.
+
+One module per command (``sim``, ``tail``, ...), registered on the one Typer app in :mod:`.app`; what the
+commands share is in :mod:`.common`.
+"""
+
+from __future__ import annotations
+
+from binance_ws.cli import sim as _sim_command  # noqa: F401  (registers the command)
+from binance_ws.cli import tail as _tail_command  # noqa: F401
+from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_GAVE_UP", "EXIT_OK", "app", "main"]
+
+
+def main() -> None:
+    app()

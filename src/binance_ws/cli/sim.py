@@ -1,0 +1,145 @@
+"""``binance-ws sim``: run the simulated exchange until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import typer
+
+from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, app
+from binance_ws.cli.common import _first_line, _is_tail_json
+
+
+@app.command()
+def sim(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback only by default).")] = "127.0.0.1",
+    stream_port: Annotated[int, typer.Option(help="Stream server port (0: any free port).")] = 9443,
+    rest_port: Annotated[int, typer.Option(help="REST port (0: any free port).")] = 9444,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic order flow (and of --symbols).")] = 1,
+    rate: Annotated[float | None, typer.Option(
+        help="Order-flow actions a second: per symbol (default 50), or with --symbols of the median "
+             "symbol (default 0.05, the others heavy-tailed around it).")] = None,
+    symbols: Annotated[int | None, typer.Option(
+        help="List N generated symbols (SYM0001USDT..., up to 2000) with heavy-tailed activity: "
+             "a few act every few ms, most a few times a minute, some stay silent for minutes.")] = None,
+    time_scale: Annotated[float, typer.Option(
+        help="Run the market's periods N times faster: stream cadences, pings, the 24 h connection "
+             "lifetime.")] = 1.0,
+    replay: Annotated[Path | None,
+                      typer.Option(help="Serve this recording instead of synthetic flow.")] = None,
+    speed: Annotated[float, typer.Option(
+        help="Replay pace: 1 = original, N = N times faster, 0 = as fast as read.")] = 1.0,
+) -> None:
+    """Run the simulated exchange until Ctrl-C, printing the URLs a client needs.
+
+    Exit status: 0 on Ctrl-C; 2 for a bad option; 1 if the simulator cannot start (a port in use, a file
+    that is not a recording) or a replay fails part-way.
+    """
+    import errno
+
+    from binance_ws.recording import RecordingError
+    from binance_ws.sim import SimConfig, Simulator
+    from binance_ws.sim.config import MAX_SYMBOLS, Activity
+    from binance_ws.sim.replay import Replay, ReplayError
+
+    def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+        # An option refused: "binance-ws sim: ..."; the simulator failing to start or run: "error: ...".
+        # Both prefixes are pinned by tests of the simulator (tests/sim/test_market.py, test_replay.py).
+        prefix = "binance-ws sim" if code == EXIT_BAD_INPUT else "error"
+        typer.echo(f"{prefix}: {message}", err=True)
+        return typer.Exit(code)
+
+    if symbols is not None and not 1 <= symbols <= MAX_SYMBOLS:
+        raise fail(f"--symbols must be between 1 and {MAX_SYMBOLS}, not {symbols}")
+    if not time_scale > 0:
+        raise fail(f"--time-scale must be > 0, not {time_scale}")
+    if rate is not None and rate < 0:
+        raise fail(f"--rate must be >= 0, not {rate}")
+    for option, port in (("--stream-port", stream_port), ("--rest-port", rest_port)):
+        if not 0 <= port <= 65535:
+            raise fail(f"{option} must be between 0 and 65535, not {port}")
+    if symbols is None:
+        cfg = SimConfig(host=host, stream_port=stream_port, rest_port=rest_port, seed=seed,
+                        flow_rate=50.0 if rate is None else rate)
+    else:
+        activity = Activity() if rate is None else Activity(median_rate=rate)
+        cfg = SimConfig.market(symbols, seed=seed, activity=activity, host=host, stream_port=stream_port,
+                               rest_port=rest_port)
+    if time_scale != 1.0:
+        cfg = cfg.compressed(time_scale)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("binance_ws.sim").setLevel(logging.INFO)
+
+    async def run() -> None:
+        rep = Replay(replay, speed=speed) if replay is not None else None
+        async with Simulator(cfg, replay=rep) as s:
+            names = s.symbols()
+            typer.echo(f"streams: {s.stream_url}/ws/<stream>  {s.stream_url}/stream?streams=<a>/<b>")
+            typer.echo(f"WS API:  {s.ws_api_url}")
+            typer.echo(f"REST:    {s.rest_url}/api/v3/exchangeInfo")
+            typer.echo(f"control: {s.rest_url}/sim/")
+            shown = names if len(names) <= 8 else [f"{len(names)}:", *names[:3], "...", names[-1]]
+            typer.echo(f"symbols: {' '.join(shown)}")
+            if names and rep is None:  # a replay holds only the streams it recorded
+                typer.echo(f"try:     binance-ws tail {names[0].lower()}@trade --endpoint {s.stream_url}")
+            # Runs until Ctrl-C, or until a replay fails (then stop() raises it on the way out).
+            watch = asyncio.create_task(_watch_sim(s))
+            try:
+                await (rep.failed if rep is not None else asyncio.Event()).wait()
+            finally:
+                watch.cancel()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how this command ends
+    except OSError as exc:
+        first = _first_line(exc)
+        if exc.errno == errno.EADDRINUSE:
+            first += ": another binance-ws sim? --stream-port 0 --rest-port 0 pick free ports"
+        raise fail(first, EXIT_GAVE_UP) from None
+    except (ReplayError, RecordingError) as exc:
+        # A bad or unreadable recording: one line, no traceback (the log above has the details).
+        message = _first_line(exc)
+        if replay is not None and _is_tail_json(replay):
+            message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
+                        "record with `binance-ws tail --record FILE` to replay it")
+        raise fail(message, EXIT_GAVE_UP) from None
+
+
+#: How often ``sim`` looks at its simulator to log what changed.
+SIM_WATCH_INTERVAL_S: Final = 0.5
+
+
+async def _watch_sim(s: Any, interval: float = SIM_WATCH_INTERVAL_S) -> None:
+    """Log at INFO what clients do to the simulator (connections opened and closed, streams subscribed
+    and dropped, faults applied), read from its public state: the simulator itself logs only its start."""
+    log = logging.getLogger("binance_ws.cli.sim")
+    conns: dict[int, float] = {}  # id -> when it opened (monotonic)
+    streams: set[str] = set()
+    counts: dict[str, int] = {}
+    while True:
+        state = s.faults.state()
+        now = {c["id"]: c for c in state["connections"]}
+        for cid in now.keys() - conns.keys():
+            c = now[cid]
+            conns[cid] = time.monotonic() - float(c.get("age_s", 0.0))
+            log.info("connection %s opened: %s %s%s", cid, c.get("peer"), c.get("kind"),
+                     f" {c['path']}" if c.get("path") else "")
+        for cid in conns.keys() - now.keys():
+            log.info("connection %s closed after %.1f s", cid, time.monotonic() - conns.pop(cid))
+        subscribed = set(s.hub.subscribed_streams())
+        if subscribed - streams:
+            log.info("subscribed: %s", " ".join(sorted(subscribed - streams)))
+        if streams - subscribed:
+            log.info("no longer subscribed: %s", " ".join(sorted(streams - subscribed)))
+        for name, n in state["counts"].items():
+            if n != counts.get(name, 0):
+                log.info("fault %s: %d (+%d)", name, n, n - counts.get(name, 0))
+        streams, counts = subscribed, dict(state["counts"])
+        await asyncio.sleep(interval)
+
