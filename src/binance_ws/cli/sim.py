@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -33,6 +36,12 @@ def sim(
                       typer.Option(help="Serve this recording instead of synthetic flow.")] = None,
     speed: Annotated[float, typer.Option(
         help="Replay pace: 1 = original, N = N times faster, 0 = as fast as read.")] = 1.0,
+    demo_account: Annotated[bool, typer.Option(
+        help="Create a 'demo' account with balances and an HMAC, an Ed25519 and an RSA key, and print "
+             "them.")] = True,
+    key_dir: Annotated[Path | None, typer.Option(
+        help="Where to write the demo account's private keys (default: a new temporary directory, "
+             "removed on exit).")] = None,
 ) -> None:
     """Run the simulated exchange until Ctrl-C, printing the URLs a client needs.
 
@@ -76,7 +85,7 @@ def sim(
 
     async def run() -> None:
         rep = Replay(replay, speed=speed) if replay is not None else None
-        async with Simulator(cfg, replay=rep) as s:
+        async with Simulator(cfg, replay=rep) as s, contextlib.AsyncExitStack() as stack:
             names = s.symbols()
             typer.echo(f"streams: {s.stream_url}/ws/<stream>  {s.stream_url}/stream?streams=<a>/<b>")
             typer.echo(f"WS API:  {s.ws_api_url}")
@@ -84,6 +93,10 @@ def sim(
             typer.echo(f"control: {s.rest_url}/sim/")
             shown = names if len(names) <= 8 else [f"{len(names)}:", *names[:3], "...", names[-1]]
             typer.echo(f"symbols: {' '.join(shown)}")
+            typer.echo(f'python:  local_market("{s.stream_url}", "{s.rest_url}", "{s.ws_api_url}")')
+            if demo_account:
+                _print_demo_account(s, key_dir or Path(stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="binance-ws-sim-"))))
             if names and rep is None:  # a replay holds only the streams it recorded
                 typer.echo(f"try:     binance-ws tail {names[0].lower()}@trade --endpoint {s.stream_url}")
             # Runs until Ctrl-C, or until a replay fails (then stop() raises it on the way out).
@@ -93,10 +106,11 @@ def sim(
             finally:
                 watch.cancel()
 
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
-        pass  # Ctrl-C is how this command ends
+        pass  # Ctrl-C (or SIGTERM) is how this command ends
     except OSError as exc:
         first = _first_line(exc)
         if exc.errno == errno.EADDRINUSE:
@@ -109,6 +123,24 @@ def sim(
             message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
                         "record with `binance-ws tail --record FILE` to replay it")
         raise fail(message, EXIT_GAVE_UP) from None
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends ``sim`` as Ctrl-C does: cleanly, removing the demo account's key files."""
+    raise KeyboardInterrupt
+
+
+def _print_demo_account(s: Any, key_dir: Path) -> None:
+    """Create the demo account on ``s`` and print what a client needs to use it: the API keys, the HMAC
+    secret (here, once: this is how it is handed over; it is never logged) and the private keys' files."""
+    from binance_ws.sim.demo import create_demo_account
+
+    demo = create_demo_account(s, key_dir)
+    typer.echo(f"account: {demo.name}  " + "  ".join(f"{a} {v}" for a, v in demo.balances.items()))
+    typer.echo(f"HMAC:    export BINANCE_API_KEY={demo.hmac_api_key} BINANCE_API_SECRET={demo.hmac_secret}")
+    typer.echo(f"Ed25519: export BINANCE_API_KEY={demo.ed25519_api_key} "
+               f"BINANCE_PRIVATE_KEY_PATH={demo.ed25519_pem}")
+    typer.echo(f"RSA:     export BINANCE_API_KEY={demo.rsa_api_key} BINANCE_PRIVATE_KEY_PATH={demo.rsa_pem}")
 
 
 #: How often ``sim`` looks at its simulator to log what changed.
