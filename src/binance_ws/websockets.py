@@ -44,7 +44,7 @@ from binance_ws.engine.manager import (
     StreamsRefused,
 )
 from binance_ws.engine.userdata import UserDataStream
-from binance_ws.markets import SPOT, Market
+from binance_ws.markets import Market, default_market
 
 log = logging.getLogger("binance_ws.websockets")
 
@@ -127,7 +127,7 @@ class BinanceSocketManager:
                  **engine_options: Any) -> None:
         self._client = client
         self.user_timeout = user_timeout
-        self.market: Market = market or getattr(client, "market", None) or SPOT
+        self.market: Market = market or getattr(client, "market", None) or default_market()
         self.max_reconnects = max_reconnects
         self._engine_options = engine_options
         self._lock = threading.RLock()

@@ -93,6 +93,7 @@ def sim(
             typer.echo(f"control: {s.rest_url}/sim/")
             shown = names if len(names) <= 8 else [f"{len(names)}:", *names[:3], "...", names[-1]]
             typer.echo(f"symbols: {' '.join(shown)}")
+            typer.echo(f"market:  export BINANCE_WS_MARKET={s.stream_url},{s.rest_url},{s.ws_api_url}")
             typer.echo(f'python:  local_market("{s.stream_url}", "{s.rest_url}", "{s.ws_api_url}")')
             if demo_account:
                 _print_demo_account(s, key_dir or Path(stack.enter_context(

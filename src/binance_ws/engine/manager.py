@@ -51,7 +51,7 @@ from binance_ws.engine.delivery import (
 )
 from binance_ws.engine.router import Route
 from binance_ws.enums import KLINE_INTERVAL_1MINUTE
-from binance_ws.markets import SPOT, Market
+from binance_ws.markets import Market, default_market
 
 log = logging.getLogger("binance_ws.engine")
 
@@ -148,7 +148,7 @@ class AsyncSocketManager:
     a flap: the backoff keeps escalating).
     """
 
-    def __init__(self, client: Any = None, *, market: Market = SPOT, max_reconnects: int | None = 5,
+    def __init__(self, client: Any = None, *, market: Market | None = None, max_reconnects: int | None = 5,
                  backoff: BackoffPolicy | None = None, max_streams_per_connection: int | None = None,
                  ping_interval: float | None = None, ping_timeout: float = DEFAULT_PING_TIMEOUT_S,
                  no_data_timeout: float | None = None, rotate_after: float | None = None,
@@ -156,6 +156,7 @@ class AsyncSocketManager:
                  request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
                  stable_after: float = DEFAULT_STABLE_AFTER_S) -> None:
         self.client = client
+        market = market or getattr(client, "market", None) or default_market()
         self.market = market
         policy = backoff if backoff is not None else BackoffPolicy(max_retries=max_reconnects)
         self.settings = EngineSettings(
