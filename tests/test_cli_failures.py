@@ -43,9 +43,11 @@ async def _arun(*args: str, timeout: float = 60) -> tuple[int, str, str]:
 
 
 def _one_line(stderr: str) -> str:
-    """The single line a failure prints; fails the test if there is more (a traceback) or none."""
+    """The single line a failure prints, with the one prefix every command uses; fails the test if there
+    is more (a traceback, a usage block) or none."""
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr[-3000:]
+    assert lines[0].startswith("error: "), lines[0]
     return lines[0]
 
 
@@ -232,6 +234,26 @@ def test_version_and_plain_flags_in_help() -> None:
     assert version.returncode == 0 and version.stdout.startswith("binance-ws 0.")
     helptext = _run("tail", "--help").stdout
     assert "--sim " in helptext and "<bool>" not in helptext
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["tail", "btcusdt@trade", "--nosuch"], "error: No such option: --nosuch (see binance-ws tail --help)"),
+    (["tail", "btcusdt@trade", "--count", "x"], "error: Invalid value for '--count'"),
+    (["tail"], "error: Missing argument 'stream' (see binance-ws tail --help)"),
+    (["sim", "--stream-port", "abc"], "error: Invalid value for '--stream-port'"),
+    (["sim", "--symbols", "0"], "error: --symbols must be between 1 and 2000, not 0"),
+    (["nosuch"], "error: No such command 'nosuch' (see binance-ws --help)"),
+])
+def test_usage_errors_are_one_line_with_the_same_prefix_and_exit_2(args: list[str], says: str) -> None:
+    proc = _run(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert _one_line(proc.stderr).startswith(says)
+    assert proc.stdout == ""
+
+
+def test_no_arguments_shows_the_help() -> None:
+    proc = _run()
+    assert proc.returncode == 2 and "Usage: binance-ws [OPTIONS] COMMAND" in proc.stdout + proc.stderr
 
 
 # -- sim --------------------------------------------------------------------------------------------

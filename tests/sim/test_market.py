@@ -237,9 +237,9 @@ _SIM = [sys.executable, "-m", "binance_ws.cli", "sim", "--stream-port", "0", "--
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--symbols", "0"], "binance-ws sim: --symbols must be between 1 and 2000, not 0"),
-    (["--symbols", "5000"], "binance-ws sim: --symbols must be between 1 and 2000, not 5000"),
-    (["--symbols", "10", "--time-scale", "0"], "binance-ws sim: --time-scale must be > 0, not 0.0"),
+    (["--symbols", "0"], "error: --symbols must be between 1 and 2000, not 0"),
+    (["--symbols", "5000"], "error: --symbols must be between 1 and 2000, not 5000"),
+    (["--symbols", "10", "--time-scale", "0"], "error: --time-scale must be > 0, not 0.0"),
 ])
 def test_sim_command_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
     proc = subprocess.run([*_SIM, *args], capture_output=True, text=True, timeout=60)

@@ -6,12 +6,30 @@ commands share is in :mod:`.common`.
 
 from __future__ import annotations
 
+import sys
+
+import typer
+
 from binance_ws.cli import sim as _sim_command  # noqa: F401  (registers the command)
 from binance_ws.cli import tail as _tail_command  # noqa: F401
-from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
+from binance_ws.cli.app import ERROR_PREFIX, EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_GAVE_UP", "EXIT_OK", "app", "main"]
+__all__ = ["ERROR_PREFIX", "EXIT_BAD_INPUT", "EXIT_GAVE_UP", "EXIT_OK", "app", "main"]
 
 
 def main() -> None:
-    app()
+    """Run ``binance-ws``. Typer's own usage errors (an unknown option or command, a value of the wrong
+    type) are one ``error: ...`` line and exit 2 like every other failure, not a four-line usage block."""
+    try:
+        code = app(standalone_mode=False, prog_name="binance-ws")
+    except typer.TyperException as exc:  # Typer's (vendored Click's) ClickException and UsageError
+        if type(exc).__name__ == "NoArgsIsHelpError":  # no arguments at all: the help, as documented
+            exc.show()  # type: ignore[attr-defined]
+        else:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            typer.echo(f"{ERROR_PREFIX}{exc.format_message().rstrip('.')}{hint}", err=True)
+        sys.exit(getattr(exc, "exit_code", EXIT_BAD_INPUT))
+    except typer.Abort:  # Ctrl-C outside a command's own handling
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

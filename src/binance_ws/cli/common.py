@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import typer
 
+from binance_ws.cli.app import ERROR_PREFIX
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
@@ -228,7 +230,7 @@ async def _unreachable(url: str, timeout: float = PREFLIGHT_TIMEOUT_S) -> str | 
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"{ERROR_PREFIX}{message}", err=True)
     return typer.Exit(code)
 
 

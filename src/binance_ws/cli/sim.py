@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final
 
 import typer
 
-from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, app
+from binance_ws.cli.app import ERROR_PREFIX, EXIT_BAD_INPUT, EXIT_GAVE_UP, app
 from binance_ws.cli.common import _first_line, _is_tail_json
 
 
@@ -56,10 +56,7 @@ def sim(
     from binance_ws.sim.replay import Replay, ReplayError
 
     def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-        # An option refused: "binance-ws sim: ..."; the simulator failing to start or run: "error: ...".
-        # Both prefixes are pinned by tests of the simulator (tests/sim/test_market.py, test_replay.py).
-        prefix = "binance-ws sim" if code == EXIT_BAD_INPUT else "error"
-        typer.echo(f"{prefix}: {message}", err=True)
+        typer.echo(f"{ERROR_PREFIX}{message}", err=True)
         return typer.Exit(code)
 
     if symbols is not None and not 1 <= symbols <= MAX_SYMBOLS:
