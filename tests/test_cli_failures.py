@@ -42,12 +42,13 @@ async def _arun(*args: str, timeout: float = 60) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-def _one_line(stderr: str) -> str:
-    """The single line a failure prints, with the one prefix every command uses; fails the test if there
-    is more (a traceback, a usage block) or none."""
+def _one_line(stderr: str, failure: bool = True) -> str:
+    """The single line a failure prints, with the one prefix every command uses (``failure=False``: an
+    error event, which is not a failure); fails the test if there is more (a traceback, a usage block) or
+    none."""
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr[-3000:]
-    assert lines[0].startswith("error: "), lines[0]
+    assert lines[0].startswith("error: ") or not failure, lines[0]
     return lines[0]
 
 
