@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from binance_ws.core.signing import generate_private_key, private_key_signer, public_key_pem
 
 if TYPE_CHECKING:
     from binance_ws.sim.simulator import Simulator
@@ -26,6 +25,9 @@ DEMO_BALANCES: Final[dict[str, str]] = {"USDT": "100000", "BTC": "10", "ETH": "1
 OTHER_BALANCE: Final = "1000000"
 #: RSA keys Binance accepts are 2048 bits or more.
 RSA_BITS: Final = 2048
+#: The asymmetric keys the demo account gets: file-name part and key type.
+_KEY_KINDS: Final[tuple[tuple[str, Literal["ED25519", "RSA"]], ...]] = (
+    ("ed25519", "ED25519"), ("rsa", "RSA"))
 
 
 @dataclass(frozen=True, repr=False)
@@ -63,19 +65,13 @@ def create_demo_account(sim: Simulator, key_dir: Path, name: str = DEMO_ACCOUNT)
     sim.accounts.create_account(name, balances)
     hmac_key, secret = sim.accounts.register_hmac_key(name)
     key_dir.mkdir(parents=True, exist_ok=True)
-    ed_key = ed25519.Ed25519PrivateKey.generate()
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
     paths = {}
     api_keys = {}
-    for kind, private in (("ed25519", ed_key), ("rsa", rsa_key)):
-        path = key_dir / f"{name}-{kind}.pem"
-        _write_private(path, private.private_bytes(serialization.Encoding.PEM,
-                                                   serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
-        public = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
-        api_keys[kind] = sim.accounts.register_public_key(name, public)
-        paths[kind] = path
+    for kind, key_type in _KEY_KINDS:
+        pem = generate_private_key(key_type, RSA_BITS)
+        paths[kind] = key_dir / f"{name}-{kind}.pem"
+        _write_private(paths[kind], pem.encode())
+        api_keys[kind] = sim.accounts.register_public_key(name, public_key_pem(private_key_signer(pem)))
     return DemoAccount(name, balances, hmac_key, secret, api_keys["ed25519"], paths["ed25519"],
                        api_keys["rsa"], paths["rsa"])
 

@@ -1,0 +1,28 @@
+"""The demo account ``binance-ws sim`` hands over: balances, one key of each kind, no secret in a repr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from binance_ws.core.signing import private_key_signer
+from binance_ws.sim import Simulator
+from binance_ws.sim.demo import create_demo_account
+
+
+def test_demo_account_has_every_asset_and_a_key_of_each_kind(tmp_path: Path) -> None:
+    sim = Simulator(flow_rate=0.0)
+    demo = create_demo_account(sim, tmp_path / "keys")
+    assets = {a for spec in sim.config.symbols for a in (spec.base, spec.quote)}
+    assert set(demo.balances) == assets and demo.balances["USDT"] == "100000"
+    info = sim.accounts.account_info(sim.accounts.account("demo"))
+    assert {b["asset"]: float(b["free"]) for b in info["balances"]}["USDT"] == 100_000
+    kinds = {sim.accounts.lookup_key(k).key_type
+             for k in (demo.hmac_api_key, demo.ed25519_api_key, demo.rsa_api_key)}
+    assert kinds == {"HMAC", "ED25519", "RSA"}
+    for pem, kind in ((demo.ed25519_pem, "ED25519"), (demo.rsa_pem, "RSA")):
+        assert pem.stat().st_mode & 0o777 == 0o600
+        signer = private_key_signer(pem)
+        verifier = sim.accounts.lookup_key(demo.ed25519_api_key if kind == "ED25519" else demo.rsa_api_key)
+        assert verifier.verifier.verify("a=1", signer.sign("a=1"))
+    shown = repr(demo)
+    assert demo.hmac_secret not in shown and "BEGIN" not in shown and demo.hmac_api_key[:6] in shown
