@@ -10,6 +10,7 @@ waiting for Enter before closing (the test presses it once every expected messag
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import subprocess
 import sys
@@ -17,8 +18,10 @@ import threading
 import time
 from pathlib import Path
 
+import aiohttp
+
 from binance_ws import Client, local_market
-from tests.sim_process import cli_sim
+from tests.sim_process import RunningSim, cli_sim
 
 #: python-binance 0.7's websockets and account docs, in their order; only the three imports differ.
 SEED_PROGRAM = '''
@@ -122,3 +125,25 @@ def test_every_printed_key_signs(tmp_path: Path) -> None:
         pem = Path(sim.keys("Ed25519")["BINANCE_PRIVATE_KEY_PATH"])
         assert pem.stat().st_mode & 0o077 == 0  # readable by its owner only
     assert not pem.exists()  # removed when sim ends
+
+
+def test_sim_logs_no_secret(tmp_path: Path) -> None:
+    # A futures listen key (a credential) opened on the stream port shows in sim's log without its key.
+    async def use_a_listen_key(sim: RunningSim) -> str:
+        headers = {"X-MBX-APIKEY": sim.keys()["BINANCE_API_KEY"]}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{sim.rest_url}/fapi/v1/listenKey", headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+                key: str = (await resp.json())["listenKey"]
+            async with http.ws_connect(f"{sim.stream_url}/ws/{key}"):
+                deadline = time.monotonic() + DEADLINE_S
+                while "connection" not in sim.stderr() or " user " not in sim.stderr():
+                    assert time.monotonic() < deadline, sim.stderr()
+                    await asyncio.sleep(0.1)
+        return key
+
+    with cli_sim(tmp_path) as sim:
+        key = asyncio.run(use_a_listen_key(sim))
+    log = sim.stderr()
+    assert " user /ws/<redacted>" in log, log
+    assert key not in log and sim.keys()["BINANCE_API_SECRET"] not in log

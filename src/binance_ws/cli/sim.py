@@ -148,6 +148,8 @@ SIM_WATCH_INTERVAL_S: Final = 0.5
 async def _watch_sim(s: Any, interval: float = SIM_WATCH_INTERVAL_S) -> None:
     """Log at INFO what clients do to the simulator (connections opened and closed, streams subscribed
     and dropped, faults applied), read from its public state: the simulator itself logs only its start."""
+    from binance_ws.engine.wsapi import redact_url  # a listen key in a path is a credential
+
     log = logging.getLogger("binance_ws.cli.sim")
     conns: dict[int, float] = {}  # id -> when it opened (monotonic)
     streams: set[str] = set()
@@ -159,7 +161,7 @@ async def _watch_sim(s: Any, interval: float = SIM_WATCH_INTERVAL_S) -> None:
             c = now[cid]
             conns[cid] = time.monotonic() - float(c.get("age_s", 0.0))
             log.info("connection %s opened: %s %s%s", cid, c.get("peer"), c.get("kind"),
-                     f" {c['path']}" if c.get("path") else "")
+                     f" {redact_url(c['path'])}" if c.get("path") else "")
         for cid in conns.keys() - now.keys():
             log.info("connection %s closed after %.1f s", cid, time.monotonic() - conns.pop(cid))
         subscribed = set(s.hub.subscribed_streams())
