@@ -7,6 +7,7 @@ from pathlib import Path
 from binance_ws.core.signing import private_key_signer
 from binance_ws.sim import Simulator
 from binance_ws.sim.demo import create_demo_account
+from tests.sim_process import cli_sim
 
 
 def test_demo_account_has_every_asset_and_a_key_of_each_kind(tmp_path: Path) -> None:
@@ -26,3 +27,17 @@ def test_demo_account_has_every_asset_and_a_key_of_each_kind(tmp_path: Path) -> 
         assert verifier.verifier.verify("a=1", signer.sign("a=1"))
     shown = repr(demo)
     assert demo.hmac_secret not in shown and "BEGIN" not in shown and demo.hmac_api_key[:6] in shown
+
+
+def test_sim_command_without_a_demo_account_prints_no_key(tmp_path: Path) -> None:
+    with cli_sim(tmp_path, "--no-demo-account") as sim:
+        assert "HMAC" not in sim.lines and "account" not in sim.lines
+        assert sim.lines["market"] == (f"export BINANCE_WS_MARKET={sim.stream_url},{sim.rest_url},"
+                                       f"{sim.ws_api_url}")
+
+
+def test_sim_command_writes_the_keys_where_asked(tmp_path: Path) -> None:
+    with cli_sim(tmp_path, "--key-dir", str(tmp_path / "mine")) as sim:
+        path = Path(sim.keys("RSA")["BINANCE_PRIVATE_KEY_PATH"])
+        assert path == tmp_path / "mine" / "demo-rsa.pem"
+    assert path.read_text().startswith("-----BEGIN PRIVATE KEY-----")  # kept: the directory is yours
