@@ -12,7 +12,7 @@ from tests.sim_process import cli_sim
 
 def test_demo_account_has_every_asset_and_a_key_of_each_kind(tmp_path: Path) -> None:
     sim = Simulator(flow_rate=0.0)
-    demo = create_demo_account(sim, tmp_path / "keys")
+    demo = create_demo_account(sim.accounts, sim.config.symbols, tmp_path / "keys")
     assets = {a for spec in sim.config.symbols for a in (spec.base, spec.quote)}
     assert set(demo.balances) == assets and demo.balances["USDT"] == "100000"
     info = sim.accounts.account_info(sim.accounts.account("demo"))

@@ -133,7 +133,7 @@ def _print_demo_account(s: Any, key_dir: Path) -> None:
     secret (here, once: this is how it is handed over; it is never logged) and the private keys' files."""
     from binance_ws.sim.demo import create_demo_account
 
-    demo = create_demo_account(s, key_dir)
+    demo = create_demo_account(s.accounts, s.config.symbols, key_dir)
     typer.echo(f"account: {demo.name}  " + "  ".join(f"{a} {v}" for a, v in demo.balances.items()))
     typer.echo(f"HMAC:    export BINANCE_API_KEY={demo.hmac_api_key} BINANCE_API_SECRET={demo.hmac_secret}")
     typer.echo(f"Ed25519: export BINANCE_API_KEY={demo.ed25519_api_key} "

@@ -9,14 +9,14 @@ are shown. Nothing here logs a secret, and :class:`DemoAccount`'s repr shows non
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
 from binance_ws.core.signing import generate_private_key, private_key_signer, public_key_pem
-
-if TYPE_CHECKING:
-    from binance_ws.sim.simulator import Simulator
+from binance_ws.sim.accounts import Accounts
+from binance_ws.sim.config import SymbolSpec
 
 DEMO_ACCOUNT: Final = "demo"
 #: Free balances of the demo account; every other asset the exchange lists gets ``OTHER_BALANCE``.
@@ -48,22 +48,25 @@ class DemoAccount:
                 f"ed25519={self.ed25519_api_key[:6]}..., rsa={self.rsa_api_key[:6]}...)")
 
 
-def demo_balances(sim: Simulator) -> dict[str, str]:
-    """A balance for every asset the simulator lists (its symbols' bases and quotes)."""
+def demo_balances(symbols: Iterable[SymbolSpec]) -> dict[str, str]:
+    """A balance for every asset of ``symbols`` (their quotes and bases, in order of appearance)."""
     assets: list[str] = []
-    for spec in sim.config.symbols:
+    for spec in symbols:
         for asset in (spec.quote, spec.base):
             if asset not in assets:
                 assets.append(asset)
     return {asset: DEMO_BALANCES.get(asset, OTHER_BALANCE) for asset in assets}
 
 
-def create_demo_account(sim: Simulator, key_dir: Path, name: str = DEMO_ACCOUNT) -> DemoAccount:
-    """Create ``name`` on ``sim`` with :func:`demo_balances`, register its three keys and write the two
-    private keys to ``key_dir`` (``<name>-ed25519.pem``, ``<name>-rsa.pem``, mode 0600)."""
-    balances = demo_balances(sim)
-    sim.accounts.create_account(name, balances)
-    hmac_key, secret = sim.accounts.register_hmac_key(name)
+def create_demo_account(accounts: Accounts, symbols: Iterable[SymbolSpec], key_dir: Path,
+                        name: str = DEMO_ACCOUNT) -> DemoAccount:
+    """Create ``name`` in ``accounts`` with :func:`demo_balances` of the listed ``symbols``, register its
+    three keys and write the two private keys to ``key_dir`` (``<name>-ed25519.pem``, ``<name>-rsa.pem``,
+    mode 0600). ``binance-ws sim`` calls it as ``create_demo_account(sim.accounts, sim.config.symbols,
+    key_dir)``."""
+    balances = demo_balances(symbols)
+    accounts.create_account(name, balances)
+    hmac_key, secret = accounts.register_hmac_key(name)
     key_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     api_keys = {}
@@ -71,7 +74,7 @@ def create_demo_account(sim: Simulator, key_dir: Path, name: str = DEMO_ACCOUNT)
         pem = generate_private_key(key_type, RSA_BITS)
         paths[kind] = key_dir / f"{name}-{kind}.pem"
         _write_private(paths[kind], pem.encode())
-        api_keys[kind] = sim.accounts.register_public_key(name, public_key_pem(private_key_signer(pem)))
+        api_keys[kind] = accounts.register_public_key(name, public_key_pem(private_key_signer(pem)))
     return DemoAccount(name, balances, hmac_key, secret, api_keys["ed25519"], paths["ed25519"],
                        api_keys["rsa"], paths["rsa"])
 
