@@ -37,6 +37,9 @@ DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
     SymbolSpec("ETHUSDT", "ETH", "USDT", 2_450.0, tick_size="0.01000000", step_size="0.00010000"),
     SymbolSpec("BNBBTC", "BNB", "BTC", 0.0085, tick_size="0.00000100", step_size="0.00100000",
                min_notional="0.00010000"),
+    # python-binance's docs subscribe 'neobtc@ticker' beside 'bnbbtc@aggTrade'; list it so they run.
+    SymbolSpec("NEOBTC", "NEO", "BTC", 0.00017, tick_size="0.00000100", step_size="0.01000000",
+               min_notional="0.00010000"),
 )
 
 
