@@ -271,7 +271,7 @@ async def test_market_data_methods_answer_the_rest_bodies() -> None:
             prices = await client.call("ticker.price", {"symbols": ["BNBBTC", "ETHUSDT"]})
             assert [p["symbol"] for p in prices["result"]] == ["BNBBTC", "ETHUSDT"]
             everything = await client.call("ticker.price")
-            assert {p["symbol"] for p in everything["result"]} == {"BTCUSDT", "ETHUSDT", "BNBBTC"}
+            assert {p["symbol"] for p in everything["result"]} == {"BTCUSDT", "ETHUSDT", "BNBBTC", "NEOBTC"}
             info = await client.call("exchangeInfo", {"symbol": "BNBBTC"})
             rest_info = await via_rest("exchangeInfo", symbol="BNBBTC")
             assert info["result"]["symbols"] == rest_info["symbols"]
