@@ -43,10 +43,10 @@ def sim(
         help="Where to write the demo account's private keys (default: a new temporary directory, "
              "removed on exit).")] = None,
 ) -> None:
-    """Run the simulated exchange until Ctrl-C, printing the URLs a client needs.
+    """Run the simulated exchange until Ctrl-C, printing the URLs a client needs and a demo account's keys.
 
-    Exit status: 0 on Ctrl-C; 2 for a bad option; 1 if the simulator cannot start (a port in use, a file
-    that is not a recording) or a replay fails part-way.
+    Exit status: 0 on Ctrl-C or SIGTERM; 2 for a bad option; 1 if the simulator cannot start (a port in
+    use, a file that is not a recording) or a replay fails part-way.
     """
     import errno
 
