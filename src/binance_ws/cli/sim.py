@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import tempfile
@@ -26,9 +27,11 @@ def sim(
     rate: Annotated[float | None, typer.Option(
         help="Order-flow actions a second: per symbol (default 50), or with --symbols of the median "
              "symbol (default 0.05, the others heavy-tailed around it).")] = None,
-    symbols: Annotated[int | None, typer.Option(
-        help="List N generated symbols (SYM0001USDT..., up to 2000) with heavy-tailed activity: "
-             "a few act every few ms, most a few times a minute, some stay silent for minutes.")] = None,
+    symbols: Annotated[str | None, typer.Option(
+        help="N: list N generated symbols (SYM0001USDT..., up to 2000) with heavy-tailed activity: "
+             "a few act every few ms, most a few times a minute, some stay silent for minutes. Or names: "
+             "BTCUSDT,XRPUSDT,ADABTC lists those (any base with a USDT, USDC, FDUSD, BTC, ETH or BNB "
+             "quote).")] = None,
     time_scale: Annotated[float, typer.Option(
         help="Run the market's periods N times faster: stream cadences, pings, the 24 h connection "
              "lifetime.")] = 1.0,
@@ -59,8 +62,11 @@ def sim(
         typer.echo(f"{ERROR_PREFIX}{message}", err=True)
         return typer.Exit(code)
 
-    if symbols is not None and not 1 <= symbols <= MAX_SYMBOLS:
-        raise fail(f"--symbols must be between 1 and {MAX_SYMBOLS}, not {symbols}")
+    count, named = _symbols_option(symbols, seed)
+    if count is not None and not 1 <= count <= MAX_SYMBOLS:
+        raise fail(f"--symbols must be between 1 and {MAX_SYMBOLS}, not {count}")
+    if isinstance(named, str):
+        raise fail(f"--symbols: {named}")
     if not time_scale > 0:
         raise fail(f"--time-scale must be > 0, not {time_scale}")
     if rate is not None and rate < 0:
@@ -68,12 +74,14 @@ def sim(
     for option, port in (("--stream-port", stream_port), ("--rest-port", rest_port)):
         if not 0 <= port <= 65535:
             raise fail(f"{option} must be between 0 and 65535, not {port}")
-    if symbols is None:
+    if count is None:
         cfg = SimConfig(host=host, stream_port=stream_port, rest_port=rest_port, seed=seed,
                         flow_rate=50.0 if rate is None else rate)
+        if named is not None:
+            cfg = dataclasses.replace(cfg, symbols=named)
     else:
         activity = Activity() if rate is None else Activity(median_rate=rate)
-        cfg = SimConfig.market(symbols, seed=seed, activity=activity, host=host, stream_port=stream_port,
+        cfg = SimConfig.market(count, seed=seed, activity=activity, host=host, stream_port=stream_port,
                                rest_port=rest_port)
     if time_scale != 1.0:
         cfg = cfg.compressed(time_scale)
@@ -121,6 +129,21 @@ def sim(
             message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
                         "record with `binance-ws tail --record FILE` to replay it")
         raise fail(message, EXIT_GAVE_UP) from None
+
+
+def _symbols_option(value: str | None, seed: int) -> tuple[int | None, tuple[Any, ...] | str | None]:
+    """``--symbols``: ``(N, None)`` for a count, ``(None, specs)`` for names, ``(None, why)`` for names
+    that cannot be listed, ``(None, None)`` when not given."""
+    from binance_ws.sim.config import named_symbols
+
+    if value is None:
+        return None, None
+    if value.strip().lstrip("-").isdigit():
+        return int(value), None
+    try:
+        return None, named_symbols(value.split(","), seed)
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
