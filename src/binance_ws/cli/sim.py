@@ -89,6 +89,9 @@ def sim(
     logging.getLogger("binance_ws.sim").setLevel(logging.INFO)
 
     async def run() -> None:
+        # SIGTERM ends sim as Ctrl-C does, through the loop: the demo account's key files are removed.
+        terminated = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminated.set)
         rep = Replay(replay, speed=speed) if replay is not None else None
         async with Simulator(cfg, replay=rep) as s, contextlib.AsyncExitStack() as stack:
             names = s.symbols()
@@ -105,14 +108,15 @@ def sim(
                     tempfile.TemporaryDirectory(prefix="binance-ws-sim-"))))
             if names and rep is None:  # a replay holds only the streams it recorded
                 typer.echo(f"try:     binance-ws tail {names[0].lower()}@trade --endpoint {s.stream_url}")
-            # Runs until Ctrl-C, or until a replay fails (then stop() raises it on the way out).
+            # Runs until Ctrl-C or SIGTERM, or until a replay fails (then stop() raises it on the way out).
             watch = asyncio.create_task(_watch_sim(s))
+            ends = [asyncio.create_task(e.wait()) for e in (terminated, rep.failed if rep else None) if e]
             try:
-                await (rep.failed if rep is not None else asyncio.Event()).wait()
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                watch.cancel()
+                for task in (watch, *ends):
+                    task.cancel()
 
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
@@ -144,11 +148,6 @@ def _symbols_option(value: str | None, seed: int) -> tuple[int | None, tuple[Any
         return None, named_symbols(value.split(","), seed)
     except ValueError as exc:
         return None, str(exc)
-
-
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM ends ``sim`` as Ctrl-C does: cleanly, removing the demo account's key files."""
-    raise KeyboardInterrupt
 
 
 def _print_demo_account(s: Any, key_dir: Path) -> None:
