@@ -103,7 +103,8 @@ class BinanceSocketManager:
     """python-binance's threaded socket manager, seed-compatible.
 
     ``client`` is a :class:`binance_ws.client.Client` (or None for market data only): its ``market``
-    says where to connect unless ``market`` is given (``sim.market`` for the simulator), and its keys
+    says where to connect unless ``market`` is given (``sim.market`` for the simulator; with neither,
+    ``BINANCE_WS_MARKET``'s market, else spot: :func:`binance_ws.markets.default_market`), and its keys
     serve :meth:`start_user_socket`. ``user_timeout`` is the seed's listen-key keep-alive period; the
     WebSocket API user stream that replaced listen keys needs none, so it is kept for compatibility
     only. ``max_reconnects`` failed reconnects in a row stop a socket (None: retry forever); any other

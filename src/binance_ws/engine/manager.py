@@ -137,7 +137,8 @@ class AsyncSocketManager:
 
     ``client`` is optional: a client with an async ``get_exchange_info()`` is used for the symbol list
     behind :meth:`ticker_socket`; otherwise the manager asks ``market.rest_url`` itself. ``market`` is a
-    row of :mod:`binance_ws.markets` (``sim.market`` for the simulator). ``max_reconnects`` failed
+    row of :mod:`binance_ws.markets` (``sim.market`` for the simulator); none given: the client's, else
+    :func:`binance_ws.markets.default_market` (``BINANCE_WS_MARKET``, else spot). ``max_reconnects`` failed
     reconnects in a row end a connection (None: retry forever); ``backoff`` overrides the whole schedule.
     ``max_streams_per_connection`` defaults to the market's limit. Health and rotation settings:
     ``ping_interval`` (our ping after this much silence; default 1.5 times the market's server ping cadence),
