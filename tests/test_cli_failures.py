@@ -303,7 +303,9 @@ def test_sim_prints_every_url_and_logs_what_clients_do() -> None:
             printed[label] = rest.strip()
         assert printed["WS API"].endswith("/ws-api/v3") and printed["REST"].startswith("http://")
         command = printed["try"].split()  # binance-ws tail btcusdt@trade --endpoint ws://...
-        tail = _run(*command[1:], "--count", "2")
+        # Long enough a connection (seconds, not 0.7 s) that sim's 0.5 s look at its state cannot miss
+        # it on a loaded machine.
+        tail = _run(*command[1:], "--count", "15")
         assert tail.returncode == 0, tail.stderr
         time.sleep(1.5)  # the log is written every 0.5 s
         sim.send_signal(2)  # Ctrl-C
