@@ -1,0 +1,178 @@
+"""Unmodified UNICORN Binance Suite clients against the simulator (issue 13, interop).
+
+unicorn-binance-websocket-api 2.16.1 and unicorn-binance-local-depth-cache 2.14.0 (with its
+unicorn-binance-rest-api) are pointed at the simulator by URL only:
+
+- ``BinanceWebSocketApiManager(websocket_base_uri=...)``, the override the manager documents;
+- the local depth cache builds its own websocket manager, whose ``websocket_base_uri`` attribute is set
+  before the first cache is created (nothing connects earlier);
+- ``BinanceRestApiManager`` formats its class-level ``API_URL`` template with ``tld`` when one is given,
+  so the template becomes the simulator's address (its ``exchange=`` presets are hard-coded hosts).
+
+``warn_on_update=False`` keeps them from asking GitHub for a newer release. Their calls are blocking and
+threaded, so they are made off the event loop the simulator runs on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from binance_ws.sim import Simulator
+
+pytest.importorskip("unicorn_binance_local_depth_cache")
+from unicorn_binance_local_depth_cache import BinanceLocalDepthCacheManager
+from unicorn_binance_rest_api import BinanceRestApiManager
+from unicorn_binance_websocket_api import BinanceWebSocketApiManager
+
+pytestmark = pytest.mark.interop
+
+SYMBOL = "BTCUSDT"
+#: Generous: the depth cache waits 5 s for its socket before it subscribes (its own pacing), and the
+#: machine may be loaded.
+DEADLINE_S = 40.0
+
+
+async def until(what: str, check: Callable[[], Any], deadline_s: float = DEADLINE_S) -> Any:
+    """Poll ``check`` (cheap, non-blocking) until it returns something truthy."""
+    end = time.monotonic() + deadline_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def quiet_sim() -> AsyncIterator[Simulator]:
+    """A simulator whose order flow moves only when the test steps it, so the book can be held still."""
+    async with Simulator(flow_rate=0.0) as s:
+        yield s
+
+
+class Stepper:
+    """Drives the simulator's order flow from a task until stopped (the book moves while clients sync)."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            self.sim.step()
+            await asyncio.sleep(0.01)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+
+
+@pytest.fixture
+async def stepper(quiet_sim: Simulator) -> AsyncIterator[Stepper]:
+    s = Stepper(quiet_sim)
+    s.start()
+    yield s
+    if s._task is not None and not s._task.done():
+        await s.stop()
+
+
+@pytest.fixture
+def rest_template(quiet_sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(BinanceRestApiManager, "API_URL", f"{quiet_sim.rest_url}/api")
+    yield
+
+
+async def rest_get(sim: Simulator, path: str, **params: Any) -> Any:
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"{sim.rest_url}{path}", params=params) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+def as_levels(rows: list[list[str]]) -> list[list[float]]:
+    return [[float(p), float(q)] for p, q in rows]
+
+
+async def test_local_depth_cache_equals_rest_depth_at_the_same_update_id(
+        quiet_sim: Simulator, stepper: Stepper, rest_template: None) -> None:
+    sim = quiet_sim
+
+    def make() -> BinanceLocalDepthCacheManager:
+        ubra = BinanceRestApiManager(tld="com", warn_on_update=False, disable_colorama=True)
+        ldc = BinanceLocalDepthCacheManager(exchange="binance.com", ubra_manager=ubra,
+                                            warn_on_update=False, disable_colorama=True)
+        ldc.get_ubwa_manager().websocket_base_uri = f"{sim.stream_url}/"
+        ldc.create_depthcache(markets=[SYMBOL])
+        return ldc
+
+    ldc = await asyncio.to_thread(make)
+    market = SYMBOL.lower()
+    try:
+        # It snapshots over REST and applies diffs that arrive while the book keeps moving.
+        await until("the depth cache to synchronise", lambda: ldc.is_depth_cache_synchronized(SYMBOL))
+        first_id = ldc.depth_caches[market]["last_update_id"]
+        await until("diffs applied after the snapshot",
+                    lambda: ldc.depth_caches[market]["last_update_id"] > first_id)
+        # Hold the book still; the next diff brings the cache to the book's final update id.
+        await stepper.stop()
+        rest = await rest_get(sim, "/api/v3/depth", symbol=SYMBOL, limit=5000)
+        await until(f"the cache to reach update id {rest['lastUpdateId']}",
+                    lambda: ldc.depth_caches[market]["last_update_id"] == rest["lastUpdateId"])
+        assert ldc.is_depth_cache_synchronized(SYMBOL)
+        assert ldc.get_bids(SYMBOL) == as_levels(rest["bids"])
+        assert ldc.get_asks(SYMBOL) == as_levels(rest["asks"])
+        assert len(rest["bids"]) > 10 and len(rest["asks"]) > 10
+    finally:
+        await asyncio.to_thread(ldc.stop_manager)
+
+
+async def test_websocket_manager_trades_are_the_simulators(quiet_sim: Simulator,
+                                                           stepper: Stepper) -> None:
+    sim = quiet_sim
+
+    def make() -> BinanceWebSocketApiManager:
+        ubwa = BinanceWebSocketApiManager(exchange="binance.com", websocket_base_uri=f"{sim.stream_url}/",
+                                          warn_on_update=False, disable_colorama=True)
+        ubwa.create_stream(["trade"], [SYMBOL.lower()])
+        return ubwa
+
+    ubwa = await asyncio.to_thread(make)
+    received: list[dict[str, Any]] = []
+
+    def drain() -> bool:
+        while raw := ubwa.pop_stream_data_from_stream_buffer():  # False or None when empty
+            msg = json.loads(raw) if isinstance(raw, str) else raw
+            data = msg.get("data", msg)
+            if data.get("e") == "trade":
+                received.append(data)
+        return len(received) >= 5
+
+    try:
+        await until("five trades on the websocket manager's buffer", drain)
+        await stepper.stop()
+        history = await rest_get(sim, "/api/v3/trades", symbol=SYMBOL, limit=1000)
+        by_id = {t["id"]: t for t in history}
+        for trade in received:
+            assert trade["s"] == SYMBOL
+            rest = by_id[trade["t"]]
+            assert (trade["p"], trade["q"], trade["T"], trade["m"]) == \
+                (rest["price"], rest["qty"], rest["time"], rest["isBuyerMaker"])
+        ids = [t["t"] for t in received]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    finally:
+        await asyncio.to_thread(ubwa.stop_manager)
