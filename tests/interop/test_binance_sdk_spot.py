@@ -9,6 +9,7 @@ event loop the simulator runs on; both WebSocket clients are asyncio (aiohttp) a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -103,7 +104,7 @@ async def test_streams_diff_depth_follows_the_update_ids(spot: Spot) -> None:
     finally:
         await connection.close_connection(close_session=True)
     diffs = [m.to_dict() if hasattr(m, "to_dict") else m for m in received]
-    for prev, cur in zip(diffs, diffs[1:], strict=False):
+    for prev, cur in itertools.pairwise(diffs):
         assert cur["U"] == prev["u"] + 1
 
 
