@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from binance_ws.sim import Simulator
+from tests.interop.support import Stepper, rest_get, until
 
 pytest.importorskip("unicorn_binance_local_depth_cache")
 from unicorn_binance_local_depth_cache import BinanceLocalDepthCacheManager
@@ -39,69 +38,10 @@ SYMBOL = "BTCUSDT"
 DEADLINE_S = 40.0
 
 
-async def until(what: str, check: Callable[[], Any], deadline_s: float = DEADLINE_S) -> Any:
-    """Poll ``check`` (cheap, non-blocking) until it returns something truthy."""
-    end = time.monotonic() + deadline_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def quiet_sim() -> AsyncIterator[Simulator]:
-    """A simulator whose order flow moves only when the test steps it, so the book can be held still."""
-    async with Simulator(flow_rate=0.0) as s:
-        yield s
-
-
-class Stepper:
-    """Drives the simulator's order flow from a task until stopped (the book moves while clients sync)."""
-
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        while True:
-            self.sim.step()
-            await asyncio.sleep(0.01)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
-
-
-@pytest.fixture
-async def stepper(quiet_sim: Simulator) -> AsyncIterator[Stepper]:
-    s = Stepper(quiet_sim)
-    s.start()
-    yield s
-    if s._task is not None and not s._task.done():
-        await s.stop()
-
-
 @pytest.fixture
 def rest_template(quiet_sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(BinanceRestApiManager, "API_URL", f"{quiet_sim.rest_url}/api")
     yield
-
-
-async def rest_get(sim: Simulator, path: str, **params: Any) -> Any:
-    async with aiohttp.ClientSession() as session, \
-            session.get(f"{sim.rest_url}{path}", params=params) as resp:
-        assert resp.status == 200, await resp.text()
-        return await resp.json()
 
 
 def as_levels(rows: list[list[str]]) -> list[list[float]]:
@@ -124,7 +64,8 @@ async def test_local_depth_cache_equals_rest_depth_at_the_same_update_id(
     market = SYMBOL.lower()
     try:
         # It snapshots over REST and applies diffs that arrive while the book keeps moving.
-        await until("the depth cache to synchronise", lambda: ldc.is_depth_cache_synchronized(SYMBOL))
+        await until("the depth cache to synchronise", lambda: ldc.is_depth_cache_synchronized(SYMBOL),
+                    DEADLINE_S)
         first_id = ldc.depth_caches[market]["last_update_id"]
         await until("diffs applied after the snapshot",
                     lambda: ldc.depth_caches[market]["last_update_id"] > first_id)
