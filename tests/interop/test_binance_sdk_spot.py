@@ -19,7 +19,7 @@ import pytest
 
 from binance_ws.sim import Simulator
 
-pytest.importorskip("binance_sdk_spot")
+pytest.importorskip("binance_sdk_spot", reason="binance-sdk-spot is not installed (scripts/test installs it)")
 from binance_common.configuration import (
     ConfigurationRestAPI,
     ConfigurationWebSocketAPI,

@@ -20,7 +20,7 @@ import pytest
 from binance_ws.sim import Simulator
 from tests.interop.support import Stepper, rest_get
 
-ccxtpro = pytest.importorskip("ccxt.pro")
+ccxtpro = pytest.importorskip("ccxt.pro", reason="ccxt is not installed (scripts/test installs it)")
 
 pytestmark = pytest.mark.interop
 

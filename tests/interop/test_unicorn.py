@@ -25,7 +25,8 @@ import pytest
 from binance_ws.sim import Simulator
 from tests.interop.support import Stepper, rest_get, until
 
-pytest.importorskip("unicorn_binance_local_depth_cache")
+pytest.importorskip("unicorn_binance_local_depth_cache",
+                    reason="unicorn-binance-local-depth-cache is not installed (scripts/test installs it)")
 from unicorn_binance_local_depth_cache import BinanceLocalDepthCacheManager
 from unicorn_binance_rest_api import BinanceRestApiManager
 from unicorn_binance_websocket_api import BinanceWebSocketApiManager
