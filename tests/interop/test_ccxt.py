@@ -153,7 +153,7 @@ async def test_watch_ohlcv_equals_rest_klines(quiet_sim: Simulator, stepper: Ste
     assert await asyncio.wait_for(candle(), DEADLINE_S) == want
 
 
-async def test_signed_open_orders_my_trades_and_watch_orders(quiet_sim: Simulator,
+async def test_signed_orders_my_trades_and_the_user_data_stream(quiet_sim: Simulator,
                                                              trader: Any) -> None:
     await trader.load_markets()
     bid = float((await rest_get(quiet_sim, "/api/v3/depth", symbol=SYMBOL, limit=5))["bids"][0][0])
@@ -180,9 +180,20 @@ async def test_signed_open_orders_my_trades_and_watch_orders(quiet_sim: Simulato
 
     opened = await trader.fetch_open_orders(UNIFIED)
     assert sorted(o["id"] for o in opened) == sorted(placed)
+    first = next(iter(placed))
+    cancelled = await trader.cancel_order(first, UNIFIED)
+    assert (cancelled["id"], cancelled["status"]) == (first, "canceled")
+    assert (await trader.fetch_order(first, UNIFIED))["status"] == "canceled"
+    assert first not in [o["id"] for o in await trader.fetch_open_orders(UNIFIED)]
+
+    # The user-data stream is live now: a market order's fills are pushed as my trades.
+    watching_mine = asyncio.create_task(trader.watch_my_trades(UNIFIED))
     taken = await trader.create_order(UNIFIED, "market", "buy", 0.001)
     assert taken["status"] == "closed" and taken["filled"] == 0.001
     fills = [str(f["tradeId"]) for f in taken["info"]["fills"]]
     mine = await trader.fetch_my_trades(UNIFIED)
     assert [t["id"] for t in mine] == fills
     assert all(t["order"] == taken["id"] and t["side"] == "buy" for t in mine)
+    pushed_mine = await asyncio.wait_for(watching_mine, DEADLINE_S)
+    assert pushed_mine and {t["id"] for t in pushed_mine} <= set(fills)
+    assert all(t["order"] == taken["id"] for t in pushed_mine)
