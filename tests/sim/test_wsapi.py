@@ -306,3 +306,47 @@ async def test_order_test_checks_without_placing() -> None:
         missing = await client.call("order.test", signed(creds, sim, **no_tif))
         assert (missing["status"], missing["error"]["code"]) == (400, -1102)
         assert sim.accounts.account("alice").orders == {}
+
+
+async def test_account_lists_and_historical_trades_answer_as_rest() -> None:
+    # web-socket-api.md: openOrders.status (6 / 80 without symbol), allOrders (20), myTrades (20 / 5 with
+    # orderId) are REST's lists; trades.historical (25) is GET /historicalTrades.
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "HMAC")
+        client = await connect(sim)
+        bid, _ = best(sim)
+        resting = place(sim, "alice", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                        quantity="0.01", price=str((Decimal(bid) / 2).quantize(Decimal("0.01"))))
+        taken = place(sim, "alice", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.001")
+        fills = [f["tradeId"] for f in taken["fills"]]
+        assert fills
+
+        def count(frame: dict[str, Any]) -> int:
+            return int(frame["rateLimits"][0]["count"])
+
+        base = count(await client.call("ping"))
+        opened = await client.call("openOrders.status", signed(creds, sim, symbol="BTCUSDT"))
+        assert [o["orderId"] for o in opened["result"]] == [resting["orderId"]]
+        assert count(opened) == base + 6
+        every_symbol = await client.call("openOrders.status", signed(creds, sim))
+        assert every_symbol["result"] == opened["result"] and count(every_symbol) == count(opened) + 80
+        orders = await client.call("allOrders", signed(creds, sim, symbol="BTCUSDT"))
+        assert [o["orderId"] for o in orders["result"]] == [resting["orderId"], taken["orderId"]]
+        assert orders["result"][1]["status"] == "FILLED" and count(orders) == count(every_symbol) + 20
+        mine = await client.call("myTrades", signed(creds, sim, symbol="BTCUSDT"))
+        assert [t["id"] for t in mine["result"]] == fills and count(mine) == count(orders) + 20
+        of_order = await client.call("myTrades", signed(creds, sim, symbol="BTCUSDT",
+                                                        orderId=taken["orderId"]))
+        assert of_order["result"] == mine["result"] and count(of_order) == count(mine) + 5
+        unsigned = await client.call("myTrades", {"symbol": "BTCUSDT"})
+        assert unsigned["status"] == 400
+
+        first = fills[0] - 2
+        before = count(await client.call("ping"))
+        history = await client.call("trades.historical", {"symbol": "BTCUSDT", "fromId": first, "limit": 3})
+        assert [t["id"] for t in history["result"]] == [first, first + 1, first + 2]
+        assert count(history) == before + 25
+        async with aiohttp.ClientSession() as http, http.get(
+                sim.rest_url + "/api/v3/historicalTrades",
+                params={"symbol": "BTCUSDT", "fromId": str(first), "limit": "3"}) as r:
+            assert history["result"] == await r.json()

@@ -1,6 +1,7 @@
-"""The simulator's WebSocket API (``/ws-api/v3``): sessions, user-data subscriptions, orders, and the
-market-data methods (``depth``, ``ticker.price``, ``exchangeInfo``, ``klines``, ``trades.recent``) whose
-results are the REST bodies.
+"""The simulator's WebSocket API (``/ws-api/v3``): sessions, user-data subscriptions, orders, the
+account lists (``openOrders.status``, ``allOrders``, ``myTrades``) and the market-data methods (``depth``,
+``ticker.price``, ``exchangeInfo``, ``klines``, ``trades.recent``, ``trades.historical``) whose results are
+the REST bodies.
 
 One :class:`WsApiListener` serves one connection (the stream server routes ``/ws-api/v3`` here). It speaks
 ../shared/PROTOCOL.md 6.3: requests ``{"id","method","params"}``; responses ``{"id","status","result",
@@ -42,8 +43,14 @@ WEIGHTS: Final[dict[str, int]] = {
     "userDataStream.subscribe": 2, "userDataStream.subscribe.signature": 2, "userDataStream.unsubscribe": 2,
     "order.place": 1, "order.cancel": 1, "order.status": 4, "account.status": 20, "ping": 1, "time": 1,
     # Market data (web-socket-api.md: the REST weights); depth, ticker.price and order.test vary, below.
-    "exchangeInfo": 20, "klines": 2, "trades.recent": 25,
+    "exchangeInfo": 20, "klines": 2, "trades.recent": 25, "trades.historical": 25,
+    # Account lists (web-socket-api.md, as REST); openOrders.status and myTrades vary, below.
+    "allOrders": 20,
 }
+#: ``openOrders.status``: 6 for one symbol, 80 for all.
+OPEN_ORDERS_WEIGHTS: Final = (6, 80)
+#: ``myTrades``: 20, or 5 with ``orderId``.
+MY_TRADES_WEIGHTS: Final = (20, 5)
 #: ``ticker.price``: 2 for one symbol, 4 for several or all (as REST).
 TICKER_PRICE_WEIGHTS: Final = (2, 4)
 #: ``order.test``: 1, or 20 with ``computeCommissionRates``.
@@ -114,11 +121,15 @@ class WsApiListener(WSListener):
             "order.cancel": lambda p: self._accounts.cancel_order(self._trader(p), self._order_params(p)),
             "order.status": lambda p: self._accounts.query_order(self._trader(p), self._order_params(p)),
             "account.status": lambda p: self._accounts.account_info(self._trader(p)),
+            "openOrders.status": lambda p: self._accounts.open_orders(self._trader(p), self._order_params(p)),
+            "allOrders": lambda p: self._accounts.all_orders(self._trader(p), self._order_params(p)),
+            "myTrades": lambda p: self._accounts.my_trades(self._trader(p), self._order_params(p)),
             "depth": self._depth,
             "ticker.price": self._ticker_price,
             "exchangeInfo": self._exchange_info,
             "klines": self._klines,
             "trades.recent": self._trades_recent,
+            "trades.historical": self._trades_historical,
             "order.test": lambda p: self._accounts.test_order(self._trader(p), self._order_params(p)),
             "ping": lambda p: {},
             "time": lambda p: {"serverTime": self._clock.now_ms()},
@@ -375,6 +386,11 @@ class WsApiListener(WSListener):
         symbol = self._symbol(params)
         return self._exchange.trades(symbol, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT))
 
+    def _trades_historical(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        symbol = self._symbol(params)
+        return self._exchange.trades(symbol, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT),
+                                     parse_int(params, "fromId", required=False))
+
 
 def _weight(method: str, params: dict[str, Any]) -> int:
     """A request's weight; the variable ones as web-socket-api.md gives them (the REST figures)."""
@@ -386,6 +402,10 @@ def _weight(method: str, params: dict[str, Any]) -> int:
         return depth_weight(min(max(limit, 1), DEPTH_MAX_LIMIT))
     if method == "ticker.price":
         return TICKER_PRICE_WEIGHTS[0 if "symbol" in params else 1]
+    if method == "openOrders.status":
+        return OPEN_ORDERS_WEIGHTS[0 if "symbol" in params else 1]
+    if method == "myTrades":
+        return MY_TRADES_WEIGHTS[1 if "orderId" in params else 0]
     if method == "order.test":
         return ORDER_TEST_WEIGHTS[1 if str(params.get("computeCommissionRates", "")).lower() == "true" else 0]
     return WEIGHTS.get(method, 1)
