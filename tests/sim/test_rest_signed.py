@@ -121,3 +121,27 @@ async def test_signed_account_endpoints(sim: Simulator) -> None:
         assert [(x["interval"], x["intervalNum"], x["count"]) for x in limits] == [("SECOND", 10, 2),
                                                                                    ("DAY", 1, 2)]
         assert all(x["rateLimitType"] == "ORDERS" for x in limits)
+
+
+async def test_cancel_all_open_orders_of_a_symbol(sim: Simulator) -> None:
+    # DELETE /api/v3/openOrders (weight 1): every working order of the symbol cancelled, each cancel's body;
+    # with none left, Binance answers -2011 "Unknown order sent." (binance-connector-python #185).
+    async with aiohttp.ClientSession() as http:
+        call = Signed(http, sim, "alice", USDT="100000")
+        bid, _ = best(sim)
+        ids = []
+        for factor in (0.5, 0.6):
+            _, order, _ = await call("POST", "order", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                                     timeInForce="GTC", quantity="0.01", price=f"{float(bid) * factor:.2f}")
+            ids.append(order["orderId"])
+        _, _, h = await call("GET", "ping")
+        status, cancelled, h2 = await call("DELETE", "openOrders", symbol="BTCUSDT")
+        assert status == 200, cancelled
+        assert [(c["orderId"], c["status"]) for c in cancelled] == [(i, "CANCELED") for i in ids]
+        assert all({"origClientOrderId", "clientOrderId", "executedQty"} <= set(c) for c in cancelled)
+        assert weights(h2)[0] == weights(h)[0] + 1
+        assert (await call("GET", "openOrders", symbol="BTCUSDT"))[1] == []
+        assert (await call("DELETE", "openOrders", symbol="BTCUSDT"))[:2] == \
+            (400, {"code": -2011, "msg": "Unknown order sent."})
+        status, missing, _ = await call("DELETE", "openOrders")
+        assert (status, missing["code"]) == (400, -1102)

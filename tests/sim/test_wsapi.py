@@ -308,9 +308,10 @@ async def test_order_test_checks_without_placing() -> None:
         assert sim.accounts.account("alice").orders == {}
 
 
-async def test_account_lists_and_historical_trades_answer_as_rest() -> None:
+async def test_account_lists_cancel_all_and_historical_trades_answer_as_rest() -> None:
     # web-socket-api.md: openOrders.status (6 / 80 without symbol), allOrders (20), myTrades (20 / 5 with
-    # orderId) are REST's lists; trades.historical (25) is GET /historicalTrades.
+    # orderId) are REST's lists, openOrders.cancelAll (1) is DELETE /openOrders; trades.historical (25)
+    # is GET /historicalTrades.
     async with accounts_sim() as sim:
         creds = make_account(sim, "alice", "HMAC")
         client = await connect(sim)
@@ -340,6 +341,14 @@ async def test_account_lists_and_historical_trades_answer_as_rest() -> None:
         assert of_order["result"] == mine["result"] and count(of_order) == count(mine) + 5
         unsigned = await client.call("myTrades", {"symbol": "BTCUSDT"})
         assert unsigned["status"] == 400
+
+        before = count(await client.call("ping"))
+        cancelled = await client.call("openOrders.cancelAll", signed(creds, sim, symbol="BTCUSDT"))
+        assert [(c["orderId"], c["status"]) for c in cancelled["result"]] == \
+            [(resting["orderId"], "CANCELED")]
+        assert count(cancelled) == before + 1
+        none_left = await client.call("openOrders.cancelAll", signed(creds, sim, symbol="BTCUSDT"))
+        assert (none_left["status"], none_left["error"]["code"]) == (400, -2011)
 
         first = fills[0] - 2
         before = count(await client.call("ping"))

@@ -561,6 +561,16 @@ class Accounts:
         body["clientOrderId"] = cancel_id
         return body
 
+    def cancel_open_orders(self, account: Account, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """``DELETE /api/v3/openOrders`` (WS API ``openOrders.cancelAll``): cancel every working order of
+        ``symbol``, oldest first, answering each cancel's body; -2011 when there is none (Binance does)."""
+        symbol = self._symbol_param(params)
+        working = [h.order.order_id for h in sorted(account.orders.values(), key=lambda h: h.order.order_id)
+                   if h.order.symbol == symbol and h.order.status in _OPEN_STATUSES]
+        if not working:
+            raise SimApiError(-2011)
+        return [self.cancel_order(account, {"symbol": symbol, "orderId": order_id}) for order_id in working]
+
     def query_order(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:
         """``GET /api/v3/order`` by ``orderId`` or ``origClientOrderId``; raises -1102 / -2013."""
         order = self._find(account, params, unknown=-2013).order

@@ -59,7 +59,7 @@ WEIGHTS: dict[str, int] = {
 }
 #: ``GET /order`` weighs 4; placing and cancelling weigh 1 (rest-api.md).
 ORDER_QUERY_WEIGHT = 4
-#: ``GET /openOrders``: 6 for one symbol, 80 for every symbol.
+#: ``GET /openOrders``: 6 for one symbol, 80 for every symbol (``DELETE /openOrders`` weighs 1).
 OPEN_ORDERS_WEIGHTS = (6, 80)
 #: ``GET /myTrades``: 20, or 5 with ``orderId``.
 MY_TRADES_WEIGHTS = (20, 5)
@@ -338,6 +338,8 @@ class RestServer:
         if path == "order":
             return ORDER_QUERY_WEIGHT if request.method == "GET" else 1
         if path == "openOrders":
+            if request.method == "DELETE":
+                return 1
             return OPEN_ORDERS_WEIGHTS[0 if q.get("symbol") else 1]
         if path == "myTrades":
             return MY_TRADES_WEIGHTS[1 if q.get("orderId") else 0]

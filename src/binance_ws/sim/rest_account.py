@@ -97,6 +97,8 @@ def add_routes(app: web.Application, accounts: Accounts) -> None:
     app.router.add_get(f"{PREFIX}/order", _handler(accounts, lambda a, acct, p: a.query_order(acct, p)))
     app.router.add_get(f"{PREFIX}/account", _handler(accounts, lambda a, acct, p: a.account_info(acct)))
     app.router.add_get(f"{PREFIX}/openOrders", _handler(accounts, lambda a, acct, p: a.open_orders(acct, p)))
+    app.router.add_delete(f"{PREFIX}/openOrders",
+                          _handler(accounts, lambda a, acct, p: a.cancel_open_orders(acct, p)))
     app.router.add_get(f"{PREFIX}/allOrders", _handler(accounts, lambda a, acct, p: a.all_orders(acct, p)))
     app.router.add_get(f"{PREFIX}/myTrades", _handler(accounts, lambda a, acct, p: a.my_trades(acct, p)))
     app.router.add_post(f"{PREFIX}/order/test", _handler(accounts, lambda a, acct, p: a.test_order(acct, p)))

@@ -1,7 +1,7 @@
-"""The simulator's WebSocket API (``/ws-api/v3``): sessions, user-data subscriptions, orders, the
-account lists (``openOrders.status``, ``allOrders``, ``myTrades``) and the market-data methods (``depth``,
-``ticker.price``, ``exchangeInfo``, ``klines``, ``trades.recent``, ``trades.historical``) whose results are
-the REST bodies.
+"""The simulator's WebSocket API (``/ws-api/v3``): sessions, user-data subscriptions, orders (with
+``openOrders.cancelAll``), the account lists (``openOrders.status``, ``allOrders``, ``myTrades``) and the
+market-data methods (``depth``, ``ticker.price``, ``exchangeInfo``, ``klines``, ``trades.recent``,
+``trades.historical``), whose results are the REST bodies.
 
 One :class:`WsApiListener` serves one connection (the stream server routes ``/ws-api/v3`` here). It speaks
 ../shared/PROTOCOL.md 6.3: requests ``{"id","method","params"}``; responses ``{"id","status","result",
@@ -26,7 +26,7 @@ from binance_ws.enums import KLINE_INTERVALS_MS
 from binance_ws.sim.accounts import Account, Accounts, ApiKey, SimApiError, parse_int, parse_limit
 from binance_ws.sim.exchange import ExchangeError
 from binance_ws.sim.exchange import fmt as exchange_fmt
-from binance_ws.sim.rest import depth_weight, tz_offset_ms
+from binance_ws.sim.rest import MY_TRADES_WEIGHTS, OPEN_ORDERS_WEIGHTS, depth_weight, tz_offset_ms
 
 if TYPE_CHECKING:
     from binance_ws.sim.clock import SimClock
@@ -44,13 +44,10 @@ WEIGHTS: Final[dict[str, int]] = {
     "order.place": 1, "order.cancel": 1, "order.status": 4, "account.status": 20, "ping": 1, "time": 1,
     # Market data (web-socket-api.md: the REST weights); depth, ticker.price and order.test vary, below.
     "exchangeInfo": 20, "klines": 2, "trades.recent": 25, "trades.historical": 25,
-    # Account lists (web-socket-api.md, as REST); openOrders.status and myTrades vary, below.
-    "allOrders": 20,
+    # Account lists and cancel-all (web-socket-api.md, as REST); openOrders.status and myTrades vary (REST's
+    # OPEN_ORDERS_WEIGHTS, MY_TRADES_WEIGHTS).
+    "allOrders": 20, "openOrders.cancelAll": 1,
 }
-#: ``openOrders.status``: 6 for one symbol, 80 for all.
-OPEN_ORDERS_WEIGHTS: Final = (6, 80)
-#: ``myTrades``: 20, or 5 with ``orderId``.
-MY_TRADES_WEIGHTS: Final = (20, 5)
 #: ``ticker.price``: 2 for one symbol, 4 for several or all (as REST).
 TICKER_PRICE_WEIGHTS: Final = (2, 4)
 #: ``order.test``: 1, or 20 with ``computeCommissionRates``.
@@ -122,6 +119,8 @@ class WsApiListener(WSListener):
             "order.status": lambda p: self._accounts.query_order(self._trader(p), self._order_params(p)),
             "account.status": lambda p: self._accounts.account_info(self._trader(p)),
             "openOrders.status": lambda p: self._accounts.open_orders(self._trader(p), self._order_params(p)),
+            "openOrders.cancelAll": lambda p: self._accounts.cancel_open_orders(self._trader(p),
+                                                                                self._order_params(p)),
             "allOrders": lambda p: self._accounts.all_orders(self._trader(p), self._order_params(p)),
             "myTrades": lambda p: self._accounts.my_trades(self._trader(p), self._order_params(p)),
             "depth": self._depth,
