@@ -197,3 +197,36 @@ async def test_signed_orders_my_trades_and_the_user_data_stream(quiet_sim: Simul
     pushed_mine = await asyncio.wait_for(watching_mine, DEADLINE_S)
     assert pushed_mine and {t["id"] for t in pushed_mine} <= set(fills)
     assert all(t["order"] == taken["id"] for t in pushed_mine)
+
+
+async def test_websocket_api_orders_lists_and_trades(quiet_sim: Simulator, trader: Any) -> None:
+    # ccxt's *_ws methods speak the WebSocket API (order.place, openOrders.status, openOrders.cancelAll,
+    # myTrades, trades.historical, account.status, klines).
+    await trader.load_markets()
+    bid = float((await rest_get(quiet_sim, "/api/v3/depth", symbol=SYMBOL, limit=5))["bids"][0][0])
+    price = round(bid * 0.5, 2)
+    resting = await trader.create_order_ws(UNIFIED, "limit", "buy", 0.01, price)
+    assert (resting["status"], resting["price"], resting["amount"]) == ("open", price, 0.01)
+    assert [o["id"] for o in await trader.fetch_open_orders_ws(UNIFIED)] == [resting["id"]]
+    taken = await trader.create_order_ws(UNIFIED, "market", "buy", 0.001)
+    assert taken["status"] == "closed"
+    fills = [str(f["tradeId"]) for f in taken["info"]["fills"]]
+    assert [t["id"] for t in await trader.fetch_my_trades_ws(UNIFIED)] == fills
+    assert [o["id"] for o in await trader.fetch_orders_ws(UNIFIED)] == [resting["id"], taken["id"]]
+    cancelled = await trader.cancel_all_orders_ws(UNIFIED)
+    assert [(o["id"], o["status"]) for o in cancelled] == [(resting["id"], "canceled")]
+    assert await trader.fetch_open_orders_ws(UNIFIED) == []
+    # ccxt 4.5.90 parses account.status without the market type, so its unified fields stay empty on
+    # Binance too; the raw answer is Binance's, and REST fetch_balance parses the same account.
+    raw = {b["asset"]: b for b in (await trader.fetch_balance_ws())["info"]["balances"]}
+    assert (raw["BTC"]["free"], raw["BTC"]["locked"]) == ("2.00100000", "0.00000000")
+    balance = await trader.fetch_balance()
+    assert balance["BTC"]["free"] == 2.001  # the 2 it was given and the 0.001 bought
+    assert balance["USDT"]["used"] == 0.0  # the resting order's lock went with its cancel
+
+    history = await trader.fetch_trades_ws(UNIFIED, limit=5)
+    rest = await rest_get(quiet_sim, "/api/v3/trades", symbol=SYMBOL, limit=5)
+    assert [t["id"] for t in history] == [str(t["id"]) for t in rest]
+    candles = await trader.fetch_ohlcv_ws(UNIFIED, "1m", limit=3)
+    rows = await rest_get(quiet_sim, "/api/v3/klines", symbol=SYMBOL, interval="1m", limit=3)
+    assert candles == [[r[0], *(float(v) for v in r[1:6])] for r in rows]
