@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from binance_ws.sim import Simulator
+from tests.interop.support import rest_get
 
 pytest.importorskip("binance_sdk_spot", reason="binance-sdk-spot is not installed (scripts/test installs it)")
 from binance_common.configuration import (
@@ -155,3 +156,32 @@ async def test_websocket_api_market_data_and_signed_order(sim: Simulator, spot: 
     assert price["symbol"] == SYMBOL and Decimal(price["price"]) > 0
     assert placed["symbol"] == SYMBOL and placed["status"] == "NEW"
     assert status["orderId"] == placed["orderId"] and status["status"] == "NEW"
+
+
+async def test_websocket_api_user_data_stream_pushes_the_order(sim: Simulator, spot: Spot) -> None:
+    # userDataStream.subscribe.signature (any key type), then the account's order shows up as an
+    # executionReport on that subscription.
+    connection = await spot.websocket_api.create_connection()
+    events: list[Any] = []
+    try:
+        subscribed = await connection.user_data_stream_subscribe_signature()
+        subscribed.stream.on("message", events.append)
+        bid = Decimal((await rest_get(sim, "/api/v3/depth", symbol=SYMBOL, limit=5))["bids"][0][0])
+        placed = result(await connection.order_place(
+            symbol=SYMBOL, side="BUY", type="LIMIT", time_in_force="GTC", quantity=0.01,
+            price=float((bid / 2).quantize(Decimal("0.01")))))
+
+        def report() -> Any:
+            # Each event is parsed into its model (the oneOf's actual_instance), keyed by ``e``.
+            for event in events:
+                if type(event.actual_instance).__name__ == "ExecutionReport":
+                    body = event.to_dict()
+                    if body["i"] == placed["orderId"]:
+                        return body
+            return None
+
+        pushed = await until("the order's executionReport", report)
+    finally:
+        await connection.close_connection(close_session=True)
+    assert (pushed["s"], pushed["S"], pushed["X"], pushed["x"]) == (SYMBOL, "BUY", "NEW", "NEW")
+    assert pushed["c"] == placed["clientOrderId"]
