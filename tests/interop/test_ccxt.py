@@ -140,17 +140,19 @@ async def test_watch_ohlcv_equals_rest_klines(quiet_sim: Simulator, stepper: Ste
     candles = await asyncio.wait_for(exchange.watch_ohlcv(UNIFIED, "1m"), DEADLINE_S)
     assert candles and candles[-1][1] > 0
     await stepper.stop()
-    row = (await rest_get(quiet_sim, "/api/v3/klines", symbol=SYMBOL, interval="1m", limit=1))[0]
-    want = [row[0], *(float(v) for v in row[1:6])]
 
-    async def candle() -> list[Any]:
-        # The kline stream pushes every 2 s (PROTOCOL 4.5); a minute may turn meanwhile.
+    async def settled() -> tuple[list[Any], list[Any]]:
+        # The kline stream pushes every 2 s (PROTOCOL 4.5); the first may predate the stop, and a
+        # minute may turn meanwhile, so each push is compared with REST's latest candle at that moment.
         while True:
-            last = (await asyncio.wait_for(exchange.watch_ohlcv(UNIFIED, "1m"), DEADLINE_S))[-1]
+            last = (await exchange.watch_ohlcv(UNIFIED, "1m"))[-1]
+            row = (await rest_get(quiet_sim, "/api/v3/klines", symbol=SYMBOL, interval="1m", limit=1))[0]
+            want = [row[0], *(float(v) for v in row[1:6])]
             if last == want:
-                return last
+                return last, want
 
-    assert await asyncio.wait_for(candle(), DEADLINE_S) == want
+    last, want = await asyncio.wait_for(settled(), DEADLINE_S)
+    assert last == want
 
 
 async def test_signed_orders_my_trades_and_the_user_data_stream(quiet_sim: Simulator,
