@@ -359,3 +359,43 @@ async def test_account_lists_cancel_all_and_historical_trades_answer_as_rest() -
                 sim.rest_url + "/api/v3/historicalTrades",
                 params={"symbol": "BTCUSDT", "fromId": str(first), "limit": "3"}) as r:
             assert history["result"] == await r.json()
+
+
+async def test_more_market_data_methods_answer_the_rest_bodies() -> None:
+    # web-socket-api.md: ticker.book (2 / 4), avgPrice (2), uiKlines (2), trades.aggregate (4) answer
+    # REST's bodies; account.rateLimits.orders (40) is GET /rateLimit/order.
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "HMAC")
+        client = await connect(sim)
+        async with aiohttp.ClientSession() as http:
+
+            async def via_rest(path: str, **query: str) -> Any:
+                async with http.get(sim.rest_url + "/api/v3/" + path, params=query) as r:
+                    return await r.json()
+
+            async def weighed(method: str, params: dict[str, Any] | None = None) -> tuple[Any, int]:
+                before = int((await client.call("ping"))["rateLimits"][0]["count"])
+                frame = await client.call(method, params)
+                assert frame["status"] == 200, frame
+                return frame["result"], int(frame["rateLimits"][0]["count"]) - before
+
+            # Nothing trades between a WS answer and the REST one: the simulator only moves when stepped.
+            assert await weighed("ticker.book", {"symbol": "BTCUSDT"}) == \
+                (await via_rest("ticker/bookTicker", symbol="BTCUSDT"), 2)
+            books, weight = await weighed("ticker.book")
+            assert [b["symbol"] for b in books] == ["BTCUSDT", "ETHUSDT", "BNBBTC"] and weight == 4
+            for _ in range(3):  # a trade may leave the 5-minute window between the two answers
+                avg = await weighed("avgPrice", {"symbol": "BTCUSDT"})
+                if avg == (await via_rest("avgPrice", symbol="BTCUSDT"), 2):
+                    break
+            else:
+                raise AssertionError(f"avgPrice never matched REST: {avg}")
+            assert await weighed("uiKlines", {"symbol": "BTCUSDT", "interval": "1m", "limit": 3}) == \
+                (await via_rest("uiKlines", symbol="BTCUSDT", interval="1m", limit="3"), 2)
+            aggs, weight = await weighed("trades.aggregate", {"symbol": "BTCUSDT", "limit": 4})
+            assert aggs == await via_rest("aggTrades", symbol="BTCUSDT", limit="4") and weight == 4
+            assert len(aggs) == 4
+            limits, weight = await weighed("account.rateLimits.orders", signed(creds, sim))
+            assert [(x["rateLimitType"], x["interval"]) for x in limits] == [("ORDERS", "SECOND"),
+                                                                             ("ORDERS", "DAY")]
+            assert weight == 40
