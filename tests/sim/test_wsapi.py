@@ -328,9 +328,12 @@ async def test_account_lists_cancel_all_and_historical_trades_answer_as_rest() -
         base = count(await client.call("ping"))
         opened = await client.call("openOrders.status", signed(creds, sim, symbol="BTCUSDT"))
         assert [o["orderId"] for o in opened["result"]] == [resting["orderId"]]
+        # updateTime is when the order last changed (here: placed), not when it was asked about.
+        assert opened["result"][0]["updateTime"] == opened["result"][0]["time"] == resting["transactTime"]
         assert count(opened) == base + 6
         every_symbol = await client.call("openOrders.status", signed(creds, sim))
-        assert every_symbol["result"] == opened["result"] and count(every_symbol) == count(opened) + 80
+        assert [o["orderId"] for o in every_symbol["result"]] == [resting["orderId"]]
+        assert count(every_symbol) == count(opened) + 80
         orders = await client.call("allOrders", signed(creds, sim, symbol="BTCUSDT"))
         assert [o["orderId"] for o in orders["result"]] == [resting["orderId"], taken["orderId"]]
         assert orders["result"][1]["status"] == "FILLED" and count(orders) == count(every_symbol) + 20
@@ -347,6 +350,9 @@ async def test_account_lists_cancel_all_and_historical_trades_answer_as_rest() -
         assert [(c["orderId"], c["status"]) for c in cancelled["result"]] == \
             [(resting["orderId"], "CANCELED")]
         assert count(cancelled) == before + 1
+        after = await client.call("allOrders", signed(creds, sim, symbol="BTCUSDT"))
+        assert after["result"][0]["status"] == "CANCELED"
+        assert after["result"][0]["updateTime"] >= after["result"][0]["time"]
         none_left = await client.call("openOrders.cancelAll", signed(creds, sim, symbol="BTCUSDT"))
         assert (none_left["status"], none_left["error"]["code"]) == (400, -2011)
 

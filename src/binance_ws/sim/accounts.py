@@ -205,6 +205,8 @@ class Held:
     locked: Decimal
     base: str
     quote: str
+    #: When the order last changed (placed, filled, cancelled, expired): ``updateTime`` in queries.
+    update_time: int = 0
 
 
 @dataclass
@@ -573,11 +575,12 @@ class Accounts:
 
     def query_order(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:
         """``GET /api/v3/order`` by ``orderId`` or ``origClientOrderId``; raises -1102 / -2013."""
-        order = self._find(account, params, unknown=-2013).order
+        held = self._find(account, params, unknown=-2013)
+        order = held.order
         body = order.response()
         body.pop("transactTime", None)
         body.update({"stopPrice": "0.00000000", "icebergQty": "0.00000000", "time": order.time,
-                     "updateTime": self._clock.now_ms(), "isWorking": order.working_time >= 0,
+                     "updateTime": held.update_time or order.time, "isWorking": order.working_time >= 0,
                      "workingTime": order.working_time})
         return body
 
@@ -702,6 +705,7 @@ class Accounts:
             held.account.update_time = ev.time
         if held is None:
             return
+        held.update_time = ev.time
         bal = account.balance(held.lock_asset)
         if ev.kind == TRADE and ev.trade is not None:
             qty, px = units(ev.trade.qty), units(ev.trade.price)
