@@ -122,3 +122,52 @@ async def test_websocket_manager_trades_are_the_simulators(quiet_sim: Simulator,
         assert ids == sorted(ids) and len(set(ids)) == len(ids)
     finally:
         await asyncio.to_thread(ubwa.stop_manager)
+
+
+async def test_websocket_manager_api_stream_answers_as_the_simulator(quiet_sim: Simulator) -> None:
+    # Its WebSocket API client (create_stream(api=True)) at websocket_api_base_uri: market data equal to
+    # REST's (the book is still), and a signed order placed, listed and cancelled.
+    sim = quiet_sim
+    sim.accounts.create_account("finn", {"USDT": "100000", "BTC": "2"})
+    api_key, secret = sim.accounts.register_hmac_key("finn")
+    # REST's answers first: the session's own order moves the book (and its update id) later.
+    depth = await rest_get(sim, "/api/v3/depth", symbol=SYMBOL, limit=20)
+    trades = await rest_get(sim, "/api/v3/trades", symbol=SYMBOL, limit=5)
+    aggs = await rest_get(sim, "/api/v3/aggTrades", symbol=SYMBOL, limit=5)
+    price = round(float(depth["bids"][0][0]) * 0.5, 2)
+
+    def session() -> dict[str, Any]:
+        ubwa = BinanceWebSocketApiManager(exchange="binance.com", websocket_api_base_uri=sim.ws_api_url,
+                                          warn_on_update=False, disable_colorama=True,
+                                          output_default="dict")
+        try:
+            sid = ubwa.create_stream(api=True, api_key=api_key, api_secret=secret)
+            spot = ubwa.api.spot
+            out: dict[str, Any] = {}
+            out["depth"] = spot.get_order_book(symbol=SYMBOL, limit=20, stream_id=sid, return_response=True)
+            out["trades"] = spot.get_recent_trades(symbol=SYMBOL, limit=5, stream_id=sid,
+                                                   return_response=True)
+            out["aggs"] = spot.get_aggregate_trades(symbol=SYMBOL, limit=5, stream_id=sid,
+                                                    return_response=True)
+            out["placed"] = spot.create_order(symbol=SYMBOL, side="BUY", order_type="LIMIT",
+                                              time_in_force="GTC", quantity=0.01, price=price,
+                                              stream_id=sid, return_response=True)
+            out["open"] = spot.get_open_orders(symbol=SYMBOL, stream_id=sid, return_response=True)
+            out["cancelled"] = spot.cancel_open_orders(symbol=SYMBOL, stream_id=sid, return_response=True)
+            out["account"] = spot.get_account_status(stream_id=sid, return_response=True)
+            return out
+        finally:
+            ubwa.stop_manager()
+
+    got = await asyncio.to_thread(session)
+    _, placed_frame = got.pop("placed")  # create_order answers (its newClientOrderId, the frame)
+    for name, frame in [*got.items(), ("placed", placed_frame)]:
+        assert frame["status"] == 200, (name, frame)
+    assert (got["depth"]["result"], got["trades"]["result"], got["aggs"]["result"]) == (depth, trades, aggs)
+    placed = placed_frame["result"]
+    assert (placed["symbol"], placed["status"], placed["price"]) == (SYMBOL, "NEW", f"{price:.8f}")
+    assert [o["orderId"] for o in got["open"]["result"]] == [placed["orderId"]]
+    assert [(o["orderId"], o["status"]) for o in got["cancelled"]["result"]] == \
+        [(placed["orderId"], "CANCELED")]
+    balances = {b["asset"]: b for b in got["account"]["result"]["balances"]}
+    assert balances["USDT"] == {"asset": "USDT", "free": "100000.00000000", "locked": "0.00000000"}
