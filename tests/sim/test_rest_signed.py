@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -145,3 +146,37 @@ async def test_cancel_all_open_orders_of_a_symbol(sim: Simulator) -> None:
             (400, {"code": -2011, "msg": "Unknown order sent."})
         status, missing, _ = await call("DELETE", "openOrders")
         assert (status, missing["code"]) == (400, -1102)
+
+
+async def test_market_order_by_quote_order_qty(sim: Simulator) -> None:
+    # rest-api.md: a MARKET order may give quoteOrderQty instead of quantity; a buy spends at most that
+    # much quote, in whole steps of base (origQty = executedQty), and reports origQuoteOrderQty.
+    async with aiohttp.ClientSession() as http:
+        call = Signed(http, sim, "alice", USDT="100000", BTC="1")
+        status, bought, _ = await call("POST", "order", symbol="BTCUSDT", side="BUY", type="MARKET",
+                                       quoteOrderQty="100")
+        assert status == 200, bought
+        assert (bought["status"], bought["origQuoteOrderQty"]) == ("FILLED", "100.00000000")
+        assert bought["origQty"] == bought["executedQty"]
+        spent = Decimal(bought["cummulativeQuoteQty"])
+        last = Decimal(bought["fills"][-1]["price"])
+        assert spent <= 100 < spent + last * Decimal("0.00001")  # one more step would overspend
+        assert sum(Decimal(f["qty"]) for f in bought["fills"]) == Decimal(bought["executedQty"])
+        _, account, _ = await call("GET", "account")
+        balances = {b["asset"]: b for b in account["balances"]}
+        assert Decimal(balances["USDT"]["free"]) == 100000 - spent
+        assert Decimal(balances["BTC"]["free"]) == 1 + Decimal(bought["executedQty"])
+        _, order, _ = await call("GET", "order", symbol="BTCUSDT", orderId=bought["orderId"])
+        assert order["origQuoteOrderQty"] == "100.00000000"
+
+        status, sold, _ = await call("POST", "order", symbol="BTCUSDT", side="SELL", type="MARKET",
+                                     quoteOrderQty="50")
+        assert status == 200 and Decimal(sold["cummulativeQuoteQty"]) <= 50, sold
+        tiny = await call("POST", "order", symbol="BTCUSDT", side="BUY", type="MARKET", quoteOrderQty="1")
+        assert tiny[:2] == (400, {"code": -1013, "msg": "Filter failure: NOTIONAL"})
+        status, limit, _ = await call("POST", "order", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                                      timeInForce="GTC", price="1000", quoteOrderQty="100")
+        assert (status, limit["code"]) == (400, -1106)
+        assert (await call("POST", "order", symbol="BTCUSDT", side="BUY", type="MARKET"))[:2] == \
+            (400, {"code": -1102,
+                   "msg": "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"})

@@ -31,6 +31,7 @@ from binance_ws.sim.exchange import (
     ExchangeError,
     Order,
     OrderEvent,
+    to_units,
 )
 
 if TYPE_CHECKING:
@@ -489,15 +490,19 @@ class Accounts:
     # -- orders -------------------------------------------------------------------------------------
     def place_order(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:
         """Place an order from Binance's parameters (``symbol side type quantity price timeInForce
-        newClientOrderId``); returns the FULL response. Raises :class:`SimApiError` (-1102, -1121,
-        -1013, -2010 and the engine's codes)."""
+        newClientOrderId``, or ``quoteOrderQty`` instead of ``quantity`` for MARKET); returns the FULL
+        response. Raises :class:`SimApiError` (-1102, -1121, -1013, -2010 and the engine's codes)."""
         for name in ("symbol", "side", "type"):
             if not params.get(name):
                 raise SimApiError(-1102, name)
         symbol = str(params["symbol"]).upper()
         side, order_type = str(params["side"]), str(params["type"])
-        qty = parse_decimal(params, "quantity")
-        assert qty is not None
+        quote_qty = None if params.get("quantity") not in (None, "") else \
+            parse_decimal(params, "quoteOrderQty", required=False)
+        if order_type == "MARKET" and quote_qty is None and params.get("quantity") in (None, ""):
+            raise SimApiError(-1102, msg="Param 'quantity' or 'quoteOrderQty' must be sent, but both were "
+                                         "empty/null!")
+        qty = None if quote_qty is not None else parse_decimal(params, "quantity")
         price = parse_decimal(params, "price", required=order_type != "MARKET")
         tif = str(params.get("timeInForce") or ("GTC" if order_type in ("LIMIT_MAKER", "MARKET") else ""))
         if order_type == "LIMIT" and not tif:
@@ -508,7 +513,18 @@ class Accounts:
         except ExchangeError as exc:
             raise SimApiError.from_exchange(exc) from None
         base, quote = book.spec.base, book.spec.quote
-        if side == "BUY":
+        if quote_qty is not None and order_type == "MARKET" and side in ("BUY", "SELL"):
+            # The engine sizes it the same way against the same book a moment later.
+            try:
+                qty = units(self._exchange.quantity_for_quote(symbol, side == "BUY",
+                                                              to_units(quote_qty, "quoteOrderQty",
+                                                                       "NOTIONAL")))
+            except ExchangeError as exc:
+                raise SimApiError.from_exchange(exc) from None
+        if not qty:  # quoteOrderQty off a MARKET order, or nothing to buy: the engine names it
+            need: Decimal | None = Decimal(0)
+            lock_asset = quote if side == "BUY" else base
+        elif side == "BUY":
             lock_asset = quote
             need = qty * price if price is not None else self._market_cost(symbol, qty)
         else:
@@ -520,8 +536,9 @@ class Accounts:
         if outer:
             self._deferred = {}
         try:
-            return self._exchange.place_order(symbol, side, order_type, qty, price, tif,
-                                                  owner=self._owner(account), client_order_id=client_id)
+            return self._exchange.place_order(symbol, side, order_type, None if quote_qty else qty, price,
+                                                  tif, owner=self._owner(account), client_order_id=client_id,
+                                                  quote_order_qty=quote_qty)
         except ExchangeError as exc:
             raise SimApiError.from_exchange(exc) from None
         finally:
@@ -781,7 +798,7 @@ class Accounts:
             "m": ev.is_maker, "M": False, "O": order.time,
             "Z": fmt(units(order.cum_quote_raw // SCALE)),
             "Y": fmt(units(trade.qty) * units(trade.price)) if trade else zero,
-            "Q": zero, "V": "NONE",
+            "Q": fmt(units(order.orig_quote_qty)), "V": "NONE",
         }
         if order.type != "MARKET":
             report["W"] = order.working_time if order.working_time >= 0 else order.time
