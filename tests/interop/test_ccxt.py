@@ -232,3 +232,15 @@ async def test_websocket_api_orders_lists_and_trades(quiet_sim: Simulator, trade
     candles = await trader.fetch_ohlcv_ws(UNIFIED, "1m", limit=3)
     rows = await rest_get(quiet_sim, "/api/v3/klines", symbol=SYMBOL, interval="1m", limit=3)
     assert candles == [[r[0], *(float(v) for v in r[1:6])] for r in rows]
+
+
+async def test_market_buy_by_cost(quiet_sim: Simulator, trader: Any) -> None:
+    # create_market_buy_order_with_cost sends quoteOrderQty: spend at most 100 USDT, in whole steps.
+    await trader.load_markets()
+    order = await trader.create_market_buy_order_with_cost(UNIFIED, 100)
+    assert (order["status"], order["side"], order["type"]) == ("closed", "buy", "market")
+    assert order["info"]["origQuoteOrderQty"] == "100.00000000"
+    assert 0 < order["cost"] <= 100 and order["filled"] > 0
+    balance = await trader.fetch_balance()
+    assert balance["BTC"]["total"] == pytest.approx(2 + order["filled"])
+    assert balance["USDT"]["total"] == pytest.approx(100000 - order["cost"])
