@@ -369,7 +369,8 @@ async def test_account_lists_cancel_all_and_historical_trades_answer_as_rest() -
 
 async def test_more_market_data_methods_answer_the_rest_bodies() -> None:
     # web-socket-api.md: ticker.book (2 / 4), avgPrice (2), uiKlines (2), trades.aggregate (4) answer
-    # REST's bodies; account.rateLimits.orders (40) is GET /rateLimit/order.
+    # REST's bodies; account.rateLimits.orders (40) is GET /rateLimit/order, account.commission (20)
+    # GET /account/commission.
     async with accounts_sim() as sim:
         creds = make_account(sim, "alice", "HMAC")
         client = await connect(sim)
@@ -405,3 +406,7 @@ async def test_more_market_data_methods_answer_the_rest_bodies() -> None:
             assert [(x["rateLimitType"], x["interval"]) for x in limits] == [("ORDERS", "SECOND"),
                                                                              ("ORDERS", "DAY")]
             assert weight == 40
+            rates, weight = await weighed("account.commission", signed(creds, sim, symbol="BTCUSDT"))
+            assert rates["symbol"] == "BTCUSDT" and weight == 20
+            assert set(rates) == {"symbol", "standardCommission", "specialCommission", "taxCommission",
+                                  "discount"}

@@ -2,7 +2,7 @@
 ``openOrders.cancelAll``), the account lists (``openOrders.status``, ``allOrders``, ``myTrades``) and the
 market-data methods (``depth``, ``ticker.price``, ``ticker.book``, ``avgPrice``, ``exchangeInfo``,
 ``klines``, ``uiKlines``, ``trades.recent``, ``trades.historical``, ``trades.aggregate``), whose results are
-the REST bodies; ``account.status`` and ``account.rateLimits.orders`` too.
+the REST bodies; ``account.status``, ``account.commission`` and ``account.rateLimits.orders`` too.
 
 One :class:`WsApiListener` serves one connection (the stream server routes ``/ws-api/v3`` here). It speaks
 ../shared/PROTOCOL.md 6.3: requests ``{"id","method","params"}``; responses ``{"id","status","result",
@@ -52,7 +52,7 @@ WEIGHTS: Final[dict[str, int]] = {
     "order.place": 1, "order.cancel": 1, "order.status": 4, "account.status": 20, "ping": 1, "time": 1,
     # Market data (web-socket-api.md: the REST weights); depth, ticker.price and order.test vary, below.
     "exchangeInfo": 20, "klines": 2, "uiKlines": 2, "trades.recent": 25, "trades.historical": 25,
-    "trades.aggregate": 4, "avgPrice": 2, "account.rateLimits.orders": 40,
+    "trades.aggregate": 4, "avgPrice": 2, "account.rateLimits.orders": 40, "account.commission": 20,
     # Account lists and cancel-all (web-socket-api.md, as REST); openOrders.status and myTrades vary (REST's
     # OPEN_ORDERS_WEIGHTS, MY_TRADES_WEIGHTS).
     "allOrders": 20, "openOrders.cancelAll": 1,
@@ -128,6 +128,7 @@ class WsApiListener(WSListener):
             "order.status": lambda p: self._accounts.query_order(self._trader(p), self._order_params(p)),
             "account.status": lambda p: self._accounts.account_info(self._trader(p)),
             "account.rateLimits.orders": lambda p: self._accounts.order_rate_limits(self._trader(p)),
+            "account.commission": lambda p: self._accounts.commission(self._trader(p), self._order_params(p)),
             "openOrders.status": lambda p: self._accounts.open_orders(self._trader(p), self._order_params(p)),
             "openOrders.cancelAll": lambda p: self._accounts.cancel_open_orders(self._trader(p),
                                                                                 self._order_params(p)),
