@@ -180,3 +180,53 @@ async def test_market_order_by_quote_order_qty(sim: Simulator) -> None:
         assert (await call("POST", "order", symbol="BTCUSDT", side="BUY", type="MARKET"))[:2] == \
             (400, {"code": -1102,
                    "msg": "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"})
+
+
+async def test_cancel_replace(sim: Simulator) -> None:
+    # POST /api/v3/order/cancelReplace (weight 1): both halves' answers; one half failing is 409 -2021,
+    # the cancel failing under STOP_ON_FAILURE (new order NOT_ATTEMPTED) or both failing is 400 -2022,
+    # each carrying the halves as "data" (rest-api.md).
+    async with aiohttp.ClientSession() as http:
+        call = Signed(http, sim, "alice", USDT="1000")
+        bid, _ = best(sim)
+        low = f"{float(bid) * 0.5:.2f}"
+        _, old, _ = await call("POST", "order", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                               timeInForce="GTC", quantity="0.01", price=low)
+        order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                 "quantity": "0.01", "price": low}
+        _, _, h = await call("GET", "ping")
+        status, both, h2 = await call("POST", "order/cancelReplace", cancelReplaceMode="STOP_ON_FAILURE",
+                                      cancelOrderId=old["orderId"], **order)
+        assert status == 200, both
+        assert (both["cancelResult"], both["newOrderResult"]) == ("SUCCESS", "SUCCESS")
+        assert (both["cancelResponse"]["orderId"], both["cancelResponse"]["status"]) == \
+            (old["orderId"], "CANCELED")
+        new = both["newOrderResponse"]
+        assert new["status"] == "NEW" and new["orderId"] > old["orderId"]
+        assert weights(h2)[0] == weights(h)[0] + 1
+        assert [o["orderId"] for o in (await call("GET", "openOrders", symbol="BTCUSDT"))[1]] == \
+            [new["orderId"]]
+
+        status, stopped, _ = await call("POST", "order/cancelReplace", cancelReplaceMode="STOP_ON_FAILURE",
+                                        cancelOrderId=old["orderId"], **order)
+        assert (status, stopped["code"], stopped["msg"]) == (400, -2022, "Order cancel-replace failed.")
+        assert stopped["data"] == {"cancelResult": "FAILURE", "newOrderResult": "NOT_ATTEMPTED",
+                                   "cancelResponse": {"code": -2011, "msg": "Unknown order sent."},
+                                   "newOrderResponse": None}
+        status, allowed, _ = await call("POST", "order/cancelReplace", cancelReplaceMode="ALLOW_FAILURE",
+                                        cancelOrderId=old["orderId"], **order)
+        assert (status, allowed["code"]) == (409, -2021)
+        assert (allowed["data"]["cancelResult"], allowed["data"]["newOrderResult"]) == ("FAILURE", "SUCCESS")
+        placed = allowed["data"]["newOrderResponse"]["orderId"]
+
+        # 1000 USDT cannot pay for 1 BTC: the cancel goes through, the new order does not.
+        status, half, _ = await call("POST", "order/cancelReplace", cancelReplaceMode="STOP_ON_FAILURE",
+                                     cancelOrderId=placed, **{**order, "quantity": "1"})
+        assert (status, half["code"], half["msg"]) == (409, -2021, "Order cancel-replace partially failed.")
+        assert half["data"]["cancelResponse"]["orderId"] == placed
+        assert half["data"]["newOrderResponse"]["code"] == -2010
+        assert [o["orderId"] for o in (await call("GET", "openOrders", symbol="BTCUSDT"))[1]] == \
+            [new["orderId"]]
+        status, missing, _ = await call("POST", "order/cancelReplace", cancelReplaceMode="STOP_ON_FAILURE",
+                                        **order)
+        assert (status, missing["code"]) == (400, -1102)

@@ -410,3 +410,31 @@ async def test_more_market_data_methods_answer_the_rest_bodies() -> None:
             assert rates["symbol"] == "BTCUSDT" and weight == 20
             assert set(rates) == {"symbol", "standardCommission", "specialCommission", "taxCommission",
                                   "discount"}
+
+
+async def test_order_cancel_replace_answers_and_its_error_data() -> None:
+    # order.cancelReplace (weight 1) answers as REST; a failed half is status 409 with the halves in
+    # error.data, a failed cancel under STOP_ON_FAILURE status 400 (web-socket-api.md).
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "HMAC")
+        client = await connect(sim)
+        bid, _ = best(sim)
+        low = str((Decimal(bid) / 2).quantize(Decimal("0.01")))
+        old = place(sim, "alice", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                    quantity="0.01", price=low)
+        order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                 "quantity": "0.01", "price": low}
+        async def replace(mode: str) -> dict[str, Any]:
+            return await client.call("order.cancelReplace", signed(
+                creds, sim, cancelReplaceMode=mode, cancelOrderId=old["orderId"], **order))
+
+        ok = await replace("STOP_ON_FAILURE")
+        assert ok["status"] == 200, ok
+        assert (ok["result"]["cancelResult"], ok["result"]["newOrderResult"]) == ("SUCCESS", "SUCCESS")
+        again = await replace("ALLOW_FAILURE")
+        assert (again["status"], again["error"]["code"]) == (409, -2021)
+        assert again["error"]["data"]["cancelResponse"] == {"code": -2011, "msg": "Unknown order sent."}
+        assert again["error"]["data"]["newOrderResult"] == "SUCCESS"
+        stop = await replace("STOP_ON_FAILURE")
+        assert (stop["status"], stop["error"]["code"]) == (400, -2022)
+        assert stop["error"]["data"]["newOrderResult"] == "NOT_ATTEMPTED"

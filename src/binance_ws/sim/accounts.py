@@ -55,6 +55,8 @@ ERRORS: Final[dict[int, tuple[int, str]]] = {
     -2011: (400, "Unknown order sent."),  # [errors.md] cancel of an unknown order
     -2013: (400, "Order does not exist."),  # [errors.md] query of an unknown order
     -2014: (401, "API-key format invalid."),
+    -2021: (409, "Order cancel-replace partially failed."),  # [errors.md] with "data"
+    -2022: (400, "Order cancel-replace failed."),  # [errors.md] with "data"
     -2015: (401, "Invalid API-key, IP, or permissions for action."),
     -2035: (400, "User Data Stream subscription already active."),
     -2036: (400, "User Data Stream subscription not active."),
@@ -87,11 +89,14 @@ EventCallback = Callable[[dict[str, Any]], None]
 class SimApiError(Exception):
     """A Binance error answer: ``status`` (HTTP), ``code`` and ``msg`` as Binance words them."""
 
-    def __init__(self, code: int, *fmt: object, msg: str | None = None, status: int | None = None) -> None:
+    def __init__(self, code: int, *fmt: object, msg: str | None = None, status: int | None = None,
+                 data: dict[str, Any] | None = None) -> None:
         table_status, template = ERRORS.get(code, (400, ""))
         self.status = status or table_status
         self.code = code
         self.msg = msg if msg is not None else template.format(*fmt)
+        #: Extra detail some errors carry (cancel-replace's two halves).
+        self.data = data
         super().__init__(f"{code}: {self.msg}")
 
     @classmethod
@@ -100,6 +105,8 @@ class SimApiError(Exception):
         return cls(exc.code, msg=exc.msg, status=exc.status)
 
     def body(self) -> dict[str, Any]:
+        if self.data is not None:
+            return {"code": self.code, "msg": self.msg, "data": self.data}
         return {"code": self.code, "msg": self.msg}
 
 
@@ -579,6 +586,45 @@ class Accounts:
         body["origClientOrderId"] = held.order.client_order_id
         body["clientOrderId"] = cancel_id
         return body
+
+    def cancel_replace(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /api/v3/order/cancelReplace`` (WS API ``order.cancelReplace``): cancel ``cancelOrderId``
+        / ``cancelOrigClientOrderId`` and place the order the other parameters describe.
+
+        ``STOP_ON_FAILURE`` does not attempt the new order when the cancel fails; ``ALLOW_FAILURE`` does.
+        Both halves succeeding answers ``{cancelResult, newOrderResult, cancelResponse, newOrderResponse}``;
+        one failing is -2021 (409), both (or the cancel, stopping) -2022 (400), each with that as ``data``.
+        """
+        mode = params.get("cancelReplaceMode")
+        if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+            raise SimApiError(-1102, "cancelReplaceMode")
+        if params.get("cancelOrderId") in (None, "") and params.get("cancelOrigClientOrderId") in (None, ""):
+            raise SimApiError(-1102, msg="Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, "
+                                         "but both were empty/null!")
+        cancel = {"symbol": params.get("symbol")}
+        for name, as_cancel in (("cancelOrderId", "orderId"),
+                                ("cancelOrigClientOrderId", "origClientOrderId"),
+                                ("cancelNewClientOrderId", "newClientOrderId")):
+            if params.get(name) not in (None, ""):
+                cancel[as_cancel] = params[name]
+        new = {k: v for k, v in params.items() if not k.startswith("cancel")}
+        data: dict[str, Any] = {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS",
+                                "cancelResponse": None, "newOrderResponse": None}
+        try:
+            data["cancelResponse"] = self.cancel_order(account, cancel)
+        except SimApiError as exc:
+            data["cancelResult"], data["cancelResponse"] = "FAILURE", exc.body()
+            if mode == "STOP_ON_FAILURE":
+                data["newOrderResult"] = "NOT_ATTEMPTED"
+                raise SimApiError(-2022, data=data) from None
+        try:
+            data["newOrderResponse"] = self.place_order(account, new)
+        except SimApiError as exc:
+            data["newOrderResult"], data["newOrderResponse"] = "FAILURE", exc.body()
+        failed = [data["cancelResult"], data["newOrderResult"]].count("FAILURE")
+        if failed:
+            raise SimApiError(-2022 if failed == 2 else -2021, data=data)
+        return data
 
     def cancel_open_orders(self, account: Account, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """``DELETE /api/v3/openOrders`` (WS API ``openOrders.cancelAll``): cancel every working order of

@@ -1,8 +1,9 @@
 """The simulator's WebSocket API (``/ws-api/v3``): sessions, user-data subscriptions, orders (with
-``openOrders.cancelAll``), the account lists (``openOrders.status``, ``allOrders``, ``myTrades``) and the
-market-data methods (``depth``, ``ticker.price``, ``ticker.book``, ``avgPrice``, ``exchangeInfo``,
-``klines``, ``uiKlines``, ``trades.recent``, ``trades.historical``, ``trades.aggregate``), whose results are
-the REST bodies; ``account.status``, ``account.commission`` and ``account.rateLimits.orders`` too.
+``order.cancelReplace`` and ``openOrders.cancelAll``), the account lists (``openOrders.status``,
+``allOrders``, ``myTrades``) and the market-data methods (``depth``, ``ticker.price``, ``ticker.book``,
+``avgPrice``, ``exchangeInfo``, ``klines``, ``uiKlines``, ``trades.recent``, ``trades.historical``,
+``trades.aggregate``), whose results are the REST bodies; ``account.status``, ``account.commission`` and
+``account.rateLimits.orders`` too.
 
 One :class:`WsApiListener` serves one connection (the stream server routes ``/ws-api/v3`` here). It speaks
 ../shared/PROTOCOL.md 6.3: requests ``{"id","method","params"}``; responses ``{"id","status","result",
@@ -49,7 +50,8 @@ log = logging.getLogger("binance_ws.sim.wsapi")
 WEIGHTS: Final[dict[str, int]] = {
     "session.logon": 2, "session.status": 2, "session.logout": 2, "session.subscriptions": 2,
     "userDataStream.subscribe": 2, "userDataStream.subscribe.signature": 2, "userDataStream.unsubscribe": 2,
-    "order.place": 1, "order.cancel": 1, "order.status": 4, "account.status": 20, "ping": 1, "time": 1,
+    "order.place": 1, "order.cancel": 1, "order.cancelReplace": 1, "order.status": 4, "account.status": 20,
+    "ping": 1, "time": 1,
     # Market data (web-socket-api.md: the REST weights); depth, ticker.price and order.test vary, below.
     "exchangeInfo": 20, "klines": 2, "uiKlines": 2, "trades.recent": 25, "trades.historical": 25,
     "trades.aggregate": 4, "avgPrice": 2, "account.rateLimits.orders": 40, "account.commission": 20,
@@ -124,6 +126,8 @@ class WsApiListener(WSListener):
             "userDataStream.subscribe.signature": self._subscribe_signature,
             "userDataStream.unsubscribe": self._unsubscribe,
             "order.place": self._order_place,
+            "order.cancelReplace": lambda p: self._accounts.cancel_replace(self._trader(p),
+                                                                            self._order_params(p)),
             "order.cancel": lambda p: self._accounts.cancel_order(self._trader(p), self._order_params(p)),
             "order.status": lambda p: self._accounts.query_order(self._trader(p), self._order_params(p)),
             "account.status": lambda p: self._accounts.account_info(self._trader(p)),
