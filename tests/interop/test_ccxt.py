@@ -244,3 +244,17 @@ async def test_market_buy_by_cost(quiet_sim: Simulator, trader: Any) -> None:
     balance = await trader.fetch_balance()
     assert balance["BTC"]["total"] == pytest.approx(2 + order["filled"])
     assert balance["USDT"]["total"] == pytest.approx(100000 - order["cost"])
+
+
+async def test_edit_order_is_a_cancel_replace(quiet_sim: Simulator, trader: Any) -> None:
+    # edit_order on spot is POST /api/v3/order/cancelReplace; edit_order_ws is order.cancelReplace.
+    await trader.load_markets()
+    bid = float((await rest_get(quiet_sim, "/api/v3/depth", symbol=SYMBOL, limit=5))["bids"][0][0])
+    first = await trader.create_order(UNIFIED, "limit", "buy", 0.01, round(bid * 0.5, 2))
+    edited = await trader.edit_order(first["id"], UNIFIED, "limit", "buy", 0.02, round(bid * 0.4, 2))
+    assert edited["id"] != first["id"]
+    assert (edited["status"], edited["amount"], edited["price"]) == ("open", 0.02, round(bid * 0.4, 2))
+    again = await trader.edit_order_ws(edited["id"], UNIFIED, "limit", "buy", 0.03, round(bid * 0.3, 2))
+    assert (again["status"], again["amount"]) == ("open", 0.03)
+    assert [o["id"] for o in await trader.fetch_open_orders(UNIFIED)] == [again["id"]]
+    assert (await trader.fetch_order(first["id"], UNIFIED))["status"] == "canceled"
