@@ -52,6 +52,7 @@ from binance_ws.engine.delivery import (
 from binance_ws.engine.router import Route
 from binance_ws.enums import KLINE_INTERVAL_1MINUTE
 from binance_ws.markets import SPOT, Market
+from binance_ws.products import MARKET, PUBLIC
 
 log = logging.getLogger("binance_ws.engine")
 
@@ -69,10 +70,11 @@ EXCHANGE_INFO_TIMEOUT_S: Final = 10.0
 
 
 #: USD-M routes market streams by path since 2026 (PROTOCOL 8): book data on ``/public``, everything
-#: else on ``/market`` (a stream on the wrong path is acknowledged but delivers nothing).
+#: else on ``/market`` (a stream on the wrong path is acknowledged but delivers nothing). Which kind
+#: lives where is declared per product (``Kind.route``).
 PUBLIC_PATH: Final = "/public"
 MARKET_PATH: Final = "/market"
-_PUBLIC_KINDS: Final = frozenset({"bookTicker", "depth", "depthN", "bookTickerArr"})
+_PATHS: Final = {PUBLIC: PUBLIC_PATH, MARKET: MARKET_PATH}
 
 
 class RoutedPlan:
@@ -101,7 +103,8 @@ class RoutedPlan:
         if not self.market.routed_paths:
             return ""
         info = streams.parse_stream(stream, self.market)
-        return PUBLIC_PATH if info.kind in _PUBLIC_KINDS else MARKET_PATH
+        declared = self.market.product.kind(info.kind)
+        return _PATHS[declared.route] if declared is not None else MARKET_PATH
 
     def base_url(self, conn_id: str) -> str:
         """The stream URL a connection of this plan opens (``.../stream`` is appended)."""
