@@ -20,9 +20,18 @@ from binance_ws import models
 from binance_ws.engine.manager import AsyncSocketManager
 from binance_ws.engine.userdata import user_socket
 from binance_ws.errors import InvalidStreamError
-from binance_ws.markets import USDM
+from binance_ws.markets import COINM, USDM
 from binance_ws.models import MalformedPayloadError, decoder_for, user_event
 from binance_ws.sim import Simulator
+from tests.futures_payloads import (
+    AGG_TRADE,
+    COINM_AGG_TRADE,
+    COINM_BOOK_TICKER,
+    COINM_EXAMPLES,
+    CONTRACT_INFO,
+    DEPTH,
+    USDM_EXAMPLES,
+)
 from tests.paths import RECORDINGS
 from tests.userdata_support import accounts_sim, best, make_account
 
@@ -331,3 +340,31 @@ def test_listen_key_is_not_shown_in_repr() -> None:
     key = "k" * 64
     event = user_event({"e": "listenKeyExpired", "E": 1, "listenKey": key})
     assert event.listen_key == key and key not in repr(event)
+
+
+# -- futures (PROTOCOL 8) -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("market", "stream", "payload", "model"),
+                         [(USDM, *e) for e in USDM_EXAMPLES] + [(COINM, *e) for e in COINM_EXAMPLES],
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_documented_futures_payloads_decode_faithfully(market: Any, stream: str, payload: Any,
+                                                       model: str) -> None:
+    decoded = decoder_for(stream, market)(orjson.dumps(payload))
+    assert type(decoded).__name__ == model
+    assert_faithful(decoded, payload)
+
+
+def test_futures_models_read_the_futures_fields() -> None:
+    depth = decoder_for("btcusdt@depth", USDM)(orjson.dumps(DEPTH))
+    assert (depth.prev_final_update_id, depth.final_update_id, depth.transaction_time) == (
+        390497794, 390497878, 1571889248276)
+    trade = decoder_for("btcusdt@aggTrade", USDM)(orjson.dumps(AGG_TRADE))
+    assert trade.normal_quantity == "100"
+    assert decoder_for("btcusd_200626@aggTrade", COINM)(orjson.dumps(COINM_AGG_TRADE)).normal_quantity is None
+    info = decoder_for("!contractInfo", USDM)(orjson.dumps(CONTRACT_INFO))
+    assert info.brackets is not None and info.brackets[1].max_leverage == 20
+    ticker = decoder_for("btcusd_200626@bookTicker", COINM)(orjson.dumps(COINM_BOOK_TICKER))
+    assert ticker.pair == "BTCUSD"
+    # A spot depth payload (no pu, no T) is not a futures depthUpdate: refused, not half-read.
+    with pytest.raises(MalformedPayloadError, match="FuturesDepthUpdate"):
+        decoder_for("btcusdt@depth", USDM)(b'{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[],"a":[]}')

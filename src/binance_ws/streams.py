@@ -331,6 +331,11 @@ def parse_stream(name: str, market: Market = SPOT) -> StreamInfo:
         if pair_kind in product.kinds and "_" not in sym_part:
             kind = pair_kind  # COIN-M: a pair names every contract of the pair
         return StreamInfo(name=name, kind=kind, symbol=symbol, speed_ms=speed)
+    if kind in product.suffixed_kinds:
+        only = product.suffixed_kinds[kind]
+        if suffix != only:
+            raise InvalidStreamError(f"stream {name!r}: {kind!r} exists only as '{sym_part}@{kind}@{only}'")
+        return StreamInfo(name=name, kind=kind, symbol=symbol)
     if param and family in product.kline_kinds:
         return _parse_kline(name, symbol, family, param, suffix, market)
     if family == "ticker" and param and product.rolling_tickers:

@@ -49,8 +49,9 @@ from binance_ws.engine.delivery import (
     OverflowPolicy,
     Subscription,
 )
+from binance_ws.engine.futures import FuturesSockets, futures_market_for
 from binance_ws.engine.router import Route
-from binance_ws.enums import KLINE_INTERVAL_1MINUTE
+from binance_ws.enums import KLINE_INTERVAL_1MINUTE, FuturesType
 from binance_ws.markets import SPOT, Market
 from binance_ws.products import MARKET, PUBLIC
 
@@ -135,7 +136,7 @@ class RoutedPlan:
         return ()
 
 
-class AsyncSocketManager:
+class AsyncSocketManager(FuturesSockets):
     """Binance market streams over asyncio.
 
     ``client`` is optional: a client with an async ``get_exchange_info()`` is used for the symbol list
@@ -149,6 +150,11 @@ class AsyncSocketManager:
     ``rotate_after`` (None: a margin before ``market.connection_lifetime_s``; 0: never),
     ``handover_grace``, ``request_timeout``, ``stable_after`` (a socket that dies sooner after opening is
     a flap: the backoff keeps escalating).
+
+    python-binance's futures factories (``symbol_mark_price_socket``, ``futures_depth_socket``, ...,
+    ``futures_type=FuturesType.USD_M|COIN_M``) reach the futures market of the same environment
+    (:func:`~binance_ws.engine.futures.futures_market_for`), or ``futures_market`` /
+    ``coin_futures_market`` when given (required for a local endpoint such as the simulator).
     """
 
     def __init__(self, client: Any = None, *, market: Market = SPOT, max_reconnects: int | None = 5,
@@ -157,9 +163,17 @@ class AsyncSocketManager:
                  no_data_timeout: float | None = None, rotate_after: float | None = None,
                  handover_grace: float = DEFAULT_HANDOVER_GRACE_S,
                  request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
-                 stable_after: float = DEFAULT_STABLE_AFTER_S) -> None:
+                 stable_after: float = DEFAULT_STABLE_AFTER_S, futures_market: Market | None = None,
+                 coin_futures_market: Market | None = None) -> None:
         self.client = client
         self.market = market
+        self.futures_markets = (futures_market, coin_futures_market)
+        # What a sibling manager on a futures market is made with (everything but the market's own limit).
+        self._options: dict[str, Any] = dict(
+            max_reconnects=max_reconnects, backoff=backoff, ping_interval=ping_interval,
+            ping_timeout=ping_timeout, no_data_timeout=no_data_timeout, rotate_after=rotate_after,
+            handover_grace=handover_grace, request_timeout=request_timeout, stable_after=stable_after)
+        self._siblings: dict[str, AsyncSocketManager] = {}
         policy = backoff if backoff is not None else BackoffPolicy(max_retries=max_reconnects)
         self.settings = EngineSettings(
             market=market, backoff=policy,
@@ -194,6 +208,8 @@ class AsyncSocketManager:
 
     async def close(self) -> None:
         """Close every connection and end every subscription; nothing keeps running afterwards."""
+        siblings, self._siblings = list(self._siblings.values()), {}
+        await asyncio.gather(*(s.close() for s in siblings), return_exceptions=True)
         if not self.started:
             return
         self.started = False
@@ -217,6 +233,20 @@ class AsyncSocketManager:
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+
+    def futures_manager(self, futures_type: Any = FuturesType.USD_M) -> AsyncSocketManager:
+        """The manager carrying ``futures_type``'s streams: this one when it is on that market, else a
+        sibling on it, made on first use with this one's settings and closed with it. Raises
+        ``ValueError`` for a local market without ``futures_market``/``coin_futures_market``."""
+        usdm, coinm = self.futures_markets
+        market = futures_market_for(self.market, futures_type, usdm=usdm, coinm=coinm)
+        if market == self.market:
+            return self
+        sibling = self._siblings.get(market.name)
+        if sibling is None or sibling.market != market:
+            sibling = self._siblings[market.name] = AsyncSocketManager(self.client, market=market,
+                                                                       **self._options)
+        return sibling
 
     # -- introspection ----------------------------------------------------------------------------
     @property

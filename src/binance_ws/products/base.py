@@ -97,10 +97,12 @@ class Product:
     """Everything a client needs to know about one Binance product, in one place.
 
     ``kinds`` maps each kind (``StreamInfo.kind``) to its :class:`Kind`. Stream-name grammar per kind
-    family: ``symbol_kinds`` are ``<symbol>@<kind>`` with no suffix (``fast_kinds`` also take ``@1s``);
-    ``pair_kinds`` are ``<pair>@<kind>`` (COIN-M ``indexPrice``); ``kline_kinds`` take ``_<interval>``
-    (with ``continuousKline`` on ``<pair>_<contractType>``); ``all_market`` names the ``!...`` streams
-    with their kind and cadence; ``retired`` the ones Binance switched off, with what to use instead.
+    family: ``symbol_kinds`` are ``<symbol>@<kind>`` with no suffix (``fast_kinds`` also take ``@1s``;
+    a kind ``pair<Kind>`` in ``kinds`` is what ``<pair>@<kind>`` means, a pair being a name without
+    ``_``: COIN-M ``btcusd@markPrice``); ``suffixed_kinds`` take exactly the suffix named;
+    ``kline_kinds`` take ``_<interval>`` (``continuousKline`` on ``<pair>_<contractType>``);
+    ``all_market`` names the ``!...`` streams with their kind and cadence; ``retired`` the ones Binance
+    switched off, with what to use instead.
     """
 
     name: str
@@ -118,7 +120,8 @@ class Product:
     utc8_klines: bool = False
     rolling_tickers: bool = False
     fast_kinds: frozenset[str] = frozenset()
-    pair_kinds: frozenset[str] = frozenset()
+    #: ``<symbol>@<kind>@<suffix>`` kinds that exist with one suffix only (USD-M ``rpiDepth@500ms``).
+    suffixed_kinds: Mapping[str, str] = field(default_factory=dict)
     contract_types: tuple[str, ...] = ()
     retired: Mapping[str, str] = field(default_factory=dict)
     #: Connection facts (PROTOCOL 2; futures 8).

@@ -42,7 +42,7 @@ COINM_PRODUCT: Final = replace(
     symbol_kinds=frozenset({"trade", "aggTrade", "indexPrice", "markPrice", "miniTicker", "ticker",
                             "bookTicker", "forceOrder"}),
     fast_kinds=frozenset({"indexPrice", "markPrice"}),
-    pair_kinds=frozenset({"indexPrice"}),
+    suffixed_kinds={},
     kline_kinds=frozenset({"kline", "continuousKline", "indexPriceKline", "markPriceKline"}),
     contract_types=("perpetual", "current_quarter", "next_quarter"),
     all_market={

@@ -31,6 +31,8 @@ USDM_PRODUCT: Final = Product(
         "assetIndex": Kind(MARKET, 1.0, m.AssetIndex),  # 1 s, multi-assets mode
         "depth": Kind(PUBLIC, None, m.FuturesDepthUpdate, "depth"),  # 250 ms default; 500, 100
         "depthN": Kind(PUBLIC, None, m.FuturesDepthUpdate),  # the same depthUpdate shape, with pu
+        # <symbol>@rpiDepth@500ms: depth with RPI orders, its own id chain (not tracked here).
+        "rpiDepth": Kind(PUBLIC, 0.5, m.FuturesDepthUpdate),
         "miniTickerArr": Kind(MARKET, 1.0, list[m.FuturesMiniTicker]),
         "tickerArr": Kind(MARKET, 1.0, list[m.FuturesTicker]),
         "bookTickerAll": Kind(PUBLIC, 5.0, m.FuturesBookTicker),  # !bookTicker, documented at 5 s
@@ -43,6 +45,7 @@ USDM_PRODUCT: Final = Product(
     symbol_kinds=frozenset({"trade", "aggTrade", "markPrice", "miniTicker", "ticker", "bookTicker",
                             "forceOrder", "compositeIndex", "assetIndex"}),
     fast_kinds=frozenset({"markPrice"}),
+    suffixed_kinds={"rpiDepth": "500ms"},
     kline_kinds=frozenset({"kline", "continuousKline"}),
     contract_types=("perpetual", "current_quarter", "next_quarter", "tradifi_perpetual"),
     all_market={
