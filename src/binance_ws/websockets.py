@@ -49,7 +49,7 @@ from binance_ws.engine.manager import (
     AsyncSocketManager,
     StreamsRefused,
 )
-from binance_ws.engine.userdata import UserDataStream
+from binance_ws.engine.userdata import ListenKeyStream, UserDataStream
 from binance_ws.enums import ContractType, FuturesType
 from binance_ws.markets import SPOT, Market
 
@@ -580,7 +580,7 @@ class BinanceSocketManager:
         backoff = self._engine_options.get("backoff") or BackoffPolicy(max_retries=self.max_reconnects)
 
         async def open_(m: AsyncSocketManager) -> Any:
-            return await start_futures_user_stream(m, FuturesType.USD_M, callback, backoff=backoff,
+            return await start_futures_user_stream(m, FuturesType.USD_M, client, callback, backoff=backoff,
                                                    keepalive_interval_s=self.user_timeout)
 
         return self._start_socket(FUTURES_USER_SOCKET_KEY, callback, open_)
@@ -668,10 +668,18 @@ async def _wait_ready(socks: list[_Socket], manager: AsyncSocketManager) -> bool
                     return False
                 await asyncio.sleep(READY_POLL_S)
             continue
+        if isinstance(handle, ListenKeyStream):
+            while handle.connection is None or not handle.connection.connected:  # (re)connecting
+                if not sock.alive():
+                    return False
+                await asyncio.sleep(READY_POLL_S)
+            continue
         if isinstance(handle, DepthCacheManager):
+            owner = handle.sm
             handle = getattr(handle, "_sub", None)  # the book's streams (depthcache.py names it so)
-            if handle is None:
+            if handle is None or not await owner.wait_ready(None, handle):
                 return False
+            continue
         if not await manager.wait_ready(None, handle):
             return False
     return True

@@ -72,8 +72,8 @@ class _Peer(WSListener):
         self.server.requests.append((self.route, method, params, request_id))
         if not isinstance(request_id, int) or isinstance(request_id, bool) or request_id < 0:
             # Futures take only unsigned integer ids (PROTOCOL 8).
-            transport.send(WSMsgType.TEXT, orjson.dumps(
-                {"error": {"code": 3, "msg": "Invalid JSON: expected unsigned integer id"}, "id": request_id}))
+            error = {"code": 3, "msg": "Invalid JSON: expected unsigned integer id"}
+            transport.send(WSMsgType.TEXT, orjson.dumps({"error": error, "id": request_id}))
             return
         if method == "SUBSCRIBE":
             self.streams.update(params)

@@ -203,7 +203,7 @@ class UserSocket:
         self._queue.put_nowait(msg)
 
     async def __aenter__(self) -> UserSocket:
-        self.stream = await start_futures_user_stream(self._owner, self._type, self._put)
+        self.stream = await start_futures_user_stream(self._owner, self._type, self._owner.client, self._put)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -220,13 +220,14 @@ class UserSocket:
         return await self._queue.get()
 
 
-async def start_futures_user_stream(owner: FuturesSockets, futures_type: Any, callback: Any,
+async def start_futures_user_stream(owner: FuturesSockets, futures_type: Any, client: Any, callback: Any,
                                     **options: Any) -> ListenKeyStream:
-    """Start the listen-key user-data stream of ``futures_type`` for ``owner``'s client, on the futures
-    market's private URL. Raises ``ValueError`` without a client holding an API key."""
-    client = getattr(owner.client, "async_client", owner.client)
+    """Start the listen-key user-data stream of ``futures_type`` for ``client`` (a ``Client`` or
+    ``AsyncClient`` with an API key; its ``futures_market`` serves the listenKey calls), on the private
+    URL of ``owner``'s futures market. Raises ``ValueError`` without an API key."""
+    client = getattr(client, "async_client", client)
     if client is None or not getattr(client, "api_key", None):
-        raise ValueError("a futures user socket needs the manager's client to have an API key")
+        raise ValueError("a futures user socket needs a client with an API key")
     market = owner.futures_manager(futures_type).market
     stream = ListenKeyStream(client, callback, kind="futures", stream_url=private_stream_url(market),
                              **options)

@@ -273,7 +273,12 @@ class AsyncSocketManager(FuturesSockets):
         no subscribe is still in progress. A :meth:`subscribe` that returned is live already; this is for
         the times after, e.g. while a socket reconnects (a socket that dropped is not ready until its
         streams are subscribed again on the new one). True once ready; False after ``timeout`` seconds
-        (None: no limit), or if a connection gave up meanwhile (its streams have stopped)."""
+        (None: no limit), or if a connection gave up meanwhile (its streams have stopped). A subscription
+        made through a futures call is waited for on the sibling manager carrying it."""
+        if isinstance(subscription, Subscription) and subscription not in self._subs:
+            for sibling in self._siblings.values():
+                if subscription in sibling._subs:
+                    return await sibling.wait_ready(timeout, subscription)
         names = subscription.streams if isinstance(subscription, Subscription) else (
             None if subscription is None else list(streams.stream_list(subscription)))
         try:
