@@ -176,7 +176,7 @@ async def test_threaded_manager_takes_python_binance_futures_calls_in_either_ord
                 await until(lambda n=name: got.get(n), what=name)  # type: ignore[misc]
             assert got["mark"] == [MARK_PRICE] and got["all"] == [[MARK_PRICE]]
             assert got["multi"] == [{"stream": "ethusdt@bookTicker", "data": BOOK_TICKER}]
-            bm.stop_socket(keys[0])
+            await asyncio.to_thread(bm.stop_socket, keys[0])  # it waits for the server, on this loop
             await until(lambda: not server.subscribed("btcusdt@markPrice@1s"), what="unsubscribe")
         finally:
             await asyncio.to_thread(bm.close)
