@@ -38,8 +38,10 @@ def served_on(stream: str) -> str:
 
 
 class _Peer(WSListener):
-    def __init__(self, server: FuturesServer, route: str, streams: list[str], user_key: str | None) -> None:
+    def __init__(self, server: FuturesServer, route: str, streams: list[str], user_key: str | None,
+                 combined: bool = True) -> None:
         self.server = server
+        self.combined = combined
         self.route = route  # "public", "market", "" (unrouted) or "private"
         self.streams: set[str] = set(streams)
         self.user_key = user_key
@@ -118,7 +120,7 @@ class FuturesServer:
         sent = 0
         for peer in list(self.peers):
             if peer.transport is not None and peer.serves(stream):
-                peer.transport.send(WSMsgType.TEXT, frame)
+                peer.transport.send(WSMsgType.TEXT, frame if peer.combined else body)
                 sent += 1
         return sent
 
@@ -147,11 +149,13 @@ class FuturesServer:
                 return None
         if "listenKey" in query:
             return _Peer(self, "private", [], query["listenKey"][-1])
-        if path.startswith("/ws/") and self.product != "usdm":
+        if path.startswith("/ws/") and "@" not in path and self.product != "usdm":
             return _Peer(self, "private", [], path[len("/ws/"):])
         if path in ("/stream", "/stream/"):
             names = [n for v in query.get("streams", []) for n in unquote(v).split("/") if n]
             return _Peer(self, route, names, None)
+        if path == "/ws" or path.startswith("/ws/"):  # raw: /ws/<s1>/<s2>, payloads unwrapped
+            return _Peer(self, route, [n for n in unquote(path[3:]).split("/") if n], None, combined=False)
         return None
 
     def rest_app(self) -> web.Application:

@@ -37,7 +37,11 @@ def tail(
     use_sim: Annotated[bool, typer.Option("--sim", help="Stream from an embedded simulator.")] = False,
     endpoint: Annotated[str | None, typer.Option(
         metavar="URL", help="Stream server base URL, ws://host:port or wss://host:port.")] = None,
-    testnet: Annotated[bool, typer.Option("--testnet", help="Use Binance's spot testnet.")] = False,
+    testnet: Annotated[bool, typer.Option("--testnet", help="Use the --market's testnet.")] = False,
+    market_name: Annotated[str, typer.Option(
+        "--market", metavar="MARKET",
+        help="spot, usdm (USD-M futures) or coinm (COIN-M futures); or spot-testnet, usdm-testnet, "
+             "coinm-testnet.")] = "spot",
     count: Annotated[int, typer.Option(
         metavar="N", help="Stop after this many messages (0: run until Ctrl-C).")] = 0,
     json_lines: Annotated[bool, typer.Option(
@@ -56,7 +60,7 @@ def tail(
     name, an option, an --endpoint URL, a stream the server refuses); 1 when the server cannot be reached
     or reconnecting gave up.
     """
-    from binance_ws import errors, markets, streams
+    from binance_ws import errors, streams
 
     # What goes wrong reaches this command as error events, shown on stderr in the chosen format; the
     # library's own warnings about the same things would repeat them as unformatted lines.
@@ -67,11 +71,17 @@ def tail(
         raise _fail("choose one of --sim, --endpoint, --testnet", EXIT_BAD_INPUT)
     if count < 0:
         raise _fail("--count must be 0 or more", EXIT_BAD_INPUT)
-    market = markets.SPOT_TESTNET if testnet else markets.SPOT
+    try:
+        market = _market(market_name, testnet, use_sim)
+    except _BadInput as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
     try:
         if endpoint is not None:
             url = _endpoint(endpoint)
-            market = market.with_urls(stream_url=url, name="endpoint", local=url.startswith("ws://"))
+            # A routed product's row names its /public path (USD-M, PROTOCOL 8); the others are the base.
+            stream_url = f"{url}/public" if market.routed_paths else url
+            market = market.with_urls(stream_url=stream_url, name=f"{market.name} at {url}",
+                                      local=url.startswith("ws://"))
         names = [streams.validate_stream(s, market) for s in stream]
     except (_BadInput, errors.InvalidStreamError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
@@ -94,6 +104,25 @@ def tail(
         code = EXIT_GAVE_UP
     raise typer.Exit(code)
 
+
+
+_PRODUCT_MARKETS = ("spot", "usdm", "coinm")
+
+
+def _market(name: str, testnet: bool, use_sim: bool) -> Any:
+    """The market row ``--market`` (with ``--testnet``) names; :class:`_BadInput` naming the choices."""
+    from binance_ws import markets
+
+    choices = [*_PRODUCT_MARKETS, *(f"{n}-testnet" for n in _PRODUCT_MARKETS)]
+    key = name.lower()
+    if key not in choices:
+        raise _BadInput(f"--market {name!r} is not one of {', '.join(choices)}")
+    if testnet and not key.endswith("-testnet"):
+        key += "-testnet"
+    market = markets.MARKETS[key]
+    if use_sim and market.product.name != "spot":
+        raise _BadInput(f"--sim serves spot streams only; --market {name} needs --endpoint or Binance")
+    return market
 
 
 async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_lines: bool,
