@@ -37,6 +37,7 @@ from binance_ws.depthcache import DEFAULT_LIMIT as DEPTH_CACHE_LIMIT
 from binance_ws.depthcache import DepthCacheManager, depth_stream, value_type_for
 from binance_ws.engine.delivery import Subscription
 from binance_ws.engine.futures import (
+    check_listen_key_client,
     contract_type_of,
     futures_market_for,
     futures_type_of,
@@ -64,8 +65,9 @@ DEFAULT_USER_TIMEOUT: Final = 30 * 60
 USER_SOCKET_KEY: Final = "userData"
 #: conn_key suffix of a depth cache (a book is not a Binance stream, so it gets a name of its own).
 DEPTH_CACHE_SUFFIX: Final = "@depthcache"
-#: conn_key of the USD-M listen-key user socket.
+#: conn_keys of the USD-M and COIN-M listen-key user sockets.
 FUTURES_USER_SOCKET_KEY: Final = "futuresUserData"
+COIN_FUTURES_USER_SOCKET_KEY: Final = "coinFuturesUserData"
 #: The conn_key of :meth:`BinanceSocketManager.start_ticker_socket`: the stream the seed opened.
 TICKER_SOCKET_KEY: Final = "!ticker@arr"
 #: The conn_key of :meth:`BinanceSocketManager.start_book_ticker_socket`: the stream the seed opened.
@@ -448,8 +450,11 @@ class BinanceSocketManager:
     # -- user data --------------------------------------------------------------------------------
     def start_user_socket(self, callback: Callback) -> str | bool:
         """The account's user data events (``executionReport``, ``outboundAccountPosition``, ...) over
-        the WebSocket API, resubscribed after every reconnect. Needs a client with an API key and a
-        signing key (ValueError otherwise). conn_key ``userData``."""
+        the WebSocket API, resubscribed after every reconnect; on a market whose product delivers user
+        data over a listen key (futures), that listen-key stream (:meth:`start_futures_user_socket`).
+        Needs a client with an API key and a signing key (ValueError otherwise). conn_key ``userData``."""
+        if self.market.product.user_data == "listen-key":
+            return self._start_listen_key_socket(callback, futures_type_of(self.market.product.name))
         client = getattr(self._client, "async_client", self._client)
         if client is None or getattr(client, "signer", None) is None or not getattr(client, "api_key", None):
             raise ValueError("start_user_socket needs BinanceSocketManager(client) with an API key and "
@@ -571,19 +576,30 @@ class BinanceSocketManager:
         """USD-M user data over a listen key (``/private`` on the routed market), kept alive every
         ``user_timeout`` and replaced on expiry; needs ``BinanceSocketManager(client)`` with an API key
         (ValueError otherwise). conn_key ``futuresUserData``."""
+        return self._start_listen_key_socket(callback, FuturesType.USD_M)
+
+    def start_coin_futures_user_socket(self, callback: Callback) -> str | bool:
+        """COIN-M user data over a listen key (``/ws/<key>`` on the COIN-M host); the client's listen-key
+        calls must reach COIN-M: ``Client(..., futures_market=COINM)``. conn_key ``coinFuturesUserData``."""
+        return self._start_listen_key_socket(callback, FuturesType.COIN_M)
+
+    start_coin_futures_socket = start_coin_futures_user_socket
+
+    def _start_listen_key_socket(self, callback: Callback, futures_type: FuturesType) -> str | bool:
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {callback!r}")
         client = getattr(self._client, "async_client", self._client)
         if client is None or not getattr(client, "api_key", None):
-            raise ValueError("start_futures_user_socket needs BinanceSocketManager(client) with an API key")
-        self._futures_market(FuturesType.USD_M)  # a local market without futures_market raises here
+            raise ValueError("a futures user socket needs BinanceSocketManager(client) with an API key")
+        check_listen_key_client(client, self._futures_market(futures_type))  # raises here, not later
         backoff = self._engine_options.get("backoff") or BackoffPolicy(max_retries=self.max_reconnects)
 
         async def open_(m: AsyncSocketManager) -> Any:
-            return await start_futures_user_stream(m, FuturesType.USD_M, client, callback, backoff=backoff,
+            return await start_futures_user_stream(m, futures_type, client, callback, backoff=backoff,
                                                    keepalive_interval_s=self.user_timeout)
 
-        return self._start_socket(FUTURES_USER_SOCKET_KEY, callback, open_)
+        key = FUTURES_USER_SOCKET_KEY if futures_type is FuturesType.USD_M else COIN_FUTURES_USER_SOCKET_KEY
+        return self._start_socket(key, callback, open_)
 
     start_futures_socket = start_futures_user_socket
 

@@ -245,3 +245,29 @@ def test_models_module_has_a_model_for_every_declared_futures_kind() -> None:
         missing = [k for k, v in product.kinds.items() if v.model is None and k != "userData"]
         assert missing == [], product.name
     assert models.FuturesDepthUpdate in {v.model for v in USDM_PRODUCT.kinds.values()}
+
+
+async def test_coinm_user_data_over_a_listen_key_and_start_user_socket_on_a_futures_market() -> None:
+    async with futures_server("coinm") as server:
+        client = Client("k" * 64, "s3cr3t", market=NOWHERE_SPOT, futures_market=server.market, env={})
+        # On a COIN-M market the seed's start_user_socket is that product's transport: a listen key.
+        bm = BinanceSocketManager(client, market=server.market)
+        events: list[Any] = []
+        assert bm.start_user_socket(events.append) == "coinFuturesUserData"
+        bm.start()
+        try:
+            assert await asyncio.to_thread(bm.wait_ready, "coinFuturesUserData", 10)
+            event = {"e": "ACCOUNT_UPDATE", "E": 2, "T": 2, "a": {"m": "ORDER", "B": [], "P": []}}
+            await until(lambda: server.push_user(event) and events, what="user event")
+            assert events[0] == event
+            assert server.rest_calls[0][:2] == ("POST", "/dapi/v1/listenKey")
+        finally:
+            await asyncio.to_thread(bm.close)
+            await asyncio.to_thread(client.close)
+        # A client whose listen keys come from another product is refused before anything opens.
+        usdm_client = Client("k" * 64, "s3cr3t", env={})
+        try:
+            with pytest.raises(ValueError, match="futures_market=COINM"):
+                BinanceSocketManager(usdm_client, market=server.market).start_coin_futures_user_socket(print)
+        finally:
+            usdm_client.close()

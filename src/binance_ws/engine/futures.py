@@ -185,6 +185,12 @@ class FuturesSockets:
 
     futures_socket = futures_user_socket
 
+    def coin_futures_user_socket(self, queue_size: int = 10_000) -> UserSocket:
+        """COIN-M user data over a listen key; the client's ``futures_market`` must be COIN-M's."""
+        return UserSocket(self, FuturesType.COIN_M, queue_size)
+
+    coin_futures_socket = coin_futures_user_socket
+
 
 class UserSocket:
     """A futures user-data socket of the per-socket API: ``async with`` creates the listen key and
@@ -220,6 +226,18 @@ class UserSocket:
         return await self._queue.get()
 
 
+def check_listen_key_client(client: Any, market: Market) -> None:
+    """Raise ``ValueError`` unless ``market`` delivers user data over a listen key and ``client``'s
+    listen-key calls (its ``futures_market``) reach the same product."""
+    if market.product.user_data != "listen-key":
+        raise ValueError(
+            f"{market.name} delivers user data over {market.product.user_data}, not a listen key")
+    own = getattr(client, "futures_market", None)
+    if own is not None and own.product.name != market.product.name:
+        raise ValueError(f"the client's listen keys come from {own.name}, not {market.product.name}: make it "
+                         f"with futures_market={market.product.name.upper()} (or that market's local row)")
+
+
 async def start_futures_user_stream(owner: FuturesSockets, futures_type: Any, client: Any, callback: Any,
                                     **options: Any) -> ListenKeyStream:
     """Start the listen-key user-data stream of ``futures_type`` for ``client`` (a ``Client`` or
@@ -229,6 +247,7 @@ async def start_futures_user_stream(owner: FuturesSockets, futures_type: Any, cl
     if client is None or not getattr(client, "api_key", None):
         raise ValueError("a futures user socket needs a client with an API key")
     market = owner.futures_manager(futures_type).market
+    check_listen_key_client(client, market)
     stream = ListenKeyStream(client, callback, kind="futures", stream_url=private_stream_url(market),
                              **options)
     await stream.start()

@@ -132,8 +132,6 @@ class Product:
     rest_weight_per_minute: int = 6000
     unsigned_ids_only: bool = False
     user_data: UserDataTransport = "ws-api"
-    #: Listen-key REST path (futures ``/fapi/v1/listenKey``), "" where the product has none.
-    listen_key_path: str = ""
 
     def kind(self, name: str) -> Kind | None:
         return self.kinds.get(name)

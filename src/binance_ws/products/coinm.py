@@ -53,5 +53,4 @@ COINM_PRODUCT: Final = replace(
         "!contractInfo": ("contractInfo", None),
     },
     rest_prefix="/dapi/v1",
-    listen_key_path="/dapi/v1/listenKey",
 )

@@ -69,5 +69,4 @@ USDM_PRODUCT: Final = Product(
     rest_weight_per_minute=2400,
     unsigned_ids_only=True,  # control-message ids are unsigned integers (PROTOCOL 8)
     user_data="listen-key",
-    listen_key_path="/fapi/v1/listenKey",
 )
