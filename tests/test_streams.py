@@ -335,3 +335,12 @@ def test_usdm_routes_are_declared_per_kind() -> None:
               "defiusdt@compositeIndex", "!contractInfo", "!assetIndex@arr", "btcusdt@trade"]
     assert {name: plan.path_of(name) for name in public + market} == {
         **dict.fromkeys(public, "/public"), **dict.fromkeys(market, "/market")}
+
+
+def test_market_rows_stay_hashable_and_carry_their_product() -> None:
+    from binance_ws.markets import MARKETS
+    assert len({hash(m) for m in MARKETS.values()}) == len(MARKETS)
+    assert {m.product.name for m in MARKETS.values()} == {"spot", "usdm", "coinm"}
+    for market in MARKETS.values():  # the rule fields of a row are its product's
+        assert market.sequence_rule is market.product.sequence
+        assert market.rest_prefix == market.product.rest_prefix

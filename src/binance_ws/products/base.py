@@ -92,7 +92,7 @@ class Kind:
     ids: Ids = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Product:
     """Everything a client needs to know about one Binance product, in one place.
 
@@ -102,7 +102,8 @@ class Product:
     ``_``: COIN-M ``btcusd@markPrice``); ``suffixed_kinds`` take exactly the suffix named;
     ``kline_kinds`` take ``_<interval>`` (``continuousKline`` on ``<pair>_<contractType>``);
     ``all_market`` names the ``!...`` streams with their kind and cadence; ``retired`` the ones Binance
-    switched off, with what to use instead.
+    switched off, with what to use instead. Products compare and hash by identity (each is declared
+    once), so market rows holding one stay hashable.
     """
 
     name: str
