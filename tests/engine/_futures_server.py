@@ -98,6 +98,8 @@ class FuturesServer:
     rest_calls: list[tuple[str, str, dict[str, str]]] = dataclasses.field(default_factory=list)
     depth: Callable[[dict[str, str]], Awaitable[Any]] | None = None
     listen_keys: list[str] = dataclasses.field(default_factory=list)
+    #: The ``events=`` of each ``/private`` connection, split.
+    private_events: list[list[str]] = dataclasses.field(default_factory=list)
     port: int = 0
     rest_port: int = 0
 
@@ -148,6 +150,7 @@ class FuturesServer:
             if route not in ("public", "market", "private"):
                 return None
         if "listenKey" in query:
+            self.private_events.append(query.get("events", [""])[-1].split("/"))
             return _Peer(self, "private", [], query["listenKey"][-1])
         if path.startswith("/ws/") and "@" not in path and self.product != "usdm":
             return _Peer(self, "private", [], path[len("/ws/"):])

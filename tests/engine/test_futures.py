@@ -198,6 +198,9 @@ async def test_futures_user_socket_over_a_listen_key_on_private() -> None:
             await until(lambda: events, what="user event")
             assert events == [event]
             assert ("POST", "/fapi/v1/listenKey", {}) in server.rest_calls
+            # /private?listenKey=...&events=...: every USD-M user event asked for (PROTOCOL 8).
+            asked = set(server.private_events[0])
+            assert {"ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "listenKeyExpired"} <= asked
         finally:
             await asyncio.to_thread(bm.close)
             await asyncio.to_thread(client.close)

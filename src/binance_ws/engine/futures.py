@@ -249,6 +249,6 @@ async def start_futures_user_stream(owner: FuturesSockets, futures_type: Any, cl
     market = owner.futures_manager(futures_type).market
     check_listen_key_client(client, market)
     stream = ListenKeyStream(client, callback, kind="futures", stream_url=private_stream_url(market),
-                             **options)
+                             events=market.product.user_events, **options)
     await stream.start()
     return stream

@@ -133,6 +133,8 @@ class Product:
     rest_weight_per_minute: int = 6000
     unsigned_ids_only: bool = False
     user_data: UserDataTransport = "ws-api"
+    #: The user-data event types a routed listen-key stream asks for (``&events=``, USD-M ``/private``).
+    user_events: tuple[str, ...] = ()
 
     def kind(self, name: str) -> Kind | None:
         return self.kinds.get(name)

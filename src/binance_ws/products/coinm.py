@@ -43,6 +43,7 @@ COINM_PRODUCT: Final = replace(
                             "bookTicker", "forceOrder"}),
     fast_kinds=frozenset({"indexPrice", "markPrice"}),
     suffixed_kinds={},
+    user_events=(),  # unrouted: a listen key's stream carries every event
     kline_kinds=frozenset({"kline", "continuousKline", "indexPriceKline", "markPriceKline"}),
     contract_types=("perpetual", "current_quarter", "next_quarter"),
     all_market={

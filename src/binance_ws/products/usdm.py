@@ -69,4 +69,8 @@ USDM_PRODUCT: Final = Product(
     rest_weight_per_minute=2400,
     unsigned_ids_only=True,  # control-message ids are unsigned integers (PROTOCOL 8)
     user_data="listen-key",
+    # Every user-data event of the USD-M pages (PROTOCOL 8 lists them), asked for on /private.
+    user_events=("ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "TRADE_LITE", "MARGIN_CALL", "ACCOUNT_CONFIG_UPDATE",
+                 "STRATEGY_UPDATE", "GRID_UPDATE", "CONDITIONAL_ORDER_TRIGGER_REJECT", "ALGO_UPDATE",
+                 "listenKeyExpired"),
 )
