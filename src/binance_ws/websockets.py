@@ -664,7 +664,10 @@ class BinanceSocketManager:
         def match(key: str) -> bool:
             if key.startswith(("!", "streams=")) or key == USER_SOCKET_KEY:
                 return False
-            info = stream_names.parse_stream(key, self.market)
+            try:
+                info = stream_names.parse_stream(key, self.market)
+            except errors.InvalidStreamError:
+                return False  # not one of this market's stream sockets (a depth cache, a futures socket)
             return info.symbol == upper and info.kind in kinds
 
         self._stop_where(match)

@@ -21,7 +21,7 @@ from binance_ws.client import Client
 from binance_ws.depthcache import FuturesDepthCacheManager
 from binance_ws.engine.manager import AsyncSocketManager
 from binance_ws.enums import ContractType, FuturesType
-from binance_ws.markets import SPOT, local_market
+from binance_ws.markets import SPOT, USDM, local_market
 from binance_ws.models import decoder_for
 from binance_ws.websockets import BinanceSocketManager
 from tests.engine._futures_server import FuturesServer, futures_server, until
@@ -274,3 +274,14 @@ async def test_coinm_user_data_over_a_listen_key_and_start_user_socket_on_a_futu
                 BinanceSocketManager(usdm_client, market=server.market).start_coin_futures_user_socket(print)
         finally:
             usdm_client.close()
+
+
+def test_the_seeds_per_kind_stops_leave_futures_sockets_and_depth_caches_alone() -> None:
+    bm = BinanceSocketManager(None, market=NOWHERE_SPOT,
+                              futures_market=local_market("ws://127.0.0.1:1/public", "http://127.0.0.1:1",
+                                                          base=USDM))
+    futures_key = bm.start_aggtrade_futures_socket(print, "BTCUSDT")
+    spot_key = bm.start_aggtrade_socket("BTCUSDT", print)
+    cache_key = bm.start_depth_cache(print, "BTCUSDT")
+    bm.stop_aggtrade_socket("BTCUSDT")  # nothing started yet: only the bookkeeping changes
+    assert set(bm._sockets) == {futures_key, cache_key} and spot_key not in bm._sockets
