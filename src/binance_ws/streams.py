@@ -18,7 +18,7 @@ from typing import Final
 from binance_ws.enums import DEPTH_LEVELS, KLINE_INTERVALS_MS, TICKER_WINDOWS
 from binance_ws.errors import InvalidStreamError
 from binance_ws.markets import SPOT, USDM, Market
-from binance_ws.products import SPOT_PRODUCT, Product
+from binance_ws.products import PRODUCTS, SPOT_PRODUCT, Product
 
 # -- tables ----------------------------------------------------------------------------------------
 # What differs per product (kinds, cadences, depth speeds, all-market and retired streams) is declared
@@ -287,8 +287,6 @@ def _lower_kinds(product: Product) -> dict[str, str]:
 
 
 def _served_by(kind: str) -> list[str]:
-    from binance_ws.products import PRODUCTS
-
     return [p.name for p in PRODUCTS.values() if kind in p.symbol_kinds or kind in p.kline_kinds]
 
 
