@@ -285,3 +285,21 @@ def test_the_seeds_per_kind_stops_leave_futures_sockets_and_depth_caches_alone()
     cache_key = bm.start_depth_cache(print, "BTCUSDT")
     bm.stop_aggtrade_socket("BTCUSDT")  # nothing started yet: only the bookkeeping changes
     assert set(bm._sockets) == {futures_key, cache_key} and spot_key not in bm._sockets
+
+
+async def test_futures_order_book_reads_the_futures_rest_prefix() -> None:
+    book = {"lastUpdateId": 7, "E": 1, "T": 1, "bids": [["1.0", "2"]], "asks": [["2.0", "1"]]}
+    for product, path in (("usdm", "/fapi/v1/depth"), ("coinm", "/dapi/v1/depth")):
+        async with futures_server(product) as server:
+            async def answer(params: dict[str, str]) -> Any:
+                return book
+
+            server.depth = answer
+            client = Client(futures_market=server.market, env={})
+            try:
+                assert await asyncio.to_thread(client.futures_order_book, "BTCUSDT", 100) == book
+                with pytest.raises(ValueError, match="futures depth limit must be one of"):
+                    client.futures_order_book("BTCUSDT", 200)
+            finally:
+                await asyncio.to_thread(client.close)
+            assert server.rest_calls == [("GET", path, {"symbol": "BTCUSDT", "limit": "100"})]
