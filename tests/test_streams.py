@@ -298,6 +298,8 @@ def test_every_documented_futures_stream_parses_with_its_kind_and_cadence() -> N
     ("btcusdt@rpiDepth", "usdm", "exists only as 'btcusdt@rpiDepth@500ms'"),
     ("btcusdt@depth@1000ms", "usdm", "1000 ms is not one of 0, 100, 250, 500 ms on usdm"),
     ("btcusdt@markprice", "usdm", "did you mean 'btcusdt@markPrice'"),
+    ("btcusdt@ticker_1h", "usdm", "unknown stream type 'ticker_1h' in 'btcusdt@ticker_1h'; valid:"),
+    ("btcusdt@trade@1s", "usdm", "'trade' takes no '@1s' suffix"),
 ])
 def test_futures_names_are_refused_with_the_fix(name: str, market_name: str, message: str) -> None:
     from binance_ws.markets import MARKETS

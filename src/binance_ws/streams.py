@@ -348,7 +348,8 @@ def parse_stream(name: str, market: Market = SPOT) -> StreamInfo:
         fixed_kind = guess + kind[len(family):]
         raise InvalidStreamError(
             f"unknown stream type {kind!r} in {name!r}: did you mean {f'{sym_part}@{fixed_kind}'!r}?")
-    elsewhere = [p for p in _served_by(family) if p != product.name]
+    own = family in product.symbol_kinds or family in product.kline_kinds
+    elsewhere = [] if own else [p for p in _served_by(family) if p != product.name]
     if elsewhere:
         raise InvalidStreamError(
             f"stream {name!r}: {family!r} is a {'/'.join(elsewhere)} stream, not on {market.name}")
