@@ -303,3 +303,35 @@ async def test_futures_order_book_reads_the_futures_rest_prefix() -> None:
             finally:
                 await asyncio.to_thread(client.close)
             assert server.rest_calls == [("GET", path, {"symbol": "BTCUSDT", "limit": "100"})]
+
+
+@pytest.mark.parametrize("mode", ["typed", "raw"])
+async def test_pu_gaps_reach_typed_and_raw_subscribers(mode: str) -> None:
+    async with futures_server("usdm") as server, AsyncSocketManager(market=server.market) as sm:
+        got: list[Any] = []
+        decode: Any = decoder_for("btcusdt@depth@0ms", server.market) if mode == "typed" else "raw"
+        await sm.subscribe("btcusdt@depth@0ms", got.append, decode=decode)
+        await _push_until(server, "btcusdt@depth@0ms", {**DEPTH, "U": 100, "u": 110, "pu": 90}, got)
+        server.push("btcusdt@depth@0ms", {**DEPTH, "U": 150, "u": 160, "pu": 110})
+        server.push("btcusdt@depth@0ms", {**DEPTH, "U": 200, "u": 210, "pu": 180})
+        await until(lambda: len(got) >= 4, what="gap and events")
+        gap = got[-2]
+        assert (gap["type"], gap["first"], gap["last"]) == ("gap", 161, 180)
+        if mode == "typed":
+            assert isinstance(got[-1], models.FuturesDepthUpdate) and got[-1].prev_final_update_id == 180
+        else:
+            assert got[-1].stream == "btcusdt@depth@0ms" and b'"pu":180' in bytes(got[-1].data)
+
+
+def test_usdm_shards_each_route_on_its_own() -> None:
+    from binance_ws.core.plan import Open
+    from binance_ws.engine.manager import RoutedPlan
+    plan = RoutedPlan(USDM, 2)
+    names = ["a@depth", "b@depth", "c@depth", "a@aggTrade", "b@aggTrade", "a@bookTicker"]
+    opened = [(plan.base_url(a.conn_id), a.streams) for a in plan.add(names) if isinstance(a, Open)]
+    by_route: dict[str, list[Any]] = {}
+    for url, streams in opened:
+        by_route.setdefault(url.rsplit("/", 1)[1], []).append(sorted(streams))
+    # Two streams a connection: /public holds four (two shards), /market two (one).
+    assert sorted(by_route["public"]) == [["a@bookTicker", "c@depth"], ["a@depth", "b@depth"]]
+    assert by_route["market"] == [["a@aggTrade", "b@aggTrade"]]
