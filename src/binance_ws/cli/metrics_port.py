@@ -1,0 +1,46 @@
+"""``--metrics-port`` / ``--metrics-addr``, shared by the commands that run a socket manager (``tail``,
+``record``, ``collect``): one option type each, and one call to serve the manager's metrics.
+
+A command declares ``metrics_port: MetricsPort = None, metrics_addr: MetricsAddr = DEFAULT_ADDR`` and,
+once its manager exists (before subscribing, so no message goes uncounted)::
+
+    metrics = start_metrics(manager, metrics_port, metrics_addr)   # None when no port was given
+    ...
+    metrics.sinks.observe_write_latency(seconds)                   # its own figures, if any
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Final
+
+import typer
+
+from binance_ws.cli.app import EXIT_BAD_INPUT
+from binance_ws.cli.common import _Failure
+
+if TYPE_CHECKING:
+    from binance_ws.engine.manager import AsyncSocketManager
+    from binance_ws.metrics import Metrics
+
+#: Where metrics are served unless ``--metrics-addr`` says otherwise: this machine only.
+DEFAULT_ADDR: Final = "127.0.0.1"
+
+MetricsPort = Annotated[int | None, typer.Option(
+    "--metrics-port", metavar="PORT", min=1, max=65535,
+    help="Serve Prometheus metrics on http://ADDR:PORT/metrics.")]
+MetricsAddr = Annotated[str, typer.Option(
+    "--metrics-addr", metavar="ADDR", help="Address for --metrics-port (0.0.0.0: every interface).")]
+
+
+def start_metrics(manager: AsyncSocketManager, port: int | None, addr: str = DEFAULT_ADDR) -> Metrics | None:
+    """Serve ``manager``'s metrics on ``addr:port`` (None: no metrics). Call on the manager's loop.
+    Raises :class:`~binance_ws.cli.common._Failure` (exit 2) when the address cannot be bound."""
+    if port is None:
+        return None
+    from binance_ws import metrics
+
+    try:
+        return metrics.expose(manager, port, addr=addr)
+    except OSError as exc:
+        raise _Failure(f"--metrics-port {port}: cannot listen on {addr}:{port} "
+                       f"({exc.strerror or exc})", EXIT_BAD_INPUT) from None
