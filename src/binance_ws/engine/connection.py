@@ -234,6 +234,7 @@ class Link(WSListener):
         "_heartbeat",
         "_held",
         "_inflight",
+        "_inner",
         "_loop",
         "_next_send_at",
         "_outbox",
@@ -280,6 +281,8 @@ class Link(WSListener):
         self._reader: Callable[[WSTransport, WSFrame], None] = self._split_frame
         #: An observer of every text frame as it arrives (metrics), or None: see :meth:`set_tap`.
         self._tap: Callable[[bytes], None] | None = owner.tap
+        #: What ``on_ws_frame`` runs behind the tap: the reader, or the hold while paused.
+        self._inner: Callable[[WSTransport, WSFrame], None] = self._split_frame
         self._held: deque[tuple[bytes, bool, bool]] | None = None
         self._slot(self._reader)
         table[SHUTDOWN_STREAM] = _Shutdown(self)
@@ -354,22 +357,21 @@ class Link(WSListener):
 
     def _slot(self, reader: Callable[[WSTransport, WSFrame], None]) -> None:
         """Put ``reader`` in picows's slot, behind the tap when one is set."""
+        self._inner = reader
         self.on_ws_frame = reader if self._tap is None else self._tapped_frame
 
     def set_tap(self, tap: Callable[[bytes], None] | None) -> None:
         """Call ``tap(payload)`` with every frame's payload as it arrives, before it is read (held frames
         included, at their arrival), or stop with None. For metrics: it costs nothing while unset."""
         self._tap = tap
-        self._slot(self._hold_frame if self._held is not None else self._reader)
+        self._slot(self._inner)
 
     def _tapped_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        tap = self._tap
-        if tap is not None:
-            try:
-                tap(frame.get_payload_as_bytes())
-            except Exception:
-                log.exception("%s: frame tap %r raised", self.owner.conn_id, tap)
-        (self._hold_frame if self._held is not None else self._reader)(transport, frame)
+        try:
+            self._tap(frame.get_payload_as_bytes())  # type: ignore[misc]
+        except Exception:
+            log.exception("%s: frame tap %r raised", self.owner.conn_id, self._tap)
+        self._inner(transport, frame)
 
     def _split_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         # Data frames first, without asking picows for the frame type (a costly property): only a
