@@ -321,6 +321,8 @@ class Metrics(Collector):
                       conn.drops, **labels)
             f.counter("rotations", "Planned make-before-break rotations", conn.rotations, **labels)
         for sub in manager.subscriptions:
+            if sub.callback is not None:
+                continue  # delivered inline: no queue to measure
             ident = self._sub_ids.get(sub)
             if ident is None:
                 ident = self._sub_ids[sub] = next(self._serials)
