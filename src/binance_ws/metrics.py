@@ -126,8 +126,9 @@ class FrameTap:
             at = tail.find(b'"E":', 0, _E_WINDOW)
             if at < 0:
                 return
+            stop = tail.find(b",", at)
             try:
-                event = int(tail[at + 4:tail.find(b",", at)])
+                event = int(tail[at + 4:stop if stop > 0 else tail.find(b"}", at)])
             except ValueError:
                 return
             lag = clock() - (event / 1_000_000 if event > _MICROSECOND_E else event / 1000)
