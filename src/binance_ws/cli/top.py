@@ -19,6 +19,7 @@ from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 import typer
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -104,10 +105,10 @@ class TopModel:
                         f"/{row.get('connection_attempts_limit', 0):.0f} per 5 min")
         if "rest_weight_used" in self.extra:
             head.append(f"   REST weight {self.extra['rest_weight_used']:.0f}/min")
-        if "shards_owned" in self.extra:
+        if self.extra.get("shards_owned"):
             head.append(f"   shards {self.extra['shards_owned']:.0f}")
 
-        conns = Table(title="connections", title_justify="left", expand=False)
+        conns = Table(title="connections", title_justify="left", box=box.SIMPLE_HEAD)
         for col in ("connection", "state", "streams", "connects", "reconnects", "rotations"):
             conns.add_column(col, justify="left" if col == "connection" else "right")
         for conn, row in sorted(self.connections.items()):
@@ -116,7 +117,7 @@ class TopModel:
                           _int(row.get("connection_streams")), _int(row.get("connects_total")),
                           _int(row.get("reconnects_total"), alarm=True), _int(row.get("rotations_total")))
 
-        streams = Table(title="streams", title_justify="left")
+        streams = Table(title="streams", title_justify="left", box=box.SIMPLE_HEAD)
         for col in ("stream", "msg/s", "messages", "lag ms", "gaps", "resets"):
             streams.add_column(col, justify="left" if col == "stream" else "right")
         for name, row in sorted(self.streams.items(), key=lambda kv: (-kv[1].get("rate", 0.0), kv[0])):
@@ -127,7 +128,7 @@ class TopModel:
                             _int(row.get("gaps_total"), alarm=True),
                             _int(row.get("resets_total"), alarm=True))
 
-        queues = Table(title="subscriptions", title_justify="left")
+        queues = Table(title="subscriptions", title_justify="left", box=box.SIMPLE_HEAD)
         for col in ("#", "streams", "queue", "peak", "delivered", "dropped"):
             queues.add_column(col, justify="left" if col in ("#", "streams") else "right")
         for ident, q in sorted(self.queues.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0):
