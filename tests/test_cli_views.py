@@ -160,6 +160,19 @@ def test_views_refuse_bad_input_in_one_line(args: list[str], code: int, fragment
     assert fragment in proc.stderr and proc.stdout == ""
 
 
+@pytest.mark.parametrize("args", [["top", "btcusdt@trade", "--sim"],
+                                  ["tail", "btcusdt@trade", "--sim", "--metrics-port", "9"]])
+def test_metrics_without_prometheus_client_is_one_line(args: list[str]) -> None:
+    # The metrics extra is optional: a Python where prometheus_client cannot be imported.
+    run = ("import sys; sys.modules['prometheus_client'] = None; sys.argv = ['binance-ws', *sys.argv[1:]]; "
+           "from binance_ws.cli import main; main()")
+    proc = subprocess.run([sys.executable, "-c", run, *args], capture_output=True, text=True,
+                          timeout=TIMEOUT_S, env=_env())
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == "error: " + ("top" if args[0] == "top" else "--metrics-port") + \
+        " needs prometheus-client: pip install 'binance-ws[metrics]'\n"
+
+
 def test_top_metrics_url_unreachable_is_exit_1() -> None:
     proc = _piped("top", "--metrics-url", f"http://127.0.0.1:{_free_port()}/metrics", "-n", "1")
     assert proc.returncode == 1

@@ -32,11 +32,22 @@ MetricsAddr = Annotated[str, typer.Option(
     "--metrics-addr", metavar="ADDR", help="Address for --metrics-port (0.0.0.0: every interface).")]
 
 
+def missing_prometheus(what: str) -> str | None:
+    """None when prometheus-client (the ``metrics`` extra) is installed; else the one line saying so."""
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        return f"{what} needs prometheus-client: pip install 'binance-ws[metrics]'"
+    return None
+
+
 def start_metrics(manager: AsyncSocketManager, port: int | None, addr: str = DEFAULT_ADDR) -> Metrics | None:
     """Serve ``manager``'s metrics on ``addr:port`` (None: no metrics). Call on the manager's loop.
     Raises :class:`~binance_ws.cli.common._Failure` (exit 2) when the address cannot be bound."""
     if port is None:
         return None
+    if (why := missing_prometheus("--metrics-port")) is not None:
+        raise _Failure(why, EXIT_BAD_INPUT)
     from binance_ws import metrics
 
     try:

@@ -26,6 +26,7 @@ from rich.text import Text
 
 from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
 from binance_ws.cli.common import _BadInput, _fail, _Failure, _unreachable
+from binance_ws.cli.metrics_port import missing_prometheus
 from binance_ws.cli.views import Endpoint, Interval, Iterations, Testnet, UseSim, resolve_market, show
 
 #: Seconds a scrape of --metrics-url may take.
@@ -214,6 +215,8 @@ def top(
             market = resolve_market(use_sim, endpoint, testnet)
             names = [streams.validate_stream(s, market) for s in names]
             source = ""
+        if (why := missing_prometheus("top")) is not None:
+            raise _BadInput(why)
     except (_BadInput, errors.InvalidStreamError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     code = EXIT_OK
