@@ -10,7 +10,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from binance_ws import AsyncSocketManager, DepthCacheManager, metrics
+from binance_ws import AsyncSocketManager, BinanceSocketManager, DepthCacheManager, metrics
 from binance_ws.metrics import LAG_BUCKETS_S, LAG_SAMPLE_EVERY, FrameTap
 from binance_ws.sim import Simulator
 
@@ -92,3 +92,61 @@ async def test_expose_serves_a_manager_and_its_books_over_http() -> None:
     assert value("binance_ws_rest_weight_reported", market=market) >= 1
     assert value("binance_ws_messages_total", market=market, stream="btcusdt@depth@100ms") >= 1
     assert value("binance_ws_connection_up", market=market, connection="c-1") == 1
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+async def _until(condition: object, what: str) -> None:
+    async with asyncio.timeout(30):
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.02)
+
+
+async def test_a_dropped_connection_counts_a_reconnect_and_an_attempt() -> None:
+    async with Simulator(flow_rate=200.0) as sim, AsyncSocketManager(market=sim.market) as sm:
+        m = metrics.expose(sm, port=0)
+        try:
+            sub = await sm.subscribe(["btcusdt@trade"], lambda msg: None)
+            conn = sm.connections[0]
+            sim.faults.drop()
+            await _until(lambda: conn.connects == 2 and conn.link is not None and not conn.link.lost.done(),
+                         "the reconnect")
+            samples = await asyncio.to_thread(_scrape, m.port or 0)
+            await sub.close()
+        finally:
+            m.close()
+    labels = (("connection", "c-1"), ("market", sim.market.name))
+    assert samples[("binance_ws_reconnects_total", labels)] == 1
+    assert samples[("binance_ws_connects_total", labels)] == 2
+    assert samples[("binance_ws_connection_up", labels)] == 1
+    host = sim.stream_url.split("://")[1]
+    assert samples[("binance_ws_connection_attempts_window", (("host", host),))] == 2
+
+
+async def test_expose_a_threaded_socket_manager() -> None:
+    async with Simulator(flow_rate=200.0) as sim:
+        received: list[dict[str, object]] = []
+        bm = BinanceSocketManager(None, market=sim.market)
+        bm.start_trade_socket("BTCUSDT", received.append)
+        try:
+            try:
+                metrics.expose(bm)
+            except RuntimeError as exc:
+                assert "start()" in str(exc)
+            else:
+                raise AssertionError("exposing a manager not started must fail")
+            bm.start()
+            m = metrics.expose(bm, port=0)  # from this thread: the engine runs on bm's own
+            await _until(lambda: len(received) >= 5, "trades")
+            seen = len(received)
+            samples = await asyncio.to_thread(_scrape, m.port or 0)
+            m.close()
+        finally:
+            await asyncio.to_thread(bm.close)
+    count = samples[("binance_ws_messages_total", (("market", sim.market.name), ("stream", "btcusdt@trade")))]
+    assert count >= seen  # counted as received, before the callback

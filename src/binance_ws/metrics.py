@@ -52,6 +52,7 @@ from binance_ws.engine.attempts import attempts_used
 if TYPE_CHECKING:
     from binance_ws.depthcache import DepthCacheManager
     from binance_ws.engine.manager import AsyncSocketManager
+    from binance_ws.websockets import BinanceSocketManager
 
 #: Prefix of every metric name.
 PREFIX: Final = "binance_ws"
@@ -414,14 +415,23 @@ class _Families:
         yield from self._families.values()
 
 
-def expose(manager: AsyncSocketManager | None = None, port: int | None = None, *, addr: str = "127.0.0.1",
-           registry: CollectorRegistry | None = None) -> Metrics:
+def expose(manager: AsyncSocketManager | BinanceSocketManager | None = None, port: int | None = None, *,
+           addr: str = "127.0.0.1", registry: CollectorRegistry | None = None) -> Metrics:
     """Metrics of ``manager`` (if given), served on ``addr:port`` when ``port`` is given (0: a free one,
-    see ``.port``). Call on the manager's event loop. Returns the :class:`Metrics`: ``watch()`` more
+    see ``.port``). An :class:`AsyncSocketManager`: call on its event loop. A threaded
+    :class:`~binance_ws.BinanceSocketManager`: call after its ``start()``, from any thread (a ``close()``
+    and a new ``start()`` make a new engine: expose again). Returns the :class:`Metrics`: ``watch()`` more
     managers, ``watch_books()`` order books, report sink figures through ``.sinks``, ``close()`` to stop.
-    Raises OSError if the port cannot be bound."""
+    Raises OSError if the port cannot be bound, RuntimeError for a threaded manager not started."""
+    from binance_ws.websockets import BinanceSocketManager
+
     metrics = Metrics(registry)
-    if manager is not None:
+    if isinstance(manager, BinanceSocketManager):
+        engine, loop = manager._manager, manager._loop
+        if engine is None or loop is None:
+            raise RuntimeError("start() the BinanceSocketManager before exposing its metrics")
+        metrics.watch(engine, loop)
+    elif manager is not None:
         metrics.watch(manager)
     if port is not None:
         try:
