@@ -150,3 +150,20 @@ async def test_expose_a_threaded_socket_manager() -> None:
             await asyncio.to_thread(bm.close)
     count = samples[("binance_ws_messages_total", (("market", sim.market.name), ("stream", "btcusdt@trade")))]
     assert count >= seen  # counted as received, before the callback
+
+
+async def test_two_managers_on_one_market_need_names_of_their_own() -> None:
+    import pytest
+
+    from binance_ws.markets import local_market
+
+    market = local_market("ws://127.0.0.1:1", "http://127.0.0.1:1")
+    async with AsyncSocketManager(market=market) as a, AsyncSocketManager(market=market) as b:
+        m = metrics.Metrics(CollectorRegistry())
+        m.watch(a)
+        with pytest.raises(ValueError, match="name="):
+            m.watch(b)
+        m.watch(b, name="second")
+        assert all(manager._tap is not None for manager in (a, b))
+        m.close()
+        assert all(manager._tap is None for manager in (a, b))

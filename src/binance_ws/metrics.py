@@ -146,6 +146,8 @@ class _Watched:
     manager: AsyncSocketManager
     loop: asyncio.AbstractEventLoop
     tap: FrameTap
+    #: The value of its series' ``market`` label.
+    name: str
     books: list[weakref.ref[DepthCacheManager]] = field(default_factory=list)
 
 
@@ -203,6 +205,7 @@ class Metrics(Collector):
         self._watched: list[_Watched] = []
         self._sub_ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._serials = itertools.count(1)
+        self._timeouts = 0
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
@@ -210,13 +213,18 @@ class Metrics(Collector):
         self.sinks = Sinks(self.registry)
 
     # -- what is watched --------------------------------------------------------------------------
-    def watch(self, manager: AsyncSocketManager, loop: asyncio.AbstractEventLoop | None = None) -> FrameTap:
+    def watch(self, manager: AsyncSocketManager, loop: asyncio.AbstractEventLoop | None = None, *,
+              name: str | None = None) -> FrameTap:
         """Watch ``manager``: install its frame tap. Call on its event loop's thread, or pass ``loop``
-        (the tap is then installed there)."""
+        (the tap is then installed there). Its series carry ``market=name`` (default: its market's name);
+        two managers on one market need names of their own (raises ValueError otherwise)."""
+        name = name or manager.market.name
+        if any(w.name == name for w in self._watched):
+            raise ValueError(f"a manager named {name!r} is watched already: pass name= to tell them apart")
         if loop is None:
             loop = asyncio.get_running_loop()
         tap = FrameTap()
-        self._watched.append(_Watched(manager, loop, tap))
+        self._watched.append(_Watched(manager, loop, tap, name))
         self._on_loop(loop, lambda: manager.set_tap(tap.feed))
         return tap
 
@@ -290,16 +298,23 @@ class Metrics(Collector):
         for watched in list(self._watched):
             if watched.loop.is_closed():
                 continue
+            # Read into families of its own, on its loop: one that answers too late writes into
+            # nothing this scrape still uses.
+            mine = _Families()
             try:
-                self._on_loop(watched.loop, lambda w=watched: self._read(w, f))  # type: ignore[misc]
+                self._on_loop(watched.loop, lambda w=watched, into=mine: self._read(w, into))  # type: ignore[misc]
             except concurrent.futures.TimeoutError:
-                f.counter("scrape_timeouts", "Scrapes whose event loop did not answer in time", 1)
+                self._timeouts += 1
+            else:
+                f.merge(mine)
+        if self._timeouts:
+            f.counter("scrape_timeouts", "Scrapes whose event loop did not answer in time", self._timeouts)
         yield from f.families()
 
     def _read(self, w: _Watched, f: _Families) -> None:
         """Read one manager's state into ``f`` (on its loop's thread)."""
         manager = w.manager
-        market = manager.market.name
+        market = w.name
         for key, counts in list(w.tap.streams.items()):
             stream = key[_NAME_START:].decode("utf-8", "replace")
             f.counter("messages", "Frames received per stream", counts.frames, market=market, stream=stream)
@@ -410,6 +425,14 @@ class _Families:
         bounds = [*(repr(b) for b in LAG_BUCKETS_S), "+Inf"]
         self._family(HistogramMetricFamily, name, doc, labels).add_metric(
             list(labels.values()), list(zip(bounds, cumulative, strict=True)), total)
+
+    def merge(self, other: _Families) -> None:
+        for name, family in other._families.items():
+            mine = self._families.get(name)
+            if mine is None:
+                self._families[name] = family
+            else:
+                mine.samples.extend(family.samples)
 
     def families(self) -> Iterator[Metric]:
         yield from self._families.values()
