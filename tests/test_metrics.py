@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
+from pathlib import Path
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -167,3 +168,33 @@ async def test_two_managers_on_one_market_need_names_of_their_own() -> None:
         assert all(manager._tap is not None for manager in (a, b))
         m.close()
         assert all(manager._tap is None for manager in (a, b))
+
+
+async def test_the_tap_counts_each_frame_once_through_pauses_and_reader_switches(tmp_path: Path) -> None:
+    """A "block" queue small enough to pause the socket again and again (frames held, then replayed),
+    and a second subscriber joining half-way (the connection switches readers): every frame is counted
+    exactly once."""
+    from binance_ws.recording import RecordingWriter
+    from binance_ws.sim.replay import Replay
+
+    total = 600
+    with RecordingWriter(tmp_path / "r.zst", market="spot") as w:
+        for i in range(total):
+            w.write(i, "xyzusdt@trade", orjson.dumps({"e": "trade", "E": 1, "s": "XYZUSDT", "t": i}))
+    async with Simulator(replay=Replay(tmp_path / "r.zst", speed=0), flow_rate=0.0) as sim, \
+            AsyncSocketManager(market=sim.market) as sm:
+        m = metrics.expose(sm)
+        tap = m._watched[0].tap
+        sub = await sm.subscribe(["xyzusdt@trade"], queue_size=16, overflow="block")
+        got = 0
+        async with asyncio.timeout(30):
+            while got < total:
+                await sub.recv()
+                got += 1
+                if got == total // 2:
+                    await sm.subscribe(["xyzusdt@trade"], lambda msg: None)
+                if got % 50 == 0:
+                    await asyncio.sleep(0.01)  # a slow reader: the socket pauses
+        m.close()
+    assert sub.peak == 16  # the queue filled: reading paused
+    assert tap.streams[b'{"stream":"xyzusdt@trade'].frames == total

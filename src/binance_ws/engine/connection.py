@@ -279,7 +279,7 @@ class Link(WSListener):
         #: The reader the table picked (``on_ws_frame`` unless frames are being held, see
         #: :meth:`pause_reading`), and the held frames: (payload, fin, text-not-continuation).
         self._reader: Callable[[WSTransport, WSFrame], None] = self._split_frame
-        #: An observer of every text frame as it arrives (metrics), or None: see :meth:`set_tap`.
+        #: An observer of every frame as it arrives (metrics), or None: see :meth:`set_tap`.
         self._tap: Callable[[bytes], None] | None = owner.tap
         #: What ``on_ws_frame`` runs behind the tap: the reader, or the hold while paused.
         self._inner: Callable[[WSTransport, WSFrame], None] = self._split_frame
