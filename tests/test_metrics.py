@@ -48,11 +48,19 @@ def test_tap_reads_microseconds_skips_frames_without_e_and_ignores_non_stream_fr
 
 
 def test_sinks_report_into_the_registry() -> None:
+    from binance_ws.cli.metrics_port import sinks_for
+
     m = metrics.Metrics(CollectorRegistry())
-    m.sinks.observe_write_latency(0.002)
-    m.sinks.written(50)
-    m.sinks.set_shards(["0", "3"])
-    m.sinks.set_shards(["3", "5"])
+    sinks = sinks_for(m)
+    sinks.observe_write_latency(0.002)
+    sinks.written(50)
+    sinks.set_shards(["0", "3"])
+    sinks.set_shards(["3", "5"])
+    off = sinks_for(None)  # metrics off: the same calls, to nowhere
+    off.observe_write_latency(0.002)
+    off.written(50)
+    off.file_opened()
+    off.set_shards(["0"])
     get = m.registry.get_sample_value
     assert get("binance_ws_sink_write_seconds_count", {"sink": "redis"}) == 1
     assert get("binance_ws_sink_entries_total", {"sink": "redis"}) == 50

@@ -5,13 +5,16 @@ A command declares ``metrics_port: MetricsPort = None, metrics_addr: MetricsAddr
 once its manager exists (before subscribing, so no message goes uncounted)::
 
     metrics = start_metrics(manager, metrics_port, metrics_addr)   # None when no port was given
+    sinks = sinks_for(metrics)                                     # no-ops when None
     ...
-    metrics.sinks.observe_write_latency(seconds)                   # its own figures, if any
+    sinks.observe_write_latency(seconds, sink="redis")             # its own figures
+    sinks.written(n, sink="redis"); sinks.file_opened(); sinks.set_shards(owned)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Final
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Final, Protocol
 
 import typer
 
@@ -30,6 +33,37 @@ MetricsPort = Annotated[int | None, typer.Option(
     help="Serve Prometheus metrics on http://ADDR:PORT/metrics.")]
 MetricsAddr = Annotated[str, typer.Option(
     "--metrics-addr", metavar="ADDR", help="Address for --metrics-port (0.0.0.0: every interface).")]
+
+
+class SinkReport(Protocol):
+    """What a command that writes reports (:class:`binance_ws.metrics.Sinks`, or nothing at all)."""
+
+    def observe_write_latency(self, seconds: float, sink: str = "redis") -> None: ...
+    def written(self, n: int = 1, sink: str = "redis") -> None: ...
+    def file_opened(self) -> None: ...
+    def set_shards(self, owned: Iterable[object]) -> None: ...
+
+
+class _NoSinks:
+    """Reports to nowhere: what :func:`sinks_for` gives when metrics are off."""
+
+    def observe_write_latency(self, seconds: float, sink: str = "redis") -> None:
+        pass
+
+    def written(self, n: int = 1, sink: str = "redis") -> None:
+        pass
+
+    def file_opened(self) -> None:
+        pass
+
+    def set_shards(self, owned: Iterable[object]) -> None:
+        pass
+
+
+def sinks_for(metrics: Metrics | None) -> SinkReport:
+    """``metrics.sinks``, or a reporter that does nothing when metrics are off (no port given), so the
+    writing code reports unconditionally."""
+    return _NoSinks() if metrics is None else metrics.sinks
 
 
 def missing_prometheus(what: str) -> str | None:
