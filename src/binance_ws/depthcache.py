@@ -105,6 +105,9 @@ class SnapshotService:
         #: Snapshots answered 200, and answered otherwise (including no answer).
         self.fetched = 0
         self.failed = 0
+        #: The IP's weight used in the current minute as the server last reported it
+        #: (``X-MBX-USED-WEIGHT-1M`` on every REST answer), or None before any answer carried it.
+        self.reported_weight: int | None = None
         self._waiting: dict[str, tuple[str, int, Callable[[int, Any], None]]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._pump_task: asyncio.Task[None] | None = None
@@ -188,6 +191,9 @@ class SnapshotService:
                 async with session.get(self.url, params={"symbol": symbol, "limit": str(limit)}) as resp:
                     status = resp.status
                     retry_after = _seconds(resp.headers.get("Retry-After"))
+                    used = resp.headers.get("X-MBX-USED-WEIGHT-1M", "")
+                    if used.isdigit():
+                        self.reported_weight = int(used)
                     raw = await resp.read()
             body = orjson.loads(raw) if raw else None
         except Exception as exc:

@@ -29,6 +29,7 @@ from binance_ws.cli.common import (
     _unreachable,
     _width,
 )
+from binance_ws.cli.metrics_port import DEFAULT_ADDR, MetricsAddr, MetricsPort, start_metrics
 
 
 @app.command()
@@ -52,6 +53,8 @@ def tail(
                               "`binance-ws sim --replay` reads (.gz/.zst compress).")] = None,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Also log what the library does (connects, retries) on stderr.")] = False,
+    metrics_port: MetricsPort = None,
+    metrics_addr: MetricsAddr = DEFAULT_ADDR,
 ) -> None:
     """Stream messages to stdout: one readable line each (receive time, event time, stream, key fields),
     or raw JSON. Error events (gaps, reconnects) go to stderr.
@@ -87,7 +90,8 @@ def tail(
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     code = EXIT_OK
     try:
-        code = asyncio.run(_tail(names, market, use_sim, count, json_lines, record))
+        code = asyncio.run(_tail(names, market, use_sim, count, json_lines, record,
+                                 metrics=(metrics_port, metrics_addr)))
     except KeyboardInterrupt:
         code = 130
     except _Failure as exc:
@@ -126,10 +130,10 @@ def _market(name: str, testnet: bool, use_sim: bool) -> Any:
 
 
 async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_lines: bool,
-                record: Path | None = None) -> int:
+                record: Path | None = None, *, metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> int:
     out = _Output(sys.stdout.buffer)
     try:
-        code = await _tail_to(out, names, market, use_sim, count, json_lines, record)
+        code = await _tail_to(out, names, market, use_sim, count, json_lines, record, metrics=metrics)
     finally:
         await asyncio.to_thread(out.close)
     if out.error is not None:
@@ -141,7 +145,8 @@ async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_l
 
 
 async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, count: int,
-                   json_lines: bool, record: Path | None = None) -> int:
+                   json_lines: bool, record: Path | None = None, *,
+                   metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> int:
     import orjson
     from rich.console import Console
     from rich.text import Text
@@ -168,6 +173,9 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
             except OSError as exc:
                 raise _Failure(f"--record {record}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
         manager = await stack.enter_async_context(AsyncSocketManager(market=market))
+        served = start_metrics(manager, *metrics)
+        if served is not None:
+            stack.callback(served.close)
         try:
             # "block": a slow terminal pauses reading rather than dropping what it has not shown yet.
             # Raw bytes: written as received (--json, --record), decoded here for readable lines.

@@ -192,6 +192,7 @@ class AsyncSocketManager(FuturesSockets):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._lock: asyncio.Lock | None = None
+        self._tap: Callable[[bytes], None] | None = None
         self.started = False
 
     def __repr__(self) -> str:
@@ -258,6 +259,22 @@ class AsyncSocketManager(FuturesSockets):
     def streams(self) -> list[str]:
         """Every stream some subscriber currently receives."""
         return list(self._routes)
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        """The open subscriptions (their counters: ``delivered``, ``dropped``, ``pending``, ``peak``)."""
+        return list(self._subs)
+
+    def route(self, stream: str) -> Route | None:
+        """The route of ``stream`` (its counters: ``gaps``, ``resets``, ``quiet_events``), or None."""
+        return self._routes.get(stream)
+
+    def set_tap(self, tap: Callable[[bytes], None] | None) -> None:
+        """Show every frame received, on every connection present and future, to ``tap(frame_bytes)`` on
+        the loop thread as it arrives (None: stop). Metrics use it; unset, it costs nothing per frame."""
+        self._tap = tap
+        for conn in self._conns.values():
+            conn.set_tap(tap)
 
     def _carrying(self, names: Iterable[str] | None) -> list[Connection]:
         """The connections carrying ``names`` (every connection when None)."""
@@ -463,6 +480,7 @@ class AsyncSocketManager(FuturesSockets):
                                   on_refused=self._on_refused, on_give_up=self._on_give_up,
                                   on_link=self._on_link,
                                   base_url=self._plan.base_url(action.conn_id))
+                conn.tap = self._tap
                 self._conns[action.conn_id] = conn
                 conn.start()
                 waits.append(conn.wait_ready())
