@@ -232,7 +232,8 @@ def test_book_rebuilt_from_snapshot_and_diffs_with_the_futures_rule() -> None:
     snap = m.feeds.depth_snapshot("ETHUSDT", 1000)
     m.run(3000)
     m.feeds.tick(m.clock.now_ms() + 100)  # flush the open window: the streamed book is the engine's
-    book: dict[str, dict[str, str]] = {"b": dict(map(tuple, snap["bids"])), "a": dict(map(tuple, snap["asks"]))}
+    book: dict[str, dict[str, str]] = {"b": dict(map(tuple, snap["bids"])),
+                                       "a": dict(map(tuple, snap["asks"]))}
     last = snap["lastUpdateId"]
     applied = 0
     for ev in c.messages:
