@@ -346,3 +346,26 @@ def test_fixed_formats_engine_units() -> None:
     assert fixed(600_000, 3) == "0.006"
     assert fixed(-150_000_000, 1) == "-1.5"
     assert fixed(700_000_000, 0) == "7"
+
+
+# -- routing rules -------------------------------------------------------------------------------------
+def test_split_route_and_delivery_rule() -> None:
+    from binance_ws.sim.futures.product import delivered, route_of_name, split_route
+
+    assert split_route("/public/ws/btcusdt@depth", USDM) == ("public", "/ws/btcusdt@depth")
+    assert split_route("/market/stream", USDM) == ("market", "/stream")
+    assert split_route("/private/ws", USDM) == ("private", "/ws")
+    assert split_route("/publicity/ws", USDM) == (None, "/publicity/ws")
+    assert split_route("/ws/x", USDM) == (None, "/ws/x")
+    assert split_route("/public/ws", COINM) == (None, "/public/ws")
+    assert split_route("/public/ws", None) == (None, "/public/ws")
+    # Replayed streams are routed by their names' form.
+    assert route_of_name("btcusdt@depth@0ms") == "public"
+    assert route_of_name("btcusdt@trade") == "market"
+    assert route_of_name("btcusdt_perpetual@continuousKline_1m") == "market"
+    assert route_of_name("btcusdt@nonsense") is None
+    # Each route its own; legacy gets public only; unrouted products get everything.
+    assert delivered(USDM, "public", "public") and not delivered(USDM, "public", "market")
+    assert delivered(USDM, "market", "market") and not delivered(USDM, "market", "public")
+    assert delivered(USDM, None, "public") and not delivered(USDM, None, "market")
+    assert delivered(COINM, None, "market") and delivered(None, None, "market")

@@ -40,7 +40,7 @@ from binance_ws.sim.futures.product import (
     Route,
     pair_of,
     precision,
-    symbol_suffix_route,
+    route_of_name,
 )
 from binance_ws.sim.hub import StreamHub
 
@@ -189,8 +189,8 @@ class FuturesFeeds:
         self._streams: dict[str, tuple[_Sym, Route]] = {}
         for st in self._syms.values():
             for name in st.names():
-                suffix = name.partition("@")[2]
-                route = symbol_suffix_route(suffix) or "market"  # continuousKline: /market
+                route = route_of_name(name)
+                assert route is not None, name
                 self._streams[name] = (st, route)
         self._wide: dict[str, Route] = {n: r for n, r in MARKET_WIDE.items()
                                         if product.all_mark_price or not n.startswith("!markPrice")}

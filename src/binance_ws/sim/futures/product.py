@@ -139,3 +139,43 @@ MARKET_WIDE: dict[str, Route] = {
     "!forceOrder@arr": MARKET,
     "!contractInfo": MARKET,
 }
+
+
+_CONTINUOUS = re.compile(r"[a-z0-9]+_(perpetual|current_quarter|next_quarter)@continuousKline_(\w+)")
+
+
+def route_of_name(name: str) -> Route | None:
+    """The route of a futures stream by its name's form alone (no symbol check): what a replayed
+    recording's streams are routed by. None for a name of no known form."""
+    if name.startswith("!"):
+        return MARKET_WIDE.get(name)
+    continuous = _CONTINUOUS.fullmatch(name)
+    if continuous:
+        return MARKET if continuous.group(2) in KLINE_INTERVALS else None
+    sym, sep, suffix = name.partition("@")
+    if not sep or not sym:
+        return None
+    return symbol_suffix_route(suffix)
+
+
+def split_route(path: str, product: FuturesProduct | None) -> tuple[str | None, str]:
+    """Split a routed handshake path: ``/public/ws/x`` -> ``("public", "/ws/x")``; an unrouted path (or
+    product) -> ``(None, path)``."""
+    if product is not None:
+        for prefix in product.routes:
+            if path == prefix or path.startswith(prefix + "/"):
+                return prefix[1:], path[len(prefix):] or "/"
+    return None, path
+
+
+def delivered(product: FuturesProduct | None, connection_route: str | None,
+              stream_route: Route | None) -> bool:
+    """Whether a stream of ``stream_route`` reaches a connection on ``connection_route``.
+
+    PROTOCOL 8: on a routed product each route carries only its own streams, and an unrouted legacy
+    connection (``/ws``, ``/stream``) gets only the ``/public`` ones; a stream asked for on the wrong
+    route is acknowledged but delivers nothing. Unrouted products (spot, COIN-M) deliver everything.
+    """
+    if product is None or not product.routed or stream_route is None:
+        return True
+    return stream_route == (connection_route or PUBLIC)
