@@ -44,6 +44,9 @@ USDM_SCHEMAS: dict[str, dict[str, Any]] = {
     "forceOrder": {"e": S, "E": I, "o": {"s": S, "S": S, "o": S, "f": S, "q": S, "p": S, "ap": S, "X": S,
                                          "l": S, "z": S, "T": I}},
     "contractInfo": {"e": S, "E": I, "s": S, "ps": S, "ct": S, "dt": I, "ot": I, "cs": S},
+    "assetIndexUpdate": {"e": S, "E": I, "s": S, "i": S, "b": S, "a": S, "B": S, "A": S, "q": S, "g": S,
+                         "Q": S, "G": S},
+    "compositeIndex": {"e": S, "E": I, "s": S, "p": S, "C": S, "c": L},
 }
 #: BTCUSDT on the wire: 2-decimal prices, 3-decimal quantities (hftbacktest capture).
 PRICE = re.compile(r"^-?\d+\.\d{2}$")
@@ -100,6 +103,8 @@ class FuturesMarket:
     ("btcusdt_perpetual@continuousKline_1m", "market"), ("btcusdt@miniTicker", "market"),
     ("!miniTicker@arr", "market"), ("btcusdt@ticker", "market"), ("!ticker@arr", "market"),
     ("btcusdt@forceOrder", "market"), ("!forceOrder@arr", "market"), ("!contractInfo", "market"),
+    ("!assetIndex@arr", "market"), ("btcusd@assetIndex", "market"), ("usdtusd@assetIndex", "market"),
+    ("simindexusdt@compositeIndex", "market"),
 ])
 def test_usdm_routes(name: str, route: str) -> None:
     assert FuturesMarket().feeds.route_of(name) == route
@@ -108,7 +113,8 @@ def test_usdm_routes(name: str, route: str) -> None:
 @pytest.mark.parametrize("name", [
     "btcusdt@kline_1s", "btcusdt@depth@250ms", "btcusdt@depth7", "btcusdt@ticker_1h", "btcusdt@avgPrice",
     "BTCUSDT@aggTrade", "xrpusdt@aggTrade", "btcusdt_current_quarter@continuousKline_1m",
-    "btcusdt@continuousKline_1m", "!ticker_1h@arr", "btcusdt", "",
+    "btcusdt@continuousKline_1m", "!ticker_1h@arr", "btcusdt", "", "btcusdt@assetIndex",
+    "xrpusd@assetIndex", "btcusdt@compositeIndex",
 ])
 def test_usdm_unknown_names(name: str) -> None:
     assert FuturesMarket().feeds.route_of(name) is None
@@ -119,8 +125,9 @@ def test_coinm_names() -> None:
     assert feeds.route_of("btcusd_perp@depth@100ms") == "public"
     assert feeds.route_of("btcusd_perpetual@continuousKline_1m") == "market"
     assert feeds.route_of("btcusd_perp@markPrice") == "market"
-    # COIN-M has per-pair mark price arrays, not !markPrice@arr.
+    # COIN-M has per-pair mark price arrays, not !markPrice@arr; no Multi-Assets mode indexes.
     assert feeds.route_of("!markPrice@arr") is None
+    assert feeds.route_of("!assetIndex@arr") is None
 
 
 # -- payload shapes --------------------------------------------------------------------------------------
@@ -313,6 +320,28 @@ def test_force_orders_stream_from_a_falling_book() -> None:
     for p in force.messages:
         check(p)
         assert p["o"]["S"] == "SELL" and p["o"]["X"] == "FILLED" and p["o"]["q"] == p["o"]["z"]
+
+
+def test_asset_and_composite_indexes_follow_the_index_prices() -> None:
+    m = FuturesMarket()
+    wide, btc, comp = m.listen("!assetIndex@arr"), m.listen("btcusd@assetIndex"), \
+        m.listen("simindexusdt@compositeIndex")
+    m.run(3000)
+    assert len(btc.messages) >= 2 and len(comp.messages) >= 2
+    for arr in wide.messages:
+        assert [p["s"] for p in arr] == ["BTCUSD", "ETHUSD", "USDTUSD"]
+        for p in arr:
+            check(p)
+            assert all(EIGHT.match(p[k]) for k in "ibaBAqgQG")
+            assert float(p["B"]) < float(p["i"]) < float(p["A"])
+        assert arr[-1]["i"] == "1.00000000"
+    btc_index = m.feeds._syms["BTCUSDT"].mark.index
+    assert float(btc.messages[-1]["i"]) == pytest.approx(btc_index, rel=1e-3)
+    last = comp.messages[-1]
+    check(last)
+    assert [c["b"] for c in last["c"]] == ["BTC", "ETH"]
+    assert float(last["p"]) == pytest.approx(sum(float(c["w"]) * float(c["i"]) for c in last["c"]), rel=1e-6)
+    assert sum(float(c["W"]) for c in last["c"]) == pytest.approx(1.0, rel=1e-6)
 
 
 def test_contract_info_pushed_when_announced() -> None:

@@ -26,6 +26,16 @@ from typing import Any
 from binance_ws.sim.clock import SimClock
 from binance_ws.sim.exchange import SCALE, AggTrade, Exchange, SymbolBook, Trade, bar_close, bar_open
 from binance_ws.sim.feeds import percent
+from binance_ws.sim.futures.indexes import (
+    DEFAULT_BUFFERS,
+    SIM_COMPOSITE,
+    SIM_COMPOSITE_WEIGHTS,
+    STABLE_ASSETS,
+    STABLE_BUFFERS,
+    Component,
+    asset_index,
+    composite_index,
+)
 from binance_ws.sim.futures.mark import Liquidation, MarkModel, Positions
 from binance_ws.sim.futures.product import (
     ALL_BOOK_TICKER_MS,
@@ -34,6 +44,7 @@ from binance_ws.sim.futures.product import (
     DEPTH_LEVELS,
     DEPTH_SPEEDS_MS,
     FORCE_ORDER_MS,
+    INDEX_MS,
     KLINE_INTERVALS,
     MARKET_WIDE,
     FuturesProduct,
@@ -193,7 +204,26 @@ class FuturesFeeds:
                 assert route is not None, name
                 self._streams[name] = (st, route)
         self._wide: dict[str, Route] = {n: r for n, r in MARKET_WIDE.items()
-                                        if product.all_mark_price or not n.startswith("!markPrice")}
+                                        if (product.all_mark_price or not n.startswith("!markPrice"))
+                                        and (product.index_streams or n != "!assetIndex@arr")}
+        #: ``<asset>usd@assetIndex`` -> (asset symbol, the perpetual whose index prices it; None: stable),
+        #: and the composite index's components (USD-M only; see binance_ws.sim.futures.indexes).
+        self._assets: dict[str, tuple[str, _Sym | None]] = {}
+        self._composite: list[tuple[str, str, float, _Sym]] = []
+        if product.index_streams:
+            quotes = {st.book.spec.quote for st in self._syms.values()}
+            for st in self._syms.values():
+                spec = st.book.spec
+                if spec.quote in STABLE_ASSETS:
+                    self._assets.setdefault(f"{spec.base.lower()}usd@assetIndex", (f"{spec.base}USD", st))
+                    weight = SIM_COMPOSITE_WEIGHTS.get(spec.base)
+                    if weight:
+                        self._composite.append((spec.base, spec.quote, weight, st))
+            for stable in sorted(quotes & STABLE_ASSETS):
+                self._assets[f"{stable.lower()}usd@assetIndex"] = (f"{stable}USD", None)
+            self._wide.update(dict.fromkeys(self._assets, "market"))
+            if self._composite:
+                self._wide[f"{SIM_COMPOSITE.lower()}@compositeIndex"] = "market"
 
         def period(ms: int) -> int:
             return max(1, round(ms / time_scale)) if ms else 0
@@ -203,7 +233,8 @@ class FuturesFeeds:
                          "mark_slow": period(product.mark_price_ms), "kline": period(product.kline_ms),
                          "mini": period(product.mini_ticker_ms), "ticker": period(product.ticker_ms),
                          "array": period(ARRAY_MS), "all_book": period(ALL_BOOK_TICKER_MS),
-                         "force": period(FORCE_ORDER_MS), "sample": period(MARK_SAMPLE_MS)}
+                         "force": period(FORCE_ORDER_MS), "sample": period(MARK_SAMPLE_MS),
+                         "index": period(INDEX_MS)}
         self._next: dict[str, int | None] = dict.fromkeys([*self._periods, *(f"depth{s}" for s in
                                                                            DEPTH_SPEEDS_MS)])
         self._dirty: dict[str, dict[_Sym, None]] = {s: {} for s in DEPTH_SPEEDS_MS}
@@ -442,6 +473,8 @@ class FuturesFeeds:
                     self.hub.publish(st.ticker, self.ticker_24h(st.symbol, now_ms))
         if self._due("array", now_ms, p["array"]):
             self._flush_arrays(now_ms)
+        if self._due("index", now_ms, p["index"]):
+            self._flush_indexes(now_ms)
         if self._due("all_book", now_ms, p["all_book"]) and self.hub.has_subscribers("!bookTicker"):
             for st in self._syms.values():
                 payload = self._book_ticker(st, always=True)
@@ -555,6 +588,24 @@ class FuturesFeeds:
         for trade in reversed(backlog):
             bar.add(trade, st.last_uid)
         return bar
+
+    def _flush_indexes(self, now: int) -> None:
+        hub = self.hub
+        wide = hub.has_subscribers("!assetIndex@arr")
+        batch = []
+        for name, (asset, st) in self._assets.items():
+            if not (wide or hub.has_subscribers(name)):
+                continue
+            payload = asset_index(asset, st.mark.index if st else 1.0, now,
+                                  DEFAULT_BUFFERS if st else STABLE_BUFFERS)
+            hub.publish(name, payload)
+            batch.append(payload)
+        if wide and batch:
+            hub.publish("!assetIndex@arr", batch)
+        composite = f"{SIM_COMPOSITE.lower()}@compositeIndex"
+        if self._composite and hub.has_subscribers(composite):
+            hub.publish(composite, composite_index(
+                SIM_COMPOSITE, [Component(b, q, w, st.mark.index) for b, q, w, st in self._composite], now))
 
     def _flush_arrays(self, now: int) -> None:
         hub = self.hub

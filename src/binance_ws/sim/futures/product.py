@@ -35,6 +35,8 @@ ALL_BOOK_TICKER_MS = 5000
 FORCE_ORDER_MS = 1000
 #: Arrays of every symbol (``!miniTicker@arr``, ``!ticker@arr``, ``!markPrice@arr``): 1000 ms.
 ARRAY_MS = 1000
+#: ``assetIndex`` (1 s) and ``compositeIndex`` (1000 ms).
+INDEX_MS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,8 @@ class FuturesProduct:
     mark_ap: bool
     #: ``!markPrice@arr`` exists (USD-M); COIN-M has ``<pair>@markPrice`` arrays instead.
     all_mark_price: bool
+    #: ``assetIndex`` and ``compositeIndex`` streams exist (USD-M).
+    index_streams: bool = False
     #: Push periods in ms.
     mark_price_ms: int = 3000
     mark_price_fast_ms: int = 1000
@@ -69,7 +73,7 @@ class FuturesProduct:
 
 
 USDM = FuturesProduct(name="usdm", routed=True, pair_key=False, mark_ap=True, all_mark_price=True,
-                      routes=("/public", "/market", "/private"))
+                      index_streams=True, routes=("/public", "/market", "/private"))
 COINM = FuturesProduct(name="coinm", routed=False, pair_key=True, mark_ap=False, all_mark_price=False,
                        mini_ticker_ms=500)
 PRODUCTS: dict[str, FuturesProduct] = {p.name: p for p in (USDM, COINM)}
@@ -121,7 +125,8 @@ def symbol_suffix_route(suffix: str) -> Route | None:
     """Which route serves ``<symbol>@<suffix>`` (PROTOCOL 8 lists), or None for an unknown suffix."""
     if suffix == "bookTicker" or _PARTIAL.fullmatch(suffix) or _DIFF.fullmatch(suffix):
         return PUBLIC
-    if suffix in ("aggTrade", "trade", "markPrice", "markPrice@1s", "miniTicker", "ticker", "forceOrder"):
+    if suffix in ("aggTrade", "trade", "markPrice", "markPrice@1s", "miniTicker", "ticker", "forceOrder",
+                  "assetIndex", "compositeIndex"):
         return MARKET
     kline = _KLINE.fullmatch(suffix)
     if kline and kline.group(1) in KLINE_INTERVALS:
@@ -138,6 +143,7 @@ MARKET_WIDE: dict[str, Route] = {
     "!ticker@arr": MARKET,
     "!forceOrder@arr": MARKET,
     "!contractInfo": MARKET,
+    "!assetIndex@arr": MARKET,
 }
 
 
