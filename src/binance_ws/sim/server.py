@@ -6,8 +6,8 @@ Paths (PROTOCOL.md 1.2, 1.3):
 * ``/stream?streams=<s1>/<s2>``: payloads wrapped as ``{"stream":..., "data":...}``; ``/stream`` alone is
   an empty combined connection. Names may be URL-encoded (accepted since 2025-12-02).
 * ``timeUnit=MICROSECOND|microsecond|MILLISECOND|millisecond`` on either; any other value is refused.
-* ``/ws-api/v3``: the WebSocket API, served by ``binance_ws.sim.wsapi.WsApiListener(sim, request)``
-  (404 while that module does not provide it). Connection attempts, pings and lifetime apply to it too.
+* ``/ws-api/v3``: the WebSocket API, served by the ``ws_api`` listener factory the server is given
+  (404 without one). Connection attempts, pings and lifetime apply to it too.
 * ``/blast?stream=<sym>@trade&count=N&rate=R&combined=1``: benchmark mode, see :class:`BlastSpec`.
 
 Choices where Binance's behaviour is not documented (PROTOCOL.md section 11), so a client is tested
@@ -46,14 +46,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, cast
+from typing import Any, Final, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
@@ -70,14 +69,9 @@ from picows import (
 )
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
-from binance_ws.sim import userstream
 from binance_ws.sim.clock import SimClock
 from binance_ws.sim.config import SimConfig
 from binance_ws.sim.hub import StreamHub
-
-if TYPE_CHECKING:
-    from binance_ws.sim.faults import Faults
-    from binance_ws.sim.simulator import Simulator
 
 log = logging.getLogger("binance_ws.sim.server")
 
@@ -124,15 +118,8 @@ CLOSE_LINGER_S = 2.0
 CONNECTION_ID_HEADER = "X-Sim-Connection-Id"
 
 
-class SimLike(Protocol):
-    """What the server needs from the simulator (the :class:`~binance_ws.sim.Simulator` provides it)."""
-
-    config: SimConfig
-    hub: StreamHub
-    clock: SimClock
-    faults: Faults
-
-    def stream_exists(self, name: str) -> bool: ...
+#: Builds the listener that serves one upgraded connection (a listen-key stream, a WS API session).
+ListenerFactory = Callable[[WSUpgradeRequest], WSListener]
 
 
 # =========================================================================================================
@@ -496,7 +483,7 @@ class _Connection(WSListener):
             self.close(*CLOSE_TOO_MANY_REQUESTS)
             return
         if kind is WSMsgType.PING:
-            if not self.server.sim.faults.ignore_pings:
+            if self.server.answer_pings:
                 self.flush()
                 transport.send_pong(frame.get_payload_as_bytes())
         elif kind is WSMsgType.PONG:
@@ -597,7 +584,7 @@ class _Connection(WSListener):
 
     def shutdown_notice(self) -> bytes:
         """The ``serverShutdown`` frame for this kind of connection (PROTOCOL.md 2)."""
-        event = {"e": "serverShutdown", "E": self.server.sim.clock.now_ms()}
+        event = {"e": "serverShutdown", "E": self.server.clock.now_ms()}
         return orjson.dumps(event)
 
     # -- flow control -----------------------------------------------------------------------------------
@@ -634,7 +621,7 @@ class _StreamConnection(_Connection):
         cfg = server.config
         self.control = StreamControl(streams=route.streams, combined=route.combined,
                                      max_streams=cfg.max_streams_per_connection,
-                                     stream_exists=server.sim.stream_exists)
+                                     stream_exists=server.stream_exists)
         #: Read by the hub for every frame, so kept as plain attributes.
         self.combined = route.combined
         self.micro = route.micro
@@ -894,7 +881,7 @@ class _BlastConnection(_Connection):
         transport = self.transport
         assert transport is not None
         write = transport.underlying_transport.write
-        clock = self.server.sim.clock
+        clock = self.server.clock
         prefix = _ID_PREFIX_START
         chunk = b""
         pos = BLAST_CHUNK  # position in the current chunk; BLAST_CHUNK means "make a new one"
@@ -949,10 +936,24 @@ class StreamServer:
     buffer (see the module docstring).
     """
 
-    def __init__(self, sim: SimLike) -> None:
-        self.sim = sim
-        self.config = sim.config
-        self.hub = sim.hub
+    def __init__(self, config: SimConfig, hub: StreamHub, clock: SimClock,
+                 stream_exists: Callable[[str], bool], *, user_stream: ListenerFactory | None = None,
+                 is_listen_key: Callable[[str], bool] | None = None,
+                 ws_api: ListenerFactory | None = None) -> None:
+        self.config = config
+        self.hub = hub
+        self.clock = clock
+        self.stream_exists = stream_exists
+        #: Listen-key streams (``/private/...``, ``/ws/<listenKey>``): built by ``user_stream``, a single
+        #: ``/ws/<name>`` is one when ``is_listen_key(name)``. None: the server has no user streams.
+        self.user_stream = user_stream
+        self.is_listen_key = is_listen_key or (lambda name: False)
+        #: ``/ws-api/v3`` sessions (None: 404).
+        self.ws_api = ws_api
+        #: Fault hooks (installed by :class:`~binance_ws.sim.faults.Faults`): whether client pings are
+        #: answered, and a callable giving the HTTP status to refuse the next handshake with (or None).
+        self.answer_pings = True
+        self.refusal: Callable[[], int | None] | None = None
         self.port = 0
         self.connections: dict[int, _Connection] = {}
         cfg = self.config
@@ -1000,7 +1001,7 @@ class StreamServer:
         retry = self.attempts.attempt(peer, time.monotonic())
         if retry:
             return _refusal(429, ERR_TOO_MANY_REQUESTS, {"Retry-After": str(max(1, round(retry)))})
-        refused = self.sim.faults.take_refusal()
+        refused = self.refusal() if self.refusal is not None else None
         if refused is not None:
             return _refusal(refused, ERR_TOO_MANY_REQUESTS if refused == 429 else ERR_UNAVAILABLE)
         try:
@@ -1018,27 +1019,22 @@ class StreamServer:
     def _listener(self, route: Route, peer: str, path: str, request: WSUpgradeRequest) -> _Connection | None:
         self._next_id += 1
         conn_id = self._next_id
-        accounts = getattr(self.sim, "accounts", None)
-        if accounts is not None and (route.kind == "user" or (
+        if self.user_stream is not None and (route.kind == "user" or (
                 route.kind == "stream" and len(route.streams) == 1
-                and accounts.is_listen_key(route.streams[0]))):
-            user = userstream.ListenKeyListener(cast("Simulator", self.sim), request)
-            return _UserStreamConnection(self, conn_id, peer, path, user)
+                and self.is_listen_key(route.streams[0]))):
+            return _UserStreamConnection(self, conn_id, peer, path, self.user_stream(request))
         if route.kind == "stream":
             if len(route.streams) > self.config.max_streams_per_connection:
                 raise RouteError(400, ERR_TOO_MANY_STREAMS)
             # Unknown names are accepted and stay silent (module docstring): only the known ones attach.
-            known = [s for s in route.streams if self.sim.stream_exists(s)]
+            known = [s for s in route.streams if self.stream_exists(s)]
             return _StreamConnection(self, conn_id, peer, path, route._replace(streams=known))
         if route.kind == "blast":
             return _BlastConnection(self, conn_id, peer, path, BlastSpec.from_route(route))
-        try:
-            wsapi = importlib.import_module("binance_ws.sim.wsapi")
-            factory = wsapi.WsApiListener
-        except (ImportError, AttributeError):
+        if self.ws_api is None:
             return None
         try:
-            inner = factory(self.sim, request)
+            inner = self.ws_api(request)
         except Exception:
             # A bug in the WS API must show in the log, not as an exception text sent to the client.
             log.exception("WS API listener failed to start")

@@ -10,8 +10,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from picows import WSUpgradeRequest
+
 from binance_ws.markets import Market, local_market
-from binance_ws.sim import rest_account
+from binance_ws.sim import control, rest_account
 from binance_ws.sim.accounts import Accounts
 from binance_ws.sim.clock import SimClock
 from binance_ws.sim.config import SimConfig
@@ -20,9 +22,12 @@ from binance_ws.sim.faults import Faults
 from binance_ws.sim.feeds import Feeds
 from binance_ws.sim.flow import OrderFlow
 from binance_ws.sim.hub import StreamHub
+from binance_ws.sim.listing import Listing
 from binance_ws.sim.replay import Replay
 from binance_ws.sim.rest import RestServer
 from binance_ws.sim.server import StreamServer
+from binance_ws.sim.userstream import ListenKeyListener
+from binance_ws.sim.wsapi import WsApiListener
 
 log = logging.getLogger("binance_ws.sim")
 
@@ -34,6 +39,9 @@ class Simulator:
     task that runs the synthetic order flow; ``sim.stream_url`` / ``sim.rest_url`` are what a client
     points at. ``sim.exchange``, ``sim.clock``, ``sim.hub`` and ``sim.faults`` are reachable for tests.
     With ``replay=path`` a recording is served as live traffic instead (see :class:`Replay`).
+
+    This is the one place that wires the parts: each is built with exactly the parts it uses, and
+    :class:`Faults` installs its hooks on the parts it affects. No part knows the simulator.
     """
 
     def __init__(self, config: SimConfig | None = None, *, replay: str | Path | Replay | None = None,
@@ -51,17 +59,21 @@ class Simulator:
         self.clock = SimClock()
         self.hub = StreamHub()
         self.exchange = Exchange(cfg.symbols, self.clock)
-        self.accounts = Accounts(self)
+        self.accounts = Accounts(self.clock, self.exchange)
         rates = None
         if cfg.activity is not None:
             rates = list(cfg.activity.rates(len(cfg.symbols), cfg.seed))
         self.flow = OrderFlow(self.exchange, seed=cfg.seed, rates=rates)
         self.flow.seed_history(cfg.history_trades, self.clock.now_ms())
         self.feeds = Feeds(self.exchange, self.hub, self.clock, cfg)
-        self.faults = Faults(self)
-        self.stream_server = StreamServer(self)
-        self.rest = RestServer(self)
-        rest_account.add_routes(self.rest.app, self)
+        self.listing = Listing(self.exchange, self.feeds, self.replay)
+        self.rest = RestServer(cfg, self.clock, self.exchange, self.listing)
+        rest_account.add_routes(self.rest.app, self.accounts)
+        self.stream_server = StreamServer(
+            cfg, self.hub, self.clock, self.listing.stream_exists, user_stream=self._user_stream,
+            is_listen_key=self.accounts.is_listen_key, ws_api=self._ws_api)
+        self.faults = Faults(self.hub, self.stream_server, self.rest)
+        control.add_routes(self.rest.app, self.faults)
         self._driver: asyncio.Task[None] | None = None
         self._replay_task: asyncio.Task[None] | None = None
         self._flow_credit = 0.0
@@ -77,7 +89,7 @@ class Simulator:
         self._driver = asyncio.create_task(self._drive(), name="binance-ws-sim-driver")
         if self.replay is not None:
             # A failing replay logs itself at error level (Replay.run) and is raised from stop().
-            self._replay_task = asyncio.create_task(self.replay.run(self), name="binance-ws-sim-replay")
+            self._replay_task = asyncio.create_task(self.replay.run(self.hub), name="binance-ws-sim-replay")
         log.info("simulator up: streams %s, REST %s", self.stream_url, self.rest_url)
         return self
 
@@ -130,24 +142,23 @@ class Simulator:
     # -- what the servers ask ---------------------------------------------------------------------
     def symbols(self) -> list[str]:
         """Uppercase symbols this exchange lists (engine symbols plus replayed ones)."""
-        names = list(self.exchange.symbols)
-        if self.replay is not None:
-            names.extend(s for s in self.replay.symbols if s not in self.exchange.symbols)
-        return names
+        return self.listing.symbols()
 
     def stream_exists(self, name: str) -> bool:
         """Whether ``name`` is a stream this exchange serves (validated on SUBSCRIBE and in URLs)."""
-        if self.replay is not None and name in self.replay.streams:
-            return True
-        return self.feeds.is_valid_stream(name)
+        return self.listing.stream_exists(name)
 
     def depth_snapshot(self, symbol: str, limit: int) -> dict[str, Any]:
         """The REST ``/depth`` body: a replay's recorded snapshot, else the engine's live book."""
-        if self.replay is not None:
-            snap = self.replay.snapshot(symbol, limit)
-            if snap is not None:
-                return snap
-        return self.exchange.depth_snapshot(symbol, limit)
+        return self.listing.depth_snapshot(symbol, limit)
+
+    # -- listeners the stream server builds per connection -----------------------------------------
+    def _user_stream(self, request: WSUpgradeRequest) -> ListenKeyListener:
+        return ListenKeyListener(self.accounts, request)
+
+    def _ws_api(self, request: WSUpgradeRequest) -> WsApiListener:
+        return WsApiListener(self.accounts, self.clock, self.exchange, self.listing,
+                             self.rest.exchange_info_body, request)
 
     # -- driving ----------------------------------------------------------------------------------
     def step(self, actions: int = 1) -> None:
