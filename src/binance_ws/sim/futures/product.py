@@ -8,12 +8,13 @@ market-stream pages (``ps`` on COIN-M events; miniTicker 500 ms on COIN-M, 2 s o
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from binance_ws.enums import KLINE_INTERVALS_MS
-from binance_ws.sim.config import SymbolSpec
+from binance_ws.sim.config import SimConfig, SymbolSpec
 
 Route = Literal["public", "market"]
 PUBLIC: Route = "public"
@@ -185,3 +186,23 @@ def delivered(product: FuturesProduct | None, connection_route: str | None,
     if product is None or not product.routed or stream_route is None:
         return True
     return stream_route == (connection_route or PUBLIC)
+
+
+#: Products a simulator can be served as.
+PRODUCT_NAMES: tuple[str, ...] = ("spot", *PRODUCTS)
+
+
+def product_config(name: str, **overrides: Any) -> SimConfig:
+    """A :class:`SimConfig` for the simulator served as ``name`` ("spot", "usdm" or "coinm"): for futures,
+    the product's default symbols and its connection limits (PROTOCOL 8: 10 incoming messages a second,
+    pings every 3 minutes, pong within 10). ``overrides`` are SimConfig fields. Raises ``ValueError``
+    for an unknown product."""
+    if name not in PRODUCT_NAMES:
+        raise ValueError(f"product must be spot, usdm or coinm, not {name!r}")
+    if name == "spot":
+        return SimConfig(**overrides)
+    p = PRODUCTS[name]
+    base = SimConfig(symbols=DEFAULT_SYMBOLS[name], product=name,
+                     max_incoming_per_second=p.max_incoming_per_second, ping_interval_s=p.ping_interval_s,
+                     pong_timeout_s=p.pong_timeout_s, max_streams_per_connection=p.max_streams_per_connection)
+    return dataclasses.replace(base, **overrides)
