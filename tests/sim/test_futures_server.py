@@ -5,6 +5,8 @@ USD-M-shaped local market, and the USD-M capture replayed on ``/public`` (PROTOC
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from itertools import pairwise
 from typing import Any
@@ -166,14 +168,59 @@ async def test_async_socket_manager_routes_streams_over_public_and_market() -> N
 
 # -- replay of the USD-M capture on /public ------------------------------------------------------------------
 async def test_usdm_capture_replays_on_public_and_its_trades_on_market() -> None:
-    replay = Replay(USDM_CAPTURE, speed=0)
+    replay = Replay(USDM_CAPTURE, speed=0, loop=True)
     async with Simulator(product_config("usdm", flow_rate=0.0), replay=replay) as sim:
-        public = await connect(f"{sim.stream_url}/public/stream?streams=btcusdt@depth@0ms/btcusdt@bookTicker/"
-                               "btcusdt@trade")
-        await asyncio.wait_for(replay.done.wait(), TIMEOUT * 6)
-        await public.wait_for(lambda: len(public.texts()) >= 901 + 9178)
-        streams = {m["stream"] for m in public.messages()}
-        assert streams == {"btcusdt@depth@0ms", "btcusdt@bookTicker"}
-        depth = [m["data"] for m in public.messages() if m["stream"] == "btcusdt@depth@0ms"]
+        names = "btcusdt@depth@0ms/btcusdt@bookTicker/btcusdt@trade"
+        public = await connect(f"{sim.stream_url}/public/stream?streams={names}")
+        market = await connect(f"{sim.stream_url}/market/stream?streams={names}")
+        await public.wait_for(lambda: len(public.texts()) >= 901 + 9178, TIMEOUT * 6)
+        await market.wait_for(lambda: len(market.texts()) >= 10, TIMEOUT * 6)
+        # The book streams on /public, the trades on /market (the capture is of the pre-2026 unrouted
+        # URL; PROTOCOL 8 routes them so).
+        assert {m["stream"] for m in public.messages()} == {"btcusdt@depth@0ms", "btcusdt@bookTicker"}
+        assert {m["stream"] for m in market.messages()} == {"btcusdt@trade"}
+        depth = [m["data"] for m in public.messages() if m["stream"] == "btcusdt@depth@0ms"][:901]
         assert len(depth) == 901
         assert all(b["pu"] == a["u"] for a, b in pairwise(depth))
+        # REST depth answers with the recording's snapshot (its lastUpdateId falls in the captured chain).
+        snap = sim.depth_snapshot("BTCUSDT", 5)
+        assert snap["lastUpdateId"] == 5123107852948
+
+
+# -- binance-ws sim --market ---------------------------------------------------------------------------------
+_SIM = [sys.executable, "-m", "binance_ws.cli", "sim", "--stream-port", "0", "--rest-port", "0"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--market", "options"], "binance-ws sim: --market must be one of spot, usdm, coinm, not 'options'"),
+    (["--market", "usdm", "--symbols", "10"],
+     "binance-ws sim: --symbols generates spot symbols; it cannot be used with --market usdm or coinm"),
+])
+def test_sim_market_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
+    proc = subprocess.run([*_SIM, *args], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr.splitlines(), proc.stdout) == (2, [message], "")
+
+
+async def test_sim_market_usdm_prints_every_route_and_serves_them() -> None:
+    proc = await asyncio.create_subprocess_exec(*_SIM, "--market", "usdm", stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    assert proc.stdout is not None
+    try:
+        lines: dict[str, str] = {}
+        while "symbols" not in lines:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            assert line, "the command ended before it served"
+            key, _, value = line.partition(":")
+            lines[key] = value.strip()
+        assert {"public", "market", "private", "legacy", "REST", "control"} <= lines.keys()
+        assert lines["symbols"] == "BTCUSDT ETHUSDT"
+        public = lines["public"].split()[0].replace("<stream>", "btcusdt@depth5@100ms")
+        market = lines["market"].split()[0].replace("<stream>", "btcusdt@markPrice@1s")
+        assert "/private/ws?listenKey=" in lines["private"]
+        depth, mark = await connect(public), await connect(market)
+        await depth.wait_for(lambda: len(depth.texts()) >= 2, TIMEOUT * 2)
+        await mark.wait_for(lambda: len(mark.texts()) >= 2, TIMEOUT * 2)
+        assert events(depth.messages()) == {"depthUpdate"} and events(mark.messages()) == {"markPriceUpdate"}
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 30)
