@@ -9,6 +9,12 @@ Paths (PROTOCOL.md 1.2, 1.3):
 * ``/ws-api/v3``: the WebSocket API, served by the ``ws_api`` listener factory the server is given
   (404 without one). Connection attempts, pings and lifetime apply to it too.
 * ``/blast?stream=<sym>@trade&count=N&rate=R&combined=1``: benchmark mode, see :class:`BlastSpec`.
+* Futures (PROTOCOL.md 8), when the server is given ``routes`` (USD-M: ``/public``, ``/market``,
+  ``/private``): ``/<route>/ws/...`` and ``/<route>/stream?...`` are the paths above on that route, and a
+  connection is sent only the streams ``delivers(route, name)`` allows (a name valid elsewhere is
+  subscribed and listed but silent, as Binance acknowledges a stream on the wrong route and sends
+  nothing); unrouted ``/ws`` and ``/stream`` get the ``/public`` streams only. ``/private/ws?listenKey=``
+  is the listen-key stream. ``unsigned_ids_only`` refuses control ids that are not unsigned integers.
 
 Choices where Binance's behaviour is not documented (PROTOCOL.md section 11), so a client is tested
 against something definite:
