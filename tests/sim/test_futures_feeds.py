@@ -125,6 +125,7 @@ def test_coinm_names() -> None:
     assert feeds.route_of("btcusd_perp@depth@100ms") == "public"
     assert feeds.route_of("btcusd_perpetual@continuousKline_1m") == "market"
     assert feeds.route_of("btcusd_perp@markPrice") == "market"
+    assert feeds.route_of("btcusd@markPrice") == feeds.route_of("btcusd@markPrice@1s") == "market"
     # COIN-M has per-pair mark price arrays, not !markPrice@arr; no Multi-Assets mode indexes.
     assert feeds.route_of("!markPrice@arr") is None
     assert feeds.route_of("!assetIndex@arr") is None
@@ -361,6 +362,9 @@ def test_coinm_payloads_carry_the_pair_and_contract_quantities() -> None:
     c = m.listen("btcusd_perp@depth@100ms", "btcusd_perp@bookTicker", "btcusd_perp@markPrice@1s",
                  "btcusd_perp@miniTicker")
     m.run(2500)
+    pair = m.listen("btcusd@markPrice@1s")
+    m.run(2500)
+    assert pair.messages and all([p["s"] for p in arr] == ["BTCUSD_PERP"] for arr in pair.messages)
     kinds = {p["e"]: p for p in c.messages}
     assert kinds["depthUpdate"]["ps"] == "BTCUSD" and kinds["bookTicker"]["ps"] == "BTCUSD"
     assert kinds["24hrMiniTicker"]["ps"] == "BTCUSD"

@@ -210,6 +210,14 @@ class FuturesFeeds:
         #: and the composite index's components (USD-M only; see binance_ws.sim.futures.indexes).
         self._assets: dict[str, tuple[str, _Sym | None]] = {}
         self._composite: list[tuple[str, str, float, _Sym]] = []
+        #: COIN-M ``<pair>@markPrice[@1s]``: arrays of the mark prices of a pair's symbols.
+        self._pair_marks: dict[str, tuple[bool, list[_Sym]]] = {}
+        if not product.all_mark_price:
+            for st in self._syms.values():
+                for fast, name in ((False, f"{st.pair.lower()}@markPrice"),
+                                   (True, f"{st.pair.lower()}@markPrice@1s")):
+                    self._pair_marks.setdefault(name, (fast, []))[1].append(st)
+            self._wide.update(dict.fromkeys(self._pair_marks, "market"))
         if product.index_streams:
             quotes = {st.book.spec.quote for st in self._syms.values()}
             for st in self._syms.values():
@@ -549,6 +557,9 @@ class FuturesFeeds:
         wide = "!markPrice@arr@1s" if fast else "!markPrice@arr"
         if self.product.all_mark_price and hub.has_subscribers(wide):
             hub.publish(wide, [self.mark_price(s, now) for s in self._syms])
+        for name, (is_fast, members) in self._pair_marks.items():
+            if is_fast == fast and hub.has_subscribers(name):
+                hub.publish(name, [self.mark_price(st.symbol, now) for st in members])
 
     def _flush_klines(self, now: int) -> None:
         hub = self.hub
