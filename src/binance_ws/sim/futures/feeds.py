@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from itertools import islice
 from typing import Any
 
 from binance_ws.sim.clock import SimClock
@@ -60,6 +61,8 @@ from binance_ws.sim.hub import StreamHub
 ID_STEPS = (2, 9)
 #: First update id: the size of real USD-M BTCUSDT ids in 2024 (hftbacktest capture: 5123107832006).
 FIRST_UPDATE_ID = 5_123_107_800_000
+#: Size of the table of drawn id steps (a power of two).
+_STEP_TABLE = 4096
 DAY_MS = 86_400_000
 #: How often the mark, funding and liquidation models observe the book.
 MARK_SAMPLE_MS = 1000
@@ -68,12 +71,25 @@ MARK_SAMPLE_MS = 1000
 def fixed(units: int, places: int) -> str:
     """Engine units (1e-8) as a decimal string with ``places`` decimals (truncated, as a tick/step
     multiple always is exact): ``fixed(6180020000000, 2) == "61800.20"``."""
-    sign = "-" if units < 0 else ""
-    q = abs(units) // 10 ** (8 - places)
-    if not places:
-        return f"{sign}{q}"
-    s = str(q).rjust(places + 1, "0")
-    return f"{sign}{s[:-places]}.{s[-places:]}"
+    # Books reuse a small set of prices and sizes: a memo makes formatting a dict lookup (as exchange.fmt).
+    memo_key = units * 16 + places
+    text = _FIXED_MEMO.get(memo_key)
+    if text is None:
+        sign = "-" if units < 0 else ""
+        q = abs(units) // 10 ** (8 - places)
+        if places:
+            digits = str(q).rjust(places + 1, "0")
+            text = f"{sign}{digits[:-places]}.{digits[-places:]}"
+        else:
+            text = f"{sign}{q}"
+        if len(_FIXED_MEMO) >= _FIXED_MEMO_SIZE:
+            _FIXED_MEMO.clear()
+        _FIXED_MEMO[memo_key] = text
+    return text
+
+
+_FIXED_MEMO: dict[int, str] = {}
+_FIXED_MEMO_SIZE = 1 << 16
 
 
 def _f8(value: float) -> str:
@@ -144,10 +160,11 @@ class _Sym:
         #: Last update id (shared id space) of a change to this book, and when it happened.
         self.last_uid = 0
         self.last_change_ms = now_ms
-        #: Per depth speed: pending changes (key = price for bids, ~price for asks), the window's first
-        #: id, and the ``u`` of the speed's previous event (the next one's ``pu``).
-        self.pending: dict[str, dict[int, int]] = {s: {} for s in DEPTH_SPEEDS_MS}
-        self.first: dict[str, int] = dict.fromkeys(DEPTH_SPEEDS_MS, 0)
+        #: Level changes not yet pushed by every depth speed: (key, qty, update id), key = price for bids,
+        #: ~price for asks; one append a change, whatever the number of speeds. Per speed: where its open
+        #: window starts in the log, and the ``u`` of its previous event (the next one's ``pu``).
+        self.log: list[tuple[int, int, int]] = []
+        self.cursor: dict[str, int] = dict.fromkeys(DEPTH_SPEEDS_MS, 0)
         self.prev_u: dict[str, int] = dict.fromkeys(DEPTH_SPEEDS_MS, 0)
         self.diff = {s: f"{self.low}@depth{s}" for s in DEPTH_SPEEDS_MS}
         self.partial = {s: {n: f"{self.low}@depth{n}{s}" for n in DEPTH_LEVELS} for s in DEPTH_SPEEDS_MS}
@@ -194,7 +211,10 @@ class FuturesFeeds:
         self.product = product
         now = clock.now_ms()
         self._syms = {s: _Sym(b, i, product, now, seed) for i, (s, b) in enumerate(exchange.symbols.items())}
-        self._rng = random.Random(f"futures-ids-{seed}")
+        rng = random.Random(f"futures-ids-{seed}")
+        #: Id steps, drawn once (a draw per level change would cost more than the change itself).
+        self._steps = [rng.randint(*ID_STEPS) for _ in range(_STEP_TABLE)]
+        self._step_i = 0
         self._uid = FIRST_UPDATE_ID
         #: Stream name -> (symbol state, route), for every per-symbol stream.
         self._streams: dict[str, tuple[_Sym, Route]] = {}
@@ -245,7 +265,8 @@ class FuturesFeeds:
                          "index": period(INDEX_MS)}
         self._next: dict[str, int | None] = dict.fromkeys([*self._periods, *(f"depth{s}" for s in
                                                                            DEPTH_SPEEDS_MS)])
-        self._dirty: dict[str, dict[_Sym, None]] = {s: {} for s in DEPTH_SPEEDS_MS}
+        #: Symbols with a non-empty change log.
+        self._dirty: dict[_Sym, None] = {}
         self._changed: dict[_Sym, None] = {}
         self._watched: list[_Sym] = []
         self._watched_version = -1
@@ -268,15 +289,12 @@ class FuturesFeeds:
     # -- engine events --------------------------------------------------------------------------------
     def on_level(self, book: SymbolBook, is_bid: bool, price: int, qty: int) -> None:
         st = self._syms[book.symbol]
-        self._uid += self._rng.randint(*ID_STEPS)
-        uid = st.last_uid = self._uid
+        i = self._step_i = (self._step_i + 1) & (_STEP_TABLE - 1)
+        uid = self._uid = self._uid + self._steps[i]
+        st.last_uid = uid
         st.last_change_ms = self.clock.now_ms()
-        key = price if is_bid else ~price
-        for speed, pending in st.pending.items():
-            if not pending:
-                st.first[speed] = uid
-                self._dirty[speed][st] = None
-            pending[key] = qty
+        st.log.append((price if is_bid else ~price, qty, uid))
+        self._dirty[st] = None
         if is_bid:
             if book.bid_keys and price < book.bid_keys[-1]:
                 return
@@ -502,30 +520,43 @@ class FuturesFeeds:
         return sorted(set(self._watched).union(extra), key=_index)
 
     def _flush_depth(self, speed: str, now: int) -> None:
-        dirty = self._dirty[speed]
-        self._dirty[speed] = {}
         hub = self.hub
-        for st in self._serve(dirty):
-            pending = st.pending[speed]
+        for st in self._serve(self._dirty):
+            log = st.log
+            start = st.cursor[speed]
             pu = st.prev_u[speed]
-            if pending:
-                first, last = st.first[speed], st.last_uid
+            if len(log) > start:
+                first, last = log[start][2], log[-1][2]
                 diff = st.diff[speed]
                 if hub.has_subscribers(diff):
+                    # The latest quantity of each level changed in the window.
+                    pending = {key: qty for key, qty, _ in islice(log, start, None)}
                     bids = sorted((k, q) for k, q in pending.items() if k >= 0)
                     asks = sorted((~k, q) for k, q in pending.items() if k < 0)
                     pp, qp = st.price_places, st.qty_places
                     hub.publish(diff, self._depth_event(
                         st, now, first, last, pu, [[fixed(p, pp), fixed(q, qp)] for p, q in reversed(bids)],
                         [[fixed(p, pp), fixed(q, qp)] for p, q in asks]))
-                st.pending[speed] = {}
+                st.cursor[speed] = len(log)
                 st.prev_u[speed] = last
+                self._trim(st)
             else:
                 first = last = st.last_uid
             for n, name in st.partial[speed].items():
                 if hub.has_subscribers(name):
                     b, a = self._levels(st, n)
                     hub.publish(name, self._depth_event(st, now, first, last, pu, b, a))
+
+    def _trim(self, st: _Sym) -> None:
+        """Drop the log entries every speed has pushed."""
+        done = min(st.cursor.values())
+        if not done:
+            return
+        del st.log[:done]
+        for speed in st.cursor:
+            st.cursor[speed] -= done
+        if not st.log:
+            self._dirty.pop(st, None)
 
     def _observe(self, now: int) -> None:
         for st in self._syms.values():
