@@ -5,6 +5,7 @@ USD-M-shaped local market, and the USD-M capture replayed on ``/public`` (PROTOC
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+from picows import WSInvalidStatusError
 
 from binance_ws.sim import Simulator
 from binance_ws.sim.futures.product import product_config
@@ -224,3 +226,23 @@ async def test_sim_market_usdm_prints_every_route_and_serves_them() -> None:
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)
+
+
+# -- /private ------------------------------------------------------------------------------------------------
+async def test_private_route_serves_listen_key_streams_only() -> None:
+    async with Simulator(product_config("usdm", flow_rate=0.0)) as sim:
+        account = sim.accounts.create_account("alice")
+        key = sim.accounts.create_listen_key(account)
+        user = await connect(f"{sim.stream_url}/private/ws?listenKey={key}")
+        for _ in range(50):  # the server opens the key's stream once the handshake is done
+            sim.accounts.deposit(account, "USDT", "10")
+            with contextlib.suppress(AssertionError):
+                await user.wait_for(lambda: "balanceUpdate" in events(user.messages()), 0.1)
+                break
+        assert "balanceUpdate" in events(user.messages())
+        # Market streams are not served on /private (404), and a listen key is no stream on /public.
+        with pytest.raises(WSInvalidStatusError) as info:
+            await connect(f"{sim.stream_url}/private/ws/btcusdt@depth")
+        assert info.value.response is not None and info.value.response.status == 404
+        public = await connect(f"{sim.stream_url}/public/ws?listenKey={key}")
+        assert await public.request({"method": "LIST_SUBSCRIPTIONS", "id": 1}) == {"result": [], "id": 1}

@@ -423,7 +423,7 @@ def parse_path(raw_path: bytes, routes: tuple[str, ...] = ()) -> Route | None:
         if path == "/ws" and "listenKey" in query:
             return Route("user", [], False, micro, query, path_route)
         return None
-    if path in ("/ws", "/private/ws") and "listenKey" in query:
+    if path_route is None and path in ("/ws", "/private/ws") and "listenKey" in query:
         return Route("user", [], False, micro, query)
     if path == "/ws" or path.startswith("/ws/"):
         return Route("stream", _split_names(path[3:]), False, micro, query, path_route)
