@@ -162,21 +162,23 @@ def test_every_usdm_payload_has_protocol_keys_types_and_precision() -> None:
                     assert p["T"] == next_funding_time(p["E"])
 
 
-def _capture_keys() -> dict[str, set[str]]:
-    """Key set of each event type in the real USD-M captures (cryptofeed 2021, hftbacktest 2024)."""
-    keys: dict[str, set[str]] = {}
+def _capture_keys() -> dict[str, dict[str, Any]]:
+    """The first payload of each event type in the real USD-M captures (cryptofeed 2021, hftbacktest
+    2024); the 2021 and 2024 key sets and orders agree where both have a type."""
+    keys: dict[str, dict[str, Any]] = {}
     for line in (DATA / "cryptofeed_BINANCE_FUTURES.ws.1.0").read_text().splitlines()[1:]:
         data = orjson.loads(line.split(": ", 1)[1])["data"]
-        keys.setdefault(data["e"], set(data))
+        keys.setdefault(data["e"], data)
         if "k" in data:
-            keys.setdefault("k", set(data["k"]))
+            keys.setdefault("k", data["k"])
     with gzip.open(DATA / "usdm_btcusdt_20240808.hftbacktest.gz", "rb") as f:
         for raw in f:
             doc = orjson.loads(raw.split(b" ", 1)[1])
-            if "data" in doc:
-                keys.setdefault(doc["data"]["e"], set(doc["data"]))
-            else:
-                keys.setdefault("snapshot", set(doc))
+            data = doc.get("data", doc)
+            kind = data.get("e", "snapshot")
+            if kind in keys:
+                assert list(data) == list(keys[kind]), kind
+            keys.setdefault(kind, data)
     return keys
 
 
@@ -186,16 +188,16 @@ def test_payload_keys_match_the_real_usdm_captures() -> None:
     c = m.listen("btcusdt@depth@100ms", "btcusdt@bookTicker", "btcusdt@aggTrade", "btcusdt@trade",
                  "btcusdt@kline_1m")
     m.run(1500)
-    ours: dict[str, set[str]] = {}
+    ours: dict[str, dict[str, Any]] = {}
     for p in c.messages:
-        ours.setdefault(p["e"], set(p))
+        ours.setdefault(p["e"], p)
         if "k" in p:
-            ours.setdefault("k", set(p["k"]))
+            ours.setdefault("k", p["k"])
     for event in ("depthUpdate", "bookTicker", "trade", "kline", "k"):
-        assert ours[event] == captured[event], event
-    # The 2021 capture predates ``nq`` (PROTOCOL 8); otherwise the same keys.
-    assert ours["aggTrade"] == captured["aggTrade"] | {"nq"}
-    assert set(m.feeds.depth_snapshot("BTCUSDT", 5)) == captured["snapshot"]
+        assert list(ours[event]) == list(captured[event]), event  # the same keys in the same order
+    # The 2021 capture predates ``nq`` (PROTOCOL 8); otherwise the same keys, in the same order.
+    assert [k for k in ours["aggTrade"] if k != "nq"] == list(captured["aggTrade"])
+    assert list(m.feeds.depth_snapshot("BTCUSDT", 5)) == list(captured["snapshot"])
 
 
 # -- ids ---------------------------------------------------------------------------------------------------

@@ -210,12 +210,17 @@ class FuturesFeeds:
         self.clock = clock
         self.product = product
         now = clock.now_ms()
-        self._syms = {s: _Sym(b, i, product, now, seed) for i, (s, b) in enumerate(exchange.symbols.items())}
+
         rng = random.Random(f"futures-ids-{seed}")
         #: Id steps, drawn once (a draw per level change would cost more than the change itself).
         self._steps = [rng.randint(*ID_STEPS) for _ in range(_STEP_TABLE)]
         self._step_i = 0
         self._uid = FIRST_UPDATE_ID
+        self._syms = {s: _Sym(b, i, product, now, seed) for i, (s, b) in enumerate(exchange.symbols.items())}
+        for st in self._syms.values():
+            # Before its first change a book is at the id space's start (the first event's ``pu``).
+            st.last_uid = self._uid
+            st.prev_u = dict.fromkeys(st.prev_u, self._uid)
         #: Stream name -> (symbol state, route), for every per-symbol stream.
         self._streams: dict[str, tuple[_Sym, Route]] = {}
         for st in self._syms.values():
@@ -321,9 +326,10 @@ class FuturesFeeds:
         st = self._syms[book.symbol]
         if self.hub.has_subscribers(st.agg):
             qty = fixed(agg.qty, st.qty_places)
-            # ``nq``: quantity without RPI orders; the simulator has none, so it equals ``q``.
+            # ``nq``: quantity without RPI orders; the simulator has none, so it equals ``q``. Key order as
+            # in the real capture (cryptofeed 2021: ``a`` before ``s``), ``nq`` after ``q``.
             self.hub.publish(st.agg, {
-                "e": "aggTrade", "E": agg.time, "s": st.symbol, "a": agg.id,
+                "e": "aggTrade", "E": agg.time, "a": agg.id, "s": st.symbol,
                 "p": fixed(agg.price, st.price_places), "q": qty, "nq": qty, "f": agg.first_id,
                 "l": agg.last_id, "T": agg.time, "m": agg.buyer_is_maker})
 
@@ -337,12 +343,12 @@ class FuturesFeeds:
             return None
         st.last_top = top
         pp, qp = st.price_places, st.qty_places
-        payload: dict[str, Any] = {"e": "bookTicker", "u": st.last_uid, "E": self.clock.now_ms(),
-                                   "T": st.last_change_ms, "s": st.symbol}
+        # Key order of the real captures (2021 and 2024): e u s b B a A T E (PROTOCOL 8 lists E T first).
+        payload: dict[str, Any] = {"e": "bookTicker", "u": st.last_uid, "s": st.symbol}
         if self.product.pair_key:
             payload["ps"] = st.pair
         payload.update({"b": fixed(bid[0], pp), "B": fixed(bid[1], qp), "a": fixed(ask[0], pp),
-                        "A": fixed(ask[1], qp)})
+                        "A": fixed(ask[1], qp), "T": st.last_change_ms, "E": self.clock.now_ms()})
         return payload
 
     def _levels(self, st: _Sym, n: int) -> tuple[list[list[str]], list[list[str]]]:
