@@ -141,7 +141,8 @@ def _urls(s: Any, market: str) -> list[str]:
     else:
         # The futures market-data REST (/fapi/v1, /dapi/v1) is not served yet; /api/v3 answers from the
         # same books (depth in the futures id space).
-        lines.append(f"REST:    {s.rest_url}/api/v3/exchangeInfo  (spot-shaped; no /fapi/v1 market data)")
+        lines.append(f"REST:    {s.rest_url}/api/v3/exchangeInfo  "
+                     f"(spot-shaped; no {s.market.rest_prefix} market data)")
     lines.append(f"control: {s.rest_url}/sim/")
     return lines
 
