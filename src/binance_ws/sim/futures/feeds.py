@@ -41,7 +41,6 @@ from binance_ws.sim.futures.mark import Liquidation, MarkModel, Positions
 from binance_ws.sim.futures.product import (
     ALL_BOOK_TICKER_MS,
     ARRAY_MS,
-    CONTRACT_TYPES,
     DEPTH_LEVELS,
     DEPTH_SPEEDS_MS,
     FORCE_ORDER_MS,
@@ -670,5 +669,3 @@ class FuturesFeeds:
 def _index(st: _Sym) -> int:
     return st.index
 
-
-__all__ = ["CONTRACT_TYPES", "FuturesFeeds", "fixed"]

@@ -148,7 +148,7 @@ MARKET_WIDE: dict[str, Route] = {
 }
 
 
-_CONTINUOUS = re.compile(r"[a-z0-9]+_(perpetual|current_quarter|next_quarter)@continuousKline_(\w+)")
+_CONTINUOUS = re.compile(rf"[a-z0-9]+_({'|'.join(CONTRACT_TYPES)})@continuousKline_(\w+)")
 
 
 def route_of_name(name: str) -> Route | None:
