@@ -146,6 +146,10 @@ class MarkModel:
 #: Leverages of the synthetic positions and the maintenance margin rate of their bracket.
 LEVERAGES = (10, 20, 25, 50, 75, 100, 125)
 MAINTENANCE_MARGIN_RATE = 0.004
+#: How far a new position's liquidation price lies from the price, as a fraction, drawn log-uniformly
+#: from this range: positions were opened over the past at many prices and leverages, so some always sit
+#: close to liquidation and ordinary moves liquidate a few, large moves many.
+LIQUIDATION_DISTANCE = (2e-5, 5e-2)
 
 
 @dataclass(slots=True)
@@ -203,9 +207,17 @@ class Positions:
     def _open(self, price: float) -> Position:
         rng = self._rng
         steps = max(1, int(rng.lognormvariate(2.0, 1.2)))
-        # Entries spread around the price, as positions opened over the last while.
-        entry = price * (1.0 + rng.uniform(-0.002, 0.002))
-        return Position(rng.random() < 0.5, steps * self._step, entry, rng.choice(LEVERAGES))
+        is_long = rng.random() < 0.5
+        leverage = rng.choice(LEVERAGES)
+        low, high = LIQUIDATION_DISTANCE
+        distance = math.exp(rng.uniform(math.log(low), math.log(high)))
+        # The entry that puts the liquidation price ``distance`` away from ``price``.
+        move = 1.0 / leverage - MAINTENANCE_MARGIN_RATE
+        if is_long:
+            entry = price * (1.0 - distance) / (1.0 - move)
+        else:
+            entry = price * (1.0 + distance) / (1.0 + move)
+        return Position(is_long, steps * self._step, entry, leverage)
 
     def check(self, mark: float, now_ms: int) -> None:
         """Liquidate the positions whose liquidation price ``mark`` has reached."""
