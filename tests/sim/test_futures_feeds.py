@@ -389,16 +389,21 @@ def test_fixed_formats_engine_units() -> None:
 
 
 # -- routing rules -------------------------------------------------------------------------------------
-def test_split_route_and_delivery_rule() -> None:
-    from binance_ws.sim.futures.product import delivered, route_of_name, split_route
+def test_routed_paths_and_delivery_rule() -> None:
+    from binance_ws.sim.futures.product import delivered, route_of_name
+    from binance_ws.sim.server import parse_path
 
-    assert split_route("/public/ws/btcusdt@depth", USDM) == ("public", "/ws/btcusdt@depth")
-    assert split_route("/market/stream", USDM) == ("market", "/stream")
-    assert split_route("/private/ws", USDM) == ("private", "/ws")
-    assert split_route("/publicity/ws", USDM) == (None, "/publicity/ws")
-    assert split_route("/ws/x", USDM) == (None, "/ws/x")
-    assert split_route("/public/ws", COINM) == (None, "/public/ws")
-    assert split_route("/public/ws", None) == (None, "/public/ws")
+    def route(path: str, routes: tuple[str, ...] = USDM.routes) -> tuple[str, list[str], str | None] | None:
+        r = parse_path(path.encode(), routes)
+        return None if r is None else (r.kind, r.streams, r.path_route)
+
+    assert route("/public/ws/btcusdt@depth") == ("stream", ["btcusdt@depth"], "public")
+    assert route("/market/stream?streams=btcusdt@aggTrade") == ("stream", ["btcusdt@aggTrade"], "market")
+    assert route("/private/ws?listenKey=k") == ("user", [], "private")
+    assert route("/private/ws/btcusdt@depth") is None and route("/public/ws-api/v3") is None
+    assert route("/publicity/ws") is None
+    assert route("/ws/x") == ("stream", ["x"], None)
+    assert route("/public/ws", COINM.routes) is None  # COIN-M is unrouted
     # Replayed streams are routed by their names' form.
     assert route_of_name("btcusdt@depth@0ms") == "public"
     assert route_of_name("btcusdt@trade") == "market"

@@ -165,16 +165,6 @@ def route_of_name(name: str) -> Route | None:
     return symbol_suffix_route(suffix)
 
 
-def split_route(path: str, product: FuturesProduct | None) -> tuple[str | None, str]:
-    """Split a routed handshake path: ``/public/ws/x`` -> ``("public", "/ws/x")``; an unrouted path (or
-    product) -> ``(None, path)``."""
-    if product is not None:
-        for prefix in product.routes:
-            if path == prefix or path.startswith(prefix + "/"):
-                return prefix[1:], path[len(prefix):] or "/"
-    return None, path
-
-
 def delivered(product: FuturesProduct | None, connection_route: str | None,
               stream_route: Route | None) -> bool:
     """Whether a stream of ``stream_route`` reaches a connection on ``connection_route``.
