@@ -287,9 +287,6 @@ class FuturesFeeds:
     def is_valid_stream(self, name: str) -> bool:
         return self.route_of(name) is not None
 
-    def symbols(self) -> list[str]:
-        return list(self._syms)
-
     # -- engine events --------------------------------------------------------------------------------
     def on_level(self, book: SymbolBook, is_bid: bool, price: int, qty: int) -> None:
         st = self._syms[book.symbol]
