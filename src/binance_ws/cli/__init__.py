@@ -6,7 +6,8 @@ commands share is in :mod:`.common`.
 
 from __future__ import annotations
 
-from binance_ws.cli import sim as _sim_command  # noqa: F401  (registers the command)
+from binance_ws.cli import record as _record_command  # noqa: F401  (registers the command)
+from binance_ws.cli import sim as _sim_command  # noqa: F401
 from binance_ws.cli import tail as _tail_command  # noqa: F401
 from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
 
