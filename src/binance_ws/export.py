@@ -189,12 +189,12 @@ class _Table:
                     row[column] = _convert(kind, doc.get(key))
             parts.setdefault((symbol, day), []).append(row)
         self.rows = []
-        for key, rows in parts.items():
-            writer = self.writers.get(key)
+        for part, rows in parts.items():
+            writer = self.writers.get(part)
             if writer is None:
-                folder = self.out_dir / self.name / f"symbol={key[0]}" / f"date={key[1]}"
+                folder = self.out_dir / self.name / f"symbol={part[0]}" / f"date={part[1]}"
                 folder.mkdir(parents=True, exist_ok=True)
-                writer = self.writers[key] = pq.ParquetWriter(folder / f"{self.file_name}.parquet",
+                writer = self.writers[part] = pq.ParquetWriter(folder / f"{self.file_name}.parquet",
                                                               self.schema)
             writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
             self.written += len(rows)
