@@ -163,10 +163,14 @@ class _TolerantGzip(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        # read1: at most one read of the underlying stream, so the data of whole members before a cut
+        # is returned before the cut is met (readinto would fill the buffer and lose it to the error).
         try:
-            return self._gz.readinto(buffer)
+            data = self._gz.read1(len(buffer))
         except EOFError:  # "Compressed file ended before the end-of-stream marker was reached"
             return 0
+        buffer[:len(data)] = data
+        return len(data)
 
     def close(self) -> None:
         self._gz.close()
