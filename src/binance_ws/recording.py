@@ -342,12 +342,16 @@ def read_recording(path: str | Path, *, markers: bool = False) -> Iterator[Recor
 
     With ``markers``, the project's marker lines are yielded too, as records of kind
     :data:`KIND_MARKER` whose ``stream`` is the marker's kind and ``payload`` its JSON object. A file cut
-    short (a killed writer) reads up to its last complete line.
+    short (a killed writer) reads up to its last complete line; an empty file reads as no records.
 
     Raises :class:`RecordingError` (on the first bad line, naming it) for unknown formats and malformed
     lines, ``OSError`` if a file cannot be read.
     """
     path = Path(path)
+    if not _first_line(path):
+        # Nothing at all (an hftbacktest file, which has no header, whose writer died before its first
+        # flush): an empty recording.
+        return iter(())
     fmt = detect_format(path)
     if fmt == FORMAT_OWN:
         return _read_own(path, markers)
