@@ -52,6 +52,9 @@ class RecordSoakOptions:
     #: Wall seconds after the start when the recorder is SIGKILLed (and started again).
     kill_after_s: float = 30.0
     snapshot_interval_s: float = 10.0
+    #: Levels a side of each snapshot: 100 costs 5 weight on spot (1000 costs 50, and 200 symbols would
+    #: take two minutes of the REST budget to snapshot once).
+    snapshot_limit: int = 100
     seed: int = 1
 
     @classmethod
@@ -100,10 +103,11 @@ class Server:
 
 
 def start_recorder(server: Server, names: list[str], out: Path, snapshot_interval_s: float,
-                   log: IO[bytes]) -> subprocess.Popen[bytes]:
+                   log: IO[bytes], snapshot_limit: int = 100) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         cli("record", *names, "--endpoint", server.stream_url, "--rest-endpoint", server.rest_url,
-            "--out", str(out), "--quiet", "--snapshot-interval", f"{snapshot_interval_s:g}"),
+            "--out", str(out), "--quiet", "--snapshot-interval", f"{snapshot_interval_s:g}",
+            "--snapshot-limit", str(snapshot_limit)),
         stdout=subprocess.DEVNULL, stderr=log, env=_env())
 
 
@@ -133,7 +137,7 @@ def messages(path: Path) -> int:
 def check_file(path: Path) -> dict[str, int]:
     """Read every record of ``path``; count messages, snapshots, markers, and trade-id holes that no
     marker explains (must be 0)."""
-    counts = {"messages": 0, "snapshots": 0, "markers": 0, "trades": 0, "silent_holes": 0}
+    counts = {"messages": 0, "snapshots": 0, "markers": 0, "trades": 0, "diffs": 0, "silent_holes": 0}
     last_trade: dict[str, int] = {}
     for rec in read_recording(path, markers=True):
         if rec.kind == KIND_MARKER:
@@ -145,6 +149,8 @@ def check_file(path: Path) -> dict[str, int]:
             counts["snapshots"] += 1
             continue
         counts["messages"] += 1
+        if rec.stream is not None and "@depth" in rec.stream:
+            counts["diffs"] += 1
         if rec.stream is not None and rec.stream.endswith("@trade"):
             counts["trades"] += 1
             tid = orjson.loads(rec.payload)["t"]
@@ -286,13 +292,13 @@ def run(o: RecordSoakOptions, work: Path) -> dict[str, Any]:
         names = [f"sym{i:04d}usdt@{kind}" for i in range(1, o.symbols + 1)
                  for kind in ("trade", "depth@100ms", "bookTicker")]
         started = time.monotonic()
-        first = start_recorder(sim, names, out, o.snapshot_interval_s, log)
+        first = start_recorder(sim, names, out, o.snapshot_interval_s, log, o.snapshot_limit)
         wait_for(lambda: any(out.glob("*.zst")), "the first file", STARTUP_TIMEOUT_S)
         time.sleep(max(0.0, o.kill_after_s - (time.monotonic() - started)))
         first.kill()  # SIGKILL: no flush, no close
         first.wait()
         killed_files = sorted(out.glob("*.zst"))
-        second = start_recorder(sim, names, out, o.snapshot_interval_s, log)
+        second = start_recorder(sim, names, out, o.snapshot_interval_s, log, o.snapshot_limit)
         time.sleep(max(0.0, o.seconds - (time.monotonic() - started)))
         report["second_recorder_exit"] = stop_recorder(second)
         report["wall_s"] = round(time.monotonic() - started, 2)
@@ -304,8 +310,11 @@ def run(o: RecordSoakOptions, work: Path) -> dict[str, Any]:
     report["files"] = len(files)
     report["files_of_killed_run"] = len(killed_files)
     report["bytes_on_disk"] = sum(p.stat().st_size for p in files)
-    for key in ("messages", "snapshots", "markers", "trades", "silent_holes"):
+    for key in ("messages", "snapshots", "markers", "trades", "diffs", "silent_holes"):
         report[key] = sum(c[key] for c in per_file.values())
+    depth_files = [c for c in per_file.values() if c["diffs"]]
+    report["files_with_diffs"] = len(depth_files)
+    report["files_with_diffs_and_a_snapshot"] = sum(1 for c in depth_files if c["snapshots"])
     report["files_read_back"] = len(per_file)
     busiest = max(killed_files, key=lambda p: per_file[p.name]["messages"])
     book = rebuild(busiest)

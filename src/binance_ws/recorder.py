@@ -9,7 +9,9 @@ Besides the messages it files:
   opens a file for it (:class:`~binance_ws.sinks.files.FileSink`'s ``on_open``), every
   ``snapshot_interval_s``, and after each gap or reconnect of that symbol's streams, so any one file
   rebuilds its book from its own lines; snapshots share one REST weight budget
-  (:class:`~binance_ws.depthcache.SnapshotService`), never more than its share of the market's limit;
+  (:class:`~binance_ws.depthcache.SnapshotService`), never more than its share of the market's limit,
+  and periodic ones wait while a new file's or a resync's snapshot is queued (on spot, 1000 levels cost
+  50 weight: about 100 snapshots a minute; ``snapshot_limit=100`` costs 5);
 - ``link_down`` / ``link_up`` markers when the socket carrying some streams is lost and when they are
   back, in order with the messages, beside the engine's own ``gap`` / ``reset`` error events.
 
@@ -168,7 +170,9 @@ class Recorder:
             tick = getattr(self.sink, "tick", None)
             if tick is not None:
                 tick()
-            if self.snapshot_interval_s > 0:
+            # Periodic snapshots only once nothing else waits for the budget: a new file's first snapshot
+            # (what makes it rebuild its book alone) and a resync after a gap go first.
+            if self.snapshot_interval_s > 0 and not self.snapshots.scheduler.queued:
                 now = time.monotonic()
                 for symbol in sorted(self.depth_symbols):
                     last = self._last_snapshot.get(symbol)
