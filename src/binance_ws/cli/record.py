@@ -83,6 +83,8 @@ def record(
     market = markets.MARKETS.get(market_name)
     if market is None:
         raise _fail(f"--market {market_name!r}: one of {', '.join(markets.MARKETS)}", EXIT_BAD_INPUT)
+    if use_sim and market.name != "spot":
+        raise _fail(f"--sim simulates spot; record {market_name} with --endpoint", EXIT_BAD_INPUT)
     if file_format not in FILE_FORMATS:
         raise _fail(f"--format {file_format!r}: one of {', '.join(FILE_FORMATS)}", EXIT_BAD_INPUT)
     if compress not in ("zst", "gz", "none"):
