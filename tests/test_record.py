@@ -166,3 +166,32 @@ def test_replay_refuses_a_missing_file_and_a_file_that_is_not_a_recording(tmp_pa
     proc = _cli("replay", str(tmp_path / "junk"), "--stream-port", "0", "--rest-port", "0")
     _one_line(proc, 1, "not a recording")
     _one_line(_cli("replay", str(tmp_path / "junk"), "--speed", "-1"), 2, "--speed")
+
+
+def test_record_on_a_terminal_shows_a_live_status_line(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "binance_ws.cli", "record", "btcusdt@trade", "btcusdt@depth@100ms",
+             "--sim", "--out", str(tmp_path), "--duration", "2"],
+            stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        shown = b""
+        while True:  # read as it is written, so the terminal's buffer never fills
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the recorder has exited and everything it wrote was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+        proc.wait(60)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    text = shown.decode(errors="replace")
+    assert "msg/s" in text and "files 1/1" in text and "gaps 0" in text and "reconnects 0" in text, text
+    assert "Traceback" not in text

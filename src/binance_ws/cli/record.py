@@ -215,8 +215,6 @@ class _Status:
         from rich.live import Live
 
         self._sink = sink
-        self._streams = len(o.names)
-        self._out = o.out
         self._live = Live("", console=Console(stderr=True), refresh_per_second=4, transient=False)
         self._last = (time.monotonic(), 0)
         self._rate = 0.0
@@ -229,16 +227,19 @@ class _Status:
         self._live.stop()
 
     def update(self, recorder: Any) -> None:
+        from rich.text import Text
+
         stats = self._sink.stats
         now = time.monotonic()
         then, count = self._last
         if now - then >= STATUS_INTERVAL_S:
             self._rate = (stats.messages - count) / (now - then)
             self._last = (now, stats.messages)
-        self._live.update(
-            f"recording {self._streams} streams to {self._out}  {self._rate:,.0f} msg/s  "
-            f"{stats.messages:,} msgs  {_size(stats.bytes)}  files {stats.open_files} open / {stats.files}  "
-            f"gaps {stats.gaps}  reconnects {stats.reconnects}  snapshots {stats.snapshots}")
+        # One terminal line: what a glance needs (where it records was in the command).
+        self._live.update(Text(
+            f"{self._rate:,.0f} msg/s  {stats.messages:,} msgs  {_size(stats.bytes)}  "
+            f"files {stats.open_files}/{stats.files}  gaps {stats.gaps}  reconnects {stats.reconnects}  "
+            f"snapshots {stats.snapshots}", style="bold" if stats.gaps or stats.reconnects else ""))
 
 
 def _size(n: int) -> str:
