@@ -154,14 +154,16 @@ class Recorder:
                              on_batch=self._on_batch)
             ticker = asyncio.create_task(self._tick(), name="binance-ws-recorder-tick")
             await self.pump.run()
-            await self._drain_pending()
         finally:
             if ticker is not None:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
             await self.snapshots.release()
-            await self.sink.close()
+            try:
+                await self._drain_pending()  # snapshots that arrived after the last batch
+            finally:
+                await self.sink.close()
 
     async def _tick(self) -> None:
         while True:
