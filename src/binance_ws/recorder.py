@@ -66,8 +66,8 @@ class Recorder:
 
     ``snapshot_interval_s`` (0: only on new files, gaps and reconnects) and ``snapshot_limit`` set the
     depth snapshots; ``snapshots`` overrides the REST snapshot service (its budget and concurrency).
-    ``on_tick(recorder)`` is called every :data:`TICK_S` (a status line, metrics). ``clock`` stamps
-    receive times (ns since the epoch).
+    ``on_tick(recorder)`` is called every :data:`TICK_S` (a status line); more such hooks (metrics) may
+    be appended to ``tick_hooks``. ``clock`` stamps receive times (ns since the epoch).
     """
 
     def __init__(self, manager: AsyncSocketManager, names: Iterable[str], sink: Sink, *,
@@ -82,7 +82,8 @@ class Recorder:
         self.snapshot_limit = snapshot_limit
         self.depth_symbols = depth_symbols(self.names, manager.market)
         self.snapshots = snapshots or SnapshotService(manager.market)
-        self.on_tick = on_tick
+        #: Called with the recorder every :data:`TICK_S`, in order.
+        self.tick_hooks: list[Callable[[Recorder], None]] = [on_tick] if on_tick is not None else []
         self.clock = clock
         self.subscription: Subscription | None = None
         self.pump: Pump | None = None
@@ -180,8 +181,8 @@ class Recorder:
                     last = self._last_snapshot.get(symbol)
                     if last is not None and now - last >= self.snapshot_interval_s:
                         self.request_snapshot(symbol)
-            if self.on_tick is not None:
-                self.on_tick(self)
+            for hook in self.tick_hooks:
+                hook(self)
 
 
 class _MarkerWatch:

@@ -35,7 +35,7 @@ def _rest_endpoint(raw: str) -> str:
 @app.command()
 def record(
     stream: Annotated[list[str], typer.Argument(
-        help="Stream names, e.g. btcusdt@trade btcusdt@depth@100ms btcusdt@bookTicker.")],
+        metavar="STREAM...", show_default=False, help="Stream names, e.g. btcusdt@trade btcusdt@depth@100ms btcusdt@bookTicker.")],
     out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder the files go to (created).")],
     use_sim: Annotated[bool, typer.Option("--sim", help="Record from an embedded simulator.")] = False,
     endpoint: Annotated[str | None, typer.Option(
@@ -169,11 +169,12 @@ async def _record(o: _Options) -> int:
                         on_open=lambda group, symbol: recorder.file_opened(group, symbol)
                         if recorder is not None else None)
         status = _Status(o, sink) if o.status else None
-        # The place for --metrics-port (issue 14 item 4): binance_ws.metrics reads recorder and sink
-        # stats from an on_tick hook like the status line's.
         recorder = Recorder(manager, o.names, sink, snapshot_interval_s=o.snapshot_interval,
                             snapshot_limit=o.snapshot_limit,
                             on_tick=status.update if status is not None else None)
+        # The place for --metrics-port (issue 14 item 4): a binance_ws.metrics hook appended to
+        # recorder.tick_hooks reads recorder.sink.stats (FileStats), recorder.snapshots_* and the
+        # manager's connections every tick, as the status line does.
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         assert task is not None
