@@ -35,7 +35,7 @@ def _rest_endpoint(raw: str) -> str:
 @app.command()
 def record(
     stream: Annotated[list[str], typer.Argument(
-        metavar="STREAM...", show_default=False, help="Stream names, e.g. btcusdt@trade btcusdt@depth@100ms btcusdt@bookTicker.")],
+        help="Stream names, e.g. btcusdt@trade btcusdt@depth@100ms btcusdt@bookTicker.")],
     out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder the files go to (created).")],
     use_sim: Annotated[bool, typer.Option("--sim", help="Record from an embedded simulator.")] = False,
     endpoint: Annotated[str | None, typer.Option(
