@@ -70,9 +70,7 @@ async def test_recorder_files_link_markers_and_a_fresh_snapshot_after_a_dropped_
     # Arrange: an in-process simulator and recorder (one symbol's diff depth, trades, bookTicker)
     async with Simulator(flow_rate=200.0) as sim, AsyncSocketManager(market=sim.market) as manager:
         names = ["btcusdt@depth@100ms", "btcusdt@trade", "btcusdt@bookTicker"]
-        recorder: Recorder | None = None
-        sink = FileSink(tmp_path, market="spot", url=sim.stream_url, streams=names,
-                        on_open=lambda g, s: recorder.file_opened(g, s) if recorder else None)
+        sink = FileSink(tmp_path, market="spot", url=sim.stream_url, streams=names)
         recorder = Recorder(manager, names, sink, snapshot_interval_s=0, snapshot_limit=100)
         task = asyncio.create_task(recorder.run())
         await _until(lambda: recorder.snapshots_taken >= 1 and sink.stats.messages > 20, "recording")

@@ -34,7 +34,7 @@ from binance_ws.depthcache import SnapshotService
 from binance_ws.engine.delivery import Subscription
 from binance_ws.engine.manager import AsyncSocketManager
 from binance_ws.sinks.base import Entry, Marker, Pump, Sink
-from binance_ws.sinks.files import GAP_KINDS, LINK_DOWN, LINK_UP, SNAPSHOT
+from binance_ws.sinks.files import GAP_KINDS, LINK_DOWN, LINK_UP, SNAPSHOT, FileSink
 
 #: Default snapshot size and period: 1000 levels a side (weight 50 spot / 20 futures), every 10 minutes
 #: (200 symbols: 1000 weight a minute on spot, a sixth of the limit).
@@ -64,8 +64,10 @@ class Recorder:
     """Records ``names`` from ``manager`` into ``sink``; :meth:`run` until the subscription ends or the
     task is cancelled, then the sink is closed.
 
-    ``snapshot_interval_s`` (0: only on new files, gaps and reconnects) and ``snapshot_limit`` set the
-    depth snapshots; ``snapshots`` overrides the REST snapshot service (its budget and concurrency).
+    A :class:`~binance_ws.sinks.files.FileSink` without an ``on_open`` hook gets :meth:`file_opened`, so
+    each new file starts with a snapshot. ``snapshot_interval_s`` (0: only on new files, gaps and
+    reconnects) and ``snapshot_limit`` set the depth snapshots; ``snapshots`` overrides the REST
+    snapshot service (its budget and concurrency).
     ``on_tick(recorder)`` is called every :data:`TICK_S` (a status line); more such hooks (metrics) may
     be appended to ``tick_hooks``. ``clock`` stamps receive times (ns since the epoch).
     """
@@ -92,6 +94,8 @@ class Recorder:
         self.snapshots_failed = 0
         self._last_snapshot: dict[str, float] = {}
         self._pending: list[Marker] = []
+        if isinstance(sink, FileSink) and sink.on_open is None:
+            sink.on_open = self.file_opened
 
     # -- what the sink and the engine call ---------------------------------------------------------
     def file_opened(self, group: str, symbol: str | None) -> None:

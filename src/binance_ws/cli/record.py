@@ -163,11 +163,8 @@ async def _record(o: _Options) -> int:
         elif (why := await _unreachable(market.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)
         manager = await stack.enter_async_context(AsyncSocketManager(market=market))
-        recorder: Recorder | None = None
         sink = FileSink(o.out, market=o.market_name, url=market.stream_url, streams=o.names,
-                        format=o.file_format, compression=o.compression,  # type: ignore[arg-type]
-                        on_open=lambda group, symbol: recorder.file_opened(group, symbol)
-                        if recorder is not None else None)
+                        format=o.file_format, compression=o.compression)  # type: ignore[arg-type]
         status = _Status(o, sink) if o.status else None
         recorder = Recorder(manager, o.names, sink, snapshot_interval_s=o.snapshot_interval,
                             snapshot_limit=o.snapshot_limit,
