@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from benchmarks.record_soak import RebuiltBook, RecordSoakOptions, run
+from benchmarks.record_soak import rebuild as _rebuild
 from binance_ws.engine.manager import AsyncSocketManager
 from binance_ws.recorder import Recorder
 from binance_ws.recording import FORMAT_HFTBACKTEST, KIND_MARKER, KIND_SNAPSHOT, detect_format, read_recording
@@ -194,3 +195,36 @@ def test_record_on_a_terminal_shows_a_live_status_line(tmp_path: Path) -> None:
     text = shown.decode(errors="replace")
     assert "msg/s" in text and "files 1/1" in text and "gaps 0" in text and "reconnects 0" in text, text
     assert "Traceback" not in text
+
+
+async def test_recording_across_utc_midnight_gives_two_files_each_rebuilding_its_book(tmp_path: Path) -> None:
+    # Arrange: the recorder's clock (receive times, the sink's ticks) is shifted so that UTC midnight
+    # falls 1.5 s into the recording
+    day_ns = 86_400 * 1_000_000_000
+    midnight = (time.time_ns() // day_ns + 1) * day_ns
+    offset = midnight - (time.time_ns() + 1_500_000_000)
+
+    def clock() -> int:
+        return time.time_ns() + offset
+
+    async with Simulator(flow_rate=300.0) as sim, AsyncSocketManager(market=sim.market) as manager:
+        names = ["btcusdt@depth@100ms", "btcusdt@bookTicker"]
+        sink = FileSink(tmp_path, market="spot", url=sim.stream_url, streams=names, clock=clock)
+        recorder = Recorder(manager, names, sink, snapshot_interval_s=0, snapshot_limit=1000, clock=clock)
+        task = asyncio.create_task(recorder.run())
+        # Act
+        await _until(lambda: sink.stats.files == 2 and recorder.snapshots_taken >= 2
+                     and clock() > midnight + 2_000_000_000, "the second day's file and its snapshot")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    # Assert: one file a day, split exactly at midnight, and each rebuilds the book alone
+    before, after = sorted(tmp_path.glob("*.zst"))
+    assert before.name.endswith(f"{time.strftime('%Y%m%d', time.gmtime(midnight // 10**9 - 1))}.rec.zst")
+    assert after.name.endswith(f"{time.strftime('%Y%m%d', time.gmtime(midnight // 10**9))}.rec.zst")
+    assert all(r.recv_ns < midnight for r in read_recording(before, markers=True))
+    assert all(r.recv_ns >= midnight for r in read_recording(after, markers=True))
+    for path in (before, after):
+        book = _rebuild(path)
+        assert book.synced_times >= 1 and book.applied > 0, path.name
+        assert book.disagreed == [], book.disagreed[:3]
