@@ -228,3 +228,24 @@ async def test_recording_across_utc_midnight_gives_two_files_each_rebuilding_its
         book = _rebuild(path)
         assert book.synced_times >= 1 and book.applied > 0, path.name
         assert book.disagreed == [], book.disagreed[:3]
+
+
+async def test_recorder_files_a_gap_marker_and_resnapshots_the_symbol(tmp_path: Path) -> None:
+    async with Simulator(flow_rate=300.0) as sim, AsyncSocketManager(market=sim.market) as manager:
+        names = ["btcusdt@depth@100ms", "btcusdt@bookTicker"]
+        sink = FileSink(tmp_path, market="spot", url=sim.stream_url, streams=names)
+        recorder = Recorder(manager, names, sink, snapshot_interval_s=0, snapshot_limit=100)
+        task = asyncio.create_task(recorder.run())
+        await _until(lambda: recorder.snapshots_taken >= 1 and sink.stats.messages > 10, "recording")
+        # Act: the server skips one diff depth message
+        sim.faults.skip(1)
+        await _until(lambda: sink.stats.gaps >= 1 and recorder.snapshots_taken >= 2, "the gap and a snapshot")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    (path,) = tmp_path.glob("*.zst")
+    kinds = [r.stream if r.kind == KIND_MARKER else r.kind for r in read_recording(path, markers=True)]
+    gap = kinds.index("gap")
+    assert KIND_SNAPSHOT in kinds[:gap] and KIND_SNAPSHOT in kinds[gap:]
+    book = _rebuild(path)  # resyncs on the marker, from the snapshot after it
+    assert book.synced_times >= 2 and book.disagreed == []
