@@ -166,6 +166,7 @@ def test_replay_refuses_a_missing_file_and_a_file_that_is_not_a_recording(tmp_pa
     proc = _cli("replay", str(tmp_path / "junk"), "--stream-port", "0", "--rest-port", "0")
     _one_line(proc, 1, "not a recording")
     _one_line(_cli("replay", str(tmp_path / "junk"), "--speed", "-1"), 2, "--speed")
+    _one_line(_cli("replay", str(tmp_path / "junk"), "--rest-port", "70000"), 2, "--rest-port")
 
 
 def test_record_on_a_terminal_shows_a_live_status_line(tmp_path: Path) -> None:

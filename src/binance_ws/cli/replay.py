@@ -34,5 +34,8 @@ def replay(
         raise _fail(f"{file}: no such file", EXIT_BAD_INPUT)
     if not speed >= 0:
         raise _fail(f"--speed must be 0 or more, not {speed:g}", EXIT_BAD_INPUT)
+    for option, port in (("--stream-port", stream_port), ("--rest-port", rest_port)):
+        if not 0 <= port <= 65535:
+            raise _fail(f"{option} must be between 0 and 65535, not {port}", EXIT_BAD_INPUT)
     sim(host=host, stream_port=stream_port, rest_port=rest_port, seed=1, rate=None, symbols=None,
         time_scale=1.0, replay=file, speed=speed)
