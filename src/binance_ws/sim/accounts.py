@@ -34,7 +34,8 @@ from binance_ws.sim.exchange import (
 )
 
 if TYPE_CHECKING:
-    from binance_ws.sim.simulator import Simulator
+    from binance_ws.sim.clock import SimClock
+    from binance_ws.sim.exchange import Exchange
 
 log = logging.getLogger("binance_ws.sim.accounts")
 
@@ -236,11 +237,12 @@ _OPEN_STATUSES: Final = frozenset({NEW, "PARTIALLY_FILLED"})
 class Accounts:
     """Every simulated account, its keys and its user-data subscribers; the sim's authority on auth.
 
-    Built as ``Accounts(sim)``; uses ``sim.clock`` for server time and ``sim.exchange`` for matching.
+    Built as ``Accounts(clock, exchange)``: ``clock`` gives server time, ``exchange`` matches the orders.
     """
 
-    def __init__(self, sim: Simulator) -> None:
-        self._sim = sim
+    def __init__(self, clock: SimClock, exchange: Exchange) -> None:
+        self._clock = clock
+        self._exchange = exchange
         self._accounts: dict[str, Account] = {}
         self._keys: dict[str, ApiKey] = {}
         self._subscribers: dict[str, dict[int, EventCallback]] = {}
@@ -265,11 +267,11 @@ class Accounts:
         """A new account with free ``balances`` (asset -> amount)."""
         if name in self._accounts:
             raise ValueError(f"account {name!r} exists")
-        account = Account(name, uid=len(self._accounts) + 1, update_time=self._sim.clock.now_ms())
+        account = Account(name, uid=len(self._accounts) + 1, update_time=self._clock.now_ms())
         for asset, amount in (balances or {}).items():
             account.balance(asset).free = Decimal(str(amount))
         self._accounts[name] = account
-        self._sim.exchange.add_order_listener(self._owner(account), self._listener(account))
+        self._exchange.add_order_listener(self._owner(account), self._listener(account))
         return account
 
     def _listener(self, account: Account) -> Callable[[OrderEvent], None]:
@@ -332,7 +334,7 @@ class Accounts:
                 raise SimApiError(-1102, "recvWindow") from None
             if window > MAX_RECV_WINDOW_MS or window <= 0:
                 raise SimApiError(-1131)
-        now = self._sim.clock.now_ms()
+        now = self._clock.now_ms()
         if ts >= now + MAX_AHEAD_MS:
             raise SimApiError(-1021, msg="Timestamp for this request was 1000ms ahead of the server's time.")
         if now - ts > window or ts < EARLIEST_TIMESTAMP_MS:
@@ -385,7 +387,7 @@ class Accounts:
                 log.exception("user-data subscriber failed")
 
     def _position(self, account: Account, assets: list[str]) -> None:
-        now = self._sim.clock.now_ms()
+        now = self._clock.now_ms()
         account.update_time = now
         balances = [{"a": a, "f": fmt(account.balance(a).free), "l": fmt(account.balance(a).locked)}
                     for a in dict.fromkeys(assets)]
@@ -395,7 +397,7 @@ class Accounts:
         """Credit (or with a negative amount, debit) ``asset``: a ``balanceUpdate`` then the new position."""
         delta = Decimal(str(amount))
         account.balance(asset).free += delta
-        now = self._sim.clock.now_ms()
+        now = self._clock.now_ms()
         self.emit(account, {"e": "balanceUpdate", "E": now, "a": asset, "d": fmt(delta), "T": now})
         self._position(account, [asset])
 
@@ -417,7 +419,7 @@ class Accounts:
     def create_listen_key(self, account: Account) -> str:
         """The account's live key extended by 60 minutes, or a new key if it has none."""
         self.expire_listen_keys()
-        expires = self._sim.clock.now_ms() + LISTEN_KEY_TTL_MS
+        expires = self._clock.now_ms() + LISTEN_KEY_TTL_MS
         for key, lk in self._listen_keys.items():
             if lk.account is account:
                 lk.expires_ms = expires
@@ -439,7 +441,7 @@ class Accounts:
     def keepalive_listen_key(self, account: Account, key: str | None = None) -> str:
         """Extend the key by 60 minutes; raises -1125 if it does not exist (any more)."""
         key = self._own_key(account, key)
-        self._listen_keys[key].expires_ms = self._sim.clock.now_ms() + LISTEN_KEY_TTL_MS
+        self._listen_keys[key].expires_ms = self._clock.now_ms() + LISTEN_KEY_TTL_MS
         return key
 
     def close_listen_key(self, account: Account, key: str | None = None) -> None:
@@ -470,7 +472,7 @@ class Accounts:
     def expire_listen_keys(self) -> list[str]:
         """Drop keys past their expiry; each of their streams gets ``listenKeyExpired`` and then nothing
         more (PROTOCOL 6.2). Returns the expired keys."""
-        now = self._sim.clock.now_ms()
+        now = self._clock.now_ms()
         expired = [k for k, lk in self._listen_keys.items() if lk.expires_ms <= now]
         for key in expired:
             lk = self._listen_keys.pop(key)
@@ -500,7 +502,7 @@ class Accounts:
             raise SimApiError(-1102, "timeInForce")
         client_id = str(params.get("newClientOrderId") or self._client_id())
         try:
-            book = self._sim.exchange.book(symbol)
+            book = self._exchange.book(symbol)
         except ExchangeError as exc:
             raise SimApiError.from_exchange(exc) from None
         base, quote = book.spec.base, book.spec.quote
@@ -516,7 +518,7 @@ class Accounts:
         if outer:
             self._deferred = {}
         try:
-            return self._sim.exchange.place_order(symbol, side, order_type, qty, price, tif,
+            return self._exchange.place_order(symbol, side, order_type, qty, price, tif,
                                                   owner=self._owner(account), client_order_id=client_id)
         except ExchangeError as exc:
             raise SimApiError.from_exchange(exc) from None
@@ -530,7 +532,7 @@ class Accounts:
         to price it, which Binance answers like a balance shortfall for a buyer who cannot cover it)."""
         cost = Decimal(0)
         left = qty
-        _, asks = self._sim.exchange.book(symbol).top(len(self._sim.exchange.book(symbol).asks))
+        _, asks = self._exchange.book(symbol).top(len(self._exchange.book(symbol).asks))
         for px, q in asks:
             take = min(left, Decimal(q))
             cost += take * Decimal(px)
@@ -548,7 +550,7 @@ class Accounts:
         if outer:
             self._deferred = {}
         try:
-            body = self._sim.exchange.cancel_order(held.order.symbol, held.order.order_id)
+            body = self._exchange.cancel_order(held.order.symbol, held.order.order_id)
         except ExchangeError as exc:
             raise SimApiError.from_exchange(exc) from None
         finally:
@@ -565,7 +567,7 @@ class Accounts:
         body = order.response()
         body.pop("transactTime", None)
         body.update({"stopPrice": "0.00000000", "icebergQty": "0.00000000", "time": order.time,
-                     "updateTime": self._sim.clock.now_ms(), "isWorking": order.working_time >= 0,
+                     "updateTime": self._clock.now_ms(), "isWorking": order.working_time >= 0,
                      "workingTime": order.working_time})
         return body
 
@@ -577,7 +579,7 @@ class Accounts:
                 raise SimApiError(-1102, "symbol")
             return None
         symbol = str(raw).upper()
-        if symbol not in self._sim.exchange.symbols:
+        if symbol not in self._exchange.symbols:
             raise SimApiError(-1121)
         return symbol
 
@@ -650,7 +652,7 @@ class Accounts:
 
     def order_rate_limits(self, account: Account) -> list[dict[str, Any]]:
         """``GET /api/v3/rateLimit/order``: the account's order counts in each ORDERS window."""
-        now = self._sim.clock.now_ms()
+        now = self._clock.now_ms()
         out = []
         for interval, num, limit, span_ms in ORDER_RATE_LIMITS:
             window_start = now - now % span_ms if interval == "DAY" else now - span_ms
@@ -719,7 +721,7 @@ class Accounts:
         self._position_later(account, [held.base, held.quote])
 
     def _hold(self, account: Account, order: Order) -> Held:
-        book = self._sim.exchange.book(order.symbol)
+        book = self._exchange.book(order.symbol)
         pending = self._pending
         if pending is not None and pending[0] is account:
             _, asset, amount = pending

@@ -28,7 +28,9 @@ from binance_ws.sim.exchange import fmt as exchange_fmt
 from binance_ws.sim.rest import depth_weight, tz_offset_ms
 
 if TYPE_CHECKING:
-    from binance_ws.sim.simulator import Simulator
+    from binance_ws.sim.clock import SimClock
+    from binance_ws.sim.exchange import Exchange
+    from binance_ws.sim.listing import Listing
 
 log = logging.getLogger("binance_ws.sim.wsapi")
 
@@ -76,15 +78,21 @@ class _Subscription:
 
 
 class WsApiListener(WSListener):
-    """One WebSocket API connection. ``WsApiListener(sim, request)`` is what the stream server builds."""
+    """One WebSocket API connection: ``WsApiListener(accounts, clock, exchange, listing, exchange_info,
+    request)``, where ``exchange_info(names)`` builds the ``exchangeInfo`` body (the REST server's)."""
 
-    def __init__(self, sim: Simulator, request: WSUpgradeRequest | None = None) -> None:
-        self._sim = sim
-        self._accounts: Accounts = sim.accounts
+    def __init__(self, accounts: Accounts, clock: SimClock, exchange: Exchange, listing: Listing,
+                 exchange_info: Callable[[list[str]], dict[str, Any]],
+                 request: WSUpgradeRequest | None = None) -> None:
+        self._accounts = accounts
+        self._clock = clock
+        self._exchange = exchange
+        self._listing = listing
+        self._exchange_info_body = exchange_info
         self._transport: WSTransport | None = None
         self._logon: ApiKey | None = None
         self._authorized_since: int | None = None
-        self._connected_since = sim.clock.now_ms()
+        self._connected_since = clock.now_ms()
         self._subs: dict[int, _Subscription] = {}
         self._next_sub_id = 0
         self._weight = 0
@@ -113,7 +121,7 @@ class WsApiListener(WSListener):
             "trades.recent": self._trades_recent,
             "order.test": lambda p: self._accounts.test_order(self._trader(p), self._order_params(p)),
             "ping": lambda p: {},
-            "time": lambda p: {"serverTime": self._sim.clock.now_ms()},
+            "time": lambda p: {"serverTime": self._clock.now_ms()},
         }
 
     # -- picows -------------------------------------------------------------------------------------
@@ -197,7 +205,7 @@ class WsApiListener(WSListener):
         self._send(response)
 
     def _rate_limits(self, weight: int) -> list[dict[str, Any]]:
-        minute = self._sim.clock.now_ms() // WEIGHT_WINDOW_MS
+        minute = self._clock.now_ms() // WEIGHT_WINDOW_MS
         if minute != self._weight_minute:
             self._weight_minute, self._weight = minute, 0
         self._weight += weight
@@ -221,7 +229,7 @@ class WsApiListener(WSListener):
         return self._accounts.lookup_key(params.get("apiKey"))
 
     def _session_result(self) -> dict[str, Any]:
-        now = self._sim.clock.now_ms()
+        now = self._clock.now_ms()
         return {
             "apiKey": self._logon.api_key if self._logon else None,
             "authorizedSince": self._authorized_since, "connectedSince": self._connected_since,
@@ -236,7 +244,7 @@ class WsApiListener(WSListener):
         if record.key_type == "RSA":
             raise SimApiError(-4057)
         self._logon = record
-        self._authorized_since = self._sim.clock.now_ms()
+        self._authorized_since = self._clock.now_ms()
         return self._session_result()
 
     def _session_logout(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -294,7 +302,7 @@ class WsApiListener(WSListener):
         sub = self._subs.pop(sub_id)
         self._accounts.unsubscribe(sub.account, sub.token)
         self._send({"subscriptionId": sub_id,
-                    "event": {"e": "eventStreamTerminated", "E": self._sim.clock.now_ms()}})
+                    "event": {"e": "eventStreamTerminated", "E": self._clock.now_ms()}})
 
     # -- trading ----------------------------------------------------------------------------------------
     def _trader(self, params: dict[str, Any]) -> Account:
@@ -321,7 +329,7 @@ class WsApiListener(WSListener):
         if not raw or not isinstance(raw, str):
             raise SimApiError(-1102, "symbol")
         symbol = raw.upper()
-        if symbol not in self._sim.exchange.symbols:
+        if symbol not in self._exchange.symbols:
             raise SimApiError(-1121)
         return symbol
 
@@ -334,21 +342,21 @@ class WsApiListener(WSListener):
             if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
                 raise SimApiError(-1102, "symbols")
             return [self._symbol({"symbol": n}) for n in names], False
-        return list(self._sim.exchange.symbols), False
+        return list(self._exchange.symbols), False
 
     def _depth(self, params: dict[str, Any]) -> dict[str, Any]:
         symbol = self._symbol(params)
-        return self._sim.depth_snapshot(symbol, parse_limit(params, DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT))
+        return self._listing.depth_snapshot(symbol, parse_limit(params, DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT))
 
     def _ticker_price(self, params: dict[str, Any]) -> Any:
         names, single = self._selected(params)
-        books = self._sim.exchange.symbols
+        books = self._exchange.symbols
         out = [{"symbol": s, "price": exchange_fmt(books[s].last_price)} for s in names]
         return out[0] if single else out
 
     def _exchange_info(self, params: dict[str, Any]) -> dict[str, Any]:
         names, _ = self._selected(params)
-        return self._sim.rest.exchange_info_body(names)
+        return self._exchange_info_body(names)
 
     def _klines(self, params: dict[str, Any]) -> list[list[Any]]:
         symbol = self._symbol(params)
@@ -358,14 +366,14 @@ class WsApiListener(WSListener):
         if interval not in KLINE_INTERVALS_MS:
             raise SimApiError(-1120, msg="Invalid interval.")
         tz = params.get("timeZone")
-        return self._sim.exchange.klines(
+        return self._exchange.klines(
             symbol, interval, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT),
             parse_int(params, "startTime", required=False), parse_int(params, "endTime", required=False),
             tz_offset_ms(str(tz)) if tz not in (None, "") else 0)
 
     def _trades_recent(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         symbol = self._symbol(params)
-        return self._sim.exchange.trades(symbol, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT))
+        return self._exchange.trades(symbol, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT))
 
 
 def _weight(method: str, params: dict[str, Any]) -> int:
