@@ -105,7 +105,7 @@ class Server:
 def start_recorder(server: Server, names: list[str], out: Path, snapshot_interval_s: float,
                    log: IO[bytes], snapshot_limit: int = 100) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        cli("record", *names, "--endpoint", server.stream_url, "--rest-endpoint", server.rest_url,
+        cli("record", *names, "--endpoint", server.stream_url, "--rest", server.rest_url,
             "--out", str(out), "--quiet", "--snapshot-interval", f"{snapshot_interval_s:g}",
             "--snapshot-limit", str(snapshot_limit)),
         stdout=subprocess.DEVNULL, stderr=log, env=_env())

@@ -124,9 +124,10 @@ def _closed_port() -> int:
     (["btcusdt@trade", "--sim", "--market", "usdm"], ["--sim", "spot"]),
     (["btcusdt@trade", "--compress", "bz2"], ["--compress"]),
     (["btcusdt@trade", "--sim", "--endpoint", "ws://127.0.0.1:1"], ["--sim", "--endpoint"]),
-    (["btcusdt@trade", "--rest-endpoint", "http://127.0.0.1:1"], ["--rest-endpoint", "--endpoint"]),
-    (["btcusdt@depth@100ms", "--endpoint", "ws://127.0.0.1:1"], ["--rest-endpoint"]),
-    (["btcusdt@trade", "--endpoint", "ws://127.0.0.1:1", "--rest-endpoint", "ws://x"], ["--rest-endpoint"]),
+    (["btcusdt@trade", "--sim", "--testnet"], ["--sim", "--testnet"]),
+    (["btcusdt@trade", "--rest", "http://127.0.0.1:1"], ["--rest", "--endpoint"]),
+    (["btcusdt@depth@100ms", "--endpoint", "ws://127.0.0.1:1"], ["--rest"]),
+    (["btcusdt@trade", "--endpoint", "ws://127.0.0.1:1", "--rest", "ws://x"], ["--rest"]),
     (["btcusdt@trade", "--snapshot-limit", "6000"], ["--snapshot-limit", "5000"]),
     (["btcusdt@trade", "--duration", "-1"], ["--duration"]),
 ])

@@ -20,15 +20,14 @@ from binance_ws.cli.common import _BadInput, _endpoint, _fail, _Failure, _first_
 STATUS_INTERVAL_S: Final = 1.0
 
 
-def _rest_endpoint(raw: str) -> str:
+def _rest_url(raw: str) -> str:
     """The REST base URL in ``raw`` (http:// or https://, a host, an optional port); a trailing path such
     as ``/api/v3/exchangeInfo`` (what ``binance-ws sim`` prints) is dropped."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(raw.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _BadInput(f"--rest-endpoint {raw!r}: give the REST server's base URL, http://host:port "
-                        "(https:// for Binance's)")
+        raise _BadInput(f"--rest {raw!r}: give the REST base URL, http://host:port or https://host:port")
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -40,12 +39,14 @@ def record(
     use_sim: Annotated[bool, typer.Option("--sim", help="Record from an embedded simulator.")] = False,
     endpoint: Annotated[str | None, typer.Option(
         metavar="URL", help="Stream server base URL, ws://host:port or wss://host:port.")] = None,
-    rest_endpoint: Annotated[str | None, typer.Option(
-        metavar="URL", help="REST base URL for depth snapshots with --endpoint, http://host:port.")] = None,
+    rest: Annotated[str | None, typer.Option(
+        metavar="URL", help="REST base URL for the depth snapshots, with --endpoint (http://host:port).")]
+        = None,
+    testnet: Annotated[bool, typer.Option("--testnet", help="Use the --market's testnet.")] = False,
     market_name: Annotated[str, typer.Option(
-        "--market", metavar="NAME", help="spot, usdm, coinm, spot-testnet, usdm-testnet, coinm-testnet "
-                                         "(names the files; with --endpoint, the rules the server follows).")]
-        = "spot",
+        "--market", metavar="MARKET",
+        help="spot, usdm (USD-M futures) or coinm (COIN-M futures); or spot-testnet, usdm-testnet, "
+             "coinm-testnet. Names the files.")] = "spot",
     file_format: Annotated[str, typer.Option(
         "--format", metavar="FORMAT", help="binance-ws (the project's format) or hftbacktest.")]
         = "binance-ws",
@@ -67,24 +68,20 @@ def record(
 
     Exit status: 0 on Ctrl-C, SIGTERM or after --duration; 2 for bad input (a stream name, an option, a
     URL, a stream the server refuses, an --out that cannot be written); 1 when the server cannot be
-    reached or reconnecting gave up.
+    reached, reconnecting gave up, or a file cannot be written.
     """
-    from binance_ws import errors, markets, streams
+    from binance_ws import errors, streams
+    from binance_ws.cli.tail import _market
     from binance_ws.recorder import depth_symbols
     from binance_ws.sinks.files import FILE_FORMATS
 
     logging.getLogger("binance_ws").setLevel(logging.INFO if verbose else logging.CRITICAL)
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if use_sim and endpoint is not None:
-        raise _fail("choose one of --sim, --endpoint", EXIT_BAD_INPUT)
-    if rest_endpoint is not None and endpoint is None:
-        raise _fail("--rest-endpoint goes with --endpoint", EXIT_BAD_INPUT)
-    market = markets.MARKETS.get(market_name)
-    if market is None:
-        raise _fail(f"--market {market_name!r}: one of {', '.join(markets.MARKETS)}", EXIT_BAD_INPUT)
-    if use_sim and market.name != "spot":
-        raise _fail(f"--sim simulates spot; record {market_name} with --endpoint", EXIT_BAD_INPUT)
+    if sum((use_sim, endpoint is not None, testnet)) > 1:
+        raise _fail("choose one of --sim, --endpoint, --testnet", EXIT_BAD_INPUT)
+    if rest is not None and endpoint is None:
+        raise _fail("--rest goes with --endpoint", EXIT_BAD_INPUT)
     if file_format not in FILE_FORMATS:
         raise _fail(f"--format {file_format!r}: one of {', '.join(FILE_FORMATS)}", EXIT_BAD_INPUT)
     if compress not in ("zst", "gz", "none"):
@@ -92,17 +89,22 @@ def record(
     for option, value in (("--snapshot-interval", snapshot_interval), ("--duration", duration)):
         if not value >= 0:
             raise _fail(f"{option} must be 0 or more, not {value:g}", EXIT_BAD_INPUT)
-    if not 1 <= snapshot_limit <= market.max_depth_limit:
-        raise _fail(f"--snapshot-limit must be between 1 and {market.max_depth_limit} on {market.name}",
-                    EXIT_BAD_INPUT)
     try:
+        market = _market(market_name, testnet, use_sim)  # as tail chooses it
+        file_market = market.name
+        if not 1 <= snapshot_limit <= market.max_depth_limit:
+            raise _BadInput(f"--snapshot-limit must be between 1 and {market.max_depth_limit} on "
+                            f"{market.name}")
         if endpoint is not None:
             url = _endpoint(endpoint)
-            rest = _rest_endpoint(rest_endpoint) if rest_endpoint is not None else market.rest_url
-            market = market.with_urls(stream_url=url, rest_url=rest, local=url.startswith("ws://"))
+            # A routed product's row names its /public path (USD-M, PROTOCOL 8); the others are the base.
+            stream_url = f"{url}/public" if market.routed_paths else url
+            market = market.with_urls(stream_url=stream_url, name=f"{market.name} at {url}",
+                                      rest_url=_rest_url(rest) if rest is not None else None,
+                                      local=url.startswith("ws://"))
         names = list(dict.fromkeys(streams.validate_stream(s, market) for s in stream))
-        if endpoint is not None and rest_endpoint is None and depth_symbols(names, market):
-            raise _BadInput("diff depth streams need REST snapshots: with --endpoint, give --rest-endpoint "
+        if endpoint is not None and rest is None and depth_symbols(names, market):
+            raise _BadInput("diff depth streams need REST snapshots: with --endpoint, give --rest "
                             "http://host:port (binance-ws sim prints it as REST)")
     except (_BadInput, errors.InvalidStreamError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
@@ -113,7 +115,7 @@ def record(
         probe.unlink()
     except OSError as exc:
         raise _fail(f"--out {out}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
-    options = _Options(names, market, market_name, use_sim, out, file_format,
+    options = _Options(names, market, file_market, use_sim, out, file_format,
                        "" if compress == "none" else compress, snapshot_interval, snapshot_limit, duration,
                        not quiet and sys.stderr.isatty())
     code = EXIT_OK
