@@ -171,9 +171,10 @@ async def _record(o: _Options) -> int:
         recorder = Recorder(manager, o.names, sink, snapshot_interval_s=o.snapshot_interval,
                             snapshot_limit=o.snapshot_limit,
                             on_tick=status.update if status is not None else None)
-        # The place for --metrics-port (issue 14 item 4): a binance_ws.metrics hook appended to
-        # recorder.tick_hooks reads recorder.sink.stats (FileStats), recorder.snapshots_* and the
-        # manager's connections every tick, as the status line does.
+        # The place for --metrics-port (issue 14 item 4): binance_ws.metrics.expose(manager, port) for
+        # the engine's figures, and a hook appended to recorder.tick_hooks that reports the growth of
+        # sink.stats (FileStats: messages, files) through metrics.sinks.written(n, sink="file") and
+        # .file_opened(), as the status line reads them.
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         assert task is not None
