@@ -15,6 +15,7 @@ import typer
 
 from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
 from binance_ws.cli.common import _BadInput, _endpoint, _fail, _Failure, _first_line, _unreachable
+from binance_ws.cli.metrics_port import DEFAULT_ADDR, MetricsAddr, MetricsPort, sinks_for, start_metrics
 
 #: How often the status line is redrawn.
 STATUS_INTERVAL_S: Final = 1.0
@@ -58,6 +59,8 @@ def record(
     duration: Annotated[float, typer.Option(
         metavar="SECONDS", help="Stop after this long (0: until Ctrl-C or SIGTERM).")] = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No status line.")] = False,
+    metrics_port: MetricsPort = None,
+    metrics_addr: MetricsAddr = DEFAULT_ADDR,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Also log what the library does (connects, retries) on stderr.")] = False,
 ) -> None:
@@ -117,7 +120,7 @@ def record(
         raise _fail(f"--out {out}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
     options = _Options(names, market, file_market, use_sim, out, file_format,
                        "" if compress == "none" else compress, snapshot_interval, snapshot_limit, duration,
-                       not quiet and sys.stderr.isatty())
+                       not quiet and sys.stderr.isatty(), (metrics_port, metrics_addr))
     code = EXIT_OK
     try:
         code = asyncio.run(_record(options))
@@ -135,7 +138,7 @@ def record(
 class _Options:
     def __init__(self, names: list[str], market: Any, market_name: str, use_sim: bool, out: Path,
                  file_format: str, compression: str, snapshot_interval: float, snapshot_limit: int,
-                 duration: float, status: bool) -> None:
+                 duration: float, status: bool, metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> None:
         self.names = names
         self.market = market
         self.market_name = market_name
@@ -147,6 +150,7 @@ class _Options:
         self.snapshot_limit = snapshot_limit
         self.duration = duration
         self.status = status
+        self.metrics = metrics
 
 
 async def _record(o: _Options) -> int:
@@ -171,10 +175,11 @@ async def _record(o: _Options) -> int:
         recorder = Recorder(manager, o.names, sink, snapshot_interval_s=o.snapshot_interval,
                             snapshot_limit=o.snapshot_limit,
                             on_tick=status.update if status is not None else None)
-        # The place for --metrics-port (issue 14 item 4): binance_ws.metrics.expose(manager, port) for
-        # the engine's figures, and a hook appended to recorder.tick_hooks that reports the growth of
-        # sink.stats (FileStats: messages, files) through metrics.sinks.written(n, sink="file") and
-        # .file_opened(), as the status line reads them.
+        # --metrics-port: the engine's figures, plus what the files took (their growth each tick).
+        served = start_metrics(manager, *o.metrics)
+        if served is not None:
+            stack.callback(served.close)
+            recorder.tick_hooks.append(_FileReport(sink, sinks_for(served)))
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         assert task is not None
@@ -206,6 +211,24 @@ async def _record(o: _Options) -> int:
             with contextlib.suppress(asyncio.CancelledError, RecorderGaveUp, errors.SubscriptionError):
                 await run
     return EXIT_OK
+
+
+class _FileReport:
+    """Reports a :class:`FileSink`'s growth since the last tick to the metrics: entries and files."""
+
+    def __init__(self, sink: Any, report: Any) -> None:
+        self._sink = sink
+        self._report = report
+        self._seen = (0, 0)
+
+    def __call__(self, recorder: Any) -> None:
+        stats = self._sink.stats
+        messages, files = self._seen
+        if stats.messages > messages:
+            self._report.written(stats.messages - messages, sink="file")
+        for _ in range(stats.files - files):
+            self._report.file_opened()
+        self._seen = (stats.messages, stats.files)
 
 
 class _Status:
