@@ -138,7 +138,8 @@ def record(
 class _Options:
     def __init__(self, names: list[str], market: Any, market_name: str, use_sim: bool, out: Path,
                  file_format: str, compression: str, snapshot_interval: float, snapshot_limit: int,
-                 duration: float, status: bool, metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> None:
+                 duration: float, status: bool,
+                 metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> None:
         self.names = names
         self.market = market
         self.market_name = market_name
