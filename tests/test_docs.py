@@ -6,8 +6,9 @@ to a simulator started on its own get it the way a reader does: this module star
 sim`` once, and every snippet runs with the two ``export`` lines it prints (``BINANCE_WS_MARKET`` and the
 demo account's HMAC key) in its environment. The only changes ever made to a snippet's text: ``sim``'s
 default addresses (``ws://127.0.0.1:9443``, ``http://127.0.0.1:9444``) become that simulator's, and a
-``binance-ws sim`` line gets ``--stream-port 0 --rest-port 0`` (it runs until it has printed its URLs, then
-is stopped as by Ctrl-C), so that parallel test runs never fight over a port.
+``binance-ws sim`` (or ``replay``) line gets ``--stream-port 0 --rest-port 0`` (it runs until it has printed
+its URLs, then is stopped by SIGTERM), so that parallel test runs never fight over a port. Python snippets
+run in a directory of their own; commands in the checkout (they name ``tests/data`` files).
 
 A block preceded by ``<!-- not-run: reason -->`` is not run; those are listed and their number pinned, so
 a snippet is never skipped silently. Blocks run in parallel, a few at a time.
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 import ast
 import os
+import queue
 import re
 import shlex
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,10 +38,11 @@ from tests.sim_process import START_TIMEOUT_S, RunningSim, cli_sim
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 NOT_RUN = re.compile(r"<!--\s*not-run:\s*(.+?)\s*-->")
 #: Blocks marked not-run (pinned: a new one must be added here knowingly).
-EXPECTED_NOT_RUN = 2
-#: The package's public face: what a snippet may import.
+EXPECTED_NOT_RUN = 6
+#: The package's public face: what a snippet may import (never engine/, core/, cli/ or sim's parts).
 PUBLIC = {"binance_ws", "binance_ws.enums", "binance_ws.errors", "binance_ws.markets", "binance_ws.models",
-          "binance_ws.recording", "binance_ws.sim"}
+          "binance_ws.recording", "binance_ws.sim", "binance_ws.depthcache", "binance_ws.metrics",
+          "binance_ws.recorder", "binance_ws.sinks", "binance_ws.sinks.files", "binance_ws.export"}
 #: Per snippet; they run in parallel, so the whole file takes about the slowest few.
 SNIPPET_TIMEOUT_S = 60.0
 WORKERS = 4
@@ -112,38 +117,51 @@ class Outcome:
 def _command(argv: list[str], sim: RunningSim) -> tuple[list[str], bool]:
     """A bash line as this test runs it, and whether it is a ``sim`` that runs until stopped."""
     argv = [_local(a, sim) for a in argv]
-    server = argv[1:2] == ["sim"]
+    server = argv[1:2] in (["sim"], ["replay"])
     if server and "--stream-port" not in argv:
         argv += ["--stream-port", "0", "--rest-port", "0"]
     return [sys.executable, "-m", "binance_ws.cli", *argv[1:]], server
 
 
 def _run_sim_command(argv: list[str], env: dict[str, str]) -> Outcome:
-    """Start a documented ``binance-ws sim`` line, wait until it prints its URLs, stop it as Ctrl-C would."""
+    """Start a documented ``binance-ws sim`` (or ``replay``) line, wait until it has printed its URLs and
+    symbols, then stop it as SIGTERM does (it exits 0, removing its key files)."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             cwd=REPO)
-    assert proc.stdout is not None
-    out = []
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = proc.stdout
+    assert stdout is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    out: list[str] = []
+    deadline = time.monotonic() + SNIPPET_TIMEOUT_S
     try:
-        for line in proc.stdout:
-            out.append(line)
-            if line.startswith("python:"):
+        while not any(o.startswith("symbols:") for o in out) and time.monotonic() < deadline:
+            try:
+                out.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
                 break
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=30)
-    return Outcome(proc.returncode if any(o.startswith("python:") for o in out) else -1, "".join(out), err,
-                   shlex.join(argv))
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    served = any(o.startswith("symbols:") for o in out)
+    return Outcome(proc.returncode if served else -1, "".join(out), err, shlex.join(argv))
 
 
 def run_block(block: Block, sim: RunningSim, tmp: Path) -> list[Outcome]:
     env = {**sim.env(), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     if block.lang == "python":
-        script = tmp / f"{block.id.replace('/', '_').replace(':', '_')}.py"
+        # Each in a directory of its own: a snippet that writes files (the recorder's) leaves no trace.
+        workdir = tmp / block.id.replace("/", "_").replace(":", "_")
+        workdir.mkdir()
+        script = workdir / "snippet.py"
         script.write_text(_local(block.code, sim))
         try:
             proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
-                                  cwd=REPO, timeout=SNIPPET_TIMEOUT_S)
+                                  cwd=workdir, timeout=SNIPPET_TIMEOUT_S)
         except subprocess.TimeoutExpired as exc:
             return [Outcome(None, str(exc.stdout or ""), str(exc.stderr or ""), "python (timed out)")]
         return [Outcome(proc.returncode, proc.stdout, proc.stderr, "python")]

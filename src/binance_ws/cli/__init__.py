@@ -1,4 +1,5 @@
-"""The ``binance-ws`` command: ``sim`` runs the local exchange, ``tail`` streams messages to the terminal.
+"""The ``binance-ws`` command: ``sim`` runs the local exchange, ``tail`` streams messages to the terminal,
+``record`` writes them to files, ``replay`` serves a recording, ``export`` turns one into Parquet.
 
 One module per command (``sim``, ``tail``, ...), registered on the one Typer app in :mod:`.app`; what the
 commands share is in :mod:`.common`.
@@ -10,8 +11,13 @@ import sys
 
 import typer
 
-from binance_ws.cli import sim as _sim_command  # noqa: F401  (registers the command)
+from binance_ws.cli import book as _book_command  # noqa: F401  (registers the command)
+from binance_ws.cli import export as _export_command  # noqa: F401
+from binance_ws.cli import record as _record_command  # noqa: F401
+from binance_ws.cli import replay as _replay_command  # noqa: F401
+from binance_ws.cli import sim as _sim_command  # noqa: F401
 from binance_ws.cli import tail as _tail_command  # noqa: F401
+from binance_ws.cli import top as _top_command  # noqa: F401
 from binance_ws.cli.app import ERROR_PREFIX, EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
 
 __all__ = ["ERROR_PREFIX", "EXIT_BAD_INPUT", "EXIT_GAVE_UP", "EXIT_OK", "app", "main"]

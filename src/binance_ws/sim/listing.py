@@ -7,21 +7,30 @@ parts that know (the matching engine, the feeds and, when replaying, the recordi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from binance_ws.sim.exchange import Exchange
-    from binance_ws.sim.feeds import Feeds
     from binance_ws.sim.replay import Replay
 
 
-class Listing:
-    """The exchange's catalogue: ``Listing(exchange, feeds, replay)``."""
+class StreamCatalogue(Protocol):
+    """The feeds as the listing sees them (spot ``Feeds`` or ``FuturesFeeds``)."""
 
-    def __init__(self, exchange: Exchange, feeds: Feeds, replay: Replay | None = None) -> None:
+    def is_valid_stream(self, name: str) -> bool: ...
+
+
+class Listing:
+    """The exchange's catalogue: ``Listing(exchange, feeds, replay)``; ``book`` gives the live book's
+    snapshot body (default: the engine's spot-shaped one; futures feeds give theirs, in their id space)."""
+
+    def __init__(self, exchange: Exchange, feeds: StreamCatalogue, replay: Replay | None = None, *,
+                 book: Callable[[str, int], dict[str, Any]] | None = None) -> None:
         self._exchange = exchange
         self._feeds = feeds
         self._replay = replay
+        self._book = book or exchange.depth_snapshot
 
     def symbols(self) -> list[str]:
         """Uppercase symbols this exchange lists (engine symbols plus replayed ones)."""
@@ -42,4 +51,4 @@ class Listing:
             snap = self._replay.snapshot(symbol, limit)
             if snap is not None:
                 return snap
-        return self._exchange.depth_snapshot(symbol, limit)
+        return self._book(symbol, limit)

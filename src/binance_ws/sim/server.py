@@ -9,6 +9,12 @@ Paths (PROTOCOL.md 1.2, 1.3):
 * ``/ws-api/v3``: the WebSocket API, served by the ``ws_api`` listener factory the server is given
   (404 without one). Connection attempts, pings and lifetime apply to it too.
 * ``/blast?stream=<sym>@trade&count=N&rate=R&combined=1``: benchmark mode, see :class:`BlastSpec`.
+* Futures (PROTOCOL.md 8), when the server is given ``routes`` (USD-M: ``/public``, ``/market``,
+  ``/private``): ``/<route>/ws/...`` and ``/<route>/stream?...`` are the paths above on that route, and a
+  connection is sent only the streams ``delivers(route, name)`` allows (a name valid elsewhere is
+  subscribed and listed but silent, as Binance acknowledges a stream on the wrong route and sends
+  nothing); unrouted ``/ws`` and ``/stream`` get the ``/public`` streams only. ``/private/ws?listenKey=``
+  is the listen-key stream. ``unsigned_ids_only`` refuses control ids that are not unsigned integers.
 
 Choices where Binance's behaviour is not documented (PROTOCOL.md section 11), so a client is tested
 against something definite:
@@ -251,7 +257,10 @@ def _line_col(text: bytes, end: int) -> tuple[int, int]:
     return line, end - (head.rfind(b"\n") + 1)
 
 
-def _valid_id(value: Any) -> bool:
+def _valid_id(value: Any, unsigned_only: bool = False) -> bool:
+    if unsigned_only:
+        # Futures streams: an unsigned integer, nothing else (PROTOCOL.md 3 and 8).
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2 ** 64 - 1
     if value is None:
         return True
     if isinstance(value, bool):
@@ -271,11 +280,12 @@ class StreamControl:
     """
 
     def __init__(self, *, streams: Iterable[str] = (), combined: bool, max_streams: int,
-                 stream_exists: Callable[[str], bool]) -> None:
+                 stream_exists: Callable[[str], bool], unsigned_ids_only: bool = False) -> None:
         self.streams: dict[str, None] = dict.fromkeys(streams)
         self.combined = combined
         self.max_streams = max_streams
         self._exists = stream_exists
+        self._unsigned = unsigned_ids_only
 
     def handle(self, data: bytes) -> ControlResult:
         """Answer one client text frame. Never raises: every problem becomes Binance's error reply."""
@@ -286,7 +296,7 @@ class StreamControl:
             return ControlResult(orjson.dumps({"id": None, "error": {"code": 3, "msg": "Invalid json"}}),
                                  [], [])
         request_id = msg.get("id") if isinstance(msg, dict) else None
-        echo_id = request_id if _valid_id(request_id) else None
+        echo_id = request_id if _valid_id(request_id, self._unsigned) else None
         try:
             if not isinstance(msg, dict):
                 raise _ControlError(2, "Invalid request: expected a JSON object")
@@ -307,7 +317,7 @@ class StreamControl:
             expected = ", ".join(f"`{m}`" for m in CONTROL_METHODS)
             raise _ControlError(2, f"Invalid request: unknown variant `{method}`, expected one of "
                                    f"{expected} at line {line} column {col}")
-        if "id" not in msg or not _valid_id(msg["id"]):
+        if "id" not in msg or not _valid_id(msg["id"], self._unsigned):
             # The wording is historical: ids may be signed or strings since 2023-12-04 (PROTOCOL.md 3).
             raise _ControlError(2, "Invalid request: request ID must be an unsigned integer")
         params = msg.get("params", [])
@@ -371,6 +381,9 @@ class Route(NamedTuple):
     combined: bool
     micro: bool
     query: dict[str, list[str]]
+    #: The routed path prefix it came in on, without its "/" ("public", "market", "private"; futures,
+    #: PROTOCOL.md 8), or None for an unrouted path.
+    path_route: str | None = None
 
 
 class RouteError(Exception):
@@ -387,10 +400,12 @@ def _split_names(joined: str) -> list[str]:
     return list(dict.fromkeys(n for n in unquote(joined).split("/") if n))
 
 
-def parse_path(raw_path: bytes) -> Route | None:
+def parse_path(raw_path: bytes, routes: tuple[str, ...] = ()) -> Route | None:
     """Route a handshake path; None for a path this server does not serve (404).
 
-    Raises :class:`RouteError` for a bad ``timeUnit``.
+    ``routes`` are the routed path prefixes of a futures product (``("/public", "/market", "/private")``
+    on USD-M): ``/public/ws/...`` is ``/ws/...`` on route "public"; ``/private`` serves only listen-key
+    streams. Raises :class:`RouteError` for a bad ``timeUnit``.
     """
     parts = urlsplit(raw_path.decode("utf-8", "replace"))
     query = parse_qs(parts.query, keep_blank_values=True)
@@ -399,16 +414,27 @@ def parse_path(raw_path: bytes) -> Route | None:
         raise RouteError(400, ERR_INVALID_TIME_UNIT)
     micro = TIME_UNITS[unit]
     path = parts.path
-    if path in ("/ws", "/private/ws") and "listenKey" in query:
+    path_route: str | None = None
+    for prefix in routes:
+        if path == prefix or path.startswith(prefix + "/"):
+            path_route, path = prefix[1:], path[len(prefix):] or "/"
+            break
+    if path_route == "private":
+        if path == "/ws" and "listenKey" in query:
+            return Route("user", [], False, micro, query, path_route)
+        return None
+    if path_route is None and path in ("/ws", "/private/ws") and "listenKey" in query:
         return Route("user", [], False, micro, query)
     if path == "/ws" or path.startswith("/ws/"):
-        return Route("stream", _split_names(path[3:]), False, micro, query)
+        return Route("stream", _split_names(path[3:]), False, micro, query, path_route)
     if path in ("/stream", "/stream/"):
         # Raw values, not parse_qs's: its "+" -> " " would turn the documented ``@+08:00`` kline suffix
         # into an unknown name (silently ignored since URL names are no longer refused).
         raw_values = [v for k, _, v in (p.partition("=") for p in parts.query.split("&")) if k == "streams"]
         names = [n for value in raw_values for n in _split_names(value)]
-        return Route("stream", list(dict.fromkeys(names)), True, micro, query)
+        return Route("stream", list(dict.fromkeys(names)), True, micro, query, path_route)
+    if path_route is not None:
+        return None
     if path == "/ws-api/v3":
         return Route("ws-api", [], False, micro, query)
     if path == "/blast":
@@ -621,7 +647,10 @@ class _StreamConnection(_Connection):
         cfg = server.config
         self.control = StreamControl(streams=route.streams, combined=route.combined,
                                      max_streams=cfg.max_streams_per_connection,
-                                     stream_exists=server.stream_exists)
+                                     stream_exists=server.stream_exists,
+                                     unsigned_ids_only=server.unsigned_ids_only)
+        #: The routed path it connected on (futures): only streams that route serves are attached.
+        self.path_route = route.path_route
         #: Read by the hub for every frame, so kept as plain attributes.
         self.combined = route.combined
         self.micro = route.micro
@@ -636,8 +665,10 @@ class _StreamConnection(_Connection):
     def on_ws_connected(self, transport: WSTransport) -> None:
         super().on_ws_connected(transport)
         self.send = self._queue
+        delivers = self.server.delivers
         for stream in self.control.streams:
-            self.server.hub.attach(stream, self)
+            if delivers(self.path_route, stream):
+                self.server.hub.attach(stream, self)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.on_closing()
@@ -664,8 +695,11 @@ class _StreamConnection(_Connection):
         hub = self.server.hub
         for stream in result.removed:
             hub.detach(stream, self)
+        delivers = self.server.delivers
         for stream in result.added:
-            hub.attach(stream, self)
+            # A stream the connection's route does not serve is subscribed (listed) but silent.
+            if delivers(self.path_route, stream):
+                hub.attach(stream, self)
         self.combined = self.control.combined
         self.flush()
         transport.send(WSMsgType.TEXT, result.reply)
@@ -939,11 +973,19 @@ class StreamServer:
     def __init__(self, config: SimConfig, hub: StreamHub, clock: SimClock,
                  stream_exists: Callable[[str], bool], *, user_stream: ListenerFactory | None = None,
                  is_listen_key: Callable[[str], bool] | None = None,
-                 ws_api: ListenerFactory | None = None) -> None:
+                 ws_api: ListenerFactory | None = None, routes: tuple[str, ...] = (),
+                 delivers: Callable[[str | None, str], bool] | None = None,
+                 unsigned_ids_only: bool = False) -> None:
         self.config = config
         self.hub = hub
         self.clock = clock
         self.stream_exists = stream_exists
+        #: Futures (PROTOCOL.md 8): the routed path prefixes (``/public``, ``/market``, ``/private``),
+        #: whether a connection on a route (None: unrouted) is sent a stream, and whether control ids
+        #: must be unsigned integers. Spot: no routes, everything delivered, any valid id.
+        self.routes = routes
+        self.delivers: Callable[[str | None, str], bool] = delivers or (lambda route, name: True)
+        self.unsigned_ids_only = unsigned_ids_only
         #: Listen-key streams (``/private/...``, ``/ws/<listenKey>``): built by ``user_stream``, a single
         #: ``/ws/<name>`` is one when ``is_listen_key(name)``. None: the server has no user streams.
         self.user_stream = user_stream
@@ -1005,7 +1047,7 @@ class StreamServer:
         if refused is not None:
             return _refusal(refused, ERR_TOO_MANY_REQUESTS if refused == 429 else ERR_UNAVAILABLE)
         try:
-            route = parse_path(request.path)
+            route = parse_path(request.path, self.routes)
             if route is None:
                 return None
             listener = self._listener(route, peer, path, request)

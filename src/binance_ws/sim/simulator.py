@@ -12,7 +12,7 @@ from typing import Any
 
 from picows import WSUpgradeRequest
 
-from binance_ws.markets import Market, local_market
+from binance_ws.markets import COINM, SPOT, USDM, Market, local_market
 from binance_ws.sim import control, rest_account
 from binance_ws.sim.accounts import Accounts
 from binance_ws.sim.clock import SimClock
@@ -21,6 +21,8 @@ from binance_ws.sim.exchange import Exchange
 from binance_ws.sim.faults import Faults
 from binance_ws.sim.feeds import Feeds
 from binance_ws.sim.flow import OrderFlow
+from binance_ws.sim.futures.feeds import FuturesFeeds
+from binance_ws.sim.futures.product import PRODUCTS, delivered, route_of_name
 from binance_ws.sim.hub import StreamHub
 from binance_ws.sim.listing import Listing
 from binance_ws.sim.replay import Replay
@@ -65,13 +67,30 @@ class Simulator:
             rates = list(cfg.activity.rates(len(cfg.symbols), cfg.seed))
         self.flow = OrderFlow(self.exchange, seed=cfg.seed, rates=rates)
         self.flow.seed_history(cfg.history_trades, self.clock.now_ms())
-        self.feeds = Feeds(self.exchange, self.hub, self.clock, cfg)
-        self.listing = Listing(self.exchange, self.feeds, self.replay)
+        #: The futures product served (``config.product``), or None for spot.
+        self.product = PRODUCTS.get(cfg.product)
+        if cfg.product != "spot" and self.product is None:
+            raise ValueError(f"product must be spot, usdm or coinm, not {cfg.product!r}")
+        self.feeds: Feeds | FuturesFeeds
+        if self.product is None:
+            self.feeds = Feeds(self.exchange, self.hub, self.clock, cfg)
+            self.listing = Listing(self.exchange, self.feeds, self.replay)
+        else:
+            futures = FuturesFeeds(self.exchange, self.hub, self.clock, self.product, seed=cfg.seed,
+                                   time_scale=cfg.time_scale)
+            self.feeds = futures
+            self.listing = Listing(self.exchange, futures, self.replay, book=futures.depth_snapshot)
         self.rest = RestServer(cfg, self.clock, self.exchange, self.listing)
         rest_account.add_routes(self.rest.app, self.accounts)
+        product = self.product
+        # Futures: routed paths, each route's streams only, unsigned ids; no spot WebSocket API.
         self.stream_server = StreamServer(
             cfg, self.hub, self.clock, self.listing.stream_exists, user_stream=self._user_stream,
-            is_listen_key=self.accounts.is_listen_key, ws_api=self._ws_api)
+            is_listen_key=self.accounts.is_listen_key,
+            ws_api=self._ws_api if product is None else None,
+            routes=product.routes if product is not None else (),
+            delivers=self._delivers if product is not None and product.routed else None,
+            unsigned_ids_only=product.unsigned_ids_only if product is not None else False)
         self.faults = Faults(self.hub, self.stream_server, self.rest)
         control.add_routes(self.rest.app, self.faults)
         self._driver: asyncio.Task[None] | None = None
@@ -136,8 +155,13 @@ class Simulator:
 
     @property
     def market(self) -> Market:
-        """A market row pointing at this simulator: ``AsyncSocketManager(market=sim.market)``."""
-        return local_market(self.stream_url, self.rest_url, self.ws_api_url)
+        """A market row pointing at this simulator: ``AsyncSocketManager(market=sim.market)``; served as
+        USD-M or COIN-M it has that product's rules (and USD-M's ``/public`` stream URL)."""
+        if self.config.product == "usdm":
+            return local_market(f"{self.stream_url}/public", self.rest_url, "", base=USDM)
+        if self.config.product == "coinm":
+            return local_market(self.stream_url, self.rest_url, "", base=COINM)
+        return local_market(self.stream_url, self.rest_url, self.ws_api_url, base=SPOT)
 
     # -- what the servers ask ---------------------------------------------------------------------
     def symbols(self) -> list[str]:
@@ -151,6 +175,13 @@ class Simulator:
     def depth_snapshot(self, symbol: str, limit: int) -> dict[str, Any]:
         """The REST ``/depth`` body: a replay's recorded snapshot, else the engine's live book."""
         return self.listing.depth_snapshot(symbol, limit)
+
+    def _delivers(self, path_route: str | None, name: str) -> bool:
+        """Whether a connection on ``path_route`` is sent stream ``name`` (futures routes, PROTOCOL 8);
+        replayed names are routed by their form."""
+        feeds = self.feeds
+        route = feeds.route_of(name) if isinstance(feeds, FuturesFeeds) else None
+        return delivered(self.product, path_route, route or route_of_name(name))
 
     # -- listeners the stream server builds per connection -----------------------------------------
     def _user_stream(self, request: WSUpgradeRequest) -> ListenKeyListener:
