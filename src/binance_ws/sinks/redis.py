@@ -1,0 +1,409 @@
+"""Redis Streams sink and reader: each Binance stream goes to one Redis stream.
+
+Layout (``market`` is the product's name: ``spot``, ``usdm``, ``coinm``):
+
+* ``binance:<market>:<stream name>`` (e.g. ``binance:spot:btcusdt@trade``): a Redis stream, one entry a
+  message, fields ``d`` (the payload bytes as received) and ``r`` (local receive time, ns since the
+  epoch, decimal). Trimmed approximately (``XADD MAXLEN ~``) to about ``maxlen`` entries.
+* ``binance:<market>:<stream name>:dedup``: a small hash, the stream's de-duplication state
+  (:mod:`binance_ws.fleet.dedup`): what lets any number of redundant writers store each message once.
+* ``binance:<market>:events``: markers (gaps, resets, reconnects), fields ``k`` (kind), ``d`` (the event
+  as JSON), ``w`` (the writer's name).
+
+:class:`RedisSink` (a :class:`~binance_ws.sinks.base.Sink`) gathers what every pump hands it during one
+event-loop turn and writes it in one pipeline: one Lua script call (``EVALSHA``) per chunk of streams
+applies the dedup rule and ``XADD``\\ s only the new messages, atomically, so writers never race. A
+message that leaves a gap is held briefly (``hold_s``) in case another writer fills it, then stored.
+
+:class:`RedisReader` consumes with a consumer group (``XREADGROUP``, ``XACK``; on start it re-reads its
+own pending entries and claims other consumers' entries idle past ``claim_idle_ms``) and yields messages
+the way a subscription does: dicts, typed models or :class:`~binance_ws.engine.delivery.RawMessage`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+import orjson
+
+from binance_ws.engine.delivery import RawMessage
+from binance_ws.fleet.dedup import ADDED, HELD, DedupKey, dedup_key, key_of
+from binance_ws.sinks.base import Entry, Marker
+
+#: Entries each Redis stream keeps, about (``XADD MAXLEN ~``); 0 keeps everything.
+DEFAULT_MAXLEN: Final = 1_000_000
+#: Seconds a message that leaves a gap waits for another writer to fill it before it is stored anyway.
+DEFAULT_HOLD_S: Final = 0.25
+#: Most messages one script call takes (a chunk holds whole streams: a stream's order decides holds).
+CHUNK: Final = 2048
+#: Markers kept in ``binance:<market>:events``.
+EVENTS_MAXLEN: Final = 100_000
+
+# One call per chunk. KEYS: per stream, its Redis stream and its dedup hash. ARGV[1]: maxlen ("0": no
+# trim); then 8 per message: stream index, force, prev, last, event ms, digest, payload, receive ns.
+# Returns each message's status: 0 duplicate, 1 added, 2 held. Mirrors fleet/dedup.py DedupState.offer.
+_WRITE_LUA: Final = """
+local maxlen = ARGV[1]
+local n = (#ARGV - 1) / 8
+local state, held, out = {}, {}, {}
+for i = 0, n - 1 do
+  local b = 2 + i * 8
+  local k = tonumber(ARGV[b])
+  local s = state[k]
+  if not s then
+    local v = redis.call('HMGET', KEYS[2 * k], 'l', 'e', 'h')
+    s = {l = tonumber(v[1]), e = tonumber(v[2]) or 0, h = v[3] or '', dirty = false}
+    state[k] = s
+  end
+  local force, prev, last = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local e, h = tonumber(ARGV[b + 4]), ARGV[b + 5]
+  local status = 0
+  if held[k] then
+    status = 2
+  elseif last ~= '' then
+    last = tonumber(last)
+    if s.l == nil then status = 1
+    elseif e < s.e then status = 0
+    elseif last <= s.l then
+      if e > s.e then status = 1 else status = 0 end
+    elseif prev ~= '' and tonumber(prev) > s.l and force ~= '1' then status = 2
+    else status = 1 end
+    if status == 1 then s.l = last; s.e = e; s.dirty = true end
+  else
+    if e > s.e or s.h == '' then
+      status = 1; s.e = e; s.h = h; s.dirty = true
+    elseif e == s.e and string.find(',' .. s.h .. ',', ',' .. h .. ',', 1, true) == nil then
+      status = 1; s.dirty = true
+      s.h = s.h .. ',' .. h
+      if #s.h > 32 * 9 then s.h = string.sub(s.h, string.find(s.h, ',', #s.h - 32 * 9, true) + 1) end
+    end
+  end
+  if status == 2 then held[k] = true end
+  if status == 1 then
+    if maxlen == '0' then
+      redis.call('XADD', KEYS[2 * k - 1], '*', 'd', ARGV[b + 6], 'r', ARGV[b + 7])
+    else
+      redis.call('XADD', KEYS[2 * k - 1], 'MAXLEN', '~', maxlen, '*', 'd', ARGV[b + 6], 'r', ARGV[b + 7])
+    end
+  end
+  out[i + 1] = status
+end
+for k, s in pairs(state) do
+  if s.dirty then
+    if s.l then
+      redis.call('HSET', KEYS[2 * k], 'l', string.format('%d', s.l), 'e', string.format('%d', s.e))
+    else
+      redis.call('HSET', KEYS[2 * k], 'e', string.format('%d', s.e), 'h', s.h)
+    end
+  end
+end
+return out
+"""
+
+
+def dedup_key_of(stream_key: str) -> str:
+    return stream_key + ":dedup"
+
+
+class _Pending:
+    """A message on its way: its entry, dedup key, and (once held) since when (monotonic s)."""
+
+    __slots__ = ("entry", "held_since", "key")
+
+    def __init__(self, entry: Entry, key: DedupKey) -> None:
+        self.entry = entry
+        self.key = key
+        self.held_since: float | None = None
+
+
+class RedisSink:
+    """Stores entries in ``binance:<market>:<stream>`` through the dedup script (see the module doc).
+
+    ``client`` is a ``redis.asyncio.Redis`` (bytes, not decoded responses). ``write`` returns once its
+    entries are stored, or held (a gap another writer may fill; stored by ``hold_s`` later at most, or
+    at ``close``). Counters: ``added``, ``duplicates``, ``held`` (now waiting), ``calls`` (round trips).
+    """
+
+    def __init__(self, client: Any, market: str, *, maxlen: int = DEFAULT_MAXLEN,
+                 hold_s: float = DEFAULT_HOLD_S, writer: str = "",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if maxlen < 0:
+            raise ValueError("maxlen must be 0 (no trimming) or more")
+        self.client = client
+        self.market = market
+        self.maxlen = maxlen
+        self.hold_s = hold_s
+        self.writer = writer
+        self.clock = clock
+        self._sha = hashlib.sha1(_WRITE_LUA.encode()).hexdigest()
+        self._loaded = False
+        self._keys: dict[str, str] = {}
+        self._queue: list[_Pending] = []
+        self._held: dict[str, list[_Pending]] = {}
+        self._flush: asyncio.Future[None] | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._closed = False
+        self.added = 0
+        self.duplicates = 0
+        self.calls = 0
+
+    @property
+    def held(self) -> int:
+        return sum(len(v) for v in self._held.values())
+
+    def _key(self, stream: str) -> str:
+        key = self._keys.get(stream)
+        if key is None:
+            key = self._keys[stream] = key_of(self.market, stream)
+        return key
+
+    async def write(self, entries: Sequence[Entry]) -> None:
+        if self._closed:
+            raise RuntimeError("the Redis sink is closed")
+        self._queue.extend(_Pending(e, dedup_key(e.stream, e.data)) for e in entries)
+        await self._schedule()
+
+    def _schedule(self) -> asyncio.Future[None]:
+        """The flush that will take what is queued: one per event-loop turn, shared by every writer."""
+        if self._flush is None:
+            loop = asyncio.get_running_loop()
+            fut = self._flush = loop.create_future()
+            loop.call_soon(lambda: loop.create_task(self._run_flush(fut)))
+        return self._flush
+
+    async def _run_flush(self, fut: asyncio.Future[None]) -> None:
+        self._flush = None
+        try:
+            await self._store(force_all=False)
+        except BaseException as exc:
+            if not fut.done():
+                fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _retry_held(self) -> None:
+        self._retry = None
+        if self._held and not self._closed:
+            fut = self._schedule()
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # failure resurfaces on write
+
+    async def _store(self, force_all: bool) -> None:
+        queue, self._queue = self._queue, []
+        now = self.clock()
+        # Per stream: held messages first (their order), then the new ones.
+        by_stream: dict[str, list[_Pending]] = {}
+        for stream, items in self._held.items():
+            by_stream[stream] = items
+        self._held = {}
+        for p in queue:
+            by_stream.setdefault(p.entry.stream, []).append(p)
+        if not by_stream:
+            return
+        chunks: list[list[tuple[str, list[_Pending]]]] = [[]]
+        size = 0
+        for stream, items in by_stream.items():
+            if size and size + len(items) > CHUNK:
+                chunks.append([])
+                size = 0
+            chunks[-1].append((stream, items))
+            size += len(items)
+        pipe = self.client.pipeline(transaction=False)
+        maxlen = str(self.maxlen)
+        for chunk in chunks:
+            keys: list[str] = []
+            args: list[Any] = [maxlen]
+            for index, (stream, items) in enumerate(chunk, 1):
+                key = self._key(stream)
+                keys += (key, dedup_key_of(key))
+                for p in items:
+                    k = p.key
+                    force = force_all or (p.held_since is not None and now - p.held_since >= self.hold_s)
+                    args += (index, "1" if force else "0", "" if k.prev is None else k.prev,
+                             "" if k.last is None else k.last, k.event_ms, k.digest, p.entry.data,
+                             p.entry.received_ns)
+            pipe.evalsha(self._sha, len(keys), *keys, *args)
+        results = await self._execute(pipe)
+        self.calls += 1
+        for chunk, statuses in zip(chunks, results, strict=True):
+            flat = [p for _, items in chunk for p in items]
+            for p, status in zip(flat, statuses, strict=True):
+                if status == ADDED:
+                    self.added += 1
+                elif status == HELD:
+                    if p.held_since is None:
+                        p.held_since = now
+                    self._held.setdefault(p.entry.stream, []).append(p)
+                else:
+                    self.duplicates += 1
+        if self._held and self._retry is None and not force_all:
+            loop = asyncio.get_running_loop()
+            self._retry = loop.call_later(self.hold_s, self._retry_held)
+
+    async def _execute(self, pipe: Any) -> list[Any]:
+        from redis.exceptions import NoScriptError
+
+        if not self._loaded:
+            await self.client.script_load(_WRITE_LUA)
+            self._loaded = True
+        try:
+            return list(await pipe.execute())
+        except NoScriptError:  # the server lost its scripts (restarted, SCRIPT FLUSH): nothing ran
+            await self.client.script_load(_WRITE_LUA)
+            return list(await pipe.execute())
+
+    async def mark(self, marker: Marker) -> None:
+        if self._closed:
+            return
+        await self.client.xadd(f"binance:{self.market}:events",
+                               {"k": marker.kind, "d": orjson.dumps(marker.detail, default=str),
+                                "w": self.writer, "r": marker.received_ns},
+                               maxlen=EVENTS_MAXLEN, approximate=True)
+
+    async def close(self) -> None:
+        """Store what is queued and held (held messages forced: no writer is left to fill their gaps)."""
+        if self._closed:
+            return
+        if self._flush is not None:
+            with contextlib.suppress(Exception):
+                await self._flush
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        self._closed = True
+        if self._queue or self._held:
+            await self._store(force_all=True)
+
+
+class RedisReader:
+    """Messages of ``streams`` read back from Redis through a consumer group, like a subscription.
+
+    ``async for msg in reader`` yields dicts (``decode="dict"``), :class:`RawMessage` (``"raw"``) or typed
+    models (``"typed"``, :func:`binance_ws.models.decoder_for`). Delivery is at least once: an entry is
+    acknowledged (``XACK``) when the next one is asked for, so a consumer that dies mid-message gets it
+    again, as does another consumer of the group once it has been idle ``claim_idle_ms``. After each
+    message, ``entry`` is its ``(stream, entry id, receive ns)``. The group is created on first use at
+    ``start`` (``"0"``: everything the streams hold; ``"$"``: only what comes after).
+    """
+
+    def __init__(self, client: Any, streams: Iterable[str], *, market: str = "spot",
+                 group: str = "binance-ws", consumer: str = "reader", decode: str = "dict",
+                 count: int = 512, block_ms: int = 1000, claim_idle_ms: int = 30_000,
+                 start: str = "0", product: Any = None) -> None:
+        self.client = client
+        self.streams = list(dict.fromkeys(streams))
+        if not self.streams:
+            raise ValueError("a reader needs at least one stream")
+        self.market = market
+        self.group = group
+        self.consumer = consumer
+        self.decode = decode
+        self.count = count
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.start = start
+        self._names = {key_of(market, s).encode(): s for s in self.streams}
+        self._decoders: dict[str, Callable[[bytes], Any]] = {}
+        if decode == "typed":
+            from binance_ws import markets, models
+
+            prod = product or {"spot": markets.SPOT, "usdm": markets.USDM, "coinm": markets.COINM}.get(
+                market, markets.SPOT)
+            self._decoders = {s: models.decoder_for(s, prod) for s in self.streams}
+        elif decode not in ("dict", "raw"):
+            raise ValueError("decode must be 'dict', 'raw' or 'typed'")
+        self._buffer: deque[tuple[bytes, bytes, dict[bytes, bytes]]] = deque()
+        self._unacked: dict[bytes, list[bytes]] = {}
+        self._ready = False
+        self._pending_done = False
+        self._last_claim = 0.0
+        self.entry: tuple[str, str, int] | None = None
+        #: Entries delivered, and those taken over from other consumers.
+        self.delivered = 0
+        self.claimed = 0
+
+    def __aiter__(self) -> RedisReader:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self.recv()
+
+    async def _setup(self) -> None:
+        from redis.exceptions import ResponseError
+
+        for key in self._names:
+            try:
+                await self.client.xgroup_create(key, self.group, id=self.start, mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._ready = True
+
+    async def ack(self) -> None:
+        """Acknowledge everything delivered so far (``recv`` does it for the previous batch itself)."""
+        unacked, self._unacked = self._unacked, {}
+        if unacked:
+            pipe = self.client.pipeline(transaction=False)
+            for key, ids in unacked.items():
+                pipe.xack(key, self.group, *ids)
+            await pipe.execute()
+
+    async def _claim(self) -> None:
+        self._last_claim = time.monotonic()
+        for key in self._names:
+            cursor: Any = b"0-0"
+            while True:
+                reply = await self.client.xautoclaim(key, self.group, self.consumer, self.claim_idle_ms,
+                                                     start_id=cursor, count=self.count)
+                cursor, entries = reply[0], reply[1]
+                for entry_id, fields in entries:
+                    if fields:
+                        self._buffer.append((key, entry_id, fields))
+                        self.claimed += 1
+                if cursor in (b"0-0", "0-0") or not entries:
+                    break
+
+    async def _fill(self) -> None:
+        if not self._ready:
+            await self._setup()
+        await self.ack()
+        if not self._pending_done:  # our own pending entries first (a restart under the same name)
+            reply = await self.client.xreadgroup(self.group, self.consumer, dict.fromkeys(self._names, "0"),
+                                                 count=self.count)
+            got = [(key, i, f) for key, entries in reply or [] for i, f in entries if f]
+            if got:
+                self._buffer.extend(got)
+                return
+            self._pending_done = True
+        if time.monotonic() - self._last_claim >= self.claim_idle_ms / 1000:
+            await self._claim()
+            if self._buffer:
+                return
+        reply = await self.client.xreadgroup(self.group, self.consumer, dict.fromkeys(self._names, ">"),
+                                             count=self.count, block=self.block_ms)
+        for key, entries in reply or []:
+            self._buffer.extend((key, i, f) for i, f in entries)
+
+    async def recv(self) -> Any:
+        """The next message (waits for one)."""
+        while not self._buffer:
+            await self._fill()
+        key, entry_id, fields = self._buffer.popleft()
+        self._unacked.setdefault(key, []).append(entry_id)
+        self.delivered += 1
+        stream = self._names[key]
+        data = fields[b"d"]
+        self.entry = (stream, entry_id.decode(), int(fields.get(b"r", b"0")))
+        if self.decode == "raw":
+            return RawMessage(stream, data)
+        if self.decode == "typed":
+            return self._decoders[stream](data)
+        return orjson.loads(data)
