@@ -133,7 +133,8 @@ def test_a_dead_members_shards_are_watched_before_its_lease_lapses_and_taken_wit
         for shard, _ in lost:
             if shard not in watched_at and any(w.members[n].watched.get(shard) for n in ("a", "c")):
                 watched_at[shard] = w.now
-        if all(s in w.leases and w.leases[s].owner != victim and w.leases[s].expires_ms > w.now for s in lost):
+        if all(s in w.leases and w.leases[s].owner != victim and w.leases[s].expires_ms > w.now
+               for s in lost):
             break
     taken = w.now
     assert taken - killed <= TTL + w.members["a"].heartbeat_ms
