@@ -186,3 +186,21 @@ def test_shard_of_is_stable_and_in_range() -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         FleetPolicy("a", 0, 1, TTL, 0)
+
+
+def test_the_successor_steps_again_the_moment_an_orphaned_lease_lapses() -> None:
+    w = World(4, 1)
+    for n in ("a", "b"):
+        w.join(n)
+    w.run(3 * TTL)
+    lost = w.held_by("b")
+    lapse = min(w.leases[s].expires_ms for s in lost)
+    w.dead.add("b")
+    p = w.members["a"]
+    while not any(p.watched.get(s) is not None for s, _ in lost):  # "a" suspects b: watches its shards
+        w.run(w.now + 10)
+    while lapse - w.now >= p.heartbeat_ms:
+        w.run(w.now + 10)
+    assert w.now < lapse
+    p.step(w.view())
+    assert p.next_step_ms == lapse - w.now + 1

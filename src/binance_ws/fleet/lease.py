@@ -10,7 +10,7 @@ out the actions it returns:
   fewest slots, ties broken by a hash of member and slot, so members agree without talking);
 * a member whose heartbeat is older than half the TTL is **suspect**: its slots are assigned to others at
   once, and their new owners **watch** (subscribe to) those shards before the old lease lapses, so the
-  takeover costs no reconnect after it; the claim follows as soon as the lease is gone;
+  takeover costs no reconnect after it; the claim follows the moment the lease lapses (``next_step_ms``);
 * **balance**: a member holding at least two fewer slots than another asks for one of its slots (``want``)
   once it is itself subscribed to that shard; the owner **releases** it and the asker claims it. Nothing
   is missed, because both write while they overlap and the writes are de-duplicated (:mod:`.dedup`).
@@ -103,6 +103,7 @@ class FleetPolicy:
         self.watched: dict[int, bool] = {}
         #: The slot this member asked for, and when.
         self.wanting: tuple[Slot, int] | None = None
+        self.next_step_ms = self.heartbeat_ms
 
     @property
     def heartbeat_ms(self) -> int:
@@ -147,9 +148,14 @@ class FleetPolicy:
             taken.add(pick)
             if pick == me:
                 targets.append(slot)
+        #: Milliseconds until the next step is due: a heartbeat, or sooner the moment an orphaned lease this
+        #: member is to take over lapses (so that it is claimed at once, within the TTL of the death).
+        self.next_step_ms = self.heartbeat_ms
         for slot in targets:
             if slot not in leases:
                 actions.append(Claim(slot))
+            else:
+                self.next_step_ms = max(1, min(self.next_step_ms, leases[slot].expires_ms - now + 1))
         # Balance: ask the most loaded member for one of its slots, once subscribed to that shard.
         if self.wanting is not None:
             slot, since = self.wanting
