@@ -11,7 +11,9 @@ the simulator's over the whole window:
 * duplicated: in Redis more than once (must be 0);
 * takeover: from the kill until every slot the dead member held has a live owner again (lease TTL bound);
 * gap: the longest run of missing trades of one stream, in seconds of production time;
-* depth breaks: diff-depth messages whose ``U`` does not follow the previous ``u`` in Redis.
+* backfilled: trades the successor fetched over REST to close the gap (redundancy 1), in how many fills;
+* depth breaks: diff-depth messages whose ``U`` does not follow the previous ``u`` in Redis (diff depth
+  has no history to fetch: with redundancy 1 the takeover leaves a break a book resync must bridge).
 
     python -m benchmarks.fleet                          # 200 symbols, redundancy 1 then 2
     python -m benchmarks.fleet --symbols 20 --redundancy 2 --lease-ttl 2
@@ -50,6 +52,8 @@ class FleetReport:
     longest_gap_s: float = 0.0
     takeover_s: float = 0.0
     victim_slots: int = 0
+    backfilled: int = 0
+    backfills: int = 0
     depth_messages: int = 0
     depth_breaks: int = 0
     redis_entries: int = 0
@@ -57,13 +61,14 @@ class FleetReport:
     notes: list[str] = field(default_factory=list)
 
 
-async def _spawn(names: list[str], stream_url: str, redis_url: str, member: str, *, redundancy: int,
+async def _spawn(names: list[str], stream_url: str, rest_url: str, redis_url: str, member: str, *,
+                 redundancy: int,
                  ttl: float, shards: int) -> asyncio.subprocess.Process:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "binance_ws.cli", "collect", *names, "--endpoint", stream_url,
         "--redis", redis_url, "--lease-ttl", str(ttl), "--shards", str(shards),
-        "--redundancy", str(redundancy), "--name", member,
+        "--redundancy", str(redundancy), "--name", member, "--rest", rest_url,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         env=env)
 
@@ -122,8 +127,8 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
     try:
         async with sim:
             for i in range(members):
-                procs.append(await _spawn(names, sim.stream_url, redis_url, f"c{i}", redundancy=redundancy,
-                                          ttl=ttl, shards=shards))
+                procs.append(await _spawn(names, sim.stream_url, sim.rest_url, redis_url, f"c{i}",
+                                          redundancy=redundancy, ttl=ttl, shards=shards))
             slots = shards * min(redundancy, members)
 
             async def all_owned() -> bool:
@@ -206,6 +211,10 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
                     report.depth_breaks += 1
                 last_u[stream] = msg["u"]
         await reader.ack()
+        for _, fields in await client.xrange("binance:spot:events"):
+            if fields[b"k"] == b"backfill":
+                report.backfills += 1
+                report.backfilled += orjson.loads(fields[b"d"])["filled"]
         for s in trades:
             window = [(t, at) for t, at in produced[s] if start_mark[s] < t <= end_mark[s]]
             got = [t for t in seen.get(s, []) if start_mark[s] < t <= end_mark[s]]

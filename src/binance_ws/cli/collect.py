@@ -35,6 +35,14 @@ def _redis_url(raw: str) -> str:
     return raw.strip()
 
 
+def _rest_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _BadInput(f"--rest {raw!r}: give the REST base URL, e.g. http://127.0.0.1:9444 or "
+                        "https://api.binance.com")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _safe(url: str) -> str:
     """``url`` without a password (secrets never reach a log or an error line)."""
     parts = urlsplit(url)
@@ -64,6 +72,11 @@ def collect(
         metavar="SECONDS", help="Shard lease TTL: a dead member's shards are taken over within it.")] = 10.0,
     shards: Annotated[int, typer.Option(
         metavar="N", help="Shards the streams are split into (the same on every member).")] = 16,
+    rest: Annotated[str | None, typer.Option(
+        metavar="URL", help="REST base URL to backfill missed trades from (default: the market's; none "
+                            "with --endpoint unless given).")] = None,
+    backfill_weight: Annotated[int, typer.Option(
+        metavar="N", help="REST weight a minute backfilling may spend (0: never backfill).")] = 2400,
     name: Annotated[str | None, typer.Option(
         metavar="NAME", help="This member's name in the fleet (default: host:pid).")] = None,
     verbose: Annotated[bool, typer.Option(
@@ -91,7 +104,7 @@ def collect(
     if market not in _MARKETS:
         raise _fail(f"--market must be one of {', '.join(_MARKETS)}, not {market!r}", EXIT_BAD_INPUT)
     for option, value, low in (("--redundancy", redundancy, 1), ("--shards", shards, 1),
-                               ("--maxlen", maxlen, 0)):
+                               ("--maxlen", maxlen, 0), ("--backfill-weight", backfill_weight, 0)):
         if value < low:
             raise _fail(f"{option} must be {low} or more, not {value}", EXIT_BAD_INPUT)
     if not lease_ttl >= 0.2:
@@ -99,16 +112,22 @@ def collect(
     product = {"spot": markets.SPOT, "usdm": markets.USDM, "coinm": markets.COINM}[market]
     try:
         url = _redis_url(redis_url)
+        rest_url = product.rest_url
         if endpoint is not None:
             base = _endpoint(endpoint)
             product = product.with_urls(stream_url=base, name="endpoint", local=base.startswith("ws://"))
+            rest_url = ""
+        if rest is not None:
+            rest_url = _rest_url(rest)
         names = [streams.validate_stream(s, product) for s in stream]
     except (_BadInput, errors.InvalidStreamError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     member = name or f"{socket.gethostname()}:{os.getpid()}"
     try:
         code = asyncio.run(_collect(names, product, market, use_sim, url, member, maxlen=maxlen,
-                                    redundancy=redundancy, lease_ttl=lease_ttl, shards=shards))
+                                    redundancy=redundancy, lease_ttl=lease_ttl, shards=shards,
+                                    rest_url=rest_url if backfill_weight else "",
+                                    backfill_weight=backfill_weight))
     except KeyboardInterrupt:
         code = 130
     except _Failure as exc:
@@ -118,7 +137,8 @@ def collect(
 
 
 async def _collect(names: list[str], product: Any, label: str, use_sim: bool, url: str, member: str, *,
-                   maxlen: int, redundancy: int, lease_ttl: float, shards: int) -> int:
+                   maxlen: int, redundancy: int, lease_ttl: float, shards: int, rest_url: str = "",
+                   backfill_weight: int = 0) -> int:
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
@@ -148,13 +168,22 @@ async def _collect(names: list[str], product: Any, label: str, use_sim: bool, ur
 
             sim = await stack.enter_async_context(Simulator())
             product = sim.market
+            rest_url = sim.rest_url if rest_url else ""
         elif (why := await _unreachable(product.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)
         manager = await stack.enter_async_context(AsyncSocketManager(market=product))
         # A metrics endpoint (binance_ws.metrics, --metrics-port) starts here and reads the collector's
         # counters (claimed, lost, released) and its sink's (added, duplicates, held).
+        backfill = None
+        if rest_url and label == "spot":  # the REST history backfill reads (spot's /api/v3)
+            from binance_ws.engine.rest import AsyncClient
+            from binance_ws.fleet.backfill import TradeBackfill
+
+            rest_client = AsyncClient(market=product, base_url=rest_url, env={})
+            stack.push_async_callback(rest_client.close)
+            backfill = TradeBackfill(rest_client, weight_per_minute=backfill_weight)
         collector = Collector(client, manager, label, names, name=member, shards=shards,
-                              redundancy=redundancy, lease_ttl_s=lease_ttl, maxlen=maxlen)
+                              redundancy=redundancy, lease_ttl_s=lease_ttl, maxlen=maxlen, backfill=backfill)
         try:
             await collector.run()
         except asyncio.CancelledError:

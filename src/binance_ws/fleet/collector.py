@@ -35,7 +35,7 @@ from binance_ws.fleet.lease import (
     shard_of,
 )
 from binance_ws.sinks.base import Entry, Marker, Pump
-from binance_ws.sinks.redis import DEFAULT_HOLD_S, DEFAULT_MAXLEN, RedisSink
+from binance_ws.sinks.redis import DEFAULT_HOLD_S, DEFAULT_MAXLEN, Backfill, RedisSink
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +105,15 @@ class Collector:
     """Collects ``streams`` as one member ``name`` of the fleet in ``client``'s Redis (see module doc).
 
     ``manager`` is a started :class:`~binance_ws.engine.manager.AsyncSocketManager`; ``market`` the
-    product's name in the keys. ``run()`` returns only by failing (:class:`CollectorError`) or being
-    cancelled; ``stop()`` releases the leases so that others take over at once.
+    product's name in the keys; ``backfill`` fetches trades a gap left out (see :mod:`.backfill`).
+    ``run()`` returns only by failing (:class:`CollectorError`) or being cancelled; ``stop()`` releases
+    the leases so that others take over at once.
     """
 
     def __init__(self, client: Any, manager: Any, market: str, streams: Sequence[str], *, name: str,
                  shards: int = DEFAULT_SHARDS, redundancy: int = 1,
                  lease_ttl_s: float = DEFAULT_LEASE_TTL_S, maxlen: int = DEFAULT_MAXLEN,
-                 hold_s: float = DEFAULT_HOLD_S) -> None:
+                 hold_s: float = DEFAULT_HOLD_S, backfill: Backfill | None = None) -> None:
         self.client = client
         self.manager = manager
         self.market = market
@@ -125,7 +126,7 @@ class Collector:
         for s in self.streams:
             self.by_shard.setdefault(shard_of(s, shards), []).append(s)
         self.prefix = f"binance:{market}:fleet:"
-        self.sink = RedisSink(client, market, maxlen=maxlen, hold_s=hold_s, writer=name)
+        self.sink = RedisSink(client, market, maxlen=maxlen, hold_s=hold_s, writer=name, backfill=backfill)
         self.policy: FleetPolicy | None = None
         self._view = client.register_script(_VIEW_LUA)
         self._renew = client.register_script(_RENEW_LUA)

@@ -25,16 +25,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 
 from binance_ws.engine.delivery import RawMessage
 from binance_ws.fleet.dedup import ADDED, HELD, DedupKey, dedup_key, key_of
 from binance_ws.sinks.base import Entry, Marker
+
+log = logging.getLogger(__name__)
 
 #: Entries each Redis stream keeps, about (``XADD MAXLEN ~``); 0 keeps everything.
 DEFAULT_MAXLEN: Final = 1_000_000
@@ -111,15 +114,26 @@ def dedup_key_of(stream_key: str) -> str:
     return stream_key + ":dedup"
 
 
-class _Pending:
-    """A message on its way: its entry, dedup key, and (once held) since when (monotonic s)."""
+class Backfill(Protocol):
+    """Fetches the messages of a gap (ids ``first..last``) from elsewhere: REST for trades
+    (:class:`binance_ws.fleet.backfill.TradeBackfill`)."""
 
-    __slots__ = ("entry", "held_since", "key")
+    def can_fill(self, stream: str) -> bool: ...
+
+    async def fill(self, stream: str, first: int, last: int) -> list[bytes]: ...
+
+
+class _Pending:
+    """A message on its way: its entry, dedup key, (once held) since when (monotonic s), and whether a
+    backfill of the gap before it was tried."""
+
+    __slots__ = ("entry", "filled", "held_since", "key")
 
     def __init__(self, entry: Entry, key: DedupKey) -> None:
         self.entry = entry
         self.key = key
         self.held_since: float | None = None
+        self.filled = False
 
 
 class RedisSink:
@@ -127,11 +141,13 @@ class RedisSink:
 
     ``client`` is a ``redis.asyncio.Redis`` (bytes, not decoded responses). ``write`` returns once its
     entries are stored, or held (a gap another writer may fill; stored by ``hold_s`` later at most, or
-    at ``close``). Counters: ``added``, ``duplicates``, ``held`` (now waiting), ``calls`` (round trips).
+    at ``close``). With ``backfill``, a gap nobody filled in ``hold_s`` is first fetched from it (REST,
+    for trades) and stored before the held messages; a gap it cannot fill is stored as a gap.
+    Counters: ``added``, ``duplicates``, ``held`` (now waiting), ``backfilled``, ``calls`` (round trips).
     """
 
     def __init__(self, client: Any, market: str, *, maxlen: int = DEFAULT_MAXLEN,
-                 hold_s: float = DEFAULT_HOLD_S, writer: str = "",
+                 hold_s: float = DEFAULT_HOLD_S, writer: str = "", backfill: Backfill | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if maxlen < 0:
             raise ValueError("maxlen must be 0 (no trimming) or more")
@@ -141,6 +157,9 @@ class RedisSink:
         self.hold_s = hold_s
         self.writer = writer
         self.clock = clock
+        self.backfill = backfill
+        self._filling: dict[str, asyncio.Task[None]] = {}
+        self.backfilled = 0
         self._sha = hashlib.sha1(_WRITE_LUA.encode()).hexdigest()
         self._loaded = False
         self._keys: dict[str, str] = {}
@@ -199,13 +218,25 @@ class RedisSink:
     async def _store(self, force_all: bool) -> None:
         queue, self._queue = self._queue, []
         now = self.clock()
-        # Per stream: held messages first (their order), then the new ones.
+        # Per stream: held messages first (their order), then the new ones. A stream being backfilled
+        # waits whole (held) until its fill is in.
         by_stream: dict[str, list[_Pending]] = {}
-        for stream, items in self._held.items():
-            by_stream[stream] = items
-        self._held = {}
+        held, self._held = self._held, {}
+        for stream, items in held.items():
+            first = items[0]
+            if (stream not in self._filling and not force_all and self.backfill is not None
+                    and not first.filled and first.held_since is not None
+                    and now - first.held_since >= self.hold_s and self.backfill.can_fill(stream)):
+                self._filling[stream] = asyncio.get_running_loop().create_task(self._fill(stream))
+            if stream in self._filling:
+                self._held[stream] = items
+            else:
+                by_stream[stream] = items
         for p in queue:
-            by_stream.setdefault(p.entry.stream, []).append(p)
+            if p.entry.stream in self._filling:
+                self._held.setdefault(p.entry.stream, []).append(p)
+            else:
+                by_stream.setdefault(p.entry.stream, []).append(p)
         if not by_stream:
             return
         chunks: list[list[tuple[str, list[_Pending]]]] = [[]]
@@ -248,6 +279,39 @@ class RedisSink:
             loop = asyncio.get_running_loop()
             self._retry = loop.call_later(self.hold_s, self._retry_held)
 
+    async def _fill(self, stream: str) -> None:
+        """Fetch the gap before ``stream``'s first held message and put it in front of it."""
+        assert self.backfill is not None
+        try:
+            items = self._held.get(stream) or []
+            if not items or items[0].key.prev is None:
+                return
+            last, event = await self.client.hmget(dedup_key_of(self._key(stream)), "l", "e")
+            want = items[0].key.prev
+            if last is not None and int(last) < want:
+                payloads = await self.backfill.fill(stream, int(last) + 1, want)
+                floor = int(event or 0)
+                now_ns = time.time_ns()
+                fills = []
+                for data in payloads:
+                    key = dedup_key(stream, data)
+                    # REST has no event time (E is the trade time): never older than what is stored.
+                    fills.append(_Pending(Entry(now_ns, stream, data), key._replace(
+                        event_ms=max(key.event_ms, floor))))
+                if fills:
+                    self.backfilled += len(fills)
+                    self._held[stream] = fills + (self._held.get(stream) or [])
+                    await self.mark(Marker(now_ns, "backfill", {
+                        "stream": stream, "first": int(last) + 1, "last": want, "filled": len(fills)}))
+        except Exception as exc:  # REST or Redis trouble: the gap is stored as a gap, and said so
+            log.warning("backfill of %s failed: %s", stream, exc)
+        finally:
+            for p in self._held.get(stream) or []:
+                p.filled = True
+            self._filling.pop(stream, None)
+            if not self._closed:
+                self._schedule().add_done_callback(lambda f: f.cancelled() or f.exception())
+
     async def _execute(self, pipe: Any) -> list[Any]:
         from redis.exceptions import NoScriptError
 
@@ -278,6 +342,9 @@ class RedisSink:
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
+        for task in list(self._filling.values()):
+            with contextlib.suppress(Exception):
+                await task
         self._closed = True
         if self._queue or self._held:
             await self._store(force_all=True)
