@@ -10,6 +10,8 @@ the simulator's over the whole window:
 * missing: produced, never in Redis (redundancy 1: the takeover's gap; redundancy 2: must be 0);
 * duplicated: in Redis more than once (must be 0);
 * takeover: from the kill until every slot the dead member held has a live owner again (lease TTL bound);
+* resumed: from the kill until the dead member's shards' depth@100ms streams (10 a second) have data
+  received by a live member again (redundancy 2: the other owner never stopped);
 * gap: the longest run of missing trades of one stream, in seconds of production time;
 * backfilled: trades the successor fetched over REST to close the gap (redundancy 1), in how many fills;
 * depth breaks: diff-depth messages whose ``U`` does not follow the previous ``u`` in Redis (diff depth
@@ -51,7 +53,9 @@ class FleetReport:
     streams_with_missing: int = 0
     longest_gap_s: float = 0.0
     takeover_s: float = 0.0
+    resumed_s: float = 0.0
     victim_slots: int = 0
+    victim_trade_streams: int = 0
     backfilled: int = 0
     backfills: int = 0
     depth_messages: int = 0
@@ -159,7 +163,7 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
             victim_slots = [slot for slot, owner in before.items() if owner == victim]
             report.victim_slots = len(victim_slots)
             procs[1].send_signal(signal.SIGKILL)
-            killed = time.monotonic()
+            killed_ns = time.time_ns()
 
             async def taken_over() -> bool:
                 now = await _leases(client, shards, redundancy)
@@ -195,13 +199,16 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
                              block_ms=200)
         seen: dict[str, list[int]] = {}
         last_u: dict[str, int] = {}
+        first_after: dict[str, int] = {}
         while True:
             try:
                 msg = await asyncio.wait_for(reader.recv(), 3)
             except TimeoutError:
                 break
             report.redis_entries += 1
-            stream = reader.entry[0] if reader.entry else ""
+            stream, _, received = reader.entry if reader.entry else ("", "", 0)
+            if received > killed_ns and stream not in first_after:
+                first_after[stream] = received
             if msg.get("e") == "trade":
                 seen.setdefault(stream, []).append(msg["t"])
             elif msg.get("e") == "depthUpdate":
@@ -211,6 +218,13 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
                     report.depth_breaks += 1
                 last_u[stream] = msg["u"]
         await reader.ack()
+        from binance_ws.fleet.lease import shard_of
+
+        victim_shards = {shard for shard, _ in victim_slots}
+        resumed = [first_after.get(n, killed_ns) - killed_ns for n in names
+                   if shard_of(n, shards) in victim_shards and n.endswith("@depth@100ms")]
+        report.resumed_s = round(max(resumed, default=0) / 1e9, 3)
+        report.victim_trade_streams = sum(shard_of(s, shards) in victim_shards for s in trades)
         for _, fields in await client.xrange("binance:spot:events"):
             if fields[b"k"] == b"backfill":
                 report.backfills += 1
@@ -226,7 +240,6 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
             if missing:
                 report.streams_with_missing += 1
                 report.longest_gap_s = max(report.longest_gap_s, round(missing[-1][1] - missing[0][1], 3))
-        del killed
     finally:
         for p in procs:
             if p.returncode is None:
