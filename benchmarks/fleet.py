@@ -63,6 +63,7 @@ class FleetReport:
     redis_entries: int = 0
     run_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    missing_sample: list[str] = field(default_factory=list)
 
 
 async def _spawn(names: list[str], stream_url: str, rest_url: str, redis_url: str, member: str, *,
@@ -151,8 +152,8 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
                 for s in trades:
                     pipe.hget(f"binance:spot:{s}:dedup", "l")
                 stored = await pipe.execute()
-                return all(v is not None and int(v) > owned_at[s] for s, v in zip(trades, stored, strict=True)
-                           if produced[s] and produced[s][-1][0] > owned_at[s])
+                # Every symbol trades every second or so: wait for each to trade, and that trade to land.
+                return all(v is not None and int(v) > owned_at[s] for s, v in zip(trades, stored, strict=True))
 
             await _until(all_live, 60, "every stream live in Redis")
             await asyncio.sleep(0.5)
@@ -164,6 +165,7 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
             report.victim_slots = len(victim_slots)
             procs[1].send_signal(signal.SIGKILL)
             killed_ns = time.time_ns()
+            killed = time.monotonic()
 
             async def taken_over() -> bool:
                 now = await _leases(client, shards, redundancy)
@@ -238,6 +240,10 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
             missing = [(t, at) for t, at in window if t not in have]
             report.missing += len(missing)
             if missing:
+                if len(report.missing_sample) < 8:
+                    report.missing_sample.append(
+                        f"{s} shard {shard_of(s, shards)}: ids {missing[0][0]}..{missing[-1][0]} ({len(missing)}) "
+                        f"produced {missing[0][1] - killed:+.2f}..{missing[-1][1] - killed:+.2f} s from the kill")
                 report.streams_with_missing += 1
                 report.longest_gap_s = max(report.longest_gap_s, round(missing[-1][1] - missing[0][1], 3))
     finally:
