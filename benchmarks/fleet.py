@@ -153,7 +153,8 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
                     pipe.hget(f"binance:spot:{s}:dedup", "l")
                 stored = await pipe.execute()
                 # Every symbol trades every second or so: wait for each to trade, and that trade to land.
-                return all(v is not None and int(v) > owned_at[s] for s, v in zip(trades, stored, strict=True))
+                return all(v is not None and int(v) > owned_at[s]
+                           for s, v in zip(trades, stored, strict=True))
 
             await _until(all_live, 60, "every stream live in Redis")
             await asyncio.sleep(0.5)
@@ -241,9 +242,10 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
             report.missing += len(missing)
             if missing:
                 if len(report.missing_sample) < 8:
+                    (lo, t0), (hi, t1) = missing[0], missing[-1]
                     report.missing_sample.append(
-                        f"{s} shard {shard_of(s, shards)}: ids {missing[0][0]}..{missing[-1][0]} ({len(missing)}) "
-                        f"produced {missing[0][1] - killed:+.2f}..{missing[-1][1] - killed:+.2f} s from the kill")
+                        f"{s} shard {shard_of(s, shards)}: ids {lo}..{hi} ({len(missing)}) produced "
+                        f"{t0 - killed:+.2f}..{t1 - killed:+.2f} s from the kill")
                 report.streams_with_missing += 1
                 report.longest_gap_s = max(report.longest_gap_s, round(missing[-1][1] - missing[0][1], 3))
     finally:

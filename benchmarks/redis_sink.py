@@ -2,9 +2,10 @@
 ``redis-benchmark``'s pipelined XADD against the same server in the same run.
 
 The collector side is :class:`~binance_ws.sinks.redis.RedisSink` as ``binance-ws collect`` drives it:
-batches of entries (trade and diff-depth payloads of the simulator's shape over ``--streams`` streams,
-ids consecutive per stream, as a pump hands them over), each batch awaited before the next, every message
-through the dedup script and ``XADD MAXLEN ~``. The baseline is ``redis-benchmark -P 16`` running ``XADD
+``--pumps`` concurrent writers (one a shard), each handing over batches of entries (trade and diff-depth
+payloads of the simulator's shape over ``--streams`` streams, ids consecutive per stream) and awaiting
+each before the next, every message through the dedup script and ``XADD MAXLEN ~``. The baseline is
+``redis-benchmark -P 16`` running ``XADD
 <key> MAXLEN ~ 1000000 * d <payload> r <ns>`` (the same fields and payload size), with one connection
 (``-c 1``, as one collector has) and with its default 50.
 
@@ -56,15 +57,26 @@ def payloads(streams: int, messages: int) -> list[Entry]:
     return out
 
 
-async def sink_rate(url: str, entries: list[Entry], batch: int) -> tuple[float, int]:
+async def sink_rate(url: str, entries: list[Entry], batch: int, pumps: int) -> tuple[float, int]:
+    """Messages a second through one sink fed by ``pumps`` concurrent writers (a collector's shards),
+    each owning a share of the streams and writing batches of up to ``batch``."""
     import redis.asyncio as aioredis
+
+    from binance_ws.fleet.lease import shard_of
 
     client = aioredis.Redis.from_url(url)
     await client.flushall()
     sink = RedisSink(client, "spot")
+    shares: list[list[Entry]] = [[] for _ in range(pumps)]
+    for e in entries:
+        shares[shard_of(e.stream, pumps)].append(e)
+
+    async def pump(share: list[Entry]) -> None:
+        for i in range(0, len(share), batch):
+            await sink.write(share[i:i + batch])
+
     start = time.perf_counter()
-    for i in range(0, len(entries), batch):
-        await sink.write(entries[i:i + batch])
+    await asyncio.gather(*(pump(share) for share in shares))
     await sink.close()
     elapsed = time.perf_counter() - start
     stored = sink.added
@@ -79,7 +91,7 @@ def bench_rate(port: int, clients: int, messages: int, payload: bytes) -> float:
          payload.decode(), "r", str(time.time_ns())],
         check=True, capture_output=True, text=True).stdout
     rows = list(csv.reader(io.StringIO(out)))
-    return float(rows[-1][1])
+    return float(rows[-1][-7])  # the command (first column) quotes JSON badly: count from the end
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--streams", type=int, default=400)
     parser.add_argument("--batch", type=int, default=4096, help="entries a write (a pump's batch)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pumps", type=int, default=16, help="concurrent writers (a collector's shards)")
     args = parser.parse_args(argv)
     if shutil.which("redis-benchmark") is None:
         raise SystemExit("redis-benchmark is not installed (apt-get install redis-server)")
@@ -101,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         server = RedisServer(Path(tmp))
         try:
             for _ in range(args.rounds):  # interleaved, so drift hits both alike
-                rate, stored = asyncio.run(sink_rate(server.url, entries, args.batch))
+                rate, stored = asyncio.run(sink_rate(server.url, entries, args.batch, args.pumps))
                 if stored != len(entries):
                     raise SystemExit(f"the sink stored {stored} of {len(entries)}")
                 results["sink"].append(rate)
@@ -110,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             server.stop()
     med = {k: statistics.median(v) for k, v in results.items()}
-    summary = {"messages": args.messages, "streams": args.streams, "batch": args.batch,
+    summary = {"messages": args.messages, "streams": args.streams, "batch": args.batch, "pumps": args.pumps,
                "rounds": args.rounds, "sink_msgs_per_s": round(med["sink"]),
                "redis_benchmark_P16_c1": round(med["bench_c1"]),
                "redis_benchmark_P16_c50": round(med["bench_c50"]),

@@ -15,7 +15,7 @@ from binance_ws.fleet.dedup import ADDED, DUPLICATE, HELD, DedupKey, DedupState,
 from binance_ws.models import Trade
 from binance_ws.sim import Simulator
 from binance_ws.sinks import Entry, Marker, Pump
-from binance_ws.sinks.redis import _WRITE_LUA, RedisReader, RedisSink
+from binance_ws.sinks.redis import _WRITE_LUA, FORCE, RedisReader, RedisSink, pack_messages
 
 KEY = b"binance:spot:btcusdt@trade"
 
@@ -123,6 +123,22 @@ async def test_streams_are_trimmed_approximately_to_maxlen(redis_client: Any) ->
     await sink.close()
 
 
+async def test_futures_diff_depth_is_chained_by_pu(redis_client: Any) -> None:
+    sink = RedisSink(redis_client, "usdm", hold_s=5.0)
+
+    def depth(first: int, last: int, pu: int) -> Entry:
+        return Entry(1, "btcusdt@depth@100ms", orjson.dumps({"e": "depthUpdate", "E": last, "U": first,
+                                                               "u": last, "pu": pu, "b": [], "a": []}))
+
+    # Futures ids are not consecutive across messages: U is not pu + 1, and that is no gap.
+    await sink.write([depth(10, 14, 8), depth(20, 25, 14), depth(31, 33, 25)])
+    await sink.write([depth(40, 44, 38)])  # pu 38 was never stored: a gap, held
+    assert (sink.added, sink.held) == (3, 1)
+    await sink.close()
+    rows = await redis_client.xrange(b"binance:usdm:btcusdt@depth@100ms")
+    assert [orjson.loads(f[b"d"])["u"] for _, f in rows] == [14, 25, 33, 44]
+
+
 async def test_markers_go_to_the_events_stream(redis_client: Any) -> None:
     sink = RedisSink(redis_client, "spot", writer="w1")
     await sink.mark(Marker(5, "gap", {"e": "error", "type": "gap", "stream": "btcusdt@trade"}))
@@ -135,11 +151,17 @@ async def test_markers_go_to_the_events_stream(redis_client: Any) -> None:
 async def test_the_lua_script_applies_the_same_rule_as_the_pure_one(redis_client: Any) -> None:
     """Random offers (duplicates, lagging copies, gaps, resets, forces) give the same statuses."""
     script = redis_client.register_script(_WRITE_LUA)
+
+    async def offer(stream: str, data: bytes, flags: int = 0) -> int:
+        reply = await script(keys=[stream, stream + ":dedup"],
+                             args=["0", *pack_messages([stream], [(1, data, 0, flags)])])
+        return HELD if reply[1:] == [1] else ADDED if reply[0] == 1 else DUPLICATE
+
     rng = random.Random(7)
     seen: set[int] = set()
     for trial in range(6):
         ref = DedupState()
-        keys = [f"t{trial}:s", f"t{trial}:s:dedup"]
+        stream = f"t{trial}@trade"
         t, e = 1000, 5000
         for _ in range(150):
             roll = rng.random()
@@ -154,16 +176,25 @@ async def test_the_lua_script_applies_the_same_rule_as_the_pure_one(redis_client
                 cand = (rng.randint(1, 50), e + 10)  # a reset
             else:
                 cand = (t, e)
-            k = DedupKey(cand[0] - 1, cand[0], cand[1], "")
             force = rng.random() < 0.3
-            want = ref.offer(k, force)
-            got = await script(keys=keys, args=["0", 1, "1" if force else "0", k.prev, k.last, k.event_ms,
-                                                "", b"x", 0])
-            assert got == [want], (trial, cand, force)
+            data = trade(*cand)
+            want = ref.offer(dedup_key(stream, data), force)
+            assert await offer(stream, data, FORCE if force else 0) == want, (trial, cand, force)
             seen.add(want)
             if want == ADDED:  # the stream moved on (past a gap, or back after a reset)
                 t, e = cand
     assert seen == {ADDED, DUPLICATE, HELD}  # every outcome was compared
+    # Id-less streams: event time and digest.
+    ref = DedupState()
+    e = 100
+    outcomes = set()
+    for _ in range(300):
+        e += rng.choice((-1, 0, 0, 0, 1))
+        data = orjson.dumps({"e": "kline", "E": e, "k": {"c": rng.randint(0, 40)}})
+        want = ref.offer(dedup_key("x@kline_1m", data))
+        assert await offer("x@kline_1m", data) == want
+        outcomes.add(want)
+    assert outcomes == {ADDED, DUPLICATE}
 
 
 def test_dedup_keys_per_stream_kind() -> None:
@@ -173,14 +204,15 @@ def test_dedup_keys_per_stream_kind() -> None:
     spot_depth = orjson.dumps({"e": "depthUpdate", "E": 5, "U": 10, "u": 14, "b": [], "a": []})
     assert dedup_key("x@depth@100ms", spot_depth)[:3] == (9, 14, 5)
     fut_depth = orjson.dumps({"e": "depthUpdate", "E": 5, "U": 10, "u": 14, "pu": 8, "b": [], "a": []})
-    assert dedup_key("x@depth", fut_depth)[:3] == (8, 14, 5)
+    assert dedup_key("x@depth", fut_depth, futures=True)[:3] == (8, 14, 5)  # futures chain by pu
     assert dedup_key("x@depth5@100ms", orjson.dumps({"lastUpdateId": 3, "bids": [], "asks": []}))[:3] == \
         (None, 3, 0)
     assert dedup_key("x@bookTicker", orjson.dumps({"u": 77, "s": "X", "b": "1"}))[:2] == (None, 77)
     kline = dedup_key("x@kline_1m", orjson.dumps({"e": "kline", "E": 9, "k": {}}))
     assert kline.last is None and kline.event_ms == 9 and kline.digest
-    assert dedup_key("!miniTicker@arr", orjson.dumps([{"E": 3}, {"E": 4}])).event_ms == 4
+    assert dedup_key("!miniTicker@arr", orjson.dumps([{"E": 3}, {"E": 4}])).event_ms == 3  # the first
     assert dedup_key("x@trade", b"not json").last is None
+    assert dedup_key("x@trade", b'{"e":"trade","E":5,"s":"X","t":7}')[:3] == (6, 7, 5)  # id last
 
 
 async def test_reader_yields_like_a_subscription_and_recovers_pending_entries(redis_client: Any) -> None:

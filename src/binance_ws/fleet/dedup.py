@@ -10,6 +10,10 @@ Binance gives most streams an id; a message's :class:`DedupKey` is read from its
 | ``<s>@depth<N>`` (partial), ``<s>@bookTicker`` | ``lastUpdateId`` / ``u`` | none: ids skip |
 | anything else (klines, tickers, ``!…@arr``) | none | none: event time ``E`` + a content digest |
 
+Ids and ``E`` are read from the bytes (the first ``"t":<digits>`` and so on: Binance's compact JSON has
+them at the top level; an array stream's ``E`` is its first element's), by the script in Redis itself;
+:func:`dedup_key` reads them the same way here.
+
 The rule (:meth:`DedupState.offer`; ``sinks/redis.py`` runs the same in Lua, one script call per batch):
 
 * an id'd message is **new** when its id is past the stream's last stored id; **a duplicate** when it is
@@ -26,12 +30,10 @@ The rule (:meth:`DedupState.offer`; ``sinks/redis.py`` runs the same in Lua, one
 
 from __future__ import annotations
 
+import hashlib
 import re
-import zlib
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
-
-import orjson
+from typing import Final, NamedTuple
 
 #: Statuses of an offered message.
 DUPLICATE: Final = 0
@@ -63,46 +65,79 @@ def key_of(market: str, stream: str) -> str:
     return f"binance:{market}:{stream}"
 
 
-def _event_ms(payload: Any) -> int:
-    if isinstance(payload, dict):
-        e = payload.get("E", 0)
-        return e if isinstance(e, int) else 0
-    if isinstance(payload, list):  # !miniTicker@arr and the like: the newest element's time
-        return max((x.get("E", 0) for x in payload if isinstance(x, dict) and isinstance(x.get("E"), int)),
-                   default=0)
-    return 0
+#: How each kind of stream is keyed (one byte a stream in the script's arguments).
+KIND_NONE: Final = 0  # event time + digest
+KIND_TRADE: Final = 1  # t; prev t - 1
+KIND_AGG: Final = 2  # a; prev a - 1
+KIND_DIFF: Final = 3  # u; prev U - 1 (spot)
+KIND_ID: Final = 4  # lastUpdateId or u; ids skip
+KIND_DIFF_PU: Final = 5  # u; prev pu, or U - 1 without one (futures)
+
+# What the Lua script reads: the integer right after the first occurrence of a top-level key in Binance's
+# compact JSON (values are plain integers, nested arrays hold only strings: a key cannot be matched
+# inside another value).
+_E = b'"E":'
+_T = b'"t":'
+_A = b'"a":'
+_LOWER_U = b'"u":'
+_UPPER_U = b'"U":'
+_PU = b'"pu":'
+_LAST_UPDATE = b'"lastUpdateId":'
+_INT = re.compile(rb"-?\d+")
+
+
+def kind_of(stream: str, futures: bool = False) -> int:
+    """The ``KIND_*`` of ``stream`` by its name (``futures``: a USD-M or COIN-M stream)."""
+    kind = stream.partition("@")[2]
+    if kind == "trade":
+        return KIND_TRADE
+    if kind == "aggTrade":
+        return KIND_AGG
+    if _DIFF_DEPTH.fullmatch(kind):
+        return KIND_DIFF_PU if futures else KIND_DIFF
+    if _PARTIAL_DEPTH.fullmatch(kind) or kind == "bookTicker":
+        return KIND_ID
+    return KIND_NONE
+
+
+def _num(key: bytes, data: bytes) -> int | None:
+    i = data.find(key)
+    if i < 0:
+        return None
+    m = _INT.match(data, i + len(key))
+    return int(m.group()) if m else None
 
 
 def _digest(data: bytes) -> str:
-    return format(zlib.crc32(data), "x")
+    return hashlib.sha1(data).hexdigest()[:16]
 
 
-def dedup_key(stream: str, data: bytes) -> DedupKey:
-    """The :class:`DedupKey` of one payload of ``stream`` (its bytes as received)."""
-    kind = stream.partition("@")[2]
-    try:
-        payload = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return DedupKey(None, None, 0, _digest(data))  # stored once, like any id-less message
-    event = _event_ms(payload)
-    if isinstance(payload, dict):
-        try:
-            if kind == "trade":
-                t = int(payload["t"])
-                return DedupKey(t - 1, t, event, "")
-            if kind == "aggTrade":
-                a = int(payload["a"])
-                return DedupKey(a - 1, a, event, "")
-            if _DIFF_DEPTH.fullmatch(kind):
-                prev = int(payload["pu"]) if "pu" in payload else int(payload["U"]) - 1
-                return DedupKey(prev, int(payload["u"]), event, "")
-            if _PARTIAL_DEPTH.fullmatch(kind) or kind == "bookTicker":
-                ident = payload.get("lastUpdateId", payload.get("u"))
-                if isinstance(ident, int):
-                    return DedupKey(None, ident, event, "")
-        except (KeyError, TypeError, ValueError):
-            pass  # not the shape its stream promises: kept by content, never dropped
-    return DedupKey(None, None, event, _digest(data))
+def dedup_key(stream: str, data: bytes, futures: bool = False) -> DedupKey:
+    """The :class:`DedupKey` of one payload of ``stream`` (its bytes as received), read as the Lua script
+    reads it. A payload without its stream's id is keyed like an id-less one (stored once, never lost)."""
+    kind = kind_of(stream, futures)
+    event = _num(_E, data) or 0
+    last: int | None = None
+    prev: int | None = None
+    if kind == KIND_TRADE:
+        last = _num(_T, data)
+        prev = None if last is None else last - 1
+    elif kind == KIND_AGG:
+        last = _num(_A, data)
+        prev = None if last is None else last - 1
+    elif kind in (KIND_DIFF, KIND_DIFF_PU):
+        last = _num(_LOWER_U, data)
+        prev = _num(_PU, data) if kind == KIND_DIFF_PU else None
+        if prev is None:
+            upper = _num(_UPPER_U, data)
+            prev = None if upper is None else upper - 1
+    elif kind == KIND_ID:
+        last = _num(_LAST_UPDATE, data)
+        if last is None:
+            last = _num(_LOWER_U, data)
+    if last is None:
+        return DedupKey(None, None, event, _digest(data))
+    return DedupKey(prev, last, event, "")
 
 
 @dataclass(slots=True)

@@ -26,7 +26,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import sys
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Protocol
@@ -34,7 +36,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from binance_ws.engine.delivery import RawMessage
-from binance_ws.fleet.dedup import ADDED, HELD, DedupKey, dedup_key, key_of
+from binance_ws.fleet.dedup import dedup_key, key_of, kind_of
 from binance_ws.sinks.base import Entry, Marker
 
 log = logging.getLogger(__name__)
@@ -48,59 +50,95 @@ CHUNK: Final = 2048
 #: Markers kept in ``binance:<market>:events``.
 EVENTS_MAXLEN: Final = 100_000
 
-# One call per chunk. KEYS: per stream, its Redis stream and its dedup hash. ARGV[1]: maxlen ("0": no
-# trim); then 8 per message: stream index, force, prev, last, event ms, digest, payload, receive ns.
-# Returns each message's status: 0 duplicate, 1 added, 2 held. Mirrors fleet/dedup.py DedupState.offer.
+# One call per chunk, seven arguments whatever its size (encoding thousands of small arguments costs the
+# client more than the server's work), and the ids read here, in C, rather than by the client. KEYS: per
+# stream, its Redis stream and its dedup hash. ARGV: [1] maxlen ("0": no trim); [2] the payloads end to
+# end; [3] their lengths (little-endian uint32); [4] their receive times, 19 digits each; [5] each one's
+# stream index (little-endian uint16); [6] each one's flags (1: store past a gap; 2: never older than
+# what is stored, for backfilled trades whose E is only their trade time); [7] each stream's KIND_*
+# (fleet/dedup.py). Returns {messages added, index of each held message...}. The rule is fleet/dedup.py
+# DedupState.offer's; the patterns are dedup_key's.
 _WRITE_LUA: Final = """
-local maxlen = ARGV[1]
-local n = (#ARGV - 1) / 8
-local state, held, out = {}, {}, {}
-for i = 0, n - 1 do
-  local b = 2 + i * 8
-  local k = tonumber(ARGV[b])
+local maxlen, blob, lens, times, index, flagstr, kinds = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
+  ARGV[6], ARGV[7]
+local state, held, out = {}, {}, {0}
+local off = 1
+local match, sub, byte, find = string.match, string.sub, string.byte, string.find
+-- The integer after the first occurrence of key (a plain search, then digits anchored there).
+local function num(d, key)
+  local p = find(d, key, 1, true)
+  if p then return tonumber(match(d, '^%-?%d+', p + #key)) end
+end
+for i = 1, #index / 2 do
+  local k = struct.unpack('<H', index, 2 * i - 1)
+  local len = struct.unpack('<I4', lens, 4 * i - 3)
+  local d = sub(blob, off, off + len - 1)
+  off = off + len
+  local flags = byte(flagstr, i)
   local s = state[k]
   if not s then
     local v = redis.call('HMGET', KEYS[2 * k], 'l', 'e', 'h')
-    s = {l = tonumber(v[1]), e = tonumber(v[2]) or 0, h = v[3] or '', dirty = false}
+    s = {l = tonumber(v[1]), e = tonumber(v[2]) or 0, h = v[3] or '', dirty = false, kind = byte(kinds, k)}
     state[k] = s
   end
-  local force, prev, last = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-  local e, h = tonumber(ARGV[b + 4]), ARGV[b + 5]
+  local kind = s.kind
+  local e = num(d, '"E":') or 0
+  if flags >= 2 and e < s.e then e = s.e end
+  local last, prev
+  if kind == 1 then
+    last = num(d, '"t":')
+    if last then prev = last - 1 end
+  elseif kind == 2 then
+    last = num(d, '"a":')
+    if last then prev = last - 1 end
+  elseif kind == 3 or kind == 5 then
+    last = num(d, '"u":')
+    if kind == 5 then prev = num(d, '"pu":') end
+    if not prev then
+      prev = num(d, '"U":')
+      if prev then prev = prev - 1 end
+    end
+  elseif kind == 4 then
+    last = num(d, '"lastUpdateId":') or num(d, '"u":')
+  end
   local status = 0
   if held[k] then
     status = 2
-  elseif last ~= '' then
-    last = tonumber(last)
+  elseif last then
     if s.l == nil then status = 1
     elseif e < s.e then status = 0
     elseif last <= s.l then
-      if e > s.e then status = 1 else status = 0 end
-    elseif prev ~= '' and tonumber(prev) > s.l and force ~= '1' then status = 2
+      if e > s.e then status = 1 end
+    elseif prev and prev > s.l and flags % 2 == 0 then status = 2
     else status = 1 end
     if status == 1 then s.l = last; s.e = e; s.dirty = true end
   else
+    local h = sub(redis.sha1hex(d), 1, 16)
     if e > s.e or s.h == '' then
       status = 1; s.e = e; s.h = h; s.dirty = true
-    elseif e == s.e and string.find(',' .. s.h .. ',', ',' .. h .. ',', 1, true) == nil then
+    elseif e == s.e and string.find(s.h, h, 1, true) == nil then
       status = 1; s.dirty = true
       s.h = s.h .. ',' .. h
-      if #s.h > 32 * 9 then s.h = string.sub(s.h, string.find(s.h, ',', #s.h - 32 * 9, true) + 1) end
+      if #s.h > 32 * 17 then s.h = sub(s.h, #s.h - 32 * 17 + 2) end
     end
   end
-  if status == 2 then held[k] = true end
   if status == 1 then
+    local r = sub(times, i * 19 - 18, i * 19)
     if maxlen == '0' then
-      redis.call('XADD', KEYS[2 * k - 1], '*', 'd', ARGV[b + 6], 'r', ARGV[b + 7])
+      redis.call('XADD', KEYS[2 * k - 1], '*', 'd', d, 'r', r)
     else
-      redis.call('XADD', KEYS[2 * k - 1], 'MAXLEN', '~', maxlen, '*', 'd', ARGV[b + 6], 'r', ARGV[b + 7])
+      redis.call('XADD', KEYS[2 * k - 1], 'MAXLEN', '~', maxlen, '*', 'd', d, 'r', r)
     end
+    out[1] = out[1] + 1
+  elseif status == 2 then
+    held[k] = true
+    out[#out + 1] = i
   end
-  out[i + 1] = status
 end
 for k, s in pairs(state) do
   if s.dirty then
     if s.l then
-      redis.call('HSET', KEYS[2 * k], 'l', string.format('%d', s.l), 'e', string.format('%d', s.e))
+      redis.call('HSET', KEYS[2 * k], 'l', string.format('%d', s.l), 'e', string.format('%d', s.e), 'h', s.h)
     else
       redis.call('HSET', KEYS[2 * k], 'e', string.format('%d', s.e), 'h', s.h)
     end
@@ -108,6 +146,27 @@ for k, s in pairs(state) do
 end
 return out
 """
+
+#: Flags of a message in a script call.
+FORCE: Final = 1
+FLOOR: Final = 2
+
+
+def pack_messages(streams: Sequence[str], items: Sequence[tuple[int, bytes, int, int]],
+                  futures: bool = False) -> tuple[bytes, ...]:
+    """The script's ARGV[2..7] for ``(stream index, payload, receive ns, flags)`` messages of
+    ``streams`` (index 1 is ``streams[0]``; ``futures``: USD-M or COIN-M streams)."""
+    times: dict[int, bytes] = {}
+    lens = array("I", [len(data) for _, data, _, _ in items])
+    index = array("H", [i for i, _, _, _ in items])
+    if sys.byteorder == "big":
+        lens.byteswap()
+        index.byteswap()
+    return (b"".join([data for _, data, _, _ in items]), lens.tobytes(),
+            b"".join([times.get(r) or times.setdefault(r, b"%019d" % r) for _, _, r, _ in items]),
+            index.tobytes(),
+            bytes([f for _, _, _, f in items]),
+            bytes([kind_of(s, futures) for s in streams]))
 
 
 def dedup_key_of(stream_key: str) -> str:
@@ -124,14 +183,14 @@ class Backfill(Protocol):
 
 
 class _Pending:
-    """A message on its way: its entry, dedup key, (once held) since when (monotonic s), and whether a
-    backfill of the gap before it was tried."""
+    """A held message: its entry, since when (monotonic s), whether a backfill of the gap before it was
+    tried, and its flags (FLOOR for a backfilled one)."""
 
-    __slots__ = ("entry", "filled", "held_since", "key")
+    __slots__ = ("entry", "filled", "flags", "held_since")
 
-    def __init__(self, entry: Entry, key: DedupKey) -> None:
+    def __init__(self, entry: Entry, flags: int = 0) -> None:
         self.entry = entry
-        self.key = key
+        self.flags = flags
         self.held_since: float | None = None
         self.filled = False
 
@@ -153,6 +212,8 @@ class RedisSink:
             raise ValueError("maxlen must be 0 (no trimming) or more")
         self.client = client
         self.market = market
+        #: USD-M and COIN-M diff depth chains by ``pu``; spot's by ``U``.
+        self.futures = market in ("usdm", "coinm")
         self.maxlen = maxlen
         self.hold_s = hold_s
         self.writer = writer
@@ -163,9 +224,10 @@ class RedisSink:
         self._sha = hashlib.sha1(_WRITE_LUA.encode()).hexdigest()
         self._loaded = False
         self._keys: dict[str, str] = {}
-        self._queue: list[_Pending] = []
+        self._queue: list[Entry] = []
         self._held: dict[str, list[_Pending]] = {}
         self._flush: asyncio.Future[None] | None = None
+        self._lock = asyncio.Lock()
         self._retry: asyncio.TimerHandle | None = None
         self._closed = False
         self.added = 0
@@ -185,7 +247,7 @@ class RedisSink:
     async def write(self, entries: Sequence[Entry]) -> None:
         if self._closed:
             raise RuntimeError("the Redis sink is closed")
-        self._queue.extend(_Pending(e, dedup_key(e.stream, e.data)) for e in entries)
+        self._queue.extend(entries)
         await self._schedule()
 
     def _schedule(self) -> asyncio.Future[None]:
@@ -216,11 +278,16 @@ class RedisSink:
             fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # failure resurfaces on write
 
     async def _store(self, force_all: bool) -> None:
+        # One flush at a time: a stream's messages must reach the script in order.
+        async with self._lock:
+            await self._store_locked(force_all)
+
+    async def _store_locked(self, force_all: bool) -> None:
         queue, self._queue = self._queue, []
         now = self.clock()
         # Per stream: held messages first (their order), then the new ones. A stream being backfilled
         # waits whole (held) until its fill is in.
-        by_stream: dict[str, list[_Pending]] = {}
+        by_stream: dict[str, list[Any]] = {}
         held, self._held = self._held, {}
         for stream, items in held.items():
             first = items[0]
@@ -231,73 +298,104 @@ class RedisSink:
             if stream in self._filling:
                 self._held[stream] = items
             else:
-                by_stream[stream] = items
-        for p in queue:
-            if p.entry.stream in self._filling:
-                self._held.setdefault(p.entry.stream, []).append(p)
+                by_stream[stream] = list(items)
+        filling = self._filling
+        for e in queue:
+            stream = e.stream
+            if stream in filling:
+                self._held.setdefault(stream, []).append(_Pending(e))
             else:
-                by_stream.setdefault(p.entry.stream, []).append(p)
+                group = by_stream.get(stream)
+                if group is None:
+                    by_stream[stream] = [e]
+                else:
+                    group.append(e)
         if not by_stream:
             return
-        chunks: list[list[tuple[str, list[_Pending]]]] = [[]]
+        if not self._loaded:
+            await self.client.script_load(_WRITE_LUA)
+            self._loaded = True
+        # Chunks of whole streams, each one script call; each is sent as soon as it is packed, so the
+        # server runs one while the next is being packed (chunks share no stream: their order is free).
+        hold_s = self.hold_s
+        sent: list[tuple[list[Any], asyncio.Task[Any]]] = []
+        chunk: list[tuple[str, list[Any]]] = []
         size = 0
-        for stream, items in by_stream.items():
-            if size and size + len(items) > CHUNK:
-                chunks.append([])
-                size = 0
-            chunks[-1].append((stream, items))
+        streams = list(by_stream.items())
+        for n, (stream, items) in enumerate(streams, 1):
+            chunk.append((stream, items))
             size += len(items)
-        pipe = self.client.pipeline(transaction=False)
-        maxlen = str(self.maxlen)
-        for chunk in chunks:
+            if size < CHUNK and n < len(streams):
+                continue
             keys: list[str] = []
-            args: list[Any] = [maxlen]
-            for index, (stream, items) in enumerate(chunk, 1):
-                key = self._key(stream)
+            names: list[str] = []
+            flat: list[Any] = []
+            rows: list[tuple[int, bytes, int, int]] = []
+            for i, (name, part) in enumerate(chunk, 1):
+                key = self._key(name)
                 keys += (key, dedup_key_of(key))
-                for p in items:
-                    k = p.key
-                    force = force_all or (p.held_since is not None and now - p.held_since >= self.hold_s)
-                    args += (index, "1" if force else "0", "" if k.prev is None else k.prev,
-                             "" if k.last is None else k.last, k.event_ms, k.digest, p.entry.data,
-                             p.entry.received_ns)
-            pipe.evalsha(self._sha, len(keys), *keys, *args)
-        results = await self._execute(pipe)
-        self.calls += 1
-        for chunk, statuses in zip(chunks, results, strict=True):
-            flat = [p for _, items in chunk for p in items]
-            for p, status in zip(flat, statuses, strict=True):
-                if status == ADDED:
-                    self.added += 1
-                elif status == HELD:
-                    if p.held_since is None:
-                        p.held_since = now
-                    self._held.setdefault(p.entry.stream, []).append(p)
-                else:
-                    self.duplicates += 1
+                names.append(name)
+                for item in part:
+                    if isinstance(item, _Pending):
+                        since = item.held_since
+                        flags = item.flags
+                        if force_all or (since is not None and now - since >= hold_s):
+                            flags |= FORCE
+                        entry = item.entry
+                    else:
+                        flags, entry = 0, item
+                    rows.append((i, entry.data, entry.received_ns, flags))
+                flat += part
+            args = (str(self.maxlen), *pack_messages(names, rows, self.futures))
+            sent.append((flat, asyncio.ensure_future(self._call(keys, args))))
+            chunk, size = [], 0
+        await asyncio.wait([task for _, task in sent])
+        self.calls += len(sent)
+        failure: BaseException | None = None
+        for flat, task in sent:
+            exc = task.exception()
+            if exc is not None:
+                failure = failure or exc
+                continue
+            reply = task.result()
+            added = int(reply[0])
+            self.added += added
+            self.duplicates += len(flat) - added - (len(reply) - 1)
+            for i in reply[1:]:
+                item = flat[int(i) - 1]
+                p = item if isinstance(item, _Pending) else _Pending(item)
+                if p.held_since is None:
+                    p.held_since = now
+                self._held.setdefault(p.entry.stream, []).append(p)
+        if failure is not None:
+            raise failure
         if self._held and self._retry is None and not force_all:
             loop = asyncio.get_running_loop()
             self._retry = loop.call_later(self.hold_s, self._retry_held)
+
+    async def _call(self, keys: list[str], args: tuple[Any, ...]) -> Any:
+        from redis.exceptions import NoScriptError
+
+        try:
+            return await self.client.evalsha(self._sha, len(keys), *keys, *args)
+        except NoScriptError:  # the server lost its scripts (restarted, SCRIPT FLUSH): nothing ran
+            await self.client.script_load(_WRITE_LUA)
+            return await self.client.evalsha(self._sha, len(keys), *keys, *args)
 
     async def _fill(self, stream: str) -> None:
         """Fetch the gap before ``stream``'s first held message and put it in front of it."""
         assert self.backfill is not None
         try:
             items = self._held.get(stream) or []
-            if not items or items[0].key.prev is None:
+            want = dedup_key(stream, items[0].entry.data, self.futures).prev if items else None
+            if want is None:
                 return
-            last, event = await self.client.hmget(dedup_key_of(self._key(stream)), "l", "e")
-            want = items[0].key.prev
+            last = await self.client.hget(dedup_key_of(self._key(stream)), "l")
             if last is not None and int(last) < want:
                 payloads = await self.backfill.fill(stream, int(last) + 1, want)
-                floor = int(event or 0)
                 now_ns = time.time_ns()
-                fills = []
-                for data in payloads:
-                    key = dedup_key(stream, data)
-                    # REST has no event time (E is the trade time): never older than what is stored.
-                    fills.append(_Pending(Entry(now_ns, stream, data), key._replace(
-                        event_ms=max(key.event_ms, floor))))
+                # REST has no event time (E is the trade time): FLOOR keeps it from looking older.
+                fills = [_Pending(Entry(now_ns, stream, data), FLOOR) for data in payloads]
                 if fills:
                     self.backfilled += len(fills)
                     self._held[stream] = fills + (self._held.get(stream) or [])
@@ -311,18 +409,6 @@ class RedisSink:
             self._filling.pop(stream, None)
             if not self._closed:
                 self._schedule().add_done_callback(lambda f: f.cancelled() or f.exception())
-
-    async def _execute(self, pipe: Any) -> list[Any]:
-        from redis.exceptions import NoScriptError
-
-        if not self._loaded:
-            await self.client.script_load(_WRITE_LUA)
-            self._loaded = True
-        try:
-            return list(await pipe.execute())
-        except NoScriptError:  # the server lost its scripts (restarted, SCRIPT FLUSH): nothing ran
-            await self.client.script_load(_WRITE_LUA)
-            return list(await pipe.execute())
 
     async def mark(self, marker: Marker) -> None:
         if self._closed:
