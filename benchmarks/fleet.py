@@ -203,11 +203,13 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
         seen: dict[str, list[int]] = {}
         last_u: dict[str, int] = {}
         first_after: dict[str, int] = {}
+        first = True
         while True:
-            try:
-                msg = await asyncio.wait_for(reader.recv(), 3)
+            try:  # the first read sets the group up on every stream: give it time on a loaded machine
+                msg = await asyncio.wait_for(reader.recv(), 60 if first else 5)
             except TimeoutError:
                 break
+            first = False
             report.redis_entries += 1
             stream, _, received = reader.entry if reader.entry else ("", "", 0)
             if received > killed_ns and stream not in first_after:

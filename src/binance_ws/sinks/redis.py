@@ -492,12 +492,12 @@ class RedisReader:
     async def _setup(self) -> None:
         from redis.exceptions import ResponseError
 
+        pipe = self.client.pipeline(transaction=False)
         for key in self._names:
-            try:
-                await self.client.xgroup_create(key, self.group, id=self.start, mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            pipe.xgroup_create(key, self.group, id=self.start, mkstream=True)
+        for result in await pipe.execute(raise_on_error=False):
+            if isinstance(result, ResponseError) and "BUSYGROUP" not in str(result):
+                raise result
         self._ready = True
 
     async def ack(self) -> None:
@@ -510,19 +510,25 @@ class RedisReader:
             await pipe.execute()
 
     async def _claim(self) -> None:
+        """Take over entries other consumers left pending past ``claim_idle_ms`` (every stream at once)."""
         self._last_claim = time.monotonic()
-        for key in self._names:
-            cursor: Any = b"0-0"
-            while True:
-                reply = await self.client.xautoclaim(key, self.group, self.consumer, self.claim_idle_ms,
-                                                     start_id=cursor, count=self.count)
+        cursors: dict[bytes, Any] = dict.fromkeys(self._names, b"0-0")
+        while cursors:
+            pipe = self.client.pipeline(transaction=False)
+            for key, cursor in cursors.items():
+                pipe.xautoclaim(key, self.group, self.consumer, self.claim_idle_ms, start_id=cursor,
+                                count=self.count)
+            replies = await pipe.execute()
+            following: dict[bytes, Any] = {}
+            for key, reply in zip(cursors, replies, strict=True):
                 cursor, entries = reply[0], reply[1]
                 for entry_id, fields in entries:
                     if fields:
                         self._buffer.append((key, entry_id, fields))
                         self.claimed += 1
-                if cursor in (b"0-0", "0-0") or not entries:
-                    break
+                if entries and cursor not in (b"0-0", "0-0"):
+                    following[key] = cursor
+            cursors = following
 
     async def _fill(self) -> None:
         if not self._ready:
