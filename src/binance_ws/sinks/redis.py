@@ -53,94 +53,93 @@ EVENTS_MAXLEN: Final = 100_000
 # One call per chunk, seven arguments whatever its size (encoding thousands of small arguments costs the
 # client more than the server's work), and the ids read here, in C, rather than by the client. KEYS: per
 # stream, its Redis stream and its dedup hash. ARGV: [1] maxlen ("0": no trim); [2] the payloads end to
-# end; [3] their lengths (little-endian uint32); [4] their receive times, 19 digits each; [5] each one's
-# stream index (little-endian uint16); [6] each one's flags (1: store past a gap; 2: never older than
-# what is stored, for backfilled trades whose E is only their trade time); [7] each stream's KIND_*
-# (fleet/dedup.py). Returns {messages added, index of each held message...}. The rule is fleet/dedup.py
-# DedupState.offer's; the patterns are dedup_key's.
+# end, grouped by stream in KEYS order; [3] their lengths (little-endian uint32); [4] their receive
+# times, 19 digits each; [5] how many each stream has (little-endian uint32); [6] each one's flags (1:
+# store past a gap; 2: never older than what is stored, for backfilled trades whose E is only their
+# trade time); [7] each stream's KIND_* (fleet/dedup.py). Returns {messages added, index of each held
+# message...}. The rule is fleet/dedup.py DedupState.offer's; the patterns are dedup_key's.
 _WRITE_LUA: Final = """
-local maxlen, blob, lens, times, index, flagstr, kinds = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
+local maxlen, blob, lens, times, counts, flagstr, kinds = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
   ARGV[6], ARGV[7]
-local state, held, out = {}, {}, {0}
-local off = 1
-local match, sub, byte, find = string.match, string.sub, string.byte, string.find
+local out = {0}
+local off, i = 1, 0
+local match, sub, byte, find, unpack = string.match, string.sub, string.byte, string.find, struct.unpack
 -- The integer after the first occurrence of key (a plain search, then digits anchored there).
 local function num(d, key)
   local p = find(d, key, 1, true)
   if p then return tonumber(match(d, '^%-?%d+', p + #key)) end
 end
-for i = 1, #index / 2 do
-  local k = struct.unpack('<H', index, 2 * i - 1)
-  local len = struct.unpack('<I4', lens, 4 * i - 3)
-  local d = sub(blob, off, off + len - 1)
-  off = off + len
-  local flags = byte(flagstr, i)
-  local s = state[k]
-  if not s then
-    local v = redis.call('HMGET', KEYS[2 * k], 'l', 'e', 'h')
-    s = {l = tonumber(v[1]), e = tonumber(v[2]) or 0, h = v[3] or '', dirty = false, kind = byte(kinds, k)}
-    state[k] = s
-  end
-  local kind = s.kind
-  local e = num(d, '"E":') or 0
-  if flags >= 2 and e < s.e then e = s.e end
-  local last, prev
-  if kind == 1 then
-    last = num(d, '"t":')
-    if last then prev = last - 1 end
-  elseif kind == 2 then
-    last = num(d, '"a":')
-    if last then prev = last - 1 end
-  elseif kind == 3 or kind == 5 then
-    last = num(d, '"u":')
-    if kind == 5 then prev = num(d, '"pu":') end
-    if not prev then
-      prev = num(d, '"U":')
-      if prev then prev = prev - 1 end
-    end
-  elseif kind == 4 then
-    last = num(d, '"lastUpdateId":') or num(d, '"u":')
-  end
-  local status = 0
-  if held[k] then
-    status = 2
-  elseif last then
-    if s.l == nil then status = 1
-    elseif e < s.e then status = 0
-    elseif last <= s.l then
-      if e > s.e then status = 1 end
-    elseif prev and prev > s.l and flags % 2 == 0 then status = 2
-    else status = 1 end
-    if status == 1 then s.l = last; s.e = e; s.dirty = true end
-  else
-    local h = sub(redis.sha1hex(d), 1, 16)
-    if e > s.e or s.h == '' then
-      status = 1; s.e = e; s.h = h; s.dirty = true
-    elseif e == s.e and string.find(s.h, h, 1, true) == nil then
-      status = 1; s.dirty = true
-      s.h = s.h .. ',' .. h
-      if #s.h > 32 * 17 then s.h = sub(s.h, #s.h - 32 * 17 + 2) end
-    end
-  end
-  if status == 1 then
-    local r = sub(times, i * 19 - 18, i * 19)
-    if maxlen == '0' then
-      redis.call('XADD', KEYS[2 * k - 1], '*', 'd', d, 'r', r)
+for k = 1, #counts / 4 do
+  local stream = KEYS[2 * k - 1]
+  local v = redis.call('HMGET', KEYS[2 * k], 'l', 'e', 'h')
+  local sl, se, sh, dirty, held = tonumber(v[1]), tonumber(v[2]) or 0, v[3] or '', false, false
+  local kind = byte(kinds, k)
+  for _ = 1, unpack('<I4', counts, 4 * k - 3) do
+    i = i + 1
+    local len = unpack('<I4', lens, 4 * i - 3)
+    local d = sub(blob, off, off + len - 1)
+    off = off + len
+    local status = 0
+    if held then
+      status = 2
     else
-      redis.call('XADD', KEYS[2 * k - 1], 'MAXLEN', '~', maxlen, '*', 'd', d, 'r', r)
+      local flags = byte(flagstr, i)
+      local e = num(d, '"E":') or 0
+      if flags >= 2 and e < se then e = se end
+      local last, prev
+      if kind == 1 then
+        last = num(d, '"t":')
+        if last then prev = last - 1 end
+      elseif kind == 2 then
+        last = num(d, '"a":')
+        if last then prev = last - 1 end
+      elseif kind == 3 or kind == 5 then
+        last = num(d, '"u":')
+        if kind == 5 then prev = num(d, '"pu":') end
+        if not prev then
+          prev = num(d, '"U":')
+          if prev then prev = prev - 1 end
+        end
+      elseif kind == 4 then
+        last = num(d, '"lastUpdateId":') or num(d, '"u":')
+      end
+      if last then
+        if sl == nil then status = 1
+        elseif e < se then status = 0
+        elseif last <= sl then
+          if e > se then status = 1 end
+        elseif prev and prev > sl and flags % 2 == 0 then status = 2
+        else status = 1 end
+        if status == 1 then sl = last; se = e; dirty = true end
+      else
+        local h = sub(redis.sha1hex(d), 1, 16)
+        if e > se or sh == '' then
+          status = 1; se = e; sh = h; dirty = true
+        elseif e == se and find(sh, h, 1, true) == nil then
+          status = 1; dirty = true
+          sh = sh .. ',' .. h
+          if #sh > 32 * 17 then sh = sub(sh, #sh - 32 * 17 + 2) end
+        end
+      end
     end
-    out[1] = out[1] + 1
-  elseif status == 2 then
-    held[k] = true
-    out[#out + 1] = i
+    if status == 1 then
+      local r = sub(times, i * 19 - 18, i * 19)
+      if maxlen == '0' then
+        redis.call('XADD', stream, '*', 'd', d, 'r', r)
+      else
+        redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'd', d, 'r', r)
+      end
+      out[1] = out[1] + 1
+    elseif status == 2 then
+      held = true
+      out[#out + 1] = i
+    end
   end
-end
-for k, s in pairs(state) do
-  if s.dirty then
-    if s.l then
-      redis.call('HSET', KEYS[2 * k], 'l', string.format('%d', s.l), 'e', string.format('%d', s.e), 'h', s.h)
+  if dirty then
+    if sl then
+      redis.call('HSET', KEYS[2 * k], 'l', string.format('%d', sl), 'e', string.format('%d', se), 'h', sh)
     else
-      redis.call('HSET', KEYS[2 * k], 'e', string.format('%d', s.e), 'h', s.h)
+      redis.call('HSET', KEYS[2 * k], 'e', string.format('%d', se), 'h', sh)
     end
   end
 end
@@ -155,16 +154,23 @@ FLOOR: Final = 2
 def pack_messages(streams: Sequence[str], items: Sequence[tuple[int, bytes, int, int]],
                   futures: bool = False) -> tuple[bytes, ...]:
     """The script's ARGV[2..7] for ``(stream index, payload, receive ns, flags)`` messages of
-    ``streams`` (index 1 is ``streams[0]``; ``futures``: USD-M or COIN-M streams)."""
+    ``streams`` (index 1 is ``streams[0]``; ``futures``: USD-M or COIN-M streams), grouped by stream in
+    index order (raises ValueError otherwise)."""
     times: dict[int, bytes] = {}
     lens = array("I", [len(data) for _, data, _, _ in items])
-    index = array("H", [i for i, _, _, _ in items])
+    counts = array("I", bytes(4 * len(streams)))
+    last = 0
+    for i, _, _, _ in items:
+        if i < last:
+            raise ValueError("messages must come grouped by stream, in index order")
+        counts[i - 1] += 1
+        last = i
     if sys.byteorder == "big":
         lens.byteswap()
-        index.byteswap()
+        counts.byteswap()
     return (b"".join([data for _, data, _, _ in items]), lens.tobytes(),
             b"".join([times.get(r) or times.setdefault(r, b"%019d" % r) for _, _, r, _ in items]),
-            index.tobytes(),
+            counts.tobytes(),
             bytes([f for _, _, _, f in items]),
             bytes([kind_of(s, futures) for s in streams]))
 
