@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import operator
 import sys
 import time
 from array import array
@@ -175,6 +176,10 @@ def pack_messages(streams: Sequence[str], items: Sequence[tuple[int, bytes, int,
             bytes([kind_of(s, futures) for s in streams]))
 
 
+_DATA: Final = operator.itemgetter(2)  # Entry.data
+_RECEIVED: Final = operator.itemgetter(0)  # Entry.received_ns
+
+
 def dedup_key_of(stream_key: str) -> str:
     return stream_key + ":dedup"
 
@@ -230,6 +235,7 @@ class RedisSink:
         self._sha = hashlib.sha1(_WRITE_LUA.encode()).hexdigest()
         self._loaded = False
         self._keys: dict[str, str] = {}
+        self._kinds: dict[str, int] = {}
         self._queue: list[Entry] = []
         self._held: dict[str, list[_Pending]] = {}
         self._flush: asyncio.Future[None] | None = None
@@ -243,6 +249,12 @@ class RedisSink:
     @property
     def held(self) -> int:
         return sum(len(v) for v in self._held.values())
+
+    def _kind(self, stream: str) -> int:
+        kind = self._kinds.get(stream)
+        if kind is None:
+            kind = self._kinds[stream] = kind_of(stream, self.futures)
+        return kind
 
     def _key(self, stream: str) -> str:
         key = self._keys.get(stream)
@@ -334,25 +346,43 @@ class RedisSink:
             if size < CHUNK and n < len(streams):
                 continue
             keys: list[str] = []
-            names: list[str] = []
             flat: list[Any] = []
-            rows: list[tuple[int, bytes, int, int]] = []
-            for i, (name, part) in enumerate(chunk, 1):
+            datas: list[bytes] = []
+            received: list[int] = []
+            flags = bytearray()
+            counts = array("I")
+            kinds = bytearray()
+            for name, part in chunk:
                 key = self._key(name)
                 keys += (key, dedup_key_of(key))
-                names.append(name)
+                kinds.append(self._kind(name))
+                counts.append(len(part))
+                flat += part
+                if not isinstance(part[0], _Pending):  # the usual case: new messages only
+                    datas += map(_DATA, part)
+                    received += map(_RECEIVED, part)
+                    flags += bytes(len(part))
+                    continue
                 for item in part:
                     if isinstance(item, _Pending):
                         since = item.held_since
-                        flags = item.flags
+                        f = item.flags
                         if force_all or (since is not None and now - since >= hold_s):
-                            flags |= FORCE
+                            f |= FORCE
                         entry = item.entry
                     else:
-                        flags, entry = 0, item
-                    rows.append((i, entry.data, entry.received_ns, flags))
-                flat += part
-            args = (str(self.maxlen), *pack_messages(names, rows, self.futures))
+                        f, entry = 0, item
+                    datas.append(entry.data)
+                    received.append(entry.received_ns)
+                    flags.append(f)
+            lens = array("I", map(len, datas))
+            if sys.byteorder == "big":
+                lens.byteswap()
+                counts.byteswap()
+            times: dict[int, bytes] = {}
+            args = (str(self.maxlen), b"".join(datas), lens.tobytes(),
+                    b"".join([times.get(r) or times.setdefault(r, b"%019d" % r) for r in received]),
+                    counts.tobytes(), bytes(flags), bytes(kinds))
             sent.append((flat, asyncio.ensure_future(self._call(keys, args))))
             chunk, size = [], 0
         await asyncio.wait([task for _, task in sent])
