@@ -84,6 +84,15 @@ async def sink_rate(url: str, entries: list[Entry], batch: int, pumps: int) -> t
     return len(entries) / elapsed, stored
 
 
+def server_cpu_s(port: int) -> float:
+    """CPU seconds the redis-server on ``port`` has used."""
+    import redis
+
+    with redis.Redis(port=port) as c:
+        cpu = c.info("cpu")
+        return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 def bench_rate(port: int, clients: int, messages: int, payload: bytes) -> float:
     out = subprocess.run(
         ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients), "-P", "16",
@@ -109,16 +118,23 @@ def main(argv: list[str] | None = None) -> None:
 
     entries = payloads(args.streams, args.messages)
     payload = entries[0].data
-    results: dict[str, list[float]] = {"sink": [], "bench_c1": [], "bench_c50": []}
+    results: dict[str, list[float]] = {"sink": [], "bench_c1": [], "bench_c50": [], "sink_client_us": [],
+                                       "sink_server_us": [], "bench_server_us": []}
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp))
         try:
+            n = args.messages
             for _ in range(args.rounds):  # interleaved, so drift hits both alike
+                cpu, client_cpu = server_cpu_s(server.port), time.process_time()
                 rate, stored = asyncio.run(sink_rate(server.url, entries, args.batch, args.pumps))
+                results["sink_client_us"].append((time.process_time() - client_cpu) / n * 1e6)
+                results["sink_server_us"].append((server_cpu_s(server.port) - cpu) / n * 1e6)
                 if stored != len(entries):
                     raise SystemExit(f"the sink stored {stored} of {len(entries)}")
                 results["sink"].append(rate)
-                results["bench_c1"].append(bench_rate(server.port, 1, args.messages, payload))
+                cpu = server_cpu_s(server.port)
+                results["bench_c1"].append(bench_rate(server.port, 1, n, payload))
+                results["bench_server_us"].append((server_cpu_s(server.port) - cpu) / n * 1e6)
                 results["bench_c50"].append(bench_rate(server.port, 50, args.messages, payload))
         finally:
             server.stop()
@@ -127,6 +143,9 @@ def main(argv: list[str] | None = None) -> None:
                "rounds": args.rounds, "sink_msgs_per_s": round(med["sink"]),
                "redis_benchmark_P16_c1": round(med["bench_c1"]),
                "redis_benchmark_P16_c50": round(med["bench_c50"]),
+               "sink_client_cpu_us_per_msg": round(med["sink_client_us"], 2),
+               "sink_server_cpu_us_per_msg": round(med["sink_server_us"], 2),
+               "redis_benchmark_c1_server_cpu_us_per_msg": round(med["bench_server_us"], 2),
                "ratio_vs_c1": round(med["sink"] / med["bench_c1"], 3),
                "ratio_vs_c50": round(med["sink"] / med["bench_c50"], 3)}
     print(json.dumps(summary))
