@@ -268,3 +268,20 @@ async def test_pump_from_the_simulator_into_redis_and_back(redis_client: Any) ->
 def test_bad_maxlen_is_refused(maxlen: int) -> None:
     with pytest.raises(ValueError):
         RedisSink(object(), "spot", maxlen=maxlen)
+
+
+async def test_payloads_in_an_unusual_key_order_are_keyed_the_same(redis_client: Any) -> None:
+    """The script reads Binance's usual layout in one match and anything else key by key: both give the
+    ids dedup_key reads (a reordered copy of a stored message is a duplicate; the next one follows)."""
+    sink = RedisSink(redis_client, "spot", hold_s=5.0)
+    usual = [orjson.dumps({"e": "aggTrade", "E": 10 + a, "s": "X", "a": a, "p": "1", "q": "1", "f": 1,
+                           "l": 1, "T": 1, "m": True, "M": True}) for a in (1, 2, 3)]
+    odd = [orjson.dumps({"a": a, "E": 10 + a, "e": "aggTrade", "s": "X"}) for a in (2, 3, 4)]
+    await sink.write([Entry(1, "x@aggTrade", d) for d in usual])
+    await sink.write([Entry(2, "x@aggTrade", d) for d in odd])
+    assert (sink.added, sink.duplicates, sink.held) == (4, 2, 0)
+    depth = [orjson.dumps({"e": "depthUpdate", "E": 5, "s": "X", "U": 1, "u": 3, "b": [], "a": []}),
+             orjson.dumps({"u": 6, "U": 4, "E": 6, "e": "depthUpdate", "b": [], "a": []})]
+    await sink.write([Entry(3, "x@depth@100ms", d) for d in depth])
+    assert (sink.added, sink.held) == (6, 0)
+    await sink.close()

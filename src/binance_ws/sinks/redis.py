@@ -85,25 +85,41 @@ for k = 1, #counts / 4 do
       status = 2
     else
       local flags = byte(flagstr, i)
-      local e = num(d, '"E":') or 0
-      if flags >= 2 and e < se then e = se end
-      local last, prev
+      local e, last, prev
+      -- Binance's usual key order, read in one match; anything else key by key (the same values: the
+      -- first occurrence of each key).
       if kind == 1 then
-        last = num(d, '"t":')
-        if last then prev = last - 1 end
+        e, last = match(d, '^{"e":"trade","E":(%d+),"s":"[^"]*","t":(%d+),')
       elseif kind == 2 then
-        last = num(d, '"a":')
-        if last then prev = last - 1 end
-      elseif kind == 3 or kind == 5 then
-        last = num(d, '"u":')
-        if kind == 5 then prev = num(d, '"pu":') end
-        if not prev then
-          prev = num(d, '"U":')
-          if prev then prev = prev - 1 end
-        end
-      elseif kind == 4 then
-        last = num(d, '"lastUpdateId":') or num(d, '"u":')
+        e, last = match(d, '^{"e":"aggTrade","E":(%d+),"s":"[^"]*","a":(%d+),')
+      elseif kind == 3 then
+        e, prev, last = match(d, '^{"e":"depthUpdate","E":(%d+),"s":"[^"]*","U":(%d+),"u":(%d+),')
+        if prev then prev = tonumber(prev) - 1 end
       end
+      if last then
+        e, last = tonumber(e), tonumber(last)
+        if kind ~= 3 then prev = last - 1 end
+      else
+        e = num(d, '"E":')
+        if kind == 1 then
+          last = num(d, '"t":')
+          if last then prev = last - 1 end
+        elseif kind == 2 then
+          last = num(d, '"a":')
+          if last then prev = last - 1 end
+        elseif kind == 3 or kind == 5 then
+          last = num(d, '"u":')
+          if kind == 5 then prev = num(d, '"pu":') end
+          if not prev then
+            prev = num(d, '"U":')
+            if prev then prev = prev - 1 end
+          end
+        elseif kind == 4 then
+          last = num(d, '"lastUpdateId":') or num(d, '"u":')
+        end
+      end
+      e = e or 0
+      if flags >= 2 and e < se then e = se end
       if last then
         if sl == nil then status = 1
         elseif e < se then status = 0
