@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from typing import Any
 
@@ -284,4 +285,24 @@ async def test_payloads_in_an_unusual_key_order_are_keyed_the_same(redis_client:
              orjson.dumps({"u": 6, "U": 4, "E": 6, "e": "depthUpdate", "b": [], "a": []})]
     await sink.write([Entry(3, "x@depth@100ms", d) for d in depth])
     assert (sink.added, sink.held) == (6, 0)
+    await sink.close()
+
+
+async def test_a_cancelled_read_skips_nothing(redis_client: Any) -> None:
+    """Entries Redis hands to a read that is being cancelled stay pending for the consumer; the next read
+    starts with them."""
+    sink = RedisSink(redis_client, "spot")
+    await sink.write(entries([1]))
+    reader = RedisReader(redis_client, ["btcusdt@trade"], group="g", consumer="c", block_ms=5000)
+    assert (await reader.recv())["t"] == 1
+    blocked = asyncio.create_task(reader.recv())  # waits in XREADGROUP for something new
+    await asyncio.sleep(0.2)
+    blocked.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await blocked
+    # What a cancelled read can leave behind: an entry delivered to "c" that never reached its caller.
+    await sink.write(entries([2]))
+    await redis_client.xreadgroup("g", "c", {KEY: ">"}, count=1)
+    got = await asyncio.wait_for(reader.recv(), 10)
+    assert got["t"] == 2
     await sink.close()

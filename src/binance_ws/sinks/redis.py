@@ -606,7 +606,13 @@ class RedisReader:
     async def recv(self) -> Any:
         """The next message (waits for one)."""
         while not self._buffer:
-            await self._fill()
+            try:
+                await self._fill()
+            except asyncio.CancelledError:
+                # Entries Redis handed over as the read was cancelled are pending for this consumer:
+                # the next read starts with the pending ones again, so none is skipped.
+                self._pending_done = False
+                raise
         key, entry_id, fields = self._buffer.popleft()
         self._unacked.setdefault(key, []).append(entry_id)
         self.delivered += 1
