@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import zlib
 from collections.abc import Sequence
 from typing import Any, Final
@@ -244,7 +245,8 @@ class Collector:
         try:
             if names:
                 def on_link(state: str, streams: tuple[str, ...]) -> None:
-                    marker = Marker(0, f"link_{state}", {"streams": list(streams), "shard": shard})
+                    marker = Marker(time.time_ns(), f"link_{state}",
+                                    {"streams": list(streams), "shard": shard})
                     asyncio.get_running_loop().create_task(self.sink.mark(marker))
 
                 sub = await self.manager.subscribe(names, decode="raw", overflow="block", on_link=on_link)

@@ -7,13 +7,15 @@ Layout (``market`` is the product's name: ``spot``, ``usdm``, ``coinm``):
   epoch, decimal). Trimmed approximately (``XADD MAXLEN ~``) to about ``maxlen`` entries.
 * ``binance:<market>:<stream name>:dedup``: a small hash, the stream's de-duplication state
   (:mod:`binance_ws.fleet.dedup`): what lets any number of redundant writers store each message once.
-* ``binance:<market>:events``: markers (gaps, resets, reconnects), fields ``k`` (kind), ``d`` (the event
-  as JSON), ``w`` (the writer's name).
+* ``binance:<market>:events``: markers (gaps, resets, reconnects, backfills), fields ``k`` (kind), ``d``
+  (the event as JSON), ``w`` (the writer's name), ``r`` (its time, ns).
 
 :class:`RedisSink` (a :class:`~binance_ws.sinks.base.Sink`) gathers what every pump hands it during one
-event-loop turn and writes it in one pipeline: one Lua script call (``EVALSHA``) per chunk of streams
-applies the dedup rule and ``XADD``\\ s only the new messages, atomically, so writers never race. A
-message that leaves a gap is held briefly (``hold_s``) in case another writer fills it, then stored.
+event-loop turn into one flush (one in flight at a time): one Lua script call (``EVALSHA``) per chunk of
+whole streams, sent as soon as it is packed, reads each message's ids from its bytes, applies the dedup
+rule and ``XADD``\\ s only the new messages, atomically, so writers never race. A message that leaves a
+gap is held briefly (``hold_s``) in case another writer fills it; then (with a ``backfill``, for trades)
+the gap is fetched over REST and stored first; then it is stored anyway.
 
 :class:`RedisReader` consumes with a consumer group (``XREADGROUP``, ``XACK``; on start it re-reads its
 own pending entries and claims other consumers' entries idle past ``claim_idle_ms``) and yields messages
