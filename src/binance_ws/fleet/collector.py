@@ -134,6 +134,7 @@ class Collector:
         self._release = client.register_script(_RELEASE_LUA)
         self._watches: dict[int, tuple[asyncio.Task[None], list[Subscription]]] = {}
         self._failed: asyncio.Future[None] | None = None
+        self._marking: set[asyncio.Task[None]] = set()
         #: What happened, for logs and the benchmark: claims won, leases lost, handovers given.
         self.claimed = 0
         self.lost = 0
@@ -247,7 +248,9 @@ class Collector:
                 def on_link(state: str, streams: tuple[str, ...]) -> None:
                     marker = Marker(time.time_ns(), f"link_{state}",
                                     {"streams": list(streams), "shard": shard})
-                    asyncio.get_running_loop().create_task(self.sink.mark(marker))
+                    task = asyncio.get_running_loop().create_task(self.sink.mark(marker))
+                    self._marking.add(task)  # held until done (the loop keeps only weak references)
+                    task.add_done_callback(self._marking.discard)
 
                 sub = await self.manager.subscribe(names, decode="raw", overflow="block", on_link=on_link)
                 subs.append(sub)
