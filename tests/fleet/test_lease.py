@@ -34,6 +34,7 @@ class World:
         self.beats: dict[str, int] = {}
         self.members: dict[str, FleetPolicy] = {}
         self.dead: set[str] = set()
+        self.draining: set[str] = set()
         self.next_step: dict[str, int] = {}
         #: (time, shard) at which some live member's subscription of a shard was live.
         self.uncovered: Counter[int] = Counter()
@@ -48,7 +49,8 @@ class World:
         now = self.now
         return FleetView(now, dict(self.beats),
                          {s: lease for s, lease in self.leases.items() if lease.expires_ms > now},
-                         {s: w for s, (w, exp) in self.wants.items() if exp > now})
+                         {s: w for s, (w, exp) in self.wants.items() if exp > now},
+                         frozenset(self.draining))
 
     def apply(self, name: str, actions: list) -> None:
         now = self.now
@@ -84,6 +86,7 @@ class World:
                 self.next_step[name] = self.now + p.heartbeat_ms
             live = [p for n, p in self.members.items() if n not in self.dead]
             for shard in range(self.shards):
+                # A leaving member's subscriptions count: it keeps collecting until handed over.
                 if self.now > 2 * TTL and not any(p.watched.get(shard) for p in live):
                     self.uncovered[shard] += 1
 
@@ -204,3 +207,26 @@ def test_the_successor_steps_again_the_moment_an_orphaned_lease_lapses() -> None
     assert w.now < lapse
     p.step(w.view())
     assert p.next_step_ms == lapse - w.now + 1
+
+
+def test_a_leaving_member_hands_every_slot_over_without_an_uncovered_moment() -> None:
+    w = World(9, 1)
+    for n in ("a", "b", "c"):
+        w.join(n)
+    w.run(3 * TTL)
+    held = w.held_by("b")
+    assert held
+    w.draining.add("b")
+    w.members["b"].drain()
+    w.run(w.now + 3 * TTL)
+    assert not w.held_by("b") and not w.members["b"].watched
+    assert sorted(w.load().values()) == [4, 5]
+    assert not w.uncovered, w.uncovered
+    # Without the handover (b simply gone), the same shards go uncovered for a while.
+    w2 = World(9, 1)
+    for n in ("a", "b", "c"):
+        w2.join(n)
+    w2.run(3 * TTL)
+    w2.dead.add("b")
+    w2.run(w2.now + 3 * TTL)
+    assert w2.uncovered

@@ -51,7 +51,12 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[5]))
 local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local leases, wants = {}, {}
+local leases, wants, draining = {}, {}, {}
+for i = 1, #members, 2 do
+  if redis.call('EXISTS', ARGV[2] .. 'draining:' .. members[i]) == 1 then
+    table.insert(draining, members[i])
+  end
+end
 for s = 0, tonumber(ARGV[3]) - 1 do
   for k = 0, tonumber(ARGV[4]) - 1 do
     local key = ARGV[2] .. 'lease:' .. s .. ':' .. k
@@ -64,7 +69,7 @@ for s = 0, tonumber(ARGV[3]) - 1 do
     if w then table.insert(wants, s); table.insert(wants, k); table.insert(wants, w) end
   end
 end
-return {now, members, leases, wants}
+return {now, members, leases, wants, draining}
 """
 _RENEW_LUA: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -160,14 +165,14 @@ class Collector:
         await self.client.pexpire(key, self.ttl_ms * FORGET_AFTER_TTLS)
 
     async def read_view(self) -> FleetView:
-        now, members, leases, wants = await self._view(
+        now, members, leases, wants, draining = await self._view(
             keys=[self.prefix + "members"],
             args=[self.name, self.prefix, self.shards, self.redundancy, self.ttl_ms * FORGET_AFTER_TTLS])
         beats = {members[i].decode(): int(float(members[i + 1])) for i in range(0, len(members), 2)}
         table = {(int(leases[i]), int(leases[i + 1])): Lease(leases[i + 2].decode(), now + int(leases[i + 3]))
                  for i in range(0, len(leases), 4) if int(leases[i + 3]) > 0}
         asks = {(int(wants[i]), int(wants[i + 1])): wants[i + 2].decode() for i in range(0, len(wants), 3)}
-        return FleetView(int(now), beats, table, asks)
+        return FleetView(int(now), beats, table, asks, frozenset(d.decode() for d in draining))
 
     def _slot_key(self, kind: str, slot: Slot) -> str:
         return f"{self.prefix}{kind}:{slot[0]}:{slot[1]}"
@@ -266,13 +271,19 @@ class Collector:
             self._fail(CollectorError(f"shard {shard}: {type(exc).__name__}: {exc}"))
 
     async def stop(self, release: bool = True) -> None:
-        """Release the leases (others claim them at their next heartbeat), stop the pumps, flush."""
-        if release and self.policy is not None:
+        """Leave the fleet. With ``release``, hand every slot over first (others subscribe, ask, and this
+        member lets go: no gap), for at most two TTLs or until no other member is live; then release
+        what is left (others claim it at their next heartbeat), stop the pumps and flush."""
+        policy = self.policy
+        if release and policy is not None:
+            with contextlib.suppress(Exception):
+                await self._drain(policy)
             with contextlib.suppress(Exception):
                 pipe = self.client.pipeline(transaction=False)
-                for slot in self.policy.slots:
+                for slot in policy.slots:
                     await self._release(keys=[self._slot_key("lease", slot)], args=[self.name], client=pipe)
                 pipe.zrem(self.prefix + "members", self.name)
+                pipe.delete(self.prefix + "draining:" + self.name)
                 await pipe.execute()
         for shard in list(self._watches):
             task, subs = self._watches.pop(shard)
@@ -284,3 +295,19 @@ class Collector:
                 await task
         with contextlib.suppress(Exception):
             await self.sink.close()
+
+    async def _drain(self, policy: FleetPolicy) -> None:
+        policy.drain()
+        await self.client.set(self.prefix + "draining:" + self.name, 1, px=self.ttl_ms * 4)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * self.ttl_ms / 1000
+        while loop.time() < deadline:
+            view = await self.read_view()
+            now = view.now_ms
+            held = [s for s, lease in view.leases.items() if lease.owner == self.name]
+            others = [m for m, beat in view.members.items()
+                      if m != self.name and m not in view.draining and now - beat <= policy.suspect_ms]
+            if not held or not others:
+                return
+            await self._carry_out(policy.step(view))
+            await asyncio.sleep(policy.heartbeat_ms / 1000)

@@ -57,6 +57,8 @@ class FleetView:
     members: Mapping[str, int]
     leases: Mapping[Slot, Lease]
     wants: Mapping[Slot, str] = field(default_factory=dict)
+    #: Members leaving (stopped gracefully): their slots go to others, handed over once subscribed.
+    draining: frozenset[str] = frozenset()
 
 
 class Claim(NamedTuple):
@@ -104,6 +106,8 @@ class FleetPolicy:
         #: The slot this member asked for, and when.
         self.wanting: tuple[Slot, int] | None = None
         self.next_step_ms = self.heartbeat_ms
+        #: Set by :meth:`drain`: this member hands its slots over and takes nothing.
+        self.draining = False
 
     @property
     def heartbeat_ms(self) -> int:
@@ -115,6 +119,12 @@ class FleetPolicy:
         """A member not heard from for longer than this is taken to be gone."""
         return self.ttl_ms // 2
 
+    def drain(self) -> None:
+        """Leave the fleet without a gap: from now on take nothing and release each slot once another
+        member, subscribed to its shard, asks for it."""
+        self.draining = True
+        self.wanting = None
+
     def ready(self, shard: int) -> None:
         if shard in self.watched:
             self.watched[shard] = True
@@ -122,10 +132,14 @@ class FleetPolicy:
     def step(self, view: FleetView) -> list[Action]:
         now = view.now_ms
         me = self.name
-        live = {m for m, beat in view.members.items() if now - beat <= self.suspect_ms} | {me}
+        live = {m for m, beat in view.members.items()
+                if now - beat <= self.suspect_ms and m not in view.draining} | {me}
         leases = {s: lease for s, lease in view.leases.items() if lease.expires_ms > now}
         mine = sorted(s for s, lease in leases.items() if lease.owner == me)
         actions: list[Action] = [Renew(s) for s in mine]
+        self.next_step_ms = self.heartbeat_ms
+        if self.draining:
+            return actions + self._drain_step(view, live - {me}, mine)
         settled = now - self.started_ms >= self.suspect_ms
         load: Counter[str] = Counter({m: 0 for m in live})
         holders: dict[int, set[str]] = {}
@@ -148,12 +162,15 @@ class FleetPolicy:
             taken.add(pick)
             if pick == me:
                 targets.append(slot)
-        #: Milliseconds until the next step is due: a heartbeat, or sooner the moment an orphaned lease this
-        #: member is to take over lapses (so that it is claimed at once, within the TTL of the death).
-        self.next_step_ms = self.heartbeat_ms
+        # The next step is due in a heartbeat, or sooner the moment an orphaned lease this member is to
+        # take over lapses (so that it is claimed at once, within the TTL of the death). A slot whose
+        # owner is leaving is asked for once this member is subscribed to its shard.
         for slot in targets:
             if slot not in leases:
                 actions.append(Claim(slot))
+            elif leases[slot].owner in view.draining:
+                if self.watched.get(slot[0]) and view.wants.get(slot) != me:
+                    actions.append(Want(slot))
             else:
                 self.next_step_ms = max(1, min(self.next_step_ms, leases[slot].expires_ms - now + 1))
         # Balance: ask the most loaded member for one of its slots, once subscribed to that shard.
@@ -185,6 +202,10 @@ class FleetPolicy:
         want_shards = {slot[0] for slot in mine if slot not in released} | {slot[0] for slot in targets}
         if self.wanting is not None:
             want_shards.add(self.wanting[0][0])
+        return actions + self._resubscribe(want_shards)
+
+    def _resubscribe(self, want_shards: set[int]) -> list[Action]:
+        actions: list[Action] = []
         for shard in sorted(want_shards - self.watched.keys()):
             self.watched[shard] = False
             actions.append(Watch(shard))
@@ -192,3 +213,14 @@ class FleetPolicy:
             del self.watched[shard]
             actions.append(Unwatch(shard))
         return actions
+
+    def _drain_step(self, view: FleetView, others: set[str], mine: list[Slot]) -> list[Action]:
+        """Leaving: release each slot a live member asks for (it is subscribed: it says so by asking)."""
+        actions: list[Action] = []
+        kept: set[int] = set()
+        for slot in mine:
+            if view.wants.get(slot) in others:
+                actions.append(Release(slot))
+            else:
+                kept.add(slot[0])
+        return actions + self._resubscribe(kept)
