@@ -6,6 +6,9 @@ test helper) and call the same callback:
 * ``raw``: ``orjson.loads(frame.get_payload_as_memoryview())["data"]`` then the callback: the floor.
 * ``engine``: :class:`binance_ws.engine.connection.Link` ``on_ws_frame``: read the stream name from the
   prefix, look it up, decode the payload slice, check the trade id sequence, call the callback.
+* ``metrics``: ``engine`` with :mod:`binance_ws.metrics` watching (its frame tap counts each frame per
+  stream and files the lag of one in ``LAG_SAMPLE_EVERY``): the cost of ``--metrics-port``, as a
+  ratio to ``engine``.
 
 The end-to-end figures over loopback, with the simulator in another process, are in
 ``benchmarks/socket_managers.py``; this one isolates what the engine adds per frame, so a regression
@@ -32,6 +35,7 @@ from binance_ws.engine.connection import Connection, EngineSettings, Link
 from binance_ws.engine.delivery import Subscription
 from binance_ws.engine.router import Route, RouteTable, route_key
 from binance_ws.markets import local_market
+from binance_ws.metrics import LAG_SAMPLE_EVERY, FrameTap
 
 
 def frames(count: int, streams: list[str]) -> list[WSFrame]:
@@ -65,7 +69,7 @@ class RawListener(WSListener):  # type: ignore[misc]
             self.callback(orjson.loads(frame.get_payload_as_memoryview())["data"])
 
 
-def engine_listener(streams: list[str], callback: Counter) -> Link:
+def engine_listener(streams: list[str], callback: Counter, tap: FrameTap | None = None) -> Link:
     market = local_market("ws://127.0.0.1:1", "http://127.0.0.1:1")
     settings = EngineSettings(market=market, backoff=BackoffPolicy(), ping_interval_s=20.0)
     routes = {}
@@ -79,6 +83,7 @@ def engine_listener(streams: list[str], callback: Counter) -> Link:
         table[route_key(name)] = routes[name]
     link = Link(conn, table)
     table.refresh()  # what the event loop would do before the first frame
+    link.set_tap(None if tap is None else tap.feed)
     return link
 
 
@@ -101,17 +106,23 @@ async def main() -> None:
         batch = frames(args.count, streams)
         best: dict[str, float] = {}
         for _ in range(args.rounds):
-            for name in ("raw", "engine"):
+            for name in ("raw", "engine", "metrics"):
                 counter = Counter()
-                listener = RawListener(counter) if name == "raw" else engine_listener(streams, counter)
+                tap = FrameTap() if name == "metrics" else None
+                listener = RawListener(counter) if name == "raw" else engine_listener(streams, counter, tap)
                 elapsed = run(listener, batch)
                 assert counter.n == args.count, (name, counter.n)
+                if tap is not None:
+                    assert sum(c.frames for c in tap.streams.values()) == args.count
+                    assert sum(c.lag_count for c in tap.streams.values()) >= args.count // LAG_SAMPLE_EVERY
                 best[name] = min(best.get(name, float("inf")), elapsed)
-        for name in ("raw", "engine"):
+        for name in ("raw", "engine", "metrics"):
             rate = args.count / best[name]
             per_msg_ns = best[name] / args.count * 1e9
             print(f"{n_streams:>2} stream(s) {name:<7} {rate:>12,.0f} msg/s  {per_msg_ns:6.0f} ns/msg  "
                   f"{best['raw'] / best[name]:.2f} x raw")
+        ratio = best["engine"] / best["metrics"]
+        print(f"{n_streams:>2} stream(s) metrics on: {ratio:.2f} x the rate without")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ same seed, best of ``--rounds``:
 * ``feeds idle``: plus :class:`Feeds` with nobody subscribed, as a simulator runs before clients come
   (diff windows are still tracked; periodic ticks every 10 ms of simulated time);
 * ``feeds busy``: plus a null subscriber on every symbol's ``trade``, ``aggTrade``, ``bookTicker``,
-  ``depth@100ms`` and ``depth20@100ms`` streams (payloads built and JSON-encoded).
+  ``depth@100ms`` and ``depth20@100ms`` streams (payloads built and JSON-encoded);
+* ``futures idle`` / ``futures busy``: the same with :class:`FuturesFeeds` (USD-M: shared update ids, four
+  depth speeds tracked, mark price and liquidations observed each second); busy adds ``markPrice@1s``.
 
     python benchmarks/sim_engine.py [--actions 300000] [--rounds 3]
 """
@@ -23,12 +25,15 @@ from binance_ws.sim.config import SimConfig
 from binance_ws.sim.exchange import Exchange
 from binance_ws.sim.feeds import Feeds
 from binance_ws.sim.flow import OrderFlow
+from binance_ws.sim.futures.feeds import FuturesFeeds
+from binance_ws.sim.futures.product import USDM
 from binance_ws.sim.hub import StreamHub
 
 #: Actions between two feed ticks: 10 ms of simulated time at about 3 symbols x 330 actions/s.
 ACTIONS_PER_TICK = 10
 TICK_MS = 10
 BUSY_SUFFIXES = ("trade", "aggTrade", "bookTicker", "depth@100ms", "depth20@100ms")
+FUTURES_BUSY_SUFFIXES = (*BUSY_SUFFIXES, "markPrice@1s")
 
 
 class _Null:
@@ -52,14 +57,15 @@ def run(mode: str, actions: int, seed: int = 1) -> tuple[float, int]:
     clock = SimClock()
     exchange = Exchange(config.symbols, clock)
     flow = OrderFlow(exchange, seed)
-    feeds = None
+    feeds: Feeds | FuturesFeeds | None = None
     if mode != "engine":
         hub = StreamHub()
-        feeds = Feeds(exchange, hub, clock, config)
-        if mode == "feeds busy":
+        futures = mode.startswith("futures")
+        feeds = FuturesFeeds(exchange, hub, clock, USDM) if futures else Feeds(exchange, hub, clock, config)
+        if mode.endswith("busy"):
             sink = _Null()
             for sym in exchange.symbols:
-                for suffix in BUSY_SUFFIXES:
+                for suffix in FUTURES_BUSY_SUFFIXES if futures else BUSY_SUFFIXES:
                     hub.attach(f"{sym.lower()}@{suffix}", sink)
     before = _events(exchange)
     start = time.perf_counter()
@@ -77,7 +83,7 @@ def main() -> None:
     parser.add_argument("--actions", type=int, default=300_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    modes = ("engine", "feeds idle", "feeds busy")
+    modes = ("engine", "feeds idle", "feeds busy", "futures idle", "futures busy")
     best = dict.fromkeys(modes, 0.0)
     counts = dict.fromkeys(modes, 0)
     # Rounds interleave the modes so that load from other processes hits them alike.
@@ -86,7 +92,7 @@ def main() -> None:
             elapsed, counts[mode] = run(mode, args.actions)
             best[mode] = max(best[mode], counts[mode] / elapsed)
     for mode in modes:
-        print(f"{mode:11s} {best[mode]:12,.0f} engine events/s  ({counts[mode]:,} events from "
+        print(f"{mode:12s} {best[mode]:12,.0f} engine events/s  ({counts[mode]:,} events from "
               f"{args.actions:,} actions)  ratio {best[mode] / best['engine']:.2f}")
 
 if __name__ == "__main__":

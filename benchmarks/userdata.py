@@ -18,7 +18,6 @@ from binance_ws.engine.userdata import UserDataStream
 from binance_ws.engine.wsapi import WsApiConnection
 from binance_ws.sim import Simulator
 from binance_ws.sim.accounts import Accounts
-from binance_ws.sim.rest_account import add_routes
 
 
 def percentiles(samples: list[float]) -> str:
@@ -29,11 +28,8 @@ def percentiles(samples: list[float]) -> str:
 
 async def main(rounds: int) -> None:
     sim = Simulator(flow_rate=0.0)
-    if not hasattr(sim, "accounts"):
-        sim.accounts = Accounts(sim)  # type: ignore[attr-defined]
-        add_routes(sim.rest.app, sim)
     async with sim:
-        accounts: Accounts = sim.accounts  # type: ignore[attr-defined]
+        accounts: Accounts = sim.accounts
         accounts.create_account("bench", {"USDT": "100000000"})
         pem = generate_private_key("ED25519")
         api_key = accounts.register_public_key("bench", public_key_pem(private_key_signer(pem)))

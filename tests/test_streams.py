@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import re
 import time
 
 import pytest
@@ -245,3 +246,103 @@ def test_stream_list_refuses_what_is_not_strings(names: object) -> None:
     assert streams.is_user_stream(5) is False  # type: ignore[arg-type]
     with pytest.raises(InvalidStreamError, match="depth level inf"):
         streams.depth("BNBBTC", float("inf"))  # type: ignore[arg-type]
+
+
+# -- futures names, declared per product (PROTOCOL 8) ---------------------------------------------------
+
+def test_every_documented_futures_stream_parses_with_its_kind_and_cadence() -> None:
+    from binance_ws.markets import COINM
+    usdm = {
+        "btcusdt@aggTrade": ("aggTrade", None), "btcusdt@markPrice": ("markPrice", 3.0),
+        "btcusdt@markPrice@1s": ("markPrice", 1.0), "!markPrice@arr": ("markPriceArr", 3.0),
+        "!markPrice@arr@1s": ("markPriceArr", 1.0), "btcusdt@kline_1m": ("kline", 0.25),
+        "btcusdt_perpetual@continuousKline_1m": ("continuousKline", 0.25),
+        "btcusdt@miniTicker": ("miniTicker", 2.0), "!miniTicker@arr": ("miniTickerArr", 1.0),
+        "btcusdt@ticker": ("ticker", 2.0), "!ticker@arr": ("tickerArr", 1.0),
+        "btcusdt@bookTicker": ("bookTicker", None), "!bookTicker": ("bookTickerAll", 5.0),
+        "btcusdt@forceOrder": ("forceOrder", 1.0), "!forceOrder@arr": ("forceOrderArr", 1.0),
+        "btcusdt@depth5": ("depthN", 0.25), "btcusdt@depth10@500ms": ("depthN", 0.5),
+        "btcusdt@depth20@100ms": ("depthN", 0.1), "btcusdt@depth": ("depth", 0.25),
+        "btcusdt@depth@100ms": ("depth", 0.1), "btcusdt@depth@0ms": ("depth", None),
+        "defiusdt@compositeIndex": ("compositeIndex", 1.0), "!contractInfo": ("contractInfo", None),
+        "!assetIndex@arr": ("assetIndexArr", 1.0), "adausd@assetIndex": ("assetIndex", 1.0),
+        "btcusdt@rpiDepth@500ms": ("rpiDepth", 0.5),
+    }
+    coinm = {
+        "btcusd@indexPrice": ("indexPrice", 3.0), "btcusd@indexPrice@1s": ("indexPrice", 1.0),
+        "btcusd_perp@markPrice": ("markPrice", 3.0), "btcusd@markPrice@1s": ("pairMarkPrice", 1.0),
+        "btcusd@indexPriceKline_1m": ("indexPriceKline", 0.25),
+        "btcusd_200626@markPriceKline_1m": ("markPriceKline", 0.25),
+        "btcusd_current_quarter@continuousKline_1m": ("continuousKline", 0.25),
+        "btcusd_perp@ticker": ("ticker", 0.5), "btcusd_perp@miniTicker": ("miniTicker", 0.5),
+        "!bookTicker": ("bookTickerAll", None), "btcusd_perp@depth@500ms": ("depth", 0.5),
+    }
+    for market, table in ((USDM, usdm), (COINM, coinm)):
+        for name, (kind, cadence) in table.items():
+            assert streams.parse_stream(name, market).kind == kind, name
+            assert streams.expected_cadence_s(name, market) == cadence, name
+    info = streams.parse_stream("btcusd_current_quarter@continuousKline_1m", COINM)
+    assert (info.symbol, info.contract_type, info.interval) == ("BTCUSD", "current_quarter", "1m")
+
+
+@pytest.mark.parametrize(("name", "market_name", "message"), [
+    ("btcusdt@markPrice", "spot", "'markPrice' is a usdm/coinm stream, not on spot"),
+    ("btcusdt@avgPrice", "usdm", "'avgPrice' is a spot stream, not on usdm"),
+    ("btcusd@indexPrice", "usdm", "'indexPrice' is a coinm stream, not on usdm"),
+    ("!bookTicker", "spot", "removed by Binance on 2022-12-07"),
+    ("!assetIndex@arr", "coinm", "unknown all-market stream '!assetIndex@arr' on coinm"),
+    ("btcusdt@markPrice@2s", "usdm", "'markPrice' takes no '@2s' suffix"),
+    ("btcusdt_weekly@continuousKline_1m", "usdm", "contract type of perpetual, current_quarter"),
+    ("btcusdt_perpetual@continuousKline_1s", "usdm", "1s kline interval exists on spot only"),
+    ("btcusdt@kline_1m@+08:00", "usdm", "UTC+8 bars, spot only"),
+    ("btcusdt@rpiDepth", "usdm", "exists only as 'btcusdt@rpiDepth@500ms'"),
+    ("btcusdt@depth@1000ms", "usdm", "1000 ms is not one of 0, 100, 250, 500 ms on usdm"),
+    ("btcusdt@markprice", "usdm", "did you mean 'btcusdt@markPrice'"),
+    ("btcusdt@ticker_1h", "usdm", "unknown stream type 'ticker_1h' in 'btcusdt@ticker_1h'; valid:"),
+    ("btcusdt@trade@1s", "usdm", "'trade' takes no '@1s' suffix"),
+])
+def test_futures_names_are_refused_with_the_fix(name: str, market_name: str, message: str) -> None:
+    from binance_ws.markets import MARKETS
+    with pytest.raises(InvalidStreamError, match=re.escape(message)):
+        streams.validate_stream(name, MARKETS[market_name])
+
+
+def test_futures_builders() -> None:
+    from binance_ws.markets import COINM
+    assert streams.mark_price("BTCUSDT", fast=True) == "btcusdt@markPrice@1s"
+    assert streams.all_mark_price() == "!markPrice@arr"
+    assert streams.continuous_kline("BTCUSDT", "PERPETUAL", "5m") == "btcusdt_perpetual@continuousKline_5m"
+    assert streams.index_price("BTCUSD", fast=True) == "btcusd@indexPrice@1s"
+    assert streams.depth("BTCUSDT", None, 0, USDM) == "btcusdt@depth@0ms"
+    assert streams.depth("BTCUSDT", 5, 250, USDM) == "btcusdt@depth5"
+    assert streams.kline("BTCUSD_PERP", "1h", market=COINM) == "btcusd_perp@kline_1h"
+    with pytest.raises(InvalidStreamError, match="spot only"):
+        streams.kline("BTCUSDT", "1s", market=USDM)
+    with pytest.raises(InvalidStreamError, match="continuous klines"):
+        streams.continuous_kline("BTCUSDT", "weekly")
+    for name in (streams.force_order(), streams.force_order("BTCUSDT"), streams.composite_index("DEFIUSDT"),
+                 streams.asset_index(), streams.asset_index("ADAUSD"), streams.contract_info(),
+                 streams.all_book_ticker(), streams.all_ticker()):
+        assert streams.validate_stream(name, USDM) == name
+
+
+def test_usdm_routes_are_declared_per_kind() -> None:
+    from binance_ws.engine.manager import RoutedPlan
+    plan = RoutedPlan(USDM, 1024)
+    public = ["btcusdt@bookTicker", "!bookTicker", "btcusdt@depth", "btcusdt@depth5@100ms",
+              "btcusdt@rpiDepth@500ms"]
+    market = ["btcusdt@aggTrade", "btcusdt@markPrice@1s", "!markPrice@arr", "btcusdt@kline_1m",
+              "btcusdt_perpetual@continuousKline_1m", "btcusdt@miniTicker", "!miniTicker@arr",
+              "btcusdt@ticker", "!ticker@arr", "btcusdt@forceOrder", "!forceOrder@arr",
+              "defiusdt@compositeIndex", "!contractInfo", "!assetIndex@arr", "btcusdt@trade"]
+    assert {name: plan.path_of(name) for name in public + market} == {
+        **dict.fromkeys(public, "/public"), **dict.fromkeys(market, "/market")}
+
+
+def test_market_rows_stay_hashable_and_carry_their_product() -> None:
+    from binance_ws.markets import MARKETS
+    assert len({hash(m) for m in MARKETS.values()}) == len(MARKETS)
+    assert {m.product.name for m in MARKETS.values()} == {"spot", "usdm", "coinm"}
+    for market in MARKETS.values():  # the rule fields of a row are its product's
+        assert market.sequence_rule is market.product.sequence
+        assert market.rest_prefix == market.product.rest_prefix

@@ -156,6 +156,11 @@ class Client:
     def get_order_book(self, symbol: str, limit: int = 100) -> dict[str, Any]:
         return self._run(self._async.get_order_book(symbol, limit))
 
+    def futures_order_book(self, symbol: str, limit: int = 500) -> dict[str, Any]:
+        """The futures depth snapshot (``GET /fapi/v1/depth``; ``/dapi/v1/depth`` with a COIN-M
+        ``futures_market``)."""
+        return self._run(self._async.futures_order_book(symbol, limit))
+
     def get_recent_trades(self, symbol: str, limit: int = 500) -> list[dict[str, Any]]:
         return self._run(self._async.get_recent_trades(symbol, limit))
 

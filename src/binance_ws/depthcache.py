@@ -48,7 +48,7 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from binance_ws import errors
+from binance_ws import errors, streams
 from binance_ws.core.book import BookState, DepthCache, ValueType
 from binance_ws.core.booksync import (
     DEFAULT_MAX_BUFFER,
@@ -65,6 +65,7 @@ from binance_ws.core.booksync import (
 )
 from binance_ws.engine.delivery import LINK_DOWN, LinkState, Subscription
 from binance_ws.engine.manager import AsyncSocketManager
+from binance_ws.enums import FuturesType
 from binance_ws.markets import Market
 
 log = logging.getLogger("binance_ws.depthcache")
@@ -72,7 +73,8 @@ log = logging.getLogger("binance_ws.depthcache")
 #: Default snapshot size: 1000 levels a side costs 50 weight on spot and 20 on futures (PROTOCOL 5.1 / 5.2)
 #: and covers a busy book's moves for minutes; 5000 (250 weight) is allowed on spot.
 DEFAULT_LIMIT: Final = 1000
-#: Default diff-depth speed: ``@100ms`` (PROTOCOL 4.12); None subscribes the 1000 ms default stream.
+#: Default diff-depth speed: ``@100ms`` (PROTOCOL 4.12, and a futures speed too, 8); None subscribes the
+#: product's default stream (spot 1000 ms, futures 250 ms).
 DEFAULT_WS_INTERVAL_MS: Final = 100
 #: REST timeout of one snapshot.
 SNAPSHOT_TIMEOUT_S: Final = 10.0
@@ -103,6 +105,9 @@ class SnapshotService:
         #: Snapshots answered 200, and answered otherwise (including no answer).
         self.fetched = 0
         self.failed = 0
+        #: The IP's weight used in the current minute as the server last reported it
+        #: (``X-MBX-USED-WEIGHT-1M`` on every REST answer), or None before any answer carried it.
+        self.reported_weight: int | None = None
         self._waiting: dict[str, tuple[str, int, Callable[[int, Any], None]]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._pump_task: asyncio.Task[None] | None = None
@@ -186,6 +191,9 @@ class SnapshotService:
                 async with session.get(self.url, params={"symbol": symbol, "limit": str(limit)}) as resp:
                     status = resp.status
                     retry_after = _seconds(resp.headers.get("Retry-After"))
+                    used = resp.headers.get("X-MBX-USED-WEIGHT-1M", "")
+                    if used.isdigit():
+                        self.reported_weight = int(used)
                     raw = await resp.read()
             body = orjson.loads(raw) if raw else None
         except Exception as exc:
@@ -231,6 +239,16 @@ def value_type_for(conv_type: Callable[[str], Any]) -> ValueType:
 _services: weakref.WeakKeyDictionary[AsyncSocketManager, SnapshotService] = weakref.WeakKeyDictionary()
 
 
+def depth_stream(symbol: str, ws_interval: int | None, market: Market) -> str:
+    """The diff-depth stream a book of ``symbol`` follows on ``market`` at ``ws_interval`` ms: None (and 0
+    where the product has no real-time speed: python-binance's spot value for the default) is the
+    product's default speed. Raises :class:`~binance_ws.errors.InvalidStreamError` for a bad symbol or a
+    speed the product does not serve."""
+    speeds = market.product.depth_speeds_ms
+    speed = None if ws_interval is None or (ws_interval == 0 and 0 not in speeds) else ws_interval
+    return streams.depth(symbol, None, speed, market)
+
+
 def snapshot_service(sm: AsyncSocketManager) -> SnapshotService:
     """The snapshot service every depth cache on ``sm`` shares (created on first use)."""
     service = _services.get(sm)
@@ -269,6 +287,8 @@ class DepthCacheManager:
         if not names:
             raise ValueError("no symbol given")
         market = sm.market
+        for name in names:
+            depth_stream(name, ws_interval, market)  # a bad symbol or speed raises here, before connecting
         if limit > market.max_depth_limit:
             raise ValueError(f"limit {limit} is above {market.name}'s largest snapshot "
                              f"({market.max_depth_limit})")
@@ -388,9 +408,8 @@ class DepthCacheManager:
 
     # -- stream side ----------------------------------------------------------------------------
     def _streams_of(self, symbol: str) -> list[str]:
-        low = symbol.lower()
-        depth = f"{low}@depth" + (f"@{self.ws_interval}ms" if self.ws_interval else "")
-        return [depth, f"{low}@bookTicker"] if self.check_tickers else [depth]
+        depth = depth_stream(symbol, self.ws_interval, self.market)
+        return [depth, streams.book_ticker(symbol)] if self.check_tickers else [depth]
 
     def _key(self, symbol: str) -> str:
         return f"{self._serial}:{symbol}"
@@ -503,3 +522,14 @@ class DepthCacheManager:
             if symbol is not None and "@depth" in stream:
                 syncs.append(self._syncs[symbol])
         return syncs
+
+
+class FuturesDepthCacheManager(DepthCacheManager):
+    """:class:`DepthCacheManager` on a futures market (python-binance's name): ``sm``'s own market if it
+    is a futures one, else the futures market of its environment (``futures_type``, default USD-M; see
+    :meth:`AsyncSocketManager.futures_manager`). Books sync by PROTOCOL 5.2 (``pu`` chains, snapshots
+    from ``/fapi/v1/depth`` or ``/dapi/v1/depth``); diff depth and bookTicker ride USD-M's ``/public``."""
+
+    def __init__(self, sm: AsyncSocketManager, symbols: str | Iterable[str], *,
+                 futures_type: Any = FuturesType.USD_M, **options: Any) -> None:
+        super().__init__(sm.futures_manager(futures_type), symbols, **options)

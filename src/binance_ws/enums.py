@@ -5,6 +5,7 @@ Values are Binance's own strings; the source of each set is ../shared/PROTOCOL.m
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Final
 
 # Kline intervals (PROTOCOL.md 4.5). 1s exists on spot only.
@@ -64,3 +65,19 @@ ORDER_TYPE_LIMIT_MAKER: Final = "LIMIT_MAKER"
 TIME_IN_FORCE_GTC: Final = "GTC"
 TIME_IN_FORCE_IOC: Final = "IOC"
 TIME_IN_FORCE_FOK: Final = "FOK"
+
+
+class FuturesType(Enum):
+    """Which futures product a futures call reaches; python-binance's ``binance.enums.FuturesType``
+    (same members and values), so code written for it runs after changing the import."""
+
+    USD_M = 1
+    COIN_M = 2
+
+
+class ContractType(Enum):
+    """The contract of a continuous kline (python-binance's ``binance.enums.ContractType``)."""
+
+    PERPETUAL = "perpetual"
+    CURRENT_QUARTER = "current_quarter"
+    NEXT_QUARTER = "next_quarter"

@@ -1,21 +1,30 @@
-"""Markets are data: every Binance fact that differs between spot, USD-M and COIN-M lives in this table.
+"""Markets are data: one row per Binance environment (spot, its data-only host and testnet, USD-M,
+COIN-M and their testnets): where to connect, and the :class:`~binance_ws.products.Product` whose
+declaration says everything else (stream kinds, routes, models, sequence rule, REST prefix, limits).
 
-Sources are ../shared/PROTOCOL.md sections 1, 2, 5, 8 (cited per field). Logic elsewhere reads these rows;
-it never hard-codes a URL, a limit or a sequence rule.
+Sources are ../shared/PROTOCOL.md sections 1, 2, 5, 8 (cited per field, and in ``binance_ws.products``).
+Logic elsewhere reads these rows; it never hard-codes a URL, a limit or a sequence rule.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any
 
-SequenceRule = Literal["spot", "futures"]
+from binance_ws.products import COINM_PRODUCT, SPOT_PRODUCT, USDM_PRODUCT, Product, SequenceRule
+
+__all__ = ["COINM", "COINM_TESTNET", "MARKETS", "SPOT", "SPOT_DATA", "SPOT_TESTNET", "USDM", "USDM_TESTNET",
+           "Market", "SequenceRule", "local_market"]
 
 
 @dataclass(frozen=True, slots=True)
 class Market:
-    """One Binance environment: where to connect and which rules apply there."""
+    """One Binance environment: where to connect and which rules apply there.
+
+    The rule fields are copied from ``product`` when a row is made (:func:`_row`); they stay fields so a
+    test or a proxy can point one rule elsewhere with ``dataclasses.replace``.
+    """
 
     name: str
     #: Base of market streams, without path (PROTOCOL 1.1 / 1.4 / 8).
@@ -40,7 +49,7 @@ class Market:
     #: Connection lifetime before the server cuts it (PROTOCOL 2).
     connection_lifetime_s: float = 86_400.0
     #: Depth sequencing rule (PROTOCOL 5.1 spot, 5.2 futures with ``pu``).
-    sequence_rule: SequenceRule = "spot"
+    sequence_rule: SequenceRule = SPOT_PRODUCT.sequence
     #: Largest REST depth snapshot (PROTOCOL 5.1: 5000 spot; 5.2: 1000 futures).
     max_depth_limit: int = 5000
     #: REST request-weight budget per minute (spot REQUEST_WEIGHT 6000/min; futures 2400/min).
@@ -53,6 +62,8 @@ class Market:
     has_1s_klines: bool = True
     #: Whether a real exchange is behind it (TLS verification always on) or the local simulator.
     local: bool = False
+    #: The product's declaration: stream kinds, routes, cadences, models, REST and user-data facts.
+    product: Product = SPOT_PRODUCT
 
     def with_urls(self, *, stream_url: str | None = None, rest_url: str | None = None,
                   ws_api_url: str | None = None, name: str | None = None,
@@ -68,7 +79,26 @@ class Market:
         )
 
 
-SPOT = Market(
+def _row(product: Product, **fields: Any) -> Market:
+    """A market row with ``product``'s rules (``fields`` are the environment's own: name, URLs, ...)."""
+    rules: dict[str, Any] = dict(
+        product=product,
+        rest_prefix=product.rest_prefix,
+        max_streams_per_connection=product.max_streams_per_connection,
+        max_incoming_per_second=product.max_incoming_per_second,
+        server_ping_interval_s=product.server_ping_interval_s,
+        pong_timeout_s=product.pong_timeout_s,
+        sequence_rule=product.sequence,
+        max_depth_limit=product.max_depth_limit,
+        rest_weight_per_minute=product.rest_weight_per_minute,
+        unsigned_ids_only=product.unsigned_ids_only,
+        has_1s_klines=product.has_1s_klines,
+    )
+    return Market(**{**rules, **fields})
+
+
+SPOT = _row(
+    SPOT_PRODUCT,
     name="spot",
     stream_url="wss://stream.binance.com:9443",
     rest_url="https://api.binance.com",
@@ -88,21 +118,13 @@ SPOT_TESTNET = dataclasses.replace(
     rest_url="https://testnet.binance.vision",
     ws_api_url="wss://ws-api.testnet.binance.vision/ws-api/v3",
 )
-USDM = Market(
+USDM = _row(
+    USDM_PRODUCT,
     name="usdm",
     stream_url="wss://fstream.binance.com/public",
     rest_url="https://fapi.binance.com",
     ws_api_url="wss://ws-fapi.binance.com/ws-fapi/v1",
-    rest_prefix="/fapi/v1",
-    max_incoming_per_second=10.0,
-    server_ping_interval_s=180.0,
-    pong_timeout_s=600.0,
-    sequence_rule="futures",
-    max_depth_limit=1000,
-    rest_weight_per_minute=2400,
-    unsigned_ids_only=True,
-    routed_paths=True,
-    has_1s_klines=False,
+    routed_paths=True,  # /public, /market, /private since 2026 (PROTOCOL 8)
 )
 USDM_TESTNET = dataclasses.replace(
     USDM,
@@ -112,14 +134,12 @@ USDM_TESTNET = dataclasses.replace(
     ws_api_url="wss://testnet.binancefuture.com/ws-fapi/v1",
     routed_paths=False,
 )
-COINM = dataclasses.replace(
-    USDM,
+COINM = _row(
+    COINM_PRODUCT,
     name="coinm",
     stream_url="wss://dstream.binance.com",
     rest_url="https://dapi.binance.com",
     ws_api_url="",
-    rest_prefix="/dapi/v1",
-    routed_paths=False,
 )
 COINM_TESTNET = dataclasses.replace(
     COINM,

@@ -1,9 +1,11 @@
-"""Typed messages: msgspec Structs for every spot stream payload and user-data event.
+"""Typed messages: msgspec Structs for every stream payload (spot, USD-M, COIN-M) and spot user-data event.
 
 Binance names payload fields with one or two letters (``"p"``, ``"q"``, ``"E"``); the Structs here give
 them readable attribute names (``price``, ``quantity``, ``event_time``) and keep the wire keys through
 ``msgspec.field(name=...)``, so decoding goes straight from the frame's bytes to the object with no
-intermediate dict. Key-by-key sources: PROTOCOL.md section 4 (streams) and 6.4 (user data).
+intermediate dict. Key-by-key sources: PROTOCOL.md section 4 (spot streams), 8 (futures) and 6.4 (user
+data). Which model a stream kind decodes to is declared per product (``binance_ws.products``): a USD-M
+``depthUpdate`` is a :class:`FuturesDepthUpdate` (with ``T`` and ``pu``), a spot one a :class:`DepthUpdate`.
 
 Prices, quantities, volumes and percentages stay ``str``, exactly as Binance sends them
 (``"61837.63000000"``): a float would round (0.1 + 0.2 != 0.3) and lose the trailing precision that
@@ -32,14 +34,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, Final, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 import msgspec
 import orjson
 from msgspec import Struct, field
 
-from binance_ws import errors, streams
-from binance_ws.markets import SPOT, Market
+from binance_ws import errors
+
+if TYPE_CHECKING:
+    from binance_ws.markets import Market
 
 #: One order-book level: ``[price, quantity]`` strings (PROTOCOL 4.11, 4.12).
 PriceLevel: TypeAlias = tuple[str, str]
@@ -234,6 +238,206 @@ class DepthUpdate(_Event, frozen=True, gc=False):
     prev_final_update_id: int | None = field(default=None, name="pu")
 
 
+# -- futures streams, USD-M and COIN-M (PROTOCOL 8; the futures pages it cites) ------------------------
+
+class FuturesAggTrade(_Event, frozen=True, gc=False):
+    """``<symbol>@aggTrade`` on futures: 100 ms aggregation by price and side, no ``M``; ``nq`` (the
+    quantity without RPI trades) on USD-M only, and absent from older recordings."""
+
+    agg_trade_id: int = field(name="a")
+    price: str = field(name="p")
+    quantity: str = field(name="q")
+    first_trade_id: int = field(name="f")
+    last_trade_id: int = field(name="l")
+    trade_time: int = field(name="T")
+    is_buyer_maker: bool = field(name="m")
+    normal_quantity: str | None = field(default=None, name="nq")
+
+
+class MarkPrice(_Event, frozen=True, gc=False):
+    """``<symbol>@markPrice[@1s]`` and each element of ``!markPrice@arr`` (USD-M) or ``<pair>@markPrice``
+    (COIN-M). ``funding_rate`` is ``""`` and ``next_funding_time`` 0 on COIN-M delivery contracts; ``ap``
+    (USD-M) is a second price the docs do not describe."""
+
+    mark_price: str = field(name="p")
+    index_price: str = field(name="i")
+    estimated_settle_price: str = field(name="P")
+    funding_rate: str = field(name="r")
+    next_funding_time: int = field(name="T")
+    ap: str | None = field(default=None, name="ap")
+
+
+class IndexPrice(_Message, frozen=True, gc=False):
+    """``<pair>@indexPrice[@1s]`` (COIN-M): ``i`` is the pair."""
+
+    event_type: str = field(name="e")
+    event_time: int = field(name="E")
+    pair: str = field(name="i")
+    index_price: str = field(name="p")
+
+
+class ContinuousKlineBar(_Message, frozen=True, gc=False):
+    """The bar of a continuous-contract kline: a kline bar without the symbol (``f``/``L`` are update ids)."""
+
+    start_time: int = field(name="t")
+    close_time: int = field(name="T")
+    interval: str = field(name="i")
+    first_update_id: int = field(name="f")
+    last_update_id: int = field(name="L")
+    open: str = field(name="o")
+    close: str = field(name="c")
+    high: str = field(name="h")
+    low: str = field(name="l")
+    base_volume: str = field(name="v")
+    trade_count: int = field(name="n")
+    is_closed: bool = field(name="x")
+    quote_volume: str = field(name="q")
+    taker_buy_base_volume: str = field(name="V")
+    taker_buy_quote_volume: str = field(name="Q")
+
+
+class ContinuousKline(_Message, frozen=True, gc=False):
+    """``<pair>_<contractType>@continuousKline_<interval>`` (``e`` is ``continuous_kline``)."""
+
+    event_type: str = field(name="e")
+    event_time: int = field(name="E")
+    pair: str = field(name="ps")
+    contract_type: str = field(name="ct")
+    kline: ContinuousKlineBar = field(name="k")
+
+
+class PairKline(_Message, frozen=True, gc=False):
+    """COIN-M ``<pair>@indexPriceKline_<i>`` (``indexPrice_kline``; the bar's symbol is ``"0"``) and
+    ``<symbol>@markPriceKline_<i>`` (``markPrice_kline``)."""
+
+    event_type: str = field(name="e")
+    event_time: int = field(name="E")
+    pair: str = field(name="ps")
+    kline: KlineBar = field(name="k")
+
+
+class FuturesMiniTicker(MiniTicker, frozen=True, gc=False):
+    """``<symbol>@miniTicker`` and ``!miniTicker@arr`` elements on futures; COIN-M adds the pair."""
+
+    pair: str | None = field(default=None, name="ps")
+
+
+class FuturesTicker(_WindowStats, frozen=True, gc=False):
+    """``<symbol>@ticker`` and ``!ticker@arr`` elements on futures: the 24 h window and the last
+    quantity, no previous close and no best bid or ask; COIN-M adds the pair."""
+
+    last_quantity: str = field(name="Q")
+    pair: str | None = field(default=None, name="ps")
+
+
+class FuturesBookTicker(_Message, frozen=True, gc=False):
+    """``<symbol>@bookTicker`` and ``!bookTicker`` on futures: with event and transaction times; COIN-M
+    adds the pair. RPI orders are excluded (PROTOCOL 8)."""
+
+    event_type: str = field(name="e")
+    update_id: int = field(name="u")
+    event_time: int = field(name="E")
+    transaction_time: int = field(name="T")
+    symbol: str = field(name="s")
+    best_bid_price: str = field(name="b")
+    best_bid_quantity: str = field(name="B")
+    best_ask_price: str = field(name="a")
+    best_ask_quantity: str = field(name="A")
+    pair: str | None = field(default=None, name="ps")
+
+
+class FuturesDepthUpdate(_Event, frozen=True, gc=False):
+    """Futures diff depth ``<symbol>@depth[@500ms|@100ms]`` and partial depth ``@depth<N>[...]`` alike:
+    ``U..u`` with ``pu`` the previous event's ``u`` (PROTOCOL 5.2, 8); COIN-M adds the pair."""
+
+    transaction_time: int = field(name="T")
+    first_update_id: int = field(name="U")
+    final_update_id: int = field(name="u")
+    prev_final_update_id: int = field(name="pu")
+    bids: list[PriceLevel] = field(name="b")
+    asks: list[PriceLevel] = field(name="a")
+    pair: str | None = field(default=None, name="ps")
+
+
+class LiquidationOrder(_Message, frozen=True, gc=False):
+    """The order inside a ``forceOrder`` event."""
+
+    symbol: str = field(name="s")
+    side: str = field(name="S")
+    order_type: str = field(name="o")
+    time_in_force: str = field(name="f")
+    quantity: str = field(name="q")
+    price: str = field(name="p")
+    average_price: str = field(name="ap")
+    order_status: str = field(name="X")
+    last_filled_quantity: str = field(name="l")
+    filled_accumulated_quantity: str = field(name="z")
+    trade_time: int = field(name="T")
+    pair: str | None = field(default=None, name="ps")
+
+
+class ForceOrder(_Message, frozen=True, gc=False):
+    """``<symbol>@forceOrder`` and ``!forceOrder@arr`` (one liquidation a message, the largest per symbol
+    per second)."""
+
+    event_type: str = field(name="e")
+    event_time: int = field(name="E")
+    order: LiquidationOrder = field(name="o")
+
+
+class CompositeIndexComponent(_Message, frozen=True, gc=False):
+    base_asset: str = field(name="b")
+    quote_asset: str = field(name="q")
+    weight_in_quantity: str = field(name="w")
+    weight_in_percentage: str = field(name="W")
+    index_price: str = field(name="i")
+
+
+class CompositeIndex(_Event, frozen=True, gc=False):
+    """``<symbol>@compositeIndex`` (USD-M, 1000 ms)."""
+
+    price: str = field(name="p")
+    components: list[CompositeIndexComponent] = field(name="c")
+    component_type: str | None = field(default=None, name="C")
+
+
+class AssetIndex(_Event, frozen=True, gc=False):
+    """``<asset>@assetIndex`` and ``!assetIndex@arr`` elements (USD-M multi-assets mode, 1 s)."""
+
+    index_price: str = field(name="i")
+    bid_buffer: str = field(name="b")
+    ask_buffer: str = field(name="a")
+    bid_rate: str = field(name="B")
+    ask_rate: str = field(name="A")
+    auto_exchange_bid_buffer: str = field(name="q")
+    auto_exchange_ask_buffer: str = field(name="g")
+    auto_exchange_bid_rate: str = field(name="Q")
+    auto_exchange_ask_rate: str = field(name="G")
+
+
+class Bracket(_Message, frozen=True, gc=False):
+    """One leverage bracket of a ``contractInfo`` event (numbers on the wire, not strings)."""
+
+    bracket: int = field(name="bs")
+    notional_floor: float = field(name="bnf")
+    notional_cap: float = field(name="bnc")
+    maintenance_ratio: float = field(name="mmr")
+    cumulative: float = field(name="cf")
+    min_leverage: int = field(name="mi")
+    max_leverage: int = field(name="ma")
+
+
+class ContractInfo(_Event, frozen=True, gc=False):
+    """``!contractInfo``: a listing, settlement or bracket change; ``bks`` only when brackets changed."""
+
+    pair: str = field(name="ps")
+    contract_type: str = field(name="ct")
+    delivery_date: int = field(name="dt")
+    onboard_date: int = field(name="ot")
+    contract_status: str = field(name="cs")
+    brackets: list[Bracket] | None = field(default=None, name="bks")
+
+
 # -- user data (PROTOCOL 6.4): a tagged union on "e" -------------------------------------------------
 
 class _UserEvent(Struct, frozen=True, gc=False, omit_defaults=True, tag_field="e"):
@@ -377,26 +581,6 @@ UserEvent: TypeAlias = (ExecutionReport | OutboundAccountPosition | BalanceUpdat
 
 # -- decoders --------------------------------------------------------------------------------------
 
-#: The model of each stream kind (``StreamInfo.kind`` of :func:`binance_ws.streams.parse_stream`).
-MODELS: Final[dict[str, Any]] = {
-    "trade": Trade,
-    "aggTrade": AggTrade,
-    "blockTrade": BlockTrade,
-    "referencePrice": ReferencePrice,
-    "kline": Kline,
-    "miniTicker": MiniTicker,
-    "miniTickerArr": list[MiniTicker],
-    "ticker": Ticker,
-    "rollingTicker": RollingTicker,
-    "rollingTickerArr": list[RollingTicker],
-    "bookTicker": BookTicker,
-    "avgPrice": AvgPrice,
-    "depthN": PartialDepth,
-    "depth": DepthUpdate,
-    "userData": UserEvent,
-}
-
-
 def _model_name(model: Any) -> str:
     return getattr(model, "__name__", None) or str(model)
 
@@ -429,9 +613,8 @@ def codec_of(decoder: Callable[[bytes], Any]) -> Codec | None:
 
 
 @functools.cache
-def _decoder(kind: str) -> Callable[[bytes], Any]:
-    """The decode function for a stream kind: one msgspec Decoder per kind for the whole process."""
-    model = MODELS[kind]
+def _decoder(model: Any) -> Callable[[bytes], Any]:
+    """The decode function for a payload model: one msgspec Decoder per model for the whole process."""
     decode = msgspec.json.Decoder(model).decode
     name = _model_name(model)
     decode_error = msgspec.DecodeError
@@ -442,29 +625,37 @@ def _decoder(kind: str) -> Callable[[bytes], Any]:
         except decode_error as exc:
             raise MalformedPayloadError(name, str(exc)) from None
 
-    decode_payload.__qualname__ = decode_payload.__name__ = f"decode_{kind}"
-    envelope = msgspec.defstruct(f"Combined_{kind}", [("stream", str), ("data", model)], frozen=True,
+    decode_payload.__qualname__ = decode_payload.__name__ = f"decode_{name}"
+    envelope = msgspec.defstruct(f"Combined_{name}", [("stream", str), ("data", model)], frozen=True,
                                  gc=False)
     _CODECS[decode_payload] = Codec(decode, msgspec.json.Decoder(envelope).decode, name)
     return decode_payload
 
 
-def decoder_for(stream: str, market: Market = SPOT) -> Callable[[bytes], Any]:
-    """The typed decoder for ``stream``'s payloads: pass it as ``subscribe(..., decode=...)``.
+def decoder_for(stream: str, market: Market | None = None) -> Callable[[bytes], Any]:
+    """The typed decoder for ``stream``'s payloads on ``market`` (spot when None): pass it as
+    ``subscribe(..., decode=...)``.
 
-    It takes a payload's bytes and returns the stream's model (e.g. :class:`Trade` for
-    ``"btcusdt@trade"``; a list of :class:`MiniTicker` for ``"!miniTicker@arr"``; a :data:`UserEvent`
-    for a listen key). The same function object is returned for every stream of one kind, so
-    subscribers of one stream share a single decode per frame. Raises
+    It takes a payload's bytes and returns the model the market's product declares for the stream's
+    kind (e.g. :class:`Trade` for ``"btcusdt@trade"``; a list of :class:`MiniTicker` for
+    ``"!miniTicker@arr"``; :class:`FuturesDepthUpdate` for a USD-M ``"btcusdt@depth"``; a
+    :data:`UserEvent` for a spot listen key). The same function object is returned for every stream of
+    one model, so subscribers of one stream share a single decode per frame. Raises
     :class:`~binance_ws.errors.InvalidStreamError` for a name ``market`` does not serve or a kind with
-    no model (futures-only streams); the decoder raises :class:`MalformedPayloadError`.
+    no model (futures user data); the decoder raises :class:`MalformedPayloadError`.
     """
+    from binance_ws import streams  # streams -> markets -> products -> models: import when called
+    from binance_ws.markets import SPOT
+
+    market = market or SPOT
     info = streams.parse_stream(stream, market)
-    if info.kind not in MODELS:
+    kind = market.product.kind(info.kind)
+    if kind is None or kind.model is None:
+        typed = ", ".join(k for k, v in market.product.kinds.items() if v.model is not None)
         raise errors.InvalidStreamError(
-            f"no typed model for {info.kind!r} streams ({stream!r}); use decode='dict'. Typed kinds: "
-            f"{', '.join(MODELS)}")
-    return _decoder(info.kind)
+            f"no typed model for {info.kind!r} streams ({stream!r}) on {market.name}; use decode='dict'. "
+            f"Typed kinds: {typed}")
+    return _decoder(kind.model)
 
 
 _to_user_event: Final = functools.partial(msgspec.convert, type=UserEvent)

@@ -17,65 +17,21 @@ from typing import Final
 
 from binance_ws.enums import DEPTH_LEVELS, KLINE_INTERVALS_MS, TICKER_WINDOWS
 from binance_ws.errors import InvalidStreamError
-from binance_ws.markets import SPOT, Market
+from binance_ws.markets import SPOT, USDM, Market
+from binance_ws.products import PRODUCTS, SPOT_PRODUCT, Product
 
-# -- tables (PROTOCOL.md section 4 unless noted) ---------------------------------------------------
+# -- tables ----------------------------------------------------------------------------------------
+# What differs per product (kinds, cadences, depth speeds, all-market and retired streams) is declared
+# in binance_ws.products; what is left here is the grammar every product shares.
 
-#: Per-symbol stream types and the nominal seconds between pushes (None: real-time, pushed on events,
-#: so silence only means no activity). Kinds with parameters (kline, depth, ticker_<w>) are parsed
-#: separately below; their cadences are in the tables after this one.
-_SIMPLE_KINDS: Final[dict[str, float | None]] = {
-    "trade": None,  # 4.2 real-time
-    "aggTrade": None,  # 4.1 real-time (futures: 100 ms aggregation, still event driven, 8)
-    "blockTrade": None,  # 4.3 real-time
-    "bookTicker": None,  # 4.9 real-time
-    "referencePrice": 1.0,  # 4.4 1000 ms
-    "miniTicker": 1.0,  # 4.6 1000 ms
-    "ticker": 1.0,  # 4.7 1000 ms
-    "avgPrice": 1.0,  # 4.10 1000 ms
-}
-#: Futures-only per-symbol kinds (PROTOCOL 8): markPrice is 3 s (or 1 s with ``@1s``), forceOrder a
-#: 1000 ms snapshot, compositeIndex 1000 ms per the futures pages.
-_FUTURES_SIMPLE_KINDS: Final[dict[str, float | None]] = {
-    "markPrice": 3.0,
-    "forceOrder": 1.0,
-    "compositeIndex": 1.0,
-}
-#: Futures push some shared kinds at another pace: the 24 h ticker every 2000 ms (PROTOCOL 8).
-_FUTURES_CADENCE_S: Final[dict[str, float | None]] = {"ticker": 2.0}
-#: Kline push cadence: 1 s for the 1s interval, 2 s for every other one (4.5); futures 250 ms (8).
-_KLINE_CADENCE_S: Final = 2.0
-_KLINE_1S_CADENCE_S: Final = 1.0
-_FUTURES_KLINE_CADENCE_S: Final = 0.25
-#: Depth speeds: spot diff and partial depth default to 1000 ms with an ``@100ms`` variant (4.11, 4.12);
-#: futures default to 250 ms and add 500 ms and an undocumented real-time ``@0ms`` (8).
-_SPOT_DEPTH_SPEEDS_MS: Final = (100, 1000)
-_SPOT_DEPTH_DEFAULT_MS: Final = 1000
-_FUTURES_DEPTH_SPEEDS_MS: Final = (0, 100, 250, 500)
-_FUTURES_DEPTH_DEFAULT_MS: Final = 250
-#: Suffix of kline streams on the UTC+8 calendar (4.5, since 2024-05-30).
+#: Suffix of kline streams on the UTC+8 calendar (4.5, since 2024-05-30; spot only).
 UTC8_SUFFIX: Final = "@+08:00"
 _UTC8_OFFSET_MS: Final = 8 * 3_600_000
-#: All-market array streams, and their cadence (4.6, 4.8: 1000 ms; futures 8).
-_ALL_MARKET_CADENCE_S: Final = 1.0
-#: Streams Binance has retired, with what to use instead (4.7, 4.9, 4.13).
-RETIRED_STREAMS: Final[dict[str, str]] = {
-    "!ticker@arr": "was retired by Binance on 2026-03-26; subscribe to '<symbol>@ticker' for each symbol "
-                   "or to '!miniTicker@arr' instead (BinanceSocketManager.start_ticker_socket does the "
-                   "per-symbol subscription for you)",
-    "!bookTicker": "was removed by Binance on 2022-12-07; subscribe to '<symbol>@bookTicker' for each "
-                   "symbol instead (they may share one connection)",
-}
-#: Futures still serve these all-market streams (8): name -> (kind, cadence).
-_FUTURES_ALL_MARKET: Final[dict[str, tuple[str, float | None]]] = {
-    "!ticker@arr": ("tickerArr", 1.0),
-    "!miniTicker@arr": ("miniTickerArr", 1.0),
-    "!bookTicker": ("bookTickerAll", 5.0),
-    "!markPrice@arr": ("markPriceArr", 3.0),
-    "!markPrice@arr@1s": ("markPriceArr", 1.0),
-    "!forceOrder@arr": ("forceOrderArr", 1.0),
-    "!contractInfo": ("contractInfo", None),
-}
+#: The suffix of the faster variant of a periodic futures stream (markPrice, indexPrice: 1 s, PROTOCOL 8).
+_FAST_SUFFIX: Final = "1s"
+_FAST_MS: Final = 1000
+#: Streams spot has retired, with what to use instead (4.7, 4.9, 4.13).
+RETIRED_STREAMS: Final = SPOT_PRODUCT.retired
 #: Symbols: Binance's REST pattern is ``^[A-Z0-9-_.]{1,20}$``; non-ASCII (UTF-8) symbol names exist
 #: since 2025 (1.2), so letters are any Unicode letters. Futures delivery symbols contain ``_`` (8).
 MAX_SYMBOL_LENGTH: Final = 20
@@ -92,7 +48,8 @@ class StreamInfo:
     ``symbol`` is uppercase as in event bodies, or None for all-market (``!...``) and user streams.
     ``kind`` is the stream type as Binance spells it after the ``@`` ("trade", "aggTrade", "kline",
     "depth" for the diff stream, "depthN" for a partial book, "rollingTicker" for ``ticker_<w>``,
-    "miniTickerArr"/"rollingTickerArr" for the all-market arrays, "userData" for a listen key, ...).
+    "miniTickerArr"/"rollingTickerArr" for the all-market arrays, "userData" for a listen key, ...): a
+    key of the market's ``product.kinds``, which declares its route, cadence and model.
     Parameters that apply to the kind are set; the others are None.
     """
 
@@ -104,12 +61,14 @@ class StreamInfo:
     levels: int | None = None
     speed_ms: int | None = None
     window: str | None = None
+    #: A continuous kline's contract type (``perpetual``, ``current_quarter``, ...); ``symbol`` is its pair.
+    contract_type: str | None = None
 
     @property
     def params(self) -> dict[str, object]:
         """The kind's parameters as a dict (only those that are set)."""
         out: dict[str, object] = {}
-        for key in ("interval", "levels", "speed_ms", "window"):
+        for key in ("interval", "levels", "speed_ms", "window", "contract_type"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -162,20 +121,24 @@ def block_trade(symbol: str) -> str:
     return f"{_sym(symbol)}@blockTrade"
 
 
-def kline(symbol: str, interval: str = "1m", utc8: bool = False) -> str:
+def kline(symbol: str, interval: str = "1m", utc8: bool = False, market: Market = SPOT) -> str:
     """``<symbol>@kline_<interval>`` (``@+08:00`` appended with ``utc8``); raises on an unknown interval."""
-    return f"{_sym(symbol)}@kline_{_check_interval(interval, SPOT)}{UTC8_SUFFIX if utc8 else ''}"
+    if utc8 and not market.product.utc8_klines:
+        raise InvalidStreamError(f"UTC+8 klines exist on spot only, not on {market.name}")
+    return f"{_sym(symbol)}@kline_{_check_interval(interval, market)}{UTC8_SUFFIX if utc8 else ''}"
 
 
-def depth(symbol: str, levels: int | str | None = None, speed_ms: int | None = None) -> str:
-    """A spot depth stream: the diff stream ``<symbol>@depth`` or, with ``levels`` (5, 10, 20 or a
-    ``WEBSOCKET_DEPTH_*`` constant), the partial book ``<symbol>@depth<N>``; ``speed_ms=100`` appends
-    ``@100ms`` (1000 or None is the default speed). Raises :class:`InvalidStreamError` otherwise."""
+def depth(symbol: str, levels: int | str | None = None, speed_ms: int | None = None,
+          market: Market = SPOT) -> str:
+    """A depth stream of ``market``: the diff stream ``<symbol>@depth`` or, with ``levels`` (5, 10, 20 or
+    a ``WEBSOCKET_DEPTH_*`` constant), the partial book ``<symbol>@depth<N>``; ``speed_ms`` appends
+    ``@<speed>ms`` unless it is the product's default (spot 1000 ms: 100 is the other; futures 250 ms:
+    0, 100, 500). Raises :class:`InvalidStreamError` otherwise."""
     name = f"{_sym(symbol)}@depth"
     if levels is not None:
         name += str(_check_levels(levels))
-    speed = _check_speed(speed_ms, SPOT)
-    if speed != _SPOT_DEPTH_DEFAULT_MS:
+    speed = _check_speed(speed_ms, market)
+    if speed != market.product.depth_default_ms:
         name += f"@{speed}ms"
     return name
 
@@ -213,6 +176,64 @@ def reference_price(symbol: str) -> str:
     return f"{_sym(symbol)}@referencePrice"
 
 
+# -- futures builders (PROTOCOL 8) ------------------------------------------------------------------
+
+def mark_price(symbol: str, fast: bool = False) -> str:
+    """``<symbol>@markPrice`` (3 s) or, with ``fast``, ``<symbol>@markPrice@1s``; on COIN-M a pair
+    (``btcusd``) names every contract of the pair."""
+    return f"{_sym(symbol)}@markPrice{'@1s' if fast else ''}"
+
+
+def all_mark_price(fast: bool = False) -> str:
+    """``!markPrice@arr`` (3 s) or ``!markPrice@arr@1s`` (USD-M)."""
+    return "!markPrice@arr@1s" if fast else "!markPrice@arr"
+
+
+def index_price(pair: str, fast: bool = False) -> str:
+    """``<pair>@indexPrice`` (3 s) or ``<pair>@indexPrice@1s`` (COIN-M)."""
+    return f"{_sym(pair)}@indexPrice{'@1s' if fast else ''}"
+
+
+def continuous_kline(pair: str, contract_type: str = "perpetual", interval: str = "1m",
+                     market: Market = USDM) -> str:
+    """``<pair>_<contractType>@continuousKline_<interval>`` (futures); ``contract_type`` is
+    ``perpetual``, ``current_quarter`` or ``next_quarter`` (any case). Checked against ``market``
+    (USD-M unless given; spot has no continuous klines)."""
+    name = f"{_sym(pair)}_{str(contract_type).lower()}@continuousKline_{interval}"
+    parse_stream(name, market)
+    return name
+
+
+def force_order(symbol: str | None = None) -> str:
+    """``<symbol>@forceOrder``, or ``!forceOrder@arr`` (every symbol) when ``symbol`` is None."""
+    return "!forceOrder@arr" if symbol is None else f"{_sym(symbol)}@forceOrder"
+
+
+def composite_index(symbol: str) -> str:
+    """``<symbol>@compositeIndex`` (USD-M composite index symbols such as ``defiusdt``)."""
+    return f"{_sym(symbol)}@compositeIndex"
+
+
+def asset_index(asset: str | None = None) -> str:
+    """``<asset>@assetIndex``, or ``!assetIndex@arr`` when ``asset`` is None (USD-M multi-assets mode)."""
+    return "!assetIndex@arr" if asset is None else f"{_sym(asset)}@assetIndex"
+
+
+def contract_info() -> str:
+    """``!contractInfo`` (futures): listings, settlements and bracket changes."""
+    return "!contractInfo"
+
+
+def all_book_ticker() -> str:
+    """``!bookTicker`` (futures only: spot removed it in 2022)."""
+    return "!bookTicker"
+
+
+def all_ticker() -> str:
+    """``!ticker@arr`` (futures only: spot retired it in 2026)."""
+    return "!ticker@arr"
+
+
 # -- checks ----------------------------------------------------------------------------------------
 
 def _check_interval(interval: object, market: Market) -> str:
@@ -240,9 +261,8 @@ def _check_levels(levels: object) -> int:
 
 
 def _check_speed(speed_ms: int | None, market: Market) -> int:
-    futures = market.sequence_rule == "futures"
-    default = _FUTURES_DEPTH_DEFAULT_MS if futures else _SPOT_DEPTH_DEFAULT_MS
-    speeds = _FUTURES_DEPTH_SPEEDS_MS if futures else _SPOT_DEPTH_SPEEDS_MS
+    default = market.product.depth_default_ms
+    speeds = market.product.depth_speeds_ms
     if speed_ms is None:
         return default
     if speed_ms not in speeds or isinstance(speed_ms, bool):
@@ -261,24 +281,28 @@ def is_user_stream(name: str) -> bool:
     return "@" not in name and not name.startswith("!") and bool(_LISTEN_KEY_RE.match(name))
 
 
-_KINDS_BY_LOWER: Final[dict[str, str]] = {
-    k.lower(): k for k in (*_SIMPLE_KINDS, *_FUTURES_SIMPLE_KINDS, "depth", "kline", "continuousKline")
-}
+def _lower_kinds(product: Product) -> dict[str, str]:
+    names = (*product.symbol_kinds, *product.kline_kinds, "depth")
+    return {k.lower(): k for k in names}
+
+
+def _served_by(kind: str) -> list[str]:
+    return [p.name for p in PRODUCTS.values() if kind in p.symbol_kinds or kind in p.kline_kinds]
 
 
 def parse_stream(name: str, market: Market = SPOT) -> StreamInfo:
     """Parse a stream name into a :class:`StreamInfo`.
 
-    Raises :class:`InvalidStreamError`, naming the fix, for anything Binance would refuse on ``market``:
-    uppercase symbols, unknown types, kline intervals, depth levels or speeds, retired streams.
-    A bare listen key parses as kind "userData".
+    Raises :class:`InvalidStreamError`, naming the fix, for anything Binance would refuse on ``market``
+    (whose product declares the kinds it serves): uppercase symbols, unknown types, kline intervals,
+    depth levels or speeds, retired streams. A bare listen key parses as kind "userData".
     """
     if not isinstance(name, str) or not name:
         raise InvalidStreamError(
             f"stream name must be a non-empty string such as 'bnbbtc@trade', got {name!r}")
-    futures = market.sequence_rule == "futures"
+    product = market.product
     if name.startswith("!"):
-        return _parse_all_market(name, market, futures)
+        return _parse_all_market(name, market)
     if "@" not in name:
         if is_user_stream(name):
             return StreamInfo(name=name, kind="userData")
@@ -287,50 +311,86 @@ def parse_stream(name: str, market: Market = SPOT) -> StreamInfo:
     sym_part, _, rest = name.partition("@")
     if not sym_part:
         raise InvalidStreamError(f"stream name {name!r} has no symbol before '@'")
+    kind, _, suffix = rest.partition("@")
+    family, _, param = kind.partition("_")
+    if family == "continuousKline" and family in product.kline_kinds:
+        return _parse_continuous(name, sym_part, param, suffix, market)
     symbol = validate_symbol(sym_part)
     if sym_part != sym_part.lower():
         fixed = f"{sym_part.lower()}@{rest}"
         raise InvalidStreamError(f"stream names use lowercase symbols: did you mean {fixed!r}?")
-    kind, _, suffix = rest.partition("@")
-    if kind in _SIMPLE_KINDS or (futures and kind in _FUTURES_SIMPLE_KINDS):
-        if kind == "markPrice" and suffix == "1s":
-            return StreamInfo(name=name, kind=kind, symbol=symbol, speed_ms=1000)
-        if suffix:
+    if kind in product.symbol_kinds:
+        speed = None
+        if suffix == _FAST_SUFFIX and kind in product.fast_kinds:
+            speed = _FAST_MS
+        elif suffix:
             raise InvalidStreamError(f"stream {name!r}: {kind!r} takes no '@{suffix}' suffix")
-        if futures and kind in ("blockTrade", "referencePrice", "avgPrice"):
-            raise InvalidStreamError(f"stream {name!r}: {kind!r} is a spot stream, not on {market.name}")
+        pair_kind = f"pair{kind[0].upper()}{kind[1:]}"
+        if pair_kind in product.kinds and "_" not in sym_part:
+            kind = pair_kind  # COIN-M: a pair names every contract of the pair
+        return StreamInfo(name=name, kind=kind, symbol=symbol, speed_ms=speed)
+    if kind in product.suffixed_kinds:
+        only = product.suffixed_kinds[kind]
+        if suffix != only:
+            raise InvalidStreamError(f"stream {name!r}: {kind!r} exists only as '{sym_part}@{kind}@{only}'")
         return StreamInfo(name=name, kind=kind, symbol=symbol)
-    if kind.startswith("kline_"):
-        return _parse_kline(name, symbol, kind[len("kline_"):], suffix, market)
-    if kind.startswith("ticker_"):
-        window = kind[len("ticker_"):]
-        if window not in TICKER_WINDOWS or suffix:
+    if param and family in product.kline_kinds:
+        return _parse_kline(name, symbol, family, param, suffix, market)
+    if family == "ticker" and param and product.rolling_tickers:
+        if param not in TICKER_WINDOWS or suffix:
             raise InvalidStreamError(
-                f"stream {name!r}: unknown ticker window {window!r}; valid: {' '.join(TICKER_WINDOWS)}")
-        return StreamInfo(name=name, kind="rollingTicker", symbol=symbol, window=window)
+                f"stream {name!r}: unknown ticker window {param!r}; valid: {' '.join(TICKER_WINDOWS)}")
+        return StreamInfo(name=name, kind="rollingTicker", symbol=symbol, window=param)
     if kind.startswith("depth"):
         return _parse_depth(name, symbol, kind[len("depth"):], suffix, market)
-    guess = _KINDS_BY_LOWER.get(kind.lower())
-    if guess is not None and guess != kind:
+    guess = _lower_kinds(product).get(family.lower())
+    if guess is not None and guess != family:
+        fixed_kind = guess + kind[len(family):]
         raise InvalidStreamError(
-            f"unknown stream type {kind!r} in {name!r}: did you mean {f'{sym_part}@{guess}'!r}?")
-    valid = " ".join([*_SIMPLE_KINDS, *(_FUTURES_SIMPLE_KINDS if futures else ()),
-                      "kline_<interval>", "ticker_<window>", "depth", "depth<5|10|20>"])
+            f"unknown stream type {kind!r} in {name!r}: did you mean {f'{sym_part}@{fixed_kind}'!r}?")
+    own = family in product.symbol_kinds or family in product.kline_kinds
+    elsewhere = [] if own else [p for p in _served_by(family) if p != product.name]
+    if elsewhere:
+        raise InvalidStreamError(
+            f"stream {name!r}: {family!r} is a {'/'.join(elsewhere)} stream, not on {market.name}")
+    klines = [f"{k}_<interval>" for k in sorted(product.kline_kinds)]
+    valid = " ".join([*sorted(product.symbol_kinds), *klines,
+                      *(["ticker_<window>"] if product.rolling_tickers else []), "depth", "depth<5|10|20>"])
     raise InvalidStreamError(f"unknown stream type {kind!r} in {name!r}; valid: {valid}")
 
 
-def _parse_kline(name: str, symbol: str, interval: str, suffix: str, market: Market) -> StreamInfo:
+def _parse_kline(name: str, symbol: str, family: str, interval: str, suffix: str,
+                 market: Market) -> StreamInfo:
     try:
         _check_interval(interval, market)
     except InvalidStreamError as exc:
         raise InvalidStreamError(f"stream {name!r}: {exc}") from None
     utc8 = False
     if suffix:
-        if "@" + suffix != UTC8_SUFFIX or market.sequence_rule == "futures":
+        if "@" + suffix != UTC8_SUFFIX or not market.product.utc8_klines or family != "kline":
             raise InvalidStreamError(
                 f"stream {name!r}: the only kline suffix is {UTC8_SUFFIX!r} (UTC+8 bars, spot only)")
         utc8 = True
-    return StreamInfo(name=name, kind="kline", symbol=symbol, interval=interval, utc8=utc8)
+    return StreamInfo(name=name, kind=family, symbol=symbol, interval=interval, utc8=utc8)
+
+
+def _parse_continuous(name: str, sym_part: str, interval: str, suffix: str, market: Market) -> StreamInfo:
+    pair_part, _, contract = sym_part.rpartition("_")
+    types = market.product.contract_types
+    for ct in types:  # contract types hold '_' themselves (current_quarter)
+        if sym_part.endswith("_" + ct):
+            pair_part, contract = sym_part[: -len(ct) - 1], ct
+            break
+    else:
+        raise InvalidStreamError(
+            f"stream {name!r}: continuous klines are named '<pair>_<contractType>@continuousKline_<i>' "
+            f"with a contract type of {', '.join(types)}")
+    pair = validate_symbol(pair_part)
+    if sym_part != sym_part.lower():
+        fixed = name.replace(sym_part, sym_part.lower(), 1)
+        raise InvalidStreamError(f"stream names use lowercase symbols: did you mean {fixed!r}?")
+    info = _parse_kline(name, pair, "continuousKline", interval, suffix, market)
+    return StreamInfo(name=name, kind=info.kind, symbol=pair, interval=info.interval, contract_type=contract)
 
 
 def _parse_depth(name: str, symbol: str, level_part: str, suffix: str, market: Market) -> StreamInfo:
@@ -350,7 +410,7 @@ def _parse_depth(name: str, symbol: str, level_part: str, suffix: str, market: M
         speed_ms = _check_speed(speed, market)
     except InvalidStreamError as exc:
         raise InvalidStreamError(f"stream {name!r}: {exc}") from None
-    default = _FUTURES_DEPTH_DEFAULT_MS if market.sequence_rule == "futures" else _SPOT_DEPTH_DEFAULT_MS
+    default = market.product.depth_default_ms
     if speed == default:
         # Names carry no suffix for the default speed (PROTOCOL 4.11, 4.12, 8): '@1000ms' is not a
         # stream Binance lists.
@@ -359,22 +419,22 @@ def _parse_depth(name: str, symbol: str, level_part: str, suffix: str, market: M
                       levels=levels, speed_ms=speed_ms)
 
 
-def _parse_all_market(name: str, market: Market, futures: bool) -> StreamInfo:
-    if futures and name in _FUTURES_ALL_MARKET:
-        return StreamInfo(name=name, kind=_FUTURES_ALL_MARKET[name][0])
-    if name in RETIRED_STREAMS:
-        raise InvalidStreamError(f"{name!r} {RETIRED_STREAMS[name]}")
-    if name == "!miniTicker@arr":
-        return StreamInfo(name=name, kind="miniTickerArr")
+def _parse_all_market(name: str, market: Market) -> StreamInfo:
+    product = market.product
+    if name in product.all_market:
+        return StreamInfo(name=name, kind=product.all_market[name][0])
+    if name in product.retired:
+        raise InvalidStreamError(f"{name!r} {product.retired[name]}")
     match = re.fullmatch(r"!ticker_([0-9a-z]+)@arr", name)
-    if match is not None:
+    if match is not None and product.rolling_tickers:
         window = match.group(1)
         if window not in TICKER_WINDOWS:
             raise InvalidStreamError(
                 f"stream {name!r}: unknown ticker window {window!r}; valid: {' '.join(TICKER_WINDOWS)}")
         return StreamInfo(name=name, kind="rollingTickerArr", window=window)
+    valid = [*product.all_market, *(["!ticker_<1h|4h|1d>@arr"] if product.rolling_tickers else [])]
     raise InvalidStreamError(
-        f"unknown all-market stream {name!r}; valid: !miniTicker@arr, !ticker_<1h|4h|1d>@arr")
+        f"unknown all-market stream {name!r} on {market.name}; valid: {', '.join(valid)}")
 
 
 def validate_stream(name: str, market: Market = SPOT, *, allow_user: bool = False) -> str:
@@ -426,29 +486,17 @@ def expected_cadence_s(name: str, market: Market = SPOT) -> float | None:
     :class:`InvalidStreamError` for an invalid name.
     """
     info = parse_stream(name, market)
-    futures = market.sequence_rule == "futures"
     kind = info.kind
     if kind in ("depth", "depthN"):
         return None if info.speed_ms == 0 else (info.speed_ms or 0) / 1000.0
-    if kind == "kline":
-        if futures:
-            return _FUTURES_KLINE_CADENCE_S
-        return _KLINE_1S_CADENCE_S if info.interval == "1s" else _KLINE_CADENCE_S
-    if kind == "markPrice" and info.speed_ms is not None:
+    if info.speed_ms is not None:  # a fast variant (markPrice@1s, indexPrice@1s)
         return info.speed_ms / 1000.0
-    if futures and kind in _FUTURES_CADENCE_S:
-        return _FUTURES_CADENCE_S[kind]
-    if kind in _SIMPLE_KINDS:
-        return _SIMPLE_KINDS[kind]
-    if kind in _FUTURES_SIMPLE_KINDS:
-        return _FUTURES_SIMPLE_KINDS[kind]
-    if kind == "rollingTicker":
-        return 1.0
-    if kind == "userData":
-        return None
-    if futures and name in _FUTURES_ALL_MARKET:
-        return _FUTURES_ALL_MARKET[name][1]
-    return _ALL_MARKET_CADENCE_S
+    if kind == "kline" and info.interval == "1s":
+        return _FAST_MS / 1000.0
+    if name in market.product.all_market:
+        return market.product.all_market[name][1]
+    declared = market.product.kind(kind)
+    return None if declared is None else declared.cadence_s
 
 
 # -- kline bars ------------------------------------------------------------------------------------

@@ -34,8 +34,15 @@ from binance_ws import enums, errors
 from binance_ws import streams as stream_names
 from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.depthcache import DEFAULT_LIMIT as DEPTH_CACHE_LIMIT
-from binance_ws.depthcache import DepthCacheManager, value_type_for
+from binance_ws.depthcache import DepthCacheManager, depth_stream, value_type_for
 from binance_ws.engine.delivery import Subscription
+from binance_ws.engine.futures import (
+    check_listen_key_client,
+    contract_type_of,
+    futures_market_for,
+    futures_type_of,
+    start_futures_user_stream,
+)
 from binance_ws.engine.manager import (
     MINI_TICKER_ARR_INTERVAL_MS,
     READY_POLL_S,
@@ -43,7 +50,8 @@ from binance_ws.engine.manager import (
     AsyncSocketManager,
     StreamsRefused,
 )
-from binance_ws.engine.userdata import UserDataStream
+from binance_ws.engine.userdata import ListenKeyStream, UserDataStream
+from binance_ws.enums import ContractType, FuturesType
 from binance_ws.markets import SPOT, Market
 
 log = logging.getLogger("binance_ws.websockets")
@@ -57,6 +65,9 @@ DEFAULT_USER_TIMEOUT: Final = 30 * 60
 USER_SOCKET_KEY: Final = "userData"
 #: conn_key suffix of a depth cache (a book is not a Binance stream, so it gets a name of its own).
 DEPTH_CACHE_SUFFIX: Final = "@depthcache"
+#: conn_keys of the USD-M and COIN-M listen-key user sockets.
+FUTURES_USER_SOCKET_KEY: Final = "futuresUserData"
+COIN_FUTURES_USER_SOCKET_KEY: Final = "coinFuturesUserData"
 #: The conn_key of :meth:`BinanceSocketManager.start_ticker_socket`: the stream the seed opened.
 TICKER_SOCKET_KEY: Final = "!ticker@arr"
 #: The conn_key of :meth:`BinanceSocketManager.start_book_ticker_socket`: the stream the seed opened.
@@ -439,8 +450,11 @@ class BinanceSocketManager:
     # -- user data --------------------------------------------------------------------------------
     def start_user_socket(self, callback: Callback) -> str | bool:
         """The account's user data events (``executionReport``, ``outboundAccountPosition``, ...) over
-        the WebSocket API, resubscribed after every reconnect. Needs a client with an API key and a
-        signing key (ValueError otherwise). conn_key ``userData``."""
+        the WebSocket API, resubscribed after every reconnect; on a market whose product delivers user
+        data over a listen key (futures), that listen-key stream (:meth:`start_futures_user_socket`).
+        Needs a client with an API key and a signing key (ValueError otherwise). conn_key ``userData``."""
+        if self.market.product.user_data == "listen-key":
+            return self._start_listen_key_socket(callback, futures_type_of(self.market.product.name))
         client = getattr(self._client, "async_client", self._client)
         if client is None or getattr(client, "signer", None) is None or not getattr(client, "api_key", None):
             raise ValueError("start_user_socket needs BinanceSocketManager(client) with an API key and "
@@ -471,6 +485,146 @@ class BinanceSocketManager:
                 if sock is not None:
                     socks.append(sock)
         return key
+
+    # -- futures (python-binance 1.0.37's ThreadedWebsocketManager names and arguments) ------------
+    def _futures_market(self, futures_type: Any) -> Market:
+        return futures_market_for(self.market, futures_type, usdm=self._engine_options.get("futures_market"),
+                                  coinm=self._engine_options.get("coin_futures_market"))
+
+    def _start_futures(self, names: list[str], callback: Callback, futures_type: Any,
+                       key: str | None = None, wrap: bool = False) -> str | bool:
+        """Start ``names`` on the futures market of ``futures_type``. conn_key: the stream name
+        (``streams=a/b`` for several) on a manager whose own market that is, else prefixed
+        ``<market>:``."""
+        market = self._futures_market(futures_type)
+        checked = [stream_names.validate_stream(n, market) for n in names]
+        key = key or (checked[0] if len(checked) == 1 else "streams=" + "/".join(checked))
+        if market != self.market:
+            key = f"{market.name}:{key}"
+        kind = futures_type_of(futures_type)
+        return self._start_socket(key, callback,
+                                  lambda m: m.futures_manager(kind).subscribe(checked, callback, wrap=wrap))
+
+    def start_aggtrade_futures_socket(self, callback: Any, symbol: Any,
+                                      futures_type: Any = FuturesType.USD_M) -> str | bool:
+        """``<symbol>@aggTrade`` on futures. Arguments in python-binance's order (callback, symbol) or the
+        seed's (symbol, callback)."""
+        symbol, callback = _seed_order(symbol, callback)
+        return self._start_futures([stream_names.agg_trade(symbol)], callback, futures_type)
+
+    def start_kline_futures_socket(self, callback: Any, symbol: Any,
+                                   interval: str = enums.KLINE_INTERVAL_1MINUTE,
+                                   futures_type: Any = FuturesType.USD_M,
+                                   contract_type: Any = ContractType.PERPETUAL) -> str | bool:
+        """``<pair>_<contractType>@continuousKline_<interval>`` (python-binance's stream for this call)."""
+        symbol, callback = _seed_order(symbol, callback)
+        market = self._futures_market(futures_type)
+        name = stream_names.continuous_kline(symbol, contract_type_of(contract_type), interval, market)
+        return self._start_futures([name], callback, futures_type)
+
+    def start_symbol_mark_price_socket(self, callback: Any, symbol: Any, fast: bool = True,
+                                       futures_type: Any = FuturesType.USD_M) -> str | bool:
+        """``<symbol>@markPrice@1s`` (``fast``, python-binance's default) or ``@markPrice``."""
+        symbol, callback = _seed_order(symbol, callback)
+        return self._start_futures([stream_names.mark_price(symbol, fast)], callback, futures_type)
+
+    def start_all_mark_price_socket(self, callback: Callback, fast: bool = True,
+                                    futures_type: Any = FuturesType.USD_M) -> str | bool:
+        """``!markPrice@arr@1s`` (``fast``) or ``!markPrice@arr``."""
+        return self._start_futures([stream_names.all_mark_price(fast)], callback, futures_type)
+
+    def start_index_price_socket(self, callback: Any, symbol: Any, fast: bool = True) -> str | bool:
+        """``<pair>@indexPrice@1s`` (``fast``) or ``@indexPrice`` on COIN-M."""
+        symbol, callback = _seed_order(symbol, callback)
+        return self._start_futures([stream_names.index_price(symbol, fast)], callback, FuturesType.COIN_M)
+
+    def start_symbol_ticker_futures_socket(self, callback: Any, symbol: Any,
+                                           futures_type: Any = FuturesType.USD_M) -> str | bool:
+        """``<symbol>@bookTicker`` on futures (python-binance's stream for this name)."""
+        symbol, callback = _seed_order(symbol, callback)
+        return self._start_futures([stream_names.book_ticker(symbol)], callback, futures_type)
+
+    def start_individual_symbol_ticker_futures_socket(self, callback: Any, symbol: Any,
+                                                      futures_type: Any = FuturesType.USD_M) -> str | bool:
+        """``<symbol>@ticker`` on futures."""
+        symbol, callback = _seed_order(symbol, callback)
+        return self._start_futures([stream_names.ticker(symbol)], callback, futures_type)
+
+    def start_all_ticker_futures_socket(self, callback: Callback,
+                                        futures_type: Any = FuturesType.USD_M) -> str | bool:
+        """``!bookTicker`` on futures (python-binance's channel for this call)."""
+        return self._start_futures([stream_names.all_book_ticker()], callback, futures_type)
+
+    def start_futures_multiplex_socket(self, callback: Any, streams: Any,
+                                       futures_type: Any = FuturesType.USD_M) -> str | bool:
+        """Several futures streams, messages ``{'stream', 'data'}``; each rides the route its product
+        declares (USD-M ``/public`` or ``/market``)."""
+        streams, callback = _seed_order(streams, callback)
+        return self._start_futures(stream_names.stream_list(streams), callback, futures_type, wrap=True)
+
+    def start_futures_depth_socket(self, callback: Any, symbol: Any, depth: str | int | None = "10",
+                                   futures_type: Any = FuturesType.USD_M,
+                                   interval: int | None = None) -> str | bool:
+        """``<symbol>@depth<depth>`` (10 levels by default, as python-binance); ``depth=None`` for the
+        diff stream, ``interval`` 0/100/500 for the other speeds."""
+        symbol, callback = _seed_order(symbol, callback)
+        market = self._futures_market(futures_type)
+        return self._start_futures([stream_names.depth(symbol, depth, interval, market)], callback,
+                                   futures_type)
+
+    def start_futures_user_socket(self, callback: Callback) -> str | bool:
+        """USD-M user data over a listen key (``/private`` on the routed market), kept alive every
+        ``user_timeout`` and replaced on expiry; needs ``BinanceSocketManager(client)`` with an API key
+        (ValueError otherwise). conn_key ``futuresUserData``."""
+        return self._start_listen_key_socket(callback, FuturesType.USD_M)
+
+    def start_coin_futures_user_socket(self, callback: Callback) -> str | bool:
+        """COIN-M user data over a listen key (``/ws/<key>`` on the COIN-M host); the client's listen-key
+        calls must reach COIN-M: ``Client(..., futures_market=COINM)``. conn_key ``coinFuturesUserData``."""
+        return self._start_listen_key_socket(callback, FuturesType.COIN_M)
+
+    start_coin_futures_socket = start_coin_futures_user_socket
+
+    def _start_listen_key_socket(self, callback: Callback, futures_type: FuturesType) -> str | bool:
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        client = getattr(self._client, "async_client", self._client)
+        if client is None or not getattr(client, "api_key", None):
+            raise ValueError("a futures user socket needs BinanceSocketManager(client) with an API key")
+        check_listen_key_client(client, self._futures_market(futures_type))  # raises here, not later
+        backoff = self._engine_options.get("backoff") or BackoffPolicy(max_retries=self.max_reconnects)
+
+        async def open_(m: AsyncSocketManager) -> Any:
+            return await start_futures_user_stream(m, futures_type, client, callback, backoff=backoff,
+                                                   keepalive_interval_s=self.user_timeout)
+
+        key = FUTURES_USER_SOCKET_KEY if futures_type is FuturesType.USD_M else COIN_FUTURES_USER_SOCKET_KEY
+        return self._start_socket(key, callback, open_)
+
+    start_futures_socket = start_futures_user_socket
+
+    def start_futures_depth_cache(self, callback: Callback, symbol: str, *, limit: int = DEPTH_CACHE_LIMIT,
+                                  conv_type: Callable[[str], Any] = float, ws_interval: int | None = 100,
+                                  max_depth: int | None = None,
+                                  futures_type: Any = FuturesType.USD_M) -> str | bool:
+        """:meth:`start_depth_cache` on the futures market of ``futures_type`` (PROTOCOL 5.2 sync).
+        conn_key ``<market>:<symbol>@depthcache`` (no prefix on a futures manager's own market)."""
+        market = self._futures_market(futures_type)
+        name = stream_names.validate_symbol(symbol)
+        depth_stream(name, ws_interval, market)
+        value_type = value_type_for(conv_type)
+        kind = futures_type_of(futures_type)
+        key = f"{name.lower()}{DEPTH_CACHE_SUFFIX}"
+        if market != self.market:
+            key = f"{market.name}:{key}"
+
+        async def open_(m: AsyncSocketManager) -> DepthCacheManager:
+            dcm = DepthCacheManager(m.futures_manager(kind), name, callback=callback, limit=limit,
+                                    value_type=value_type, ws_interval=ws_interval, max_depth=max_depth)
+            await dcm.start()
+            return dcm
+
+        return self._start_socket(key, callback, open_)
 
     # -- the seed's older per-kind stops ----------------------------------------------------------
     def stop_depth_socket(self, symbol: str) -> None:
@@ -510,7 +664,10 @@ class BinanceSocketManager:
         def match(key: str) -> bool:
             if key.startswith(("!", "streams=")) or key == USER_SOCKET_KEY:
                 return False
-            info = stream_names.parse_stream(key, self.market)
+            try:
+                info = stream_names.parse_stream(key, self.market)
+            except errors.InvalidStreamError:
+                return False  # not one of this market's stream sockets (a depth cache, a futures socket)
             return info.symbol == upper and info.kind in kinds
 
         self._stop_where(match)
@@ -530,13 +687,29 @@ async def _wait_ready(socks: list[_Socket], manager: AsyncSocketManager) -> bool
                     return False
                 await asyncio.sleep(READY_POLL_S)
             continue
+        if isinstance(handle, ListenKeyStream):
+            while handle.connection is None or not handle.connection.connected:  # (re)connecting
+                if not sock.alive():
+                    return False
+                await asyncio.sleep(READY_POLL_S)
+            continue
         if isinstance(handle, DepthCacheManager):
+            owner = handle.sm
             handle = getattr(handle, "_sub", None)  # the book's streams (depthcache.py names it so)
-            if handle is None:
+            if handle is None or not await owner.wait_ready(None, handle):
                 return False
+            continue
         if not await manager.wait_ready(None, handle):
             return False
     return True
+
+
+def _seed_order(first: Any, second: Any) -> tuple[Any, Any]:
+    """(symbol or streams, callback) from a futures call made in python-binance's order (callback first)
+    or the seed's (symbol first)."""
+    if callable(second) or not callable(first):
+        return first, second
+    return second, first
 
 
 def _start_error(key: str, exc: Exception) -> dict[str, Any]:

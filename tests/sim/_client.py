@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-import types
 from collections.abc import Callable
 from typing import Any
 
 import orjson
-import pytest
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from binance_ws.sim import Simulator
@@ -146,15 +143,13 @@ def depth(u: int) -> dict[str, Any]:
 class EchoApi(WSListener):
     """Stands in for ``WsApiListener``: echoes text frames, so routing and forwarding are visible."""
 
-    def __init__(self, sim: object, request: object) -> None:
-        self.sim = sim
+    def __init__(self, request: object) -> None:
+        self.request = request
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         transport.send(WSMsgType.TEXT, b"echo:" + frame.get_payload_as_bytes())
 
 
-def install_echo_wsapi(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Route ``/ws-api/v3`` to :class:`EchoApi` for one test (the server imports the module lazily)."""
-    module = types.ModuleType("binance_ws.sim.wsapi")
-    module.WsApiListener = EchoApi  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "binance_ws.sim.wsapi", module)
+def install_echo_wsapi(sim: Simulator) -> None:
+    """Route ``sim``'s ``/ws-api/v3`` to :class:`EchoApi` (the stream server's ``ws_api`` factory)."""
+    sim.stream_server.ws_api = EchoApi

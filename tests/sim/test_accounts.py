@@ -228,7 +228,7 @@ def test_balances_stay_consistent_under_any_order_sequence(
     """Whatever two accounts do to each other and to the book: nothing goes negative, and what is locked
     is exactly what open orders hold."""
     sim = Simulator(flow_rate=0.0)
-    accts = Accounts(sim)
+    accts = Accounts(sim.clock, sim.exchange)
     accounts = {name: accts.create_account(name, {"USDT": "3000", "BTC": "0.05"}) for name in ("a", "b")}
     snapshot = sim.exchange.depth_snapshot("BTCUSDT", 1)
     mid = (Decimal(snapshot["bids"][0][0]) + Decimal(snapshot["asks"][0][0])) / 2

@@ -18,7 +18,7 @@ async def control() -> AsyncIterator[tuple[QuietSim, str]]:
     """A stream server and a bare aiohttp app carrying only the control routes."""
     async with QuietSim() as sim:
         app = web.Application()
-        add_routes(app, sim)
+        add_routes(app, sim.faults)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -196,8 +196,8 @@ async def test_server_shutdown_combined_form(sim: QuietSim) -> None:
     assert await client.closed() == (1001, "")
 
 
-async def test_server_shutdown_ws_api_form(sim: QuietSim, monkeypatch: pytest.MonkeyPatch) -> None:
-    install_echo_wsapi(monkeypatch)
+async def test_server_shutdown_ws_api_form(sim: QuietSim) -> None:
+    install_echo_wsapi(sim)
     client = await connect(f"{sim.stream_url}/ws-api/v3")
     sim.faults.server_shutdown(delay_s=0.05)
     notice = await client.next_text()

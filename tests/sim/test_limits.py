@@ -91,9 +91,9 @@ async def test_attempts_are_allowed_again_after_the_window() -> None:
         await connect(url)
 
 
-async def test_ws_api_handshakes_count_toward_the_same_attempt_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    install_echo_wsapi(monkeypatch)
+async def test_ws_api_handshakes_count_toward_the_same_attempt_limit() -> None:
     async with QuietSim(max_connections_per_window=2, connection_window_s=60) as sim:
+        install_echo_wsapi(sim)
         await connect(f"{sim.stream_url}/ws")
         await connect(f"{sim.stream_url}/ws-api/v3")
         with pytest.raises(WSInvalidStatusError) as info:
@@ -142,10 +142,9 @@ async def test_connection_closes_at_its_lifetime_with_1001_and_nothing_else() ->
         assert client.texts() == []
 
 
-async def test_ws_api_connections_share_lifetime_and_pings(monkeypatch: pytest.MonkeyPatch) -> None:
-
-    install_echo_wsapi(monkeypatch)
+async def test_ws_api_connections_share_lifetime_and_pings() -> None:
     async with QuietSim(ping_interval_s=0.1, pong_timeout_s=0.3, connection_lifetime_s=5) as sim:
+        install_echo_wsapi(sim)
         client = await connect(f"{sim.stream_url}/ws-api/v3", answer_pings=False)
         await client.wait_for(lambda: bool(client.of_type(WSMsgType.PING)))
         assert await client.closed() == (1008, "Pong timeout")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
-import types
 from collections.abc import AsyncIterator
 
 import orjson
@@ -123,12 +121,12 @@ async def test_unknown_path_is_404(sim: QuietSim) -> None:
 
 
 @pytest.fixture
-def echo_wsapi(monkeypatch: pytest.MonkeyPatch) -> None:
-    install_echo_wsapi(monkeypatch)
+def echo_wsapi(sim: QuietSim) -> None:
+    install_echo_wsapi(sim)
 
 
-async def test_ws_api_path_without_a_listener_is_404(sim: QuietSim, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "binance_ws.sim.wsapi", types.ModuleType("binance_ws.sim.wsapi"))
+async def test_ws_api_path_without_a_listener_is_404(sim: QuietSim) -> None:
+    sim.stream_server.ws_api = None
     assert (await refused(f"{sim.stream_url}/ws-api/v3"))[0] == 404
 
 

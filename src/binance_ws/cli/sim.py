@@ -16,6 +16,9 @@ from binance_ws.cli.common import _first_line, _is_tail_json
 
 @app.command()
 def sim(
+    market: Annotated[str, typer.Option(
+        help="Serve the exchange as spot, usdm (USD-M futures: /public, /market and /private routes) "
+             "or coinm (COIN-M futures).")] = "spot",
     host: Annotated[str, typer.Option(help="Address to bind (loopback only by default).")] = "127.0.0.1",
     stream_port: Annotated[int, typer.Option(help="Stream server port (0: any free port).")] = 9443,
     rest_port: Annotated[int, typer.Option(help="REST port (0: any free port).")] = 9444,
@@ -44,6 +47,7 @@ def sim(
     from binance_ws.recording import RecordingError
     from binance_ws.sim import SimConfig, Simulator
     from binance_ws.sim.config import MAX_SYMBOLS, Activity
+    from binance_ws.sim.futures.product import PRODUCT_NAMES, product_config
     from binance_ws.sim.replay import Replay, ReplayError
 
     def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
@@ -53,6 +57,10 @@ def sim(
         typer.echo(f"{prefix}: {message}", err=True)
         return typer.Exit(code)
 
+    if market not in PRODUCT_NAMES:
+        raise fail(f"--market must be one of {', '.join(PRODUCT_NAMES)}, not {market!r}")
+    if symbols is not None and market != "spot":
+        raise fail("--symbols generates spot symbols; it cannot be used with --market usdm or coinm")
     if symbols is not None and not 1 <= symbols <= MAX_SYMBOLS:
         raise fail(f"--symbols must be between 1 and {MAX_SYMBOLS}, not {symbols}")
     if not time_scale > 0:
@@ -63,8 +71,8 @@ def sim(
         if not 0 <= port <= 65535:
             raise fail(f"{option} must be between 0 and 65535, not {port}")
     if symbols is None:
-        cfg = SimConfig(host=host, stream_port=stream_port, rest_port=rest_port, seed=seed,
-                        flow_rate=50.0 if rate is None else rate)
+        cfg = product_config(market, host=host, stream_port=stream_port, rest_port=rest_port, seed=seed,
+                             flow_rate=50.0 if rate is None else rate)
     else:
         activity = Activity() if rate is None else Activity(median_rate=rate)
         cfg = SimConfig.market(symbols, seed=seed, activity=activity, host=host, stream_port=stream_port,
@@ -78,14 +86,18 @@ def sim(
         rep = Replay(replay, speed=speed) if replay is not None else None
         async with Simulator(cfg, replay=rep) as s:
             names = s.symbols()
-            typer.echo(f"streams: {s.stream_url}/ws/<stream>  {s.stream_url}/stream?streams=<a>/<b>")
-            typer.echo(f"WS API:  {s.ws_api_url}")
-            typer.echo(f"REST:    {s.rest_url}/api/v3/exchangeInfo")
-            typer.echo(f"control: {s.rest_url}/sim/")
+            for line in _urls(s, market):
+                typer.echo(line)
             shown = names if len(names) <= 8 else [f"{len(names)}:", *names[:3], "...", names[-1]]
             typer.echo(f"symbols: {' '.join(shown)}")
             if names and rep is None:  # a replay holds only the streams it recorded
-                typer.echo(f"try:     binance-ws tail {names[0].lower()}@trade --endpoint {s.stream_url}")
+                if market == "spot":
+                    typer.echo(f"try:     binance-ws tail {names[0].lower()}@trade --endpoint {s.stream_url}")
+                else:
+                    # tail speaks spot's rules, which the futures routes accept: book streams on /public.
+                    endpoint = f"{s.stream_url}/public" if market == "usdm" else s.stream_url
+                    typer.echo(f"try:     binance-ws tail {names[0].lower()}@bookTicker "
+                               f"--endpoint {endpoint}")
             # Runs until Ctrl-C, or until a replay fails (then stop() raises it on the way out).
             watch = asyncio.create_task(_watch_sim(s))
             try:
@@ -109,6 +121,30 @@ def sim(
             message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
                         "record with `binance-ws tail --record FILE` to replay it")
         raise fail(message, EXIT_GAVE_UP) from None
+
+
+def _urls(s: Any, market: str) -> list[str]:
+    """Every URL a client of the simulator served as ``market`` needs, one ``label: url`` line each."""
+    base = s.stream_url
+    lines = []
+    if market == "usdm":
+        # PROTOCOL.md 8: book data on /public, the rest on /market, user data on /private; the legacy
+        # unrouted paths get only the /public streams.
+        lines += [f"public:  {base}/public/ws/<stream>  {base}/public/stream?streams=<a>/<b>",
+                  f"market:  {base}/market/ws/<stream>  {base}/market/stream?streams=<a>/<b>",
+                  f"private: {base}/private/ws?listenKey=<key>  (key: POST {s.rest_url}/fapi/v1/listenKey)",
+                  f"legacy:  {base}/ws/<stream>  {base}/stream?streams=<a>/<b>  (public streams only)"]
+    else:
+        lines.append(f"streams: {base}/ws/<stream>  {base}/stream?streams=<a>/<b>")
+    if market == "spot":
+        lines += [f"WS API:  {s.ws_api_url}", f"REST:    {s.rest_url}/api/v3/exchangeInfo"]
+    else:
+        # The futures market-data REST (/fapi/v1, /dapi/v1) is not served yet; /api/v3 answers from the
+        # same books (depth in the futures id space).
+        lines.append(f"REST:    {s.rest_url}/api/v3/exchangeInfo  "
+                     f"(spot-shaped; no {s.market.rest_prefix} market data)")
+    lines.append(f"control: {s.rest_url}/sim/")
+    return lines
 
 
 #: How often ``sim`` looks at its simulator to log what changed.

@@ -29,6 +29,7 @@ from binance_ws.cli.common import (
     _unreachable,
     _width,
 )
+from binance_ws.cli.metrics_port import DEFAULT_ADDR, MetricsAddr, MetricsPort, start_metrics
 
 
 @app.command()
@@ -37,7 +38,11 @@ def tail(
     use_sim: Annotated[bool, typer.Option("--sim", help="Stream from an embedded simulator.")] = False,
     endpoint: Annotated[str | None, typer.Option(
         metavar="URL", help="Stream server base URL, ws://host:port or wss://host:port.")] = None,
-    testnet: Annotated[bool, typer.Option("--testnet", help="Use Binance's spot testnet.")] = False,
+    testnet: Annotated[bool, typer.Option("--testnet", help="Use the --market's testnet.")] = False,
+    market_name: Annotated[str, typer.Option(
+        "--market", metavar="MARKET",
+        help="spot, usdm (USD-M futures) or coinm (COIN-M futures); or spot-testnet, usdm-testnet, "
+             "coinm-testnet.")] = "spot",
     count: Annotated[int, typer.Option(
         metavar="N", help="Stop after this many messages (0: run until Ctrl-C).")] = 0,
     json_lines: Annotated[bool, typer.Option(
@@ -45,9 +50,11 @@ def tail(
         = False,
     record: Annotated[Path | None, typer.Option(
         metavar="FILE", help="Also write every message to FILE in the recording format "
-                              "`binance-ws sim --replay` reads (.gz/.zst compress).")] = None,
+                              "`binance-ws replay` reads (.gz/.zst compress).")] = None,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Also log what the library does (connects, retries) on stderr.")] = False,
+    metrics_port: MetricsPort = None,
+    metrics_addr: MetricsAddr = DEFAULT_ADDR,
 ) -> None:
     """Stream messages to stdout: one readable line each (receive time, event time, stream, key fields),
     or raw JSON. Error events (gaps, reconnects) go to stderr.
@@ -56,7 +63,7 @@ def tail(
     name, an option, an --endpoint URL, a stream the server refuses); 1 when the server cannot be reached
     or reconnecting gave up.
     """
-    from binance_ws import errors, markets, streams
+    from binance_ws import errors, streams
 
     # What goes wrong reaches this command as error events, shown on stderr in the chosen format; the
     # library's own warnings about the same things would repeat them as unformatted lines.
@@ -67,17 +74,24 @@ def tail(
         raise _fail("choose one of --sim, --endpoint, --testnet", EXIT_BAD_INPUT)
     if count < 0:
         raise _fail("--count must be 0 or more", EXIT_BAD_INPUT)
-    market = markets.SPOT_TESTNET if testnet else markets.SPOT
+    try:
+        market = _market(market_name, testnet, use_sim)
+    except _BadInput as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
     try:
         if endpoint is not None:
             url = _endpoint(endpoint)
-            market = market.with_urls(stream_url=url, name="endpoint", local=url.startswith("ws://"))
+            # A routed product's row names its /public path (USD-M, PROTOCOL 8); the others are the base.
+            stream_url = f"{url}/public" if market.routed_paths else url
+            market = market.with_urls(stream_url=stream_url, name=f"{market.name} at {url}",
+                                      local=url.startswith("ws://"))
         names = [streams.validate_stream(s, market) for s in stream]
     except (_BadInput, errors.InvalidStreamError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     code = EXIT_OK
     try:
-        code = asyncio.run(_tail(names, market, use_sim, count, json_lines, record))
+        code = asyncio.run(_tail(names, market, use_sim, count, json_lines, record,
+                                 metrics=(metrics_port, metrics_addr)))
     except KeyboardInterrupt:
         code = 130
     except _Failure as exc:
@@ -96,11 +110,30 @@ def tail(
 
 
 
+_PRODUCT_MARKETS = ("spot", "usdm", "coinm")
+
+
+def _market(name: str, testnet: bool, use_sim: bool) -> Any:
+    """The market row ``--market`` (with ``--testnet``) names; :class:`_BadInput` naming the choices."""
+    from binance_ws import markets
+
+    choices = [*_PRODUCT_MARKETS, *(f"{n}-testnet" for n in _PRODUCT_MARKETS)]
+    key = name.lower()
+    if key not in choices:
+        raise _BadInput(f"--market {name!r} is not one of {', '.join(choices)}")
+    if testnet and not key.endswith("-testnet"):
+        key += "-testnet"
+    market = markets.MARKETS[key]
+    if use_sim and market.product.name != "spot":
+        raise _BadInput(f"--sim serves spot streams only; --market {name} needs --endpoint or Binance")
+    return market
+
+
 async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_lines: bool,
-                record: Path | None = None) -> int:
+                record: Path | None = None, *, metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> int:
     out = _Output(sys.stdout.buffer)
     try:
-        code = await _tail_to(out, names, market, use_sim, count, json_lines, record)
+        code = await _tail_to(out, names, market, use_sim, count, json_lines, record, metrics=metrics)
     finally:
         await asyncio.to_thread(out.close)
     if out.error is not None:
@@ -112,7 +145,8 @@ async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_l
 
 
 async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, count: int,
-                   json_lines: bool, record: Path | None = None) -> int:
+                   json_lines: bool, record: Path | None = None, *,
+                   metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> int:
     import orjson
     from rich.console import Console
     from rich.text import Text
@@ -130,6 +164,7 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
         elif (why := await _unreachable(market.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)
         writer = None
+        flushed_ns = time.time_ns()
         if record is not None:
             from binance_ws.recording import RecordingWriter
 
@@ -139,6 +174,9 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
             except OSError as exc:
                 raise _Failure(f"--record {record}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
         manager = await stack.enter_async_context(AsyncSocketManager(market=market))
+        served = start_metrics(manager, *metrics)
+        if served is not None:
+            stack.callback(served.close)
         try:
             # "block": a slow terminal pauses reading rather than dropping what it has not shown yet.
             # Raw bytes: written as received (--json, --record), decoded here for readable lines.
@@ -174,7 +212,12 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
                 continue  # raw mode delivers nothing else
             received = _clock(time.time() * 1000)
             if writer is not None:
-                writer.write(time.time_ns(), msg.stream, bytes(msg.data))
+                now_ns = time.time_ns()
+                writer.write(now_ns, msg.stream, bytes(msg.data))
+                # A frame on disk at least every second, as `record` does: a killed tail loses at most that.
+                if now_ns - flushed_ns >= 1_000_000_000:
+                    writer.flush()
+                    flushed_ns = now_ns
             try:
                 # Raw mode hands over a combined frame's data unparsed: one that is not JSON would break
                 # a --json pipeline, so it is reported as the library reports malformed frames.

@@ -6,7 +6,8 @@ and disconnects (with the time, epoch seconds) and returns actions for its bindi
 :class:`BookFailed`). :class:`SnapshotScheduler` decides when each requested snapshot may be fetched so that
 every book of a process shares one REST weight budget.
 
-Sequencing follows ../shared/PROTOCOL.md section 5, chosen by ``Market.sequence_rule``:
+Sequencing follows ../shared/PROTOCOL.md section 5, by the market's ``sequence_rule`` (a
+:class:`~binance_ws.products.SequenceRule`, declared per product: the data below, no branch per product):
 
 * spot (5.1): buffer diffs from the subscription on, then fetch a snapshot (at the first event, or at
   once with ``on_resumed``); a snapshot older than the buffer is fetched again; events with
@@ -40,18 +41,11 @@ from binance_ws import errors
 from binance_ws.core.backoff import Backoff, BackoffPolicy
 from binance_ws.core.book import BookState, DepthCache, OrderBook, ValueType
 from binance_ws.core.budget import WeightBudget
-from binance_ws.markets import SequenceRule
+from binance_ws.products import SEQUENCE_RULES, SequenceRule
 
 # -- REST depth facts ---------------------------------------------------------------------------------
-#: Weight of ``GET /depth`` by limit, as (largest limit, weight) rows. Spot: PROTOCOL 5.1
-#: (1-100 -> 5, 101-500 -> 25, 501-1000 -> 50, 1001-5000 -> 250). Futures, USD-M and COIN-M: PROTOCOL 5.2
-#: (5-50 -> 2, 100 -> 5, 500 -> 10, 1000 -> 20).
-DEPTH_WEIGHTS: Final[dict[SequenceRule, tuple[tuple[int, int], ...]]] = {
-    "spot": ((100, 5), (500, 25), (1000, 50), (5000, 250)),
-    "futures": ((50, 2), (100, 5), (500, 10), (1000, 20)),
-}
-#: Futures accept only these limits (PROTOCOL 5.2); spot accepts any 1..5000 (PROTOCOL 5.1).
-FUTURES_DEPTH_LIMITS: Final = (5, 10, 20, 50, 100, 500, 1000)
+# The weights and accepted sizes of ``GET /depth`` are part of each product's SequenceRule
+# (binance_ws.products: PROTOCOL 5.1 spot, 5.2 futures); callers may name a rule ("spot", "futures").
 #: HTTP statuses meaning "slow down": 429 rate limit, 418 IP ban; both carry Retry-After (PROTOCOL 7.3).
 RATE_LIMIT_STATUSES: Final = frozenset({418, 429})
 
@@ -80,25 +74,27 @@ REASON_MALFORMED: Final = errors.ERR_MALFORMED
 _BAD_INPUT = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, IndexError)
 
 
-def depth_weight(rule: SequenceRule, limit: int) -> int:
+def sequence_rule(rule: SequenceRule | str) -> SequenceRule:
+    """``rule``, or the rule of that name (``"spot"``, ``"futures"``); ``ValueError`` for another name."""
+    if isinstance(rule, SequenceRule):
+        return rule
+    try:
+        return SEQUENCE_RULES[rule]
+    except KeyError:
+        raise ValueError(f"unknown sequence rule {rule!r}; known: {', '.join(SEQUENCE_RULES)}") from None
+
+
+def depth_weight(rule: SequenceRule | str, limit: int) -> int:
     """REST weight of one depth snapshot of ``limit`` levels.
 
     Raises ``ValueError`` for a limit the market does not accept.
     """
-    validate_depth_limit(rule, limit)
-    for top, weight in DEPTH_WEIGHTS[rule]:
-        if limit <= top:
-            return weight
-    raise ValueError(f"depth limit {limit} is above {DEPTH_WEIGHTS[rule][-1][0]}")
+    return sequence_rule(rule).weight(limit)
 
 
-def validate_depth_limit(rule: SequenceRule, limit: int) -> None:
+def validate_depth_limit(rule: SequenceRule | str, limit: int) -> None:
     """Raise ``ValueError`` unless ``limit`` is a snapshot size the market serves as asked."""
-    if rule == "futures":
-        if limit not in FUTURES_DEPTH_LIMITS:
-            raise ValueError(f"futures depth limit must be one of {FUTURES_DEPTH_LIMITS}, not {limit}")
-    elif not 1 <= limit <= DEPTH_WEIGHTS["spot"][-1][0]:
-        raise ValueError(f"spot depth limit must be 1..{DEPTH_WEIGHTS['spot'][-1][0]}, not {limit}")
+    sequence_rule(rule).validate_limit(limit)
 
 
 # -- Actions ------------------------------------------------------------------------------------------
@@ -209,14 +205,16 @@ class BookSync:
     snapshots the decoded REST bodies, tickers the decoded ``bookTicker`` payloads.
     """
 
-    __slots__ = ("_buffer", "_first_pending", "_futures", "_inflight", "_phase", "_tickers", "_updated",
-                 "cache", "check_tickers", "limit", "max_buffer", "max_depth", "min_levels", "rule", "stats",
+    __slots__ = ("_buffer", "_drop_equal_first", "_first_offset", "_first_pending", "_id_keys", "_inflight",
+                 "_link", "_link_offset", "_phase", "_tickers", "_updated", "cache", "check_tickers", "limit",
+                 "max_buffer", "max_depth", "min_levels", "rule", "stats",
                  "symbol")
 
-    def __init__(self, symbol: str, *, rule: SequenceRule = "spot", limit: int = 1000,
+    def __init__(self, symbol: str, *, rule: SequenceRule | str = "spot", limit: int = 1000,
                  max_buffer: int = DEFAULT_MAX_BUFFER, max_depth: int | None = None,
                  value_type: ValueType = "float", check_tickers: bool = True) -> None:
-        validate_depth_limit(rule, limit)
+        rule = sequence_rule(rule)
+        rule.validate_limit(limit)
         if max_buffer < 1:
             raise ValueError("max_buffer must be at least 1")
         self.symbol = symbol.upper()
@@ -228,7 +226,13 @@ class BookSync:
         self.check_tickers = check_tickers
         self.cache = DepthCache(self.symbol, value_type)
         self.stats = SyncStats()
-        self._futures = rule == "futures"
+        # The rule as data (PROTOCOL 5.1 / 5.2): the key chaining events and the id it must equal past
+        # the previous u, the acceptance offset of the first event, whether u == lastUpdateId is stale.
+        self._link = rule.link
+        self._link_offset = 1 if rule.contiguous else 0
+        self._first_offset = rule.first_offset
+        self._drop_equal_first = rule.drop_at_or_below
+        self._id_keys = rule.id_keys
         self._buffer: deque[Mapping[str, Any]] = deque()
         self._tickers: deque[Mapping[str, Any]] = deque(maxlen=MAX_PENDING_TICKERS)
         self._phase = _WAIT
@@ -265,14 +269,14 @@ class BookSync:
                 return self._updated
             if result == _DROPPED:
                 return _NONE
-            bad_ids = _bad_ids(event, self._futures)
+            bad_ids = _bad_ids(event, self._id_keys)
             if bad_ids is not None:  # not a gap: ids that are no ids (e.g. a string U); skip it
                 return self._malformed("diff", bad_ids, resync=False)
             self.stats.gaps += 1
             return self._resync(REASON_GAP, now, event)
         if phase == _DONE:
             return _NONE
-        bad_ids = _bad_ids(event, self._futures)
+        bad_ids = _bad_ids(event, self._id_keys)
         if bad_ids is not None:
             # Buffered events are judged by their ids later: one without them cannot be placed. Skipped;
             # if it mattered, the buffer shows a hole when the snapshot lands, which restarts the buffer.
@@ -310,7 +314,7 @@ class BookSync:
         # PROTOCOL 5.1 step 3 / 5.2 step 4: a snapshot that predates the buffer leaves a hole. (Spot
         # accepts lastUpdateId == U - 1: the acceptance test U <= lastUpdateId + 1 then holds exactly.)
         # With nothing buffered yet (a quiet symbol, see on_resumed) the next event takes that test.
-        if buf and ((last_id < buf[0]["U"]) if self._futures else (last_id + 1 < buf[0]["U"])):
+        if buf and last_id + self._first_offset < buf[0]["U"]:
             self.stats.snapshots_too_old += 1
             return self._request(retry=True)
         self._first_pending = True
@@ -413,7 +417,7 @@ class BookSync:
         """A live diff that could not be read. Without usable ids it cannot be placed: skip it (a needed
         one shows as a gap at the next event). With them it passed the sequence test and failed in its
         levels, possibly half applied: the book is no longer right, so resync with a fresh snapshot."""
-        bad_ids = _bad_ids(event, self._futures)
+        bad_ids = _bad_ids(event, self._id_keys)
         if bad_ids is not None:
             return self._malformed("diff", bad_ids, resync=False)
         note = self._malformed("diff", _describe(exc), resync=True)
@@ -432,29 +436,18 @@ class BookSync:
         if u.__class__ is not int:
             raise TypeError(f"diff 'u' is {u!r}, not an integer")
         book_id = book.update_id
-        if self._futures:
-            if self._first_pending:
-                if u < book_id:
-                    self.stats.dropped += 1
-                    return _DROPPED
-                if event["U"] > book_id:
-                    return _GAP
-                self._first_pending = False
-            else:
-                if u <= book_id:  # a duplicate of an applied event
-                    self.stats.dropped += 1
-                    return _DROPPED
-                if event["pu"] != book_id:
-                    return _GAP
-        else:
-            if u <= book_id:
+        if self._first_pending:
+            if u < book_id or (u == book_id and self._drop_equal_first):
                 self.stats.dropped += 1
                 return _DROPPED
-            if self._first_pending:
-                if event["U"] > book_id + 1:
-                    return _GAP
-                self._first_pending = False
-            elif event["U"] != book_id + 1:
+            if event["U"] > book_id + self._first_offset:
+                return _GAP
+            self._first_pending = False
+        else:
+            if u <= book_id:  # a duplicate of an applied event
+                self.stats.dropped += 1
+                return _DROPPED
+            if event[self._link] != book_id + self._link_offset:
                 return _GAP
         book.apply(event["b"], event["a"])
         book.update_id = u
@@ -543,11 +536,12 @@ class BookSync:
         return (BookFailed(self.symbol, reason),)
 
 
-def _bad_ids(event: Any, futures: bool) -> str | None:
-    """What is wrong with a diff's update ids, or None if ``U``, ``u`` (and futures ``pu``) are integers."""
+def _bad_ids(event: Any, keys: tuple[str, ...]) -> str | None:
+    """What is wrong with a diff's update ids, or None if ``keys`` (``U``, ``u``, futures ``pu``) are
+    integers."""
     if not isinstance(event, Mapping):
         return f"a diff must be an object, not {type(event).__name__}"
-    for key in ("U", "u", "pu") if futures else ("U", "u"):
+    for key in keys:
         if key not in event:
             return f"diff without {key!r}"
         value = event[key]

@@ -199,15 +199,18 @@ class SequenceTracker(ABC):
     @staticmethod
     def for_stream(name: str, market: Market = SPOT) -> SequenceTracker | None:
         """The tracker for stream ``name`` on ``market``, or None for streams without a sequence
-        (tickers, klines, partial books, book ticker which is conflated). Raises InvalidStreamError
-        for an invalid name."""
+        (tickers, klines, partial books, book ticker which is conflated): the product declares which
+        ids each kind carries (``Kind.ids``), the market's ``sequence_rule`` how depth chains. Raises
+        InvalidStreamError for an invalid name."""
         info = parse_stream(name, market)
-        if info.kind == "trade":
+        declared = market.product.kind(info.kind)
+        ids = None if declared is None else declared.ids
+        if ids == "t":
             return TradeTracker()
-        if info.kind == "aggTrade":
+        if ids == "a":
             return AggTradeTracker()
-        if info.kind == "depth":
-            return FuturesDepthTracker() if market.sequence_rule == "futures" else SpotDepthTracker()
+        if ids == "depth":
+            return SpotDepthTracker() if market.sequence_rule.contiguous else FuturesDepthTracker()
         return None
 
 

@@ -45,6 +45,14 @@ def attempt_budget(market: Market = SPOT, url: str | None = None) -> Callable[[f
     return acquire
 
 
+def attempts_used(now: float | None = None) -> list[tuple[str, int, int, float]]:
+    """Connection attempts counted per host by this process: ``(host, attempts in the window, limit,
+    window_s)`` for each budget in use, the window being Binance's (5 minutes) plus the margin above."""
+    at = time.monotonic() if now is None else now
+    with _lock:
+        return [(host, window.used(at), limit, span) for (host, limit, span), window in _windows.items()]
+
+
 async def acquire_connection_slot(market: Market = SPOT, url: str | None = None) -> None:
     """Wait until one more connection attempt to ``url``'s host is within its budget."""
     acquire = attempt_budget(market, url)

@@ -234,6 +234,7 @@ class Link(WSListener):
         "_heartbeat",
         "_held",
         "_inflight",
+        "_inner",
         "_loop",
         "_next_send_at",
         "_outbox",
@@ -243,6 +244,7 @@ class Link(WSListener):
         "_reader",
         "_scheduler",
         "_spacing",
+        "_tap",
         "_timer",
         "_waiters",
         "by_name",
@@ -277,7 +279,12 @@ class Link(WSListener):
         #: The reader the table picked (``on_ws_frame`` unless frames are being held, see
         #: :meth:`pause_reading`), and the held frames: (payload, fin, text-not-continuation).
         self._reader: Callable[[WSTransport, WSFrame], None] = self._split_frame
+        #: An observer of every frame as it arrives (metrics), or None: see :meth:`set_tap`.
+        self._tap: Callable[[bytes], None] | None = owner.tap
+        #: What ``on_ws_frame`` runs behind the tap: the reader, or the hold while paused.
+        self._inner: Callable[[WSTransport, WSFrame], None] = self._split_frame
         self._held: deque[tuple[bytes, bool, bool]] | None = None
+        self._slot(self._reader)
         table[SHUTDOWN_STREAM] = _Shutdown(self)
         table.attach(self)
         self.transport: WSTransport | None = None
@@ -346,7 +353,25 @@ class Link(WSListener):
         else:
             self._reader = self._whole_typed_frame
         if self._held is None:
-            self.on_ws_frame = self._reader
+            self._slot(self._reader)
+
+    def _slot(self, reader: Callable[[WSTransport, WSFrame], None]) -> None:
+        """Put ``reader`` in picows's slot, behind the tap when one is set."""
+        self._inner = reader
+        self.on_ws_frame = reader if self._tap is None else self._tapped_frame
+
+    def set_tap(self, tap: Callable[[bytes], None] | None) -> None:
+        """Call ``tap(payload)`` with every frame's payload as it arrives, before it is read (held frames
+        included, at their arrival), or stop with None. For metrics: it costs nothing while unset."""
+        self._tap = tap
+        self._slot(self._inner)
+
+    def _tapped_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        try:
+            self._tap(frame.get_payload_as_bytes())  # type: ignore[misc]
+        except Exception:
+            log.exception("%s: frame tap %r raised", self.owner.conn_id, self._tap)
+        self._inner(transport, frame)
 
     def _split_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         # Data frames first, without asking picows for the frame type (a costly property): only a
@@ -731,12 +756,12 @@ class Link(WSListener):
         if paused:
             if self._held is None:
                 self._held = deque()
-                self.on_ws_frame = self._hold_frame
+                self._slot(self._hold_frame)
             if live:
                 transport.underlying_transport.pause_reading()  # type: ignore[union-attr]
             return
         held, self._held = self._held, None
-        self.on_ws_frame = self._reader
+        self._slot(self._reader)
         while held:
             if self._held is not None:
                 # Paused again by what the held frames delivered: keep the rest, in order.
@@ -801,6 +826,8 @@ class Connection:
         self.connects = 0
         self.rotations = 0
         self.drops = 0
+        #: Shown every frame of every socket of this connection (see :meth:`Link.set_tap`), or None.
+        self.tap: Callable[[bytes], None] | None = None
         self._paused = False
         #: Whether a socket has carried this connection's streams yet (see _connect).
         self._confirmed = False
@@ -830,6 +857,12 @@ class Connection:
         if route is not None:
             route.broadcast(errors.error_event(errors.ERR_MALFORMED, errors.MSG_MALFORMED,
                                                stream=stream, size=size))
+
+    def set_tap(self, tap: Callable[[bytes], None] | None) -> None:
+        """Show every frame of this connection's sockets, present and future, to ``tap`` (None: stop)."""
+        self.tap = tap
+        for link in list(self._links):
+            link.set_tap(tap)
 
     def forget(self, link: Link) -> None:
         """A socket of this connection is gone."""

@@ -49,9 +49,11 @@ from binance_ws.engine.delivery import (
     OverflowPolicy,
     Subscription,
 )
+from binance_ws.engine.futures import FuturesSockets, futures_market_for
 from binance_ws.engine.router import Route
-from binance_ws.enums import KLINE_INTERVAL_1MINUTE
+from binance_ws.enums import KLINE_INTERVAL_1MINUTE, FuturesType
 from binance_ws.markets import SPOT, Market
+from binance_ws.products import MARKET, PUBLIC
 
 log = logging.getLogger("binance_ws.engine")
 
@@ -69,10 +71,11 @@ EXCHANGE_INFO_TIMEOUT_S: Final = 10.0
 
 
 #: USD-M routes market streams by path since 2026 (PROTOCOL 8): book data on ``/public``, everything
-#: else on ``/market`` (a stream on the wrong path is acknowledged but delivers nothing).
+#: else on ``/market`` (a stream on the wrong path is acknowledged but delivers nothing). Which kind
+#: lives where is declared per product (``Kind.route``).
 PUBLIC_PATH: Final = "/public"
 MARKET_PATH: Final = "/market"
-_PUBLIC_KINDS: Final = frozenset({"bookTicker", "depth", "depthN", "bookTickerArr"})
+_PATHS: Final = {PUBLIC: PUBLIC_PATH, MARKET: MARKET_PATH}
 
 
 class RoutedPlan:
@@ -101,7 +104,8 @@ class RoutedPlan:
         if not self.market.routed_paths:
             return ""
         info = streams.parse_stream(stream, self.market)
-        return PUBLIC_PATH if info.kind in _PUBLIC_KINDS else MARKET_PATH
+        declared = self.market.product.kind(info.kind)
+        return _PATHS[declared.route] if declared is not None else MARKET_PATH
 
     def base_url(self, conn_id: str) -> str:
         """The stream URL a connection of this plan opens (``.../stream`` is appended)."""
@@ -132,7 +136,7 @@ class RoutedPlan:
         return ()
 
 
-class AsyncSocketManager:
+class AsyncSocketManager(FuturesSockets):
     """Binance market streams over asyncio.
 
     ``client`` is optional: a client with an async ``get_exchange_info()`` is used for the symbol list
@@ -146,6 +150,11 @@ class AsyncSocketManager:
     ``rotate_after`` (None: a margin before ``market.connection_lifetime_s``; 0: never),
     ``handover_grace``, ``request_timeout``, ``stable_after`` (a socket that dies sooner after opening is
     a flap: the backoff keeps escalating).
+
+    python-binance's futures factories (``symbol_mark_price_socket``, ``futures_depth_socket``, ...,
+    ``futures_type=FuturesType.USD_M|COIN_M``) reach the futures market of the same environment
+    (:func:`~binance_ws.engine.futures.futures_market_for`), or ``futures_market`` /
+    ``coin_futures_market`` when given (required for a local endpoint such as the simulator).
     """
 
     def __init__(self, client: Any = None, *, market: Market = SPOT, max_reconnects: int | None = 5,
@@ -154,9 +163,17 @@ class AsyncSocketManager:
                  no_data_timeout: float | None = None, rotate_after: float | None = None,
                  handover_grace: float = DEFAULT_HANDOVER_GRACE_S,
                  request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
-                 stable_after: float = DEFAULT_STABLE_AFTER_S) -> None:
+                 stable_after: float = DEFAULT_STABLE_AFTER_S, futures_market: Market | None = None,
+                 coin_futures_market: Market | None = None) -> None:
         self.client = client
         self.market = market
+        self.futures_markets = (futures_market, coin_futures_market)
+        # What a sibling manager on a futures market is made with (everything but the market's own limit).
+        self._options: dict[str, Any] = dict(
+            max_reconnects=max_reconnects, backoff=backoff, ping_interval=ping_interval,
+            ping_timeout=ping_timeout, no_data_timeout=no_data_timeout, rotate_after=rotate_after,
+            handover_grace=handover_grace, request_timeout=request_timeout, stable_after=stable_after)
+        self._siblings: dict[str, AsyncSocketManager] = {}
         policy = backoff if backoff is not None else BackoffPolicy(max_retries=max_reconnects)
         self.settings = EngineSettings(
             market=market, backoff=policy,
@@ -175,6 +192,7 @@ class AsyncSocketManager:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._lock: asyncio.Lock | None = None
+        self._tap: Callable[[bytes], None] | None = None
         self.started = False
 
     def __repr__(self) -> str:
@@ -191,6 +209,8 @@ class AsyncSocketManager:
 
     async def close(self) -> None:
         """Close every connection and end every subscription; nothing keeps running afterwards."""
+        siblings, self._siblings = list(self._siblings.values()), {}
+        await asyncio.gather(*(s.close() for s in siblings), return_exceptions=True)
         if not self.started:
             return
         self.started = False
@@ -215,6 +235,20 @@ class AsyncSocketManager:
                         tb: TracebackType | None) -> None:
         await self.close()
 
+    def futures_manager(self, futures_type: Any = FuturesType.USD_M) -> AsyncSocketManager:
+        """The manager carrying ``futures_type``'s streams: this one when it is on that market, else a
+        sibling on it, made on first use with this one's settings and closed with it. Raises
+        ``ValueError`` for a local market without ``futures_market``/``coin_futures_market``."""
+        usdm, coinm = self.futures_markets
+        market = futures_market_for(self.market, futures_type, usdm=usdm, coinm=coinm)
+        if market == self.market:
+            return self
+        sibling = self._siblings.get(market.name)
+        if sibling is None or sibling.market != market:
+            sibling = self._siblings[market.name] = AsyncSocketManager(self.client, market=market,
+                                                                       **self._options)
+        return sibling
+
     # -- introspection ----------------------------------------------------------------------------
     @property
     def connections(self) -> list[Connection]:
@@ -225,6 +259,22 @@ class AsyncSocketManager:
     def streams(self) -> list[str]:
         """Every stream some subscriber currently receives."""
         return list(self._routes)
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        """The open subscriptions (their counters: ``delivered``, ``dropped``, ``pending``, ``peak``)."""
+        return list(self._subs)
+
+    def route(self, stream: str) -> Route | None:
+        """The route of ``stream`` (its counters: ``gaps``, ``resets``, ``quiet_events``), or None."""
+        return self._routes.get(stream)
+
+    def set_tap(self, tap: Callable[[bytes], None] | None) -> None:
+        """Show every frame received, on every connection present and future, to ``tap(frame_bytes)`` on
+        the loop thread as it arrives (None: stop). Metrics use it; unset, it costs nothing per frame."""
+        self._tap = tap
+        for conn in self._conns.values():
+            conn.set_tap(tap)
 
     def _carrying(self, names: Iterable[str] | None) -> list[Connection]:
         """The connections carrying ``names`` (every connection when None)."""
@@ -240,7 +290,12 @@ class AsyncSocketManager:
         no subscribe is still in progress. A :meth:`subscribe` that returned is live already; this is for
         the times after, e.g. while a socket reconnects (a socket that dropped is not ready until its
         streams are subscribed again on the new one). True once ready; False after ``timeout`` seconds
-        (None: no limit), or if a connection gave up meanwhile (its streams have stopped)."""
+        (None: no limit), or if a connection gave up meanwhile (its streams have stopped). A subscription
+        made through a futures call is waited for on the sibling manager carrying it."""
+        if isinstance(subscription, Subscription) and subscription not in self._subs:
+            for sibling in self._siblings.values():
+                if subscription in sibling._subs:
+                    return await sibling.wait_ready(timeout, subscription)
         names = subscription.streams if isinstance(subscription, Subscription) else (
             None if subscription is None else list(streams.stream_list(subscription)))
         try:
@@ -425,6 +480,7 @@ class AsyncSocketManager:
                                   on_refused=self._on_refused, on_give_up=self._on_give_up,
                                   on_link=self._on_link,
                                   base_url=self._plan.base_url(action.conn_id))
+                conn.tap = self._tap
                 self._conns[action.conn_id] = conn
                 conn.start()
                 waits.append(conn.wait_ready())

@@ -379,6 +379,16 @@ class AsyncClient:
     def _fapi(self, endpoint: str) -> str:
         return f"{self.futures_market.rest_prefix}/{endpoint}"
 
+    async def futures_order_book(self, symbol: str, limit: int = 500) -> dict[str, Any]:
+        """``GET /fapi/v1/depth`` (``/dapi/v1/depth`` with a COIN-M ``futures_market``): ``{"lastUpdateId",
+        "E", "T", "bids", "asks"}`` (COIN-M adds ``symbol``, ``pair``). ``limit`` is one of 5, 10, 20, 50,
+        100, 500, 1000 (PROTOCOL 5.2; ``ValueError`` otherwise, before any request)."""
+        self.futures_market.sequence_rule.validate_limit(limit)
+        result: dict[str, Any] = await self._request("GET", self._fapi("depth"),
+                                                     {"symbol": symbol, "limit": limit},
+                                                     base=self.futures_base_url)
+        return result
+
     async def futures_stream_get_listen_key(self) -> str:
         """``POST /fapi/v1/listenKey``: a new key, or the live one extended (60 min validity)."""
         result = await self._request("POST", self._fapi("listenKey"), api_key=True,

@@ -93,8 +93,9 @@ class Route:
     stream through :meth:`Subscription.push_event`, in the one documented shape.
     """
 
-    __slots__ = ("_dict", "_raw", "_tables", "_typed", "_wrap", "feed", "heard", "heard_at", "name", "quiet",
-                 "quiet_events", "subscribers", "tracker", "watched", "whole", "whole_target")
+    __slots__ = ("_dict", "_raw", "_tables", "_typed", "_wrap", "feed", "gaps", "heard", "heard_at", "name",
+                 "quiet", "quiet_events", "resets", "subscribers", "tracker", "watched", "whole",
+                 "whole_target")
 
     def __init__(self, name: str, tracker: SequenceTracker | None = None, *, watched: bool = False) -> None:
         self.name = name
@@ -106,6 +107,9 @@ class Route:
         self.heard_at: float | None = None
         self.quiet = False
         self.quiet_events = 0
+        #: Gap and reset events reported on this stream (for metrics).
+        self.gaps = 0
+        self.resets = 0
         self.subscribers: list[Subscription] = []
         self.tracker = tracker
         self._dict: tuple[Callable[[str, Any], None], ...] = ()
@@ -502,11 +506,13 @@ class Route:
         if verdict is DUPLICATE:
             return False
         if verdict.is_reset:
+            self.resets += 1
             event = errors.error_event(errors.ERR_RESET, errors.MSG_RESET, stream=self.name,
                                        last=verdict.last_seen, got=verdict.got)
             if verdict.skipped is not None:
                 event["skipped"] = verdict.skipped
         else:
+            self.gaps += 1
             event = errors.error_event(errors.ERR_GAP, errors.MSG_GAP, stream=self.name,
                                        first=verdict.first_missing, last=verdict.last_missing)
         self.broadcast(event)

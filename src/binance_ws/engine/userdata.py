@@ -24,7 +24,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal
 
 import orjson
@@ -343,7 +343,7 @@ class ListenKeyStream:
                  kind: Literal["futures", "spot"] = "futures", stream_url: str | None = None,
                  keepalive_interval_s: float = KEEPALIVE_INTERVAL_S, backoff: BackoffPolicy = FOREVER,
                  schedule: ListenKeySchedule | None = None, ping_idle_s: float = PING_IDLE_S,
-                 ping_reply_timeout_s: float = PING_REPLY_TIMEOUT_S) -> None:
+                 ping_reply_timeout_s: float = PING_REPLY_TIMEOUT_S, events: Sequence[str] = ()) -> None:
         if not client.api_key:
             raise ValueError("a listen-key stream needs an API key")
         self._client = client
@@ -351,6 +351,8 @@ class ListenKeyStream:
         self.kind = kind
         default_url = USDM_PRIVATE_STREAM_URL if kind == "futures" else client.market.stream_url
         self._stream_url = (stream_url or default_url).rstrip("/")
+        #: Event types asked for on a routed ``/private`` URL (``&events=A/B``, PROTOCOL 8); none: all.
+        self.events = tuple(events)
         self.schedule = schedule or ListenKeySchedule(keepalive_interval_s=keepalive_interval_s)
         self._backoff = backoff
         self._pings = (ping_idle_s, ping_reply_timeout_s)
@@ -370,10 +372,11 @@ class ListenKeyStream:
         return self._conn
 
     def url_for(self, key: str) -> str:
-        """The stream URL of ``key``: ``/private/ws?listenKey=`` on USD-M (PROTOCOL 8), else ``/ws/<key>``
-        (6.2)."""
+        """The stream URL of ``key``: ``/private/ws?listenKey=<key>&events=<a/b>`` on USD-M (PROTOCOL 8),
+        else ``/ws/<key>`` (6.2)."""
         if self.kind == "futures" and self._stream_url.endswith("/private"):
-            return f"{self._stream_url}/ws?listenKey={key}"
+            events = f"&events={'/'.join(self.events)}" if self.events else ""
+            return f"{self._stream_url}/ws?listenKey={key}{events}"
         return f"{self._stream_url}/ws/{key}"
 
     async def _create_key(self) -> str:

@@ -141,6 +141,10 @@ class SimConfig:
     rest_ban_after_429s: int = 3
     rest_ban_s: float = 120.0
 
+    #: Which product the exchange is served as: "spot", or "usdm" / "coinm" (futures streams, routes and
+    #: limits: build the config with ``binance_ws.sim.futures.product.product_config``).
+    product: str = "spot"
+
     #: Serve the retired ``!ticker@arr`` / ``!bookTicker`` streams (off: refused as today's Binance does).
     legacy_streams: bool = False
     #: Keep the pre-2026 spot listen-key REST flow (off: ``POST /api/v3/userDataStream`` answers 410).

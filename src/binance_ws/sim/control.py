@@ -7,14 +7,14 @@
   Answers ``{"fault": name, "result": ...}``; 404 for an unknown name, 400 for bad parameters.
 * ``POST /sim/faults/clear``: undo every standing fault.
 
-The REST server mounts it with :func:`add_routes`; it has no state of its own.
+The simulator mounts it on its REST app with :func:`add_routes`; it has no state of its own.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -29,10 +29,6 @@ FAULT_NAMES: tuple[str, ...] = (
 )
 
 
-class _HasFaults(Protocol):
-    faults: Faults
-
-
 def _describe(method: Callable[..., Any]) -> dict[str, Any]:
     params = {name: (None if p.default is inspect.Parameter.empty else p.default)
               for name, p in inspect.signature(method).parameters.items()}
@@ -44,11 +40,10 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def add_routes(app: web.Application, sim: _HasFaults) -> None:
-    """Mount the ``/sim/`` control routes on ``app``, acting on ``sim.faults``."""
+def add_routes(app: web.Application, faults: Faults) -> None:
+    """Mount the ``/sim/`` control routes on ``app``, acting on ``faults``."""
 
     async def index(request: web.Request) -> web.Response:
-        faults = sim.faults
         return _json({"faults": {name: _describe(getattr(faults, name)) for name in FAULT_NAMES},
                       "state": faults.state()})
 
@@ -63,7 +58,7 @@ def add_routes(app: web.Application, sim: _HasFaults) -> None:
             return _json({"error": "body must be a JSON object"}, 400)
         if not isinstance(params, dict):
             return _json({"error": "body must be a JSON object"}, 400)
-        method = getattr(sim.faults, name)
+        method = getattr(faults, name)
         try:
             inspect.signature(method).bind(**params)
             result = method(**params)

@@ -18,13 +18,14 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from binance_ws.sim.hub import StreamHub
 from binance_ws.sim.server import CLOSE_GOING_AWAY
 from binance_ws.sim.wire import combined
 
 if TYPE_CHECKING:
+    from binance_ws.sim.rest import RestServer
     from binance_ws.sim.server import StreamServer, _Connection
 
 #: Diff-depth streams (``<symbol>@depth`` and ``<symbol>@depth@100ms``, PROTOCOL.md 4.12): the default
@@ -39,11 +40,6 @@ REFUSAL_STATUSES = (429, 503)
 
 _MALFORMED_JSON = b'{"e":"trade","E":17231612553'
 _INVALID_UTF8 = b'{"e":"trade","s":"\xff\xfe\xfd"}'
-
-
-class _FaultsSim(Protocol):
-    hub: StreamHub
-    stream_server: StreamServer
 
 
 @dataclass(slots=True)
@@ -84,16 +80,21 @@ class _SequenceRule:
 
 
 class Faults:
-    """Injects failures into a running simulator (see the module docstring)."""
+    """Injects failures into a running simulator (see the module docstring).
 
-    def __init__(self, sim: _FaultsSim) -> None:
-        self._sim = sim
-        #: Read by the REST server: delay every answer, and fail the next ``rest_fail_count`` answers
-        #: with ``rest_fail_status`` (the REST server decrements the count).
-        self.rest_delay_s: float = 0.0
-        self.rest_fail_status: int | None = None
-        self.rest_fail_count: int = 0
-        #: Read by the stream server: leave client pings unanswered on every connection.
+    ``Faults(hub, stream_server, rest)``: the parts never read fault flags; a fault installs a hook on the
+    part it affects (``hub.filter``, ``stream_server.answer_pings`` and ``.refusal``, ``rest.delay_s`` and
+    ``.injected_failure``) and :meth:`clear` removes it.
+    """
+
+    def __init__(self, hub: StreamHub, stream_server: StreamServer, rest: RestServer) -> None:
+        self._hub = hub
+        self._server = stream_server
+        self._rest = rest
+        self._rest_delay_s = 0.0
+        self._rest_fail_status: int | None = None
+        self._rest_fail_count = 0
+        #: Client pings go unanswered on every connection.
         self.ignore_pings = False
         self.counts: Counter[str] = Counter()
         self._refuse_status: int | None = None
@@ -103,7 +104,7 @@ class Faults:
 
     # -- connection faults --------------------------------------------------------------------------------
     def _targets(self, conn: int | None) -> list[_Connection]:
-        conns = self._sim.stream_server.connections
+        conns = self._server.connections
         if conn is None:
             return list(conns.values())
         found = conns.get(conn)
@@ -154,6 +155,7 @@ class Faults:
     def stop_answering_pings(self, enabled: bool = True) -> None:
         """Leave client pings unanswered on every connection, current and new (False restores)."""
         self.ignore_pings = enabled
+        self._server.answer_pings = not enabled
         if enabled:
             self.counts["pings_ignored"] += 1
 
@@ -205,14 +207,17 @@ class Faults:
             raise ValueError(f"status must be one of {REFUSAL_STATUSES}")
         self._refuse_status = status
         self._refuse_left = count
+        self._server.refusal = self.take_refusal
 
     def accept(self) -> None:
         """Stop refusing handshakes."""
         self._refuse_status = None
         self._refuse_left = None
+        self._server.refusal = None
 
     def take_refusal(self) -> int | None:
-        """Called by the server for each handshake: the status to refuse it with, or None."""
+        """The stream server's ``refusal`` hook, called for each handshake: the status to refuse it with,
+        or None."""
         status = self._refuse_status
         if status is None:
             return None
@@ -226,12 +231,56 @@ class Faults:
     # -- REST ---------------------------------------------------------------------------------------------
     def rest(self, delay_s: float = 0.0, fail_status: int | None = None, fail_count: int = 0) -> None:
         """Delay every REST answer by ``delay_s`` and fail the next ``fail_count`` with ``fail_status``
-        (sets ``rest_delay_s``, ``rest_fail_status``, ``rest_fail_count``, which the REST server reads)."""
+        (a negative ``fail_count``: every answer). Installs the REST server's ``delay_s`` and
+        ``injected_failure`` hooks."""
         if fail_status is not None and not 400 <= fail_status <= 599:
             raise ValueError("fail_status must be an HTTP error status")
-        self.rest_delay_s = delay_s
-        self.rest_fail_status = fail_status
-        self.rest_fail_count = fail_count
+        self._rest_delay_s, self._rest_fail_status, self._rest_fail_count = delay_s, fail_status, fail_count
+        self._install_rest()
+
+    # The standing REST faults, also settable one by one (each assignment reinstalls the hooks): every
+    # answer is delayed by ``rest_delay_s``; the next ``rest_fail_count`` answers (-1: all) fail with
+    # ``rest_fail_status``.
+    @property
+    def rest_delay_s(self) -> float:
+        return self._rest_delay_s
+
+    @rest_delay_s.setter
+    def rest_delay_s(self, value: float) -> None:
+        self._rest_delay_s = value
+        self._install_rest()
+
+    @property
+    def rest_fail_status(self) -> int | None:
+        return self._rest_fail_status
+
+    @rest_fail_status.setter
+    def rest_fail_status(self, value: int | None) -> None:
+        self._rest_fail_status = value
+        self._install_rest()
+
+    @property
+    def rest_fail_count(self) -> int:
+        return self._rest_fail_count
+
+    @rest_fail_count.setter
+    def rest_fail_count(self, value: int) -> None:
+        self._rest_fail_count = value
+        self._install_rest()
+
+    def _install_rest(self) -> None:
+        self._rest.delay_s = self._rest_delay_s
+        failing = bool(self._rest_fail_status) and self._rest_fail_count != 0
+        self._rest.injected_failure = self._rest_failure if failing else None
+
+    def _rest_failure(self) -> int | None:
+        """The REST server's ``injected_failure`` hook: the status to fail this request with, or None."""
+        status, count = self._rest_fail_status, self._rest_fail_count
+        if not status or count == 0:
+            return None
+        if count > 0:
+            self.rest_fail_count = count - 1  # the last one uninstalls the hook
+        return status
 
     # -- sequence faults (hub filter) ---------------------------------------------------------------------
     def skip(self, n: int = 1, pattern: str = DIFF_DEPTH) -> None:
@@ -252,7 +301,7 @@ class Faults:
         if n < 1:
             raise ValueError("n must be at least 1")
         self._rules.append(_SequenceRule(action, re.compile(pattern), n))
-        self._sim.hub.filter = self._filter
+        self._hub.filter = self._filter
 
     def _filter(self, stream: str, payload: Any) -> list[Any]:
         items = [payload]
@@ -266,7 +315,7 @@ class Faults:
             if not rule.remaining:
                 self._rules.remove(rule)
         if not self._rules:
-            self._sim.hub.filter = None
+            self._hub.filter = None
         return items
 
     # -- all ----------------------------------------------------------------------------------------------
@@ -277,14 +326,12 @@ class Faults:
             handle.cancel()
         self._timers.clear()
         self.unstall()
-        self.ignore_pings = False
+        self.stop_answering_pings(False)
         self.accept()
         self._rules.clear()
-        if self._sim.hub.filter == self._filter:
-            self._sim.hub.filter = None
-        self.rest_delay_s = 0.0
-        self.rest_fail_status = None
-        self.rest_fail_count = 0
+        if self._hub.filter == self._filter:
+            self._hub.filter = None
+        self.rest()
 
     def _later(self, delay_s: float, callback: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -294,7 +341,7 @@ class Faults:
 
     def state(self) -> dict[str, Any]:
         """Standing faults, counters and live connections, JSON-able."""
-        server = self._sim.stream_server
+        server = self._server
         return {
             "ignore_pings": self.ignore_pings,
             "refuse": {"status": self._refuse_status, "remaining": self._refuse_left},

@@ -28,7 +28,6 @@ from binance_ws.recording import KIND_SNAPSHOT, read_header, read_recording, str
 
 if TYPE_CHECKING:
     from binance_ws.sim.hub import StreamHub
-    from binance_ws.sim.simulator import Simulator
 
 log = logging.getLogger("binance_ws.sim.replay")
 
@@ -176,12 +175,12 @@ class Replay:
         return chosen.truncated(limit)
 
     # -- playing ----------------------------------------------------------------------------------
-    async def run(self, sim: Simulator) -> None:
-        """Publish the recording into ``sim.hub`` at the configured pace; returns when done (or never,
+    async def run(self, hub: StreamHub) -> None:
+        """Publish the recording into ``hub`` at the configured pace; returns when done (or never,
         with ``loop``). Cancel the task to stop early. Raises :class:`ReplayError` (also kept in
         ``error``, and logged) if the recording cannot be read or served to the end."""
         try:
-            await self._run(sim)
+            await self._run(hub)
         except Exception as exc:
             error = ReplayError(f"replay of {self.path} failed after {self.sent} messages: "
                                 f"{type(exc).__name__}: {exc}")
@@ -192,8 +191,7 @@ class Replay:
             log.debug("replay failure", exc_info=exc)
             raise error from exc
 
-    async def _run(self, sim: Simulator) -> None:
-        hub = sim.hub
+    async def _run(self, hub: StreamHub) -> None:
         while True:
             if self.wait_for_subscriber:
                 await self._subscriber(hub)

@@ -25,7 +25,6 @@ import orjson
 from aiohttp import web
 
 from binance_ws.enums import KLINE_INTERVALS_MS
-from binance_ws.sim import control
 from binance_ws.sim.exchange import (
     MAX_PRICE_UNITS,
     MAX_QTY_UNITS,
@@ -39,7 +38,10 @@ from binance_ws.sim.exchange import (
 from binance_ws.sim.feeds import AVG_PRICE_INTERVAL, DAY_MS, TICKER_WINDOWS_MS, window_stats_fields
 
 if TYPE_CHECKING:
-    from binance_ws.sim.simulator import Simulator
+    from binance_ws.sim.clock import SimClock
+    from binance_ws.sim.config import SimConfig
+    from binance_ws.sim.exchange import Exchange, SymbolBook
+    from binance_ws.sim.listing import Listing
 
 PREFIX = "/api/v3"
 
@@ -57,7 +59,7 @@ WEIGHTS: dict[str, int] = {
 }
 #: ``GET /order`` weighs 4; placing and cancelling weigh 1 (rest-api.md).
 ORDER_QUERY_WEIGHT = 4
-#: ``GET /openOrders``: 6 for one symbol, 80 for every symbol.
+#: ``GET /openOrders``: 6 for one symbol, 80 for every symbol (``DELETE /openOrders`` weighs 1).
 OPEN_ORDERS_WEIGHTS = (6, 80)
 #: ``GET /myTrades``: 20, or 5 with ``orderId``.
 MY_TRADES_WEIGHTS = (20, 5)
@@ -195,12 +197,33 @@ def tz_offset_ms(raw: str | None) -> int:
     return total * 60_000
 
 
+def book_ticker_body(book: SymbolBook) -> dict[str, Any]:
+    """One symbol's ``/ticker/bookTicker`` body (also the WS API's ``ticker.book``)."""
+    bid = book.best_bid() or (0, 0)
+    ask = book.best_ask() or (0, 0)
+    return {"symbol": book.symbol, "bidPrice": fmt(bid[0]), "bidQty": fmt(bid[1]), "askPrice": fmt(ask[0]),
+            "askQty": fmt(ask[1])}
+
+
+def avg_price_body(book: SymbolBook, now: int) -> dict[str, Any]:
+    """The ``/avgPrice`` body (also the WS API's ``avgPrice``)."""
+    return {"mins": int(AVG_PRICE_INTERVAL.rstrip("m")), "price": fmt(book.avg_price(now)),
+            "closeTime": book.last_trade_time}
+
+
 class RestServer:
     """REST endpoints of the simulated exchange: ``app`` is the aiohttp application, ``port`` its port."""
 
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
+    def __init__(self, config: SimConfig, clock: SimClock, exchange: Exchange, listing: Listing) -> None:
+        self.config = config
+        self.clock = clock
+        self.exchange = exchange
+        self.listing = listing
         self.port = 0
+        #: Fault hooks (installed by :class:`~binance_ws.sim.faults.Faults`): a delay before every answer,
+        #: and a callable giving the HTTP status to fail the next request with (or None to answer it).
+        self.delay_s = 0.0
+        self.injected_failure: Callable[[], int | None] | None = None
         self._ips: dict[str, _IpWeight] = {}
         #: Active legacy listen keys (only with ``config.legacy_listen_keys``).
         self.listen_keys: dict[str, _ListenKey] = {}
@@ -217,14 +240,13 @@ class RestServer:
         ):
             r.add_get(f"{PREFIX}/{path}", handler)
         r.add_route("*", f"{PREFIX}/userDataStream", self._user_data_stream)
-        control.add_routes(self.app, sim)
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         """Bind ``config.host``/``config.rest_port`` (0: ephemeral) and set ``port``."""
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.sim.config.host, self.sim.config.rest_port)
+        site = web.TCPSite(self._runner, self.config.host, self.config.rest_port)
         await site.start()
         server = site._server
         assert server is not None
@@ -251,14 +273,12 @@ class RestServer:
         ip = request.remote or ""
         now = time.time()
         state = self._ips.setdefault(ip, _IpWeight())
-        cfg = self.sim.config
+        cfg = self.config
         if state.banned_until > now:
             return self._banned(state, now)
-        faults = getattr(self.sim, "faults", None)
-        delay = float(getattr(faults, "rest_delay_s", 0.0) or 0.0)
-        if delay > 0:
-            await asyncio.sleep(delay)
-        failed = self._injected_failure(faults, cfg.rest_weight_limit)
+        if self.delay_s > 0:
+            await asyncio.sleep(self.delay_s)
+        failed = self._injected_failure(cfg.rest_weight_limit)
         if failed is not None:
             return failed
         window = int(now // cfg.rest_weight_window_s)
@@ -299,15 +319,11 @@ class RestServer:
         return _error(-1003, MSG_BANNED.format(until=until_ms), 418,
                       {"Retry-After": str(max(1, math.ceil(state.banned_until - now)))})
 
-    @staticmethod
-    def _injected_failure(faults: Any, limit: int) -> web.Response | None:
-        """The answer forced by ``faults.rest_fail_status`` for the next ``rest_fail_count`` requests."""
-        status = getattr(faults, "rest_fail_status", None)
-        count = getattr(faults, "rest_fail_count", 0)
-        if not status or count == 0:
+    def _injected_failure(self, limit: int) -> web.Response | None:
+        """The answer forced by the ``injected_failure`` hook, if one is installed and fails this request."""
+        status = self.injected_failure() if self.injected_failure is not None else None
+        if not status:
             return None
-        if count > 0:
-            faults.rest_fail_count = count - 1
         if status in (418, 429):
             body = MSG_TOO_MANY.format(limit=limit, window="1 MINUTE")
             return _error(-1003, body, status, {"Retry-After": "1"})
@@ -336,6 +352,8 @@ class RestServer:
         if path == "order":
             return ORDER_QUERY_WEIGHT if request.method == "GET" else 1
         if path == "openOrders":
+            if request.method == "DELETE":
+                return 1
             return OPEN_ORDERS_WEIGHTS[0 if q.get("symbol") else 1]
         if path == "myTrades":
             return MY_TRADES_WEIGHTS[1 if q.get("orderId") else 0]
@@ -350,7 +368,7 @@ class RestServer:
         if not raw:
             raise BadParameterError("symbol")
         symbol = raw.upper()
-        listed = self.sim.exchange.symbols if engine_only else self.sim.symbols()
+        listed = self.exchange.symbols if engine_only else self.listing.symbols()
         if symbol not in listed:
             raise InvalidSymbolError()
         return symbol
@@ -363,17 +381,17 @@ class RestServer:
         if "symbols" in q:
             names = [s.upper() for s in _symbols_param(q["symbols"])]
             for s in names:
-                if s not in self.sim.exchange.symbols:
+                if s not in self.exchange.symbols:
                     raise InvalidSymbolError()
             return names, False
-        return list(self.sim.exchange.symbols), False
+        return list(self.exchange.symbols), False
 
     # -- endpoints ----------------------------------------------------------------------------------
     async def _ping(self, request: web.Request) -> web.Response:
         return _json({})
 
     async def _time(self, request: web.Request) -> web.Response:
-        return _json({"serverTime": self.sim.clock.now_ms()})
+        return _json({"serverTime": self.clock.now_ms()})
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
         names, _ = self._selected(request)
@@ -381,16 +399,16 @@ class RestServer:
 
     def exchange_info_body(self, names: list[str]) -> dict[str, Any]:
         """The ``/api/v3/exchangeInfo`` body for ``names`` (also the WS API's ``exchangeInfo`` result)."""
-        cfg = self.sim.config
+        cfg = self.config
         window_s = cfg.rest_weight_window_s
         interval, num = ("MINUTE", int(window_s // 60)) if window_s % 60 == 0 else ("SECOND", int(window_s))
         rate_limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": interval, "intervalNum": num,
                         "limit": cfg.rest_weight_limit}, *RATE_LIMITS_EXTRA]
-        return {"timezone": "UTC", "serverTime": self.sim.clock.now_ms(), "rateLimits": rate_limits,
+        return {"timezone": "UTC", "serverTime": self.clock.now_ms(), "rateLimits": rate_limits,
                 "exchangeFilters": [], "symbols": [self._symbol_info(s) for s in names]}
 
     def _symbol_info(self, symbol: str) -> dict[str, Any]:
-        book = self.sim.exchange.symbols[symbol]
+        book = self.exchange.symbols[symbol]
         spec = book.spec
         return {
             "symbol": symbol, "status": spec.status, "baseAsset": spec.base, "baseAssetPrecision": 8,
@@ -415,25 +433,25 @@ class RestServer:
         symbol = self._symbol(request, engine_only=False)
         limit = _limit(request, DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT)
         wanted = request.query.get("symbolStatus")
-        book = self.sim.exchange.symbols.get(symbol)
+        book = self.exchange.symbols.get(symbol)
         # PROTOCOL 5.1: an optional symbolStatus that does not match answers -1220.
         if wanted and book is not None and book.spec.status != wanted:
             raise ApiError(-1220, "The symbol's status does not match the requested symbolStatus.")
-        return _json(self.sim.depth_snapshot(symbol, limit))
+        return _json(self.listing.depth_snapshot(symbol, limit))
 
     async def _trades(self, request: web.Request) -> web.Response:
         symbol = self._symbol(request)
-        return _json(self.sim.exchange.trades(symbol, _limit(request, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT)))
+        return _json(self.exchange.trades(symbol, _limit(request, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT)))
 
     async def _historical_trades(self, request: web.Request) -> web.Response:
         symbol = self._symbol(request)
         limit = _limit(request, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT)
-        return _json(self.sim.exchange.trades(symbol, limit, _int_param(request, "fromId")))
+        return _json(self.exchange.trades(symbol, limit, _int_param(request, "fromId")))
 
     async def _agg_trades(self, request: web.Request) -> web.Response:
         symbol = self._symbol(request)
         limit = _limit(request, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT)
-        return _json(self.sim.exchange.agg_trades(
+        return _json(self.exchange.agg_trades(
             symbol, limit, _int_param(request, "fromId"), _int_param(request, "startTime"),
             _int_param(request, "endTime")))
 
@@ -445,14 +463,14 @@ class RestServer:
         if interval not in KLINE_INTERVALS_MS:
             raise ApiError(-1120, "Invalid interval.")
         limit = _limit(request, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT)
-        return _json(self.sim.exchange.klines(
+        return _json(self.exchange.klines(
             symbol, interval, limit, _int_param(request, "startTime"), _int_param(request, "endTime"),
             tz_offset_ms(request.query.get("timeZone"))))
 
     async def _ticker_24h(self, request: web.Request) -> web.Response:
         names, single = self._selected(request)
         mini = request.query.get("type", "FULL") == "MINI"
-        now = self.sim.clock.now_ms()
+        now = self.clock.now_ms()
         out = [self._ticker_body(s, DAY_MS, now, full=not mini, day=True) for s in names]
         return _json(out[0] if single else out)
 
@@ -462,12 +480,12 @@ class RestServer:
         if size not in TICKER_WINDOWS_MS:
             raise _illegal("windowSize")
         mini = request.query.get("type", "FULL") == "MINI"
-        now = self.sim.clock.now_ms()
+        now = self.clock.now_ms()
         out = [self._ticker_body(s, TICKER_WINDOWS_MS[size], now, full=not mini, day=False) for s in names]
         return _json(out[0] if single else out)
 
     def _ticker_body(self, symbol: str, window_ms: int, now: int, *, full: bool, day: bool) -> dict[str, Any]:
-        book = self.sim.exchange.symbols[symbol]
+        book = self.exchange.symbols[symbol]
         st = book.stats(window_ms, now)
         fields = window_stats_fields(st)
         body: dict[str, Any] = {"symbol": symbol}
@@ -488,29 +506,20 @@ class RestServer:
 
     async def _ticker_price(self, request: web.Request) -> web.Response:
         names, single = self._selected(request)
-        out = [{"symbol": s, "price": fmt(self.sim.exchange.symbols[s].last_price)} for s in names]
+        out = [{"symbol": s, "price": fmt(self.exchange.symbols[s].last_price)} for s in names]
         return _json(out[0] if single else out)
 
     async def _book_ticker(self, request: web.Request) -> web.Response:
         names, single = self._selected(request)
-        out = []
-        for s in names:
-            book = self.sim.exchange.symbols[s]
-            bid = book.best_bid() or (0, 0)
-            ask = book.best_ask() or (0, 0)
-            out.append({"symbol": s, "bidPrice": fmt(bid[0]), "bidQty": fmt(bid[1]), "askPrice": fmt(ask[0]),
-                        "askQty": fmt(ask[1])})
+        out = [book_ticker_body(self.exchange.symbols[s]) for s in names]
         return _json(out[0] if single else out)
 
     async def _avg_price(self, request: web.Request) -> web.Response:
-        book = self.sim.exchange.symbols[self._symbol(request)]
-        now = self.sim.clock.now_ms()
-        return _json({"mins": int(AVG_PRICE_INTERVAL.rstrip("m")), "price": fmt(book.avg_price(now)),
-                      "closeTime": book.last_trade_time})
+        return _json(avg_price_body(self.exchange.symbols[self._symbol(request)], self.clock.now_ms()))
 
     # -- user data stream (retired on spot, PROTOCOL 6.1) -------------------------------------------
     async def _user_data_stream(self, request: web.Request) -> web.Response:
-        if not self.sim.config.legacy_listen_keys:
+        if not self.config.legacy_listen_keys:
             return web.Response(status=410, text=GONE_BODY, content_type="text/html")
         api_key = request.headers.get("X-MBX-APIKEY", "")
         if not api_key:

@@ -1,6 +1,7 @@
 """The simulator's account REST routes: signed ``/api/v3/order`` (POST, DELETE, GET), ``GET
-/api/v3/account``, ``openOrders``, ``allOrders``, ``myTrades``, ``account/commission``, ``rateLimit/order``
-and ``POST /api/v3/order/test``, and the futures listen-key route ``/fapi/v1/listenKey`` (POST, PUT, DELETE).
+/api/v3/account``, ``openOrders`` (GET, DELETE), ``allOrders``, ``myTrades``, ``account/commission``,
+``rateLimit/order``, ``POST /api/v3/order/test`` and ``POST /api/v3/order/cancelReplace``, and the
+futures listen-key route ``/fapi/v1/listenKey`` (POST, PUT, DELETE).
 
 Requests are authenticated exactly as Binance does (../shared/PROTOCOL.md 7.1): the API key in the
 ``X-MBX-APIKEY`` header, and a signature over the raw query string concatenated with the raw body, the
@@ -12,16 +13,13 @@ in the query, the form body or both; the query wins.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
 
 from binance_ws.sim.accounts import Account, Accounts, SimApiError
-
-if TYPE_CHECKING:
-    from binance_ws.sim.simulator import Simulator
 
 #: The header that carries the API key (PROTOCOL 7.1).
 API_KEY_HEADER: Final = "X-MBX-APIKEY"
@@ -59,9 +57,8 @@ async def _signed(request: web.Request, accounts: Accounts) -> tuple[Account, di
     return account, params
 
 
-def _handler(sim: Simulator, action: _Action) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _handler(accounts: Accounts, action: _Action) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
-        accounts: Accounts = sim.accounts
         try:
             account, params = await _signed(request, accounts)
             return _json(action(accounts, account, params))
@@ -70,10 +67,9 @@ def _handler(sim: Simulator, action: _Action) -> Callable[[web.Request], Awaitab
     return handle
 
 
-def _listen_key_handler(sim: Simulator) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _listen_key_handler(accounts: Accounts) -> Callable[[web.Request], Awaitable[web.Response]]:
     """``/fapi/v1/listenKey``: USER_STREAM security, the API key only (PROTOCOL 8)."""
     async def handle(request: web.Request) -> web.Response:
-        accounts: Accounts = sim.accounts
         try:
             account = accounts.lookup_key(request.headers.get(API_KEY_HEADER)).account
             params = dict(request.query)
@@ -91,24 +87,28 @@ def _listen_key_handler(sim: Simulator) -> Callable[[web.Request], Awaitable[web
     return handle
 
 
-def add_routes(app: web.Application, sim: Simulator) -> None:
+def add_routes(app: web.Application, accounts: Accounts) -> None:
     """Register the account routes on the simulator's REST ``app`` (before it starts): the signed
     ``/api/v3/order`` and ``/api/v3/account``, and the futures ``/fapi/v1/listenKey``.
 
-    They read ``sim.accounts`` (an :class:`~binance_ws.sim.accounts.Accounts`) at request time.
+    They act on ``accounts``.
     """
-    app.router.add_post(f"{PREFIX}/order", _handler(sim, lambda a, acct, p: a.place_order(acct, p)))
-    app.router.add_delete(f"{PREFIX}/order", _handler(sim, lambda a, acct, p: a.cancel_order(acct, p)))
-    app.router.add_get(f"{PREFIX}/order", _handler(sim, lambda a, acct, p: a.query_order(acct, p)))
-    app.router.add_get(f"{PREFIX}/account", _handler(sim, lambda a, acct, p: a.account_info(acct)))
-    app.router.add_get(f"{PREFIX}/openOrders", _handler(sim, lambda a, acct, p: a.open_orders(acct, p)))
-    app.router.add_get(f"{PREFIX}/allOrders", _handler(sim, lambda a, acct, p: a.all_orders(acct, p)))
-    app.router.add_get(f"{PREFIX}/myTrades", _handler(sim, lambda a, acct, p: a.my_trades(acct, p)))
-    app.router.add_post(f"{PREFIX}/order/test", _handler(sim, lambda a, acct, p: a.test_order(acct, p)))
+    app.router.add_post(f"{PREFIX}/order", _handler(accounts, lambda a, acct, p: a.place_order(acct, p)))
+    app.router.add_delete(f"{PREFIX}/order", _handler(accounts, lambda a, acct, p: a.cancel_order(acct, p)))
+    app.router.add_get(f"{PREFIX}/order", _handler(accounts, lambda a, acct, p: a.query_order(acct, p)))
+    app.router.add_get(f"{PREFIX}/account", _handler(accounts, lambda a, acct, p: a.account_info(acct)))
+    app.router.add_get(f"{PREFIX}/openOrders", _handler(accounts, lambda a, acct, p: a.open_orders(acct, p)))
+    app.router.add_delete(f"{PREFIX}/openOrders",
+                          _handler(accounts, lambda a, acct, p: a.cancel_open_orders(acct, p)))
+    app.router.add_get(f"{PREFIX}/allOrders", _handler(accounts, lambda a, acct, p: a.all_orders(acct, p)))
+    app.router.add_get(f"{PREFIX}/myTrades", _handler(accounts, lambda a, acct, p: a.my_trades(acct, p)))
+    app.router.add_post(f"{PREFIX}/order/test", _handler(accounts, lambda a, acct, p: a.test_order(acct, p)))
+    app.router.add_post(f"{PREFIX}/order/cancelReplace",
+                        _handler(accounts, lambda a, acct, p: a.cancel_replace(acct, p)))
     app.router.add_get(f"{PREFIX}/account/commission",
-                       _handler(sim, lambda a, acct, p: a.commission(acct, p)))
+                       _handler(accounts, lambda a, acct, p: a.commission(acct, p)))
     app.router.add_get(f"{PREFIX}/rateLimit/order",
-                       _handler(sim, lambda a, acct, p: a.order_rate_limits(acct)))
-    listen_key = _listen_key_handler(sim)
+                       _handler(accounts, lambda a, acct, p: a.order_rate_limits(acct)))
+    listen_key = _listen_key_handler(accounts)
     for method in ("POST", "PUT", "DELETE"):
         app.router.add_route(method, FUTURES_LISTEN_KEY_PATH, listen_key)

@@ -6,9 +6,15 @@ Paths (PROTOCOL.md 1.2, 1.3):
 * ``/stream?streams=<s1>/<s2>``: payloads wrapped as ``{"stream":..., "data":...}``; ``/stream`` alone is
   an empty combined connection. Names may be URL-encoded (accepted since 2025-12-02).
 * ``timeUnit=MICROSECOND|microsecond|MILLISECOND|millisecond`` on either; any other value is refused.
-* ``/ws-api/v3``: the WebSocket API, served by ``binance_ws.sim.wsapi.WsApiListener(sim, request)``
-  (404 while that module does not provide it). Connection attempts, pings and lifetime apply to it too.
+* ``/ws-api/v3``: the WebSocket API, served by the ``ws_api`` listener factory the server is given
+  (404 without one). Connection attempts, pings and lifetime apply to it too.
 * ``/blast?stream=<sym>@trade&count=N&rate=R&combined=1``: benchmark mode, see :class:`BlastSpec`.
+* Futures (PROTOCOL.md 8), when the server is given ``routes`` (USD-M: ``/public``, ``/market``,
+  ``/private``): ``/<route>/ws/...`` and ``/<route>/stream?...`` are the paths above on that route, and a
+  connection is sent only the streams ``delivers(route, name)`` allows (a name valid elsewhere is
+  subscribed and listed but silent, as Binance acknowledges a stream on the wrong route and sends
+  nothing); unrouted ``/ws`` and ``/stream`` get the ``/public`` streams only. ``/private/ws?listenKey=``
+  is the listen-key stream. ``unsigned_ids_only`` refuses control ids that are not unsigned integers.
 
 Choices where Binance's behaviour is not documented (PROTOCOL.md section 11), so a client is tested
 against something definite:
@@ -46,14 +52,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, cast
+from typing import Any, Final, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
@@ -70,14 +75,9 @@ from picows import (
 )
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
-from binance_ws.sim import userstream
 from binance_ws.sim.clock import SimClock
 from binance_ws.sim.config import SimConfig
 from binance_ws.sim.hub import StreamHub
-
-if TYPE_CHECKING:
-    from binance_ws.sim.faults import Faults
-    from binance_ws.sim.simulator import Simulator
 
 log = logging.getLogger("binance_ws.sim.server")
 
@@ -124,15 +124,8 @@ CLOSE_LINGER_S = 2.0
 CONNECTION_ID_HEADER = "X-Sim-Connection-Id"
 
 
-class SimLike(Protocol):
-    """What the server needs from the simulator (the :class:`~binance_ws.sim.Simulator` provides it)."""
-
-    config: SimConfig
-    hub: StreamHub
-    clock: SimClock
-    faults: Faults
-
-    def stream_exists(self, name: str) -> bool: ...
+#: Builds the listener that serves one upgraded connection (a listen-key stream, a WS API session).
+ListenerFactory = Callable[[WSUpgradeRequest], WSListener]
 
 
 # =========================================================================================================
@@ -264,7 +257,10 @@ def _line_col(text: bytes, end: int) -> tuple[int, int]:
     return line, end - (head.rfind(b"\n") + 1)
 
 
-def _valid_id(value: Any) -> bool:
+def _valid_id(value: Any, unsigned_only: bool = False) -> bool:
+    if unsigned_only:
+        # Futures streams: an unsigned integer, nothing else (PROTOCOL.md 3 and 8).
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2 ** 64 - 1
     if value is None:
         return True
     if isinstance(value, bool):
@@ -284,11 +280,12 @@ class StreamControl:
     """
 
     def __init__(self, *, streams: Iterable[str] = (), combined: bool, max_streams: int,
-                 stream_exists: Callable[[str], bool]) -> None:
+                 stream_exists: Callable[[str], bool], unsigned_ids_only: bool = False) -> None:
         self.streams: dict[str, None] = dict.fromkeys(streams)
         self.combined = combined
         self.max_streams = max_streams
         self._exists = stream_exists
+        self._unsigned = unsigned_ids_only
 
     def handle(self, data: bytes) -> ControlResult:
         """Answer one client text frame. Never raises: every problem becomes Binance's error reply."""
@@ -299,7 +296,7 @@ class StreamControl:
             return ControlResult(orjson.dumps({"id": None, "error": {"code": 3, "msg": "Invalid json"}}),
                                  [], [])
         request_id = msg.get("id") if isinstance(msg, dict) else None
-        echo_id = request_id if _valid_id(request_id) else None
+        echo_id = request_id if _valid_id(request_id, self._unsigned) else None
         try:
             if not isinstance(msg, dict):
                 raise _ControlError(2, "Invalid request: expected a JSON object")
@@ -320,7 +317,7 @@ class StreamControl:
             expected = ", ".join(f"`{m}`" for m in CONTROL_METHODS)
             raise _ControlError(2, f"Invalid request: unknown variant `{method}`, expected one of "
                                    f"{expected} at line {line} column {col}")
-        if "id" not in msg or not _valid_id(msg["id"]):
+        if "id" not in msg or not _valid_id(msg["id"], self._unsigned):
             # The wording is historical: ids may be signed or strings since 2023-12-04 (PROTOCOL.md 3).
             raise _ControlError(2, "Invalid request: request ID must be an unsigned integer")
         params = msg.get("params", [])
@@ -384,6 +381,9 @@ class Route(NamedTuple):
     combined: bool
     micro: bool
     query: dict[str, list[str]]
+    #: The routed path prefix it came in on, without its "/" ("public", "market", "private"; futures,
+    #: PROTOCOL.md 8), or None for an unrouted path.
+    path_route: str | None = None
 
 
 class RouteError(Exception):
@@ -400,10 +400,12 @@ def _split_names(joined: str) -> list[str]:
     return list(dict.fromkeys(n for n in unquote(joined).split("/") if n))
 
 
-def parse_path(raw_path: bytes) -> Route | None:
+def parse_path(raw_path: bytes, routes: tuple[str, ...] = ()) -> Route | None:
     """Route a handshake path; None for a path this server does not serve (404).
 
-    Raises :class:`RouteError` for a bad ``timeUnit``.
+    ``routes`` are the routed path prefixes of a futures product (``("/public", "/market", "/private")``
+    on USD-M): ``/public/ws/...`` is ``/ws/...`` on route "public"; ``/private`` serves only listen-key
+    streams. Raises :class:`RouteError` for a bad ``timeUnit``.
     """
     parts = urlsplit(raw_path.decode("utf-8", "replace"))
     query = parse_qs(parts.query, keep_blank_values=True)
@@ -412,16 +414,27 @@ def parse_path(raw_path: bytes) -> Route | None:
         raise RouteError(400, ERR_INVALID_TIME_UNIT)
     micro = TIME_UNITS[unit]
     path = parts.path
-    if path in ("/ws", "/private/ws") and "listenKey" in query:
+    path_route: str | None = None
+    for prefix in routes:
+        if path == prefix or path.startswith(prefix + "/"):
+            path_route, path = prefix[1:], path[len(prefix):] or "/"
+            break
+    if path_route == "private":
+        if path == "/ws" and "listenKey" in query:
+            return Route("user", [], False, micro, query, path_route)
+        return None
+    if path_route is None and path in ("/ws", "/private/ws") and "listenKey" in query:
         return Route("user", [], False, micro, query)
     if path == "/ws" or path.startswith("/ws/"):
-        return Route("stream", _split_names(path[3:]), False, micro, query)
+        return Route("stream", _split_names(path[3:]), False, micro, query, path_route)
     if path in ("/stream", "/stream/"):
         # Raw values, not parse_qs's: its "+" -> " " would turn the documented ``@+08:00`` kline suffix
         # into an unknown name (silently ignored since URL names are no longer refused).
         raw_values = [v for k, _, v in (p.partition("=") for p in parts.query.split("&")) if k == "streams"]
         names = [n for value in raw_values for n in _split_names(value)]
-        return Route("stream", list(dict.fromkeys(names)), True, micro, query)
+        return Route("stream", list(dict.fromkeys(names)), True, micro, query, path_route)
+    if path_route is not None:
+        return None
     if path == "/ws-api/v3":
         return Route("ws-api", [], False, micro, query)
     if path == "/blast":
@@ -496,7 +509,7 @@ class _Connection(WSListener):
             self.close(*CLOSE_TOO_MANY_REQUESTS)
             return
         if kind is WSMsgType.PING:
-            if not self.server.sim.faults.ignore_pings:
+            if self.server.answer_pings:
                 self.flush()
                 transport.send_pong(frame.get_payload_as_bytes())
         elif kind is WSMsgType.PONG:
@@ -597,7 +610,7 @@ class _Connection(WSListener):
 
     def shutdown_notice(self) -> bytes:
         """The ``serverShutdown`` frame for this kind of connection (PROTOCOL.md 2)."""
-        event = {"e": "serverShutdown", "E": self.server.sim.clock.now_ms()}
+        event = {"e": "serverShutdown", "E": self.server.clock.now_ms()}
         return orjson.dumps(event)
 
     # -- flow control -----------------------------------------------------------------------------------
@@ -634,7 +647,10 @@ class _StreamConnection(_Connection):
         cfg = server.config
         self.control = StreamControl(streams=route.streams, combined=route.combined,
                                      max_streams=cfg.max_streams_per_connection,
-                                     stream_exists=server.sim.stream_exists)
+                                     stream_exists=server.stream_exists,
+                                     unsigned_ids_only=server.unsigned_ids_only)
+        #: The routed path it connected on (futures): only streams that route serves are attached.
+        self.path_route = route.path_route
         #: Read by the hub for every frame, so kept as plain attributes.
         self.combined = route.combined
         self.micro = route.micro
@@ -649,8 +665,10 @@ class _StreamConnection(_Connection):
     def on_ws_connected(self, transport: WSTransport) -> None:
         super().on_ws_connected(transport)
         self.send = self._queue
+        delivers = self.server.delivers
         for stream in self.control.streams:
-            self.server.hub.attach(stream, self)
+            if delivers(self.path_route, stream):
+                self.server.hub.attach(stream, self)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.on_closing()
@@ -677,8 +695,11 @@ class _StreamConnection(_Connection):
         hub = self.server.hub
         for stream in result.removed:
             hub.detach(stream, self)
+        delivers = self.server.delivers
         for stream in result.added:
-            hub.attach(stream, self)
+            # A stream the connection's route does not serve is subscribed (listed) but silent.
+            if delivers(self.path_route, stream):
+                hub.attach(stream, self)
         self.combined = self.control.combined
         self.flush()
         transport.send(WSMsgType.TEXT, result.reply)
@@ -894,7 +915,7 @@ class _BlastConnection(_Connection):
         transport = self.transport
         assert transport is not None
         write = transport.underlying_transport.write
-        clock = self.server.sim.clock
+        clock = self.server.clock
         prefix = _ID_PREFIX_START
         chunk = b""
         pos = BLAST_CHUNK  # position in the current chunk; BLAST_CHUNK means "make a new one"
@@ -949,10 +970,32 @@ class StreamServer:
     buffer (see the module docstring).
     """
 
-    def __init__(self, sim: SimLike) -> None:
-        self.sim = sim
-        self.config = sim.config
-        self.hub = sim.hub
+    def __init__(self, config: SimConfig, hub: StreamHub, clock: SimClock,
+                 stream_exists: Callable[[str], bool], *, user_stream: ListenerFactory | None = None,
+                 is_listen_key: Callable[[str], bool] | None = None,
+                 ws_api: ListenerFactory | None = None, routes: tuple[str, ...] = (),
+                 delivers: Callable[[str | None, str], bool] | None = None,
+                 unsigned_ids_only: bool = False) -> None:
+        self.config = config
+        self.hub = hub
+        self.clock = clock
+        self.stream_exists = stream_exists
+        #: Futures (PROTOCOL.md 8): the routed path prefixes (``/public``, ``/market``, ``/private``),
+        #: whether a connection on a route (None: unrouted) is sent a stream, and whether control ids
+        #: must be unsigned integers. Spot: no routes, everything delivered, any valid id.
+        self.routes = routes
+        self.delivers: Callable[[str | None, str], bool] = delivers or (lambda route, name: True)
+        self.unsigned_ids_only = unsigned_ids_only
+        #: Listen-key streams (``/private/...``, ``/ws/<listenKey>``): built by ``user_stream``, a single
+        #: ``/ws/<name>`` is one when ``is_listen_key(name)``. None: the server has no user streams.
+        self.user_stream = user_stream
+        self.is_listen_key = is_listen_key or (lambda name: False)
+        #: ``/ws-api/v3`` sessions (None: 404).
+        self.ws_api = ws_api
+        #: Fault hooks (installed by :class:`~binance_ws.sim.faults.Faults`): whether client pings are
+        #: answered, and a callable giving the HTTP status to refuse the next handshake with (or None).
+        self.answer_pings = True
+        self.refusal: Callable[[], int | None] | None = None
         self.port = 0
         self.connections: dict[int, _Connection] = {}
         cfg = self.config
@@ -1000,11 +1043,11 @@ class StreamServer:
         retry = self.attempts.attempt(peer, time.monotonic())
         if retry:
             return _refusal(429, ERR_TOO_MANY_REQUESTS, {"Retry-After": str(max(1, round(retry)))})
-        refused = self.sim.faults.take_refusal()
+        refused = self.refusal() if self.refusal is not None else None
         if refused is not None:
             return _refusal(refused, ERR_TOO_MANY_REQUESTS if refused == 429 else ERR_UNAVAILABLE)
         try:
-            route = parse_path(request.path)
+            route = parse_path(request.path, self.routes)
             if route is None:
                 return None
             listener = self._listener(route, peer, path, request)
@@ -1018,27 +1061,22 @@ class StreamServer:
     def _listener(self, route: Route, peer: str, path: str, request: WSUpgradeRequest) -> _Connection | None:
         self._next_id += 1
         conn_id = self._next_id
-        accounts = getattr(self.sim, "accounts", None)
-        if accounts is not None and (route.kind == "user" or (
+        if self.user_stream is not None and (route.kind == "user" or (
                 route.kind == "stream" and len(route.streams) == 1
-                and accounts.is_listen_key(route.streams[0]))):
-            user = userstream.ListenKeyListener(cast("Simulator", self.sim), request)
-            return _UserStreamConnection(self, conn_id, peer, path, user)
+                and self.is_listen_key(route.streams[0]))):
+            return _UserStreamConnection(self, conn_id, peer, path, self.user_stream(request))
         if route.kind == "stream":
             if len(route.streams) > self.config.max_streams_per_connection:
                 raise RouteError(400, ERR_TOO_MANY_STREAMS)
             # Unknown names are accepted and stay silent (module docstring): only the known ones attach.
-            known = [s for s in route.streams if self.sim.stream_exists(s)]
+            known = [s for s in route.streams if self.stream_exists(s)]
             return _StreamConnection(self, conn_id, peer, path, route._replace(streams=known))
         if route.kind == "blast":
             return _BlastConnection(self, conn_id, peer, path, BlastSpec.from_route(route))
-        try:
-            wsapi = importlib.import_module("binance_ws.sim.wsapi")
-            factory = wsapi.WsApiListener
-        except (ImportError, AttributeError):
+        if self.ws_api is None:
             return None
         try:
-            inner = factory(self.sim, request)
+            inner = self.ws_api(request)
         except Exception:
             # A bug in the WS API must show in the log, not as an exception text sent to the client.
             log.exception("WS API listener failed to start")

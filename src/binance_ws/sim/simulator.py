@@ -10,8 +10,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from binance_ws.markets import Market, local_market
-from binance_ws.sim import rest_account
+from picows import WSUpgradeRequest
+
+from binance_ws.markets import COINM, SPOT, USDM, Market, local_market
+from binance_ws.sim import control, rest_account
 from binance_ws.sim.accounts import Accounts
 from binance_ws.sim.clock import SimClock
 from binance_ws.sim.config import SimConfig
@@ -19,10 +21,15 @@ from binance_ws.sim.exchange import Exchange
 from binance_ws.sim.faults import Faults
 from binance_ws.sim.feeds import Feeds
 from binance_ws.sim.flow import OrderFlow
+from binance_ws.sim.futures.feeds import FuturesFeeds
+from binance_ws.sim.futures.product import PRODUCTS, delivered, route_of_name
 from binance_ws.sim.hub import StreamHub
+from binance_ws.sim.listing import Listing
 from binance_ws.sim.replay import Replay
 from binance_ws.sim.rest import RestServer
 from binance_ws.sim.server import StreamServer
+from binance_ws.sim.userstream import ListenKeyListener
+from binance_ws.sim.wsapi import WsApiListener
 
 log = logging.getLogger("binance_ws.sim")
 
@@ -34,6 +41,9 @@ class Simulator:
     task that runs the synthetic order flow; ``sim.stream_url`` / ``sim.rest_url`` are what a client
     points at. ``sim.exchange``, ``sim.clock``, ``sim.hub`` and ``sim.faults`` are reachable for tests.
     With ``replay=path`` a recording is served as live traffic instead (see :class:`Replay`).
+
+    This is the one place that wires the parts: each is built with exactly the parts it uses, and
+    :class:`Faults` installs its hooks on the parts it affects. No part knows the simulator.
     """
 
     def __init__(self, config: SimConfig | None = None, *, replay: str | Path | Replay | None = None,
@@ -51,17 +61,38 @@ class Simulator:
         self.clock = SimClock()
         self.hub = StreamHub()
         self.exchange = Exchange(cfg.symbols, self.clock)
-        self.accounts = Accounts(self)
+        self.accounts = Accounts(self.clock, self.exchange)
         rates = None
         if cfg.activity is not None:
             rates = list(cfg.activity.rates(len(cfg.symbols), cfg.seed))
         self.flow = OrderFlow(self.exchange, seed=cfg.seed, rates=rates)
         self.flow.seed_history(cfg.history_trades, self.clock.now_ms())
-        self.feeds = Feeds(self.exchange, self.hub, self.clock, cfg)
-        self.faults = Faults(self)
-        self.stream_server = StreamServer(self)
-        self.rest = RestServer(self)
-        rest_account.add_routes(self.rest.app, self)
+        #: The futures product served (``config.product``), or None for spot.
+        self.product = PRODUCTS.get(cfg.product)
+        if cfg.product != "spot" and self.product is None:
+            raise ValueError(f"product must be spot, usdm or coinm, not {cfg.product!r}")
+        self.feeds: Feeds | FuturesFeeds
+        if self.product is None:
+            self.feeds = Feeds(self.exchange, self.hub, self.clock, cfg)
+            self.listing = Listing(self.exchange, self.feeds, self.replay)
+        else:
+            futures = FuturesFeeds(self.exchange, self.hub, self.clock, self.product, seed=cfg.seed,
+                                   time_scale=cfg.time_scale)
+            self.feeds = futures
+            self.listing = Listing(self.exchange, futures, self.replay, book=futures.depth_snapshot)
+        self.rest = RestServer(cfg, self.clock, self.exchange, self.listing)
+        rest_account.add_routes(self.rest.app, self.accounts)
+        product = self.product
+        # Futures: routed paths, each route's streams only, unsigned ids; no spot WebSocket API.
+        self.stream_server = StreamServer(
+            cfg, self.hub, self.clock, self.listing.stream_exists, user_stream=self._user_stream,
+            is_listen_key=self.accounts.is_listen_key,
+            ws_api=self._ws_api if product is None else None,
+            routes=product.routes if product is not None else (),
+            delivers=self._delivers if product is not None and product.routed else None,
+            unsigned_ids_only=product.unsigned_ids_only if product is not None else False)
+        self.faults = Faults(self.hub, self.stream_server, self.rest)
+        control.add_routes(self.rest.app, self.faults)
         self._driver: asyncio.Task[None] | None = None
         self._replay_task: asyncio.Task[None] | None = None
         self._flow_credit = 0.0
@@ -77,7 +108,7 @@ class Simulator:
         self._driver = asyncio.create_task(self._drive(), name="binance-ws-sim-driver")
         if self.replay is not None:
             # A failing replay logs itself at error level (Replay.run) and is raised from stop().
-            self._replay_task = asyncio.create_task(self.replay.run(self), name="binance-ws-sim-replay")
+            self._replay_task = asyncio.create_task(self.replay.run(self.hub), name="binance-ws-sim-replay")
         log.info("simulator up: streams %s, REST %s", self.stream_url, self.rest_url)
         return self
 
@@ -124,30 +155,41 @@ class Simulator:
 
     @property
     def market(self) -> Market:
-        """A market row pointing at this simulator: ``AsyncSocketManager(market=sim.market)``."""
-        return local_market(self.stream_url, self.rest_url, self.ws_api_url)
+        """A market row pointing at this simulator: ``AsyncSocketManager(market=sim.market)``; served as
+        USD-M or COIN-M it has that product's rules (and USD-M's ``/public`` stream URL)."""
+        if self.config.product == "usdm":
+            return local_market(f"{self.stream_url}/public", self.rest_url, "", base=USDM)
+        if self.config.product == "coinm":
+            return local_market(self.stream_url, self.rest_url, "", base=COINM)
+        return local_market(self.stream_url, self.rest_url, self.ws_api_url, base=SPOT)
 
     # -- what the servers ask ---------------------------------------------------------------------
     def symbols(self) -> list[str]:
         """Uppercase symbols this exchange lists (engine symbols plus replayed ones)."""
-        names = list(self.exchange.symbols)
-        if self.replay is not None:
-            names.extend(s for s in self.replay.symbols if s not in self.exchange.symbols)
-        return names
+        return self.listing.symbols()
 
     def stream_exists(self, name: str) -> bool:
         """Whether ``name`` is a stream this exchange serves (validated on SUBSCRIBE and in URLs)."""
-        if self.replay is not None and name in self.replay.streams:
-            return True
-        return self.feeds.is_valid_stream(name)
+        return self.listing.stream_exists(name)
 
     def depth_snapshot(self, symbol: str, limit: int) -> dict[str, Any]:
         """The REST ``/depth`` body: a replay's recorded snapshot, else the engine's live book."""
-        if self.replay is not None:
-            snap = self.replay.snapshot(symbol, limit)
-            if snap is not None:
-                return snap
-        return self.exchange.depth_snapshot(symbol, limit)
+        return self.listing.depth_snapshot(symbol, limit)
+
+    def _delivers(self, path_route: str | None, name: str) -> bool:
+        """Whether a connection on ``path_route`` is sent stream ``name`` (futures routes, PROTOCOL 8);
+        replayed names are routed by their form."""
+        feeds = self.feeds
+        route = feeds.route_of(name) if isinstance(feeds, FuturesFeeds) else None
+        return delivered(self.product, path_route, route or route_of_name(name))
+
+    # -- listeners the stream server builds per connection -----------------------------------------
+    def _user_stream(self, request: WSUpgradeRequest) -> ListenKeyListener:
+        return ListenKeyListener(self.accounts, request)
+
+    def _ws_api(self, request: WSUpgradeRequest) -> WsApiListener:
+        return WsApiListener(self.accounts, self.clock, self.exchange, self.listing,
+                             self.rest.exchange_info_body, request)
 
     # -- driving ----------------------------------------------------------------------------------
     def step(self, actions: int = 1) -> None:

@@ -11,16 +11,13 @@ shapes (``executionReport``...); the lifecycle (keep-alive, expiry, replacement)
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest
 
 from binance_ws.sim.accounts import Accounts
-
-if TYPE_CHECKING:
-    from binance_ws.sim.simulator import Simulator
 
 #: How often an open stream checks its key for expiry (simulator bookkeeping; tests move the clock).
 EXPIRY_CHECK_S: Final = 0.05
@@ -41,10 +38,10 @@ def listen_key_of(path: str) -> str | None:
 
 
 class ListenKeyListener(WSListener):
-    """One listen-key stream connection. ``ListenKeyListener(sim, request)`` is what a server builds."""
+    """One listen-key stream connection: ``ListenKeyListener(accounts, request)``."""
 
-    def __init__(self, sim: Simulator, request: WSUpgradeRequest) -> None:
-        self._accounts: Accounts = sim.accounts
+    def __init__(self, accounts: Accounts, request: WSUpgradeRequest) -> None:
+        self._accounts = accounts
         self.key = listen_key_of(request.path.decode())
         self._transport: WSTransport | None = None
         self._timer: asyncio.TimerHandle | None = None

@@ -1,6 +1,9 @@
-"""The simulator's WebSocket API (``/ws-api/v3``): sessions, user-data subscriptions, orders, and the
-market-data methods (``depth``, ``ticker.price``, ``exchangeInfo``, ``klines``, ``trades.recent``) whose
-results are the REST bodies.
+"""The simulator's WebSocket API (``/ws-api/v3``): sessions, user-data subscriptions, orders (with
+``order.cancelReplace`` and ``openOrders.cancelAll``), the account lists (``openOrders.status``,
+``allOrders``, ``myTrades``) and the market-data methods (``depth``, ``ticker.price``, ``ticker.book``,
+``avgPrice``, ``exchangeInfo``, ``klines``, ``uiKlines``, ``trades.recent``, ``trades.historical``,
+``trades.aggregate``), whose results are the REST bodies; ``account.status``, ``account.commission`` and
+``account.rateLimits.orders`` too.
 
 One :class:`WsApiListener` serves one connection (the stream server routes ``/ws-api/v3`` here). It speaks
 ../shared/PROTOCOL.md 6.3: requests ``{"id","method","params"}``; responses ``{"id","status","result",
@@ -25,10 +28,19 @@ from binance_ws.enums import KLINE_INTERVALS_MS
 from binance_ws.sim.accounts import Account, Accounts, ApiKey, SimApiError, parse_int, parse_limit
 from binance_ws.sim.exchange import ExchangeError
 from binance_ws.sim.exchange import fmt as exchange_fmt
-from binance_ws.sim.rest import depth_weight, tz_offset_ms
+from binance_ws.sim.rest import (
+    MY_TRADES_WEIGHTS,
+    OPEN_ORDERS_WEIGHTS,
+    avg_price_body,
+    book_ticker_body,
+    depth_weight,
+    tz_offset_ms,
+)
 
 if TYPE_CHECKING:
-    from binance_ws.sim.simulator import Simulator
+    from binance_ws.sim.clock import SimClock
+    from binance_ws.sim.exchange import Exchange
+    from binance_ws.sim.listing import Listing
 
 log = logging.getLogger("binance_ws.sim.wsapi")
 
@@ -38,11 +50,16 @@ log = logging.getLogger("binance_ws.sim.wsapi")
 WEIGHTS: Final[dict[str, int]] = {
     "session.logon": 2, "session.status": 2, "session.logout": 2, "session.subscriptions": 2,
     "userDataStream.subscribe": 2, "userDataStream.subscribe.signature": 2, "userDataStream.unsubscribe": 2,
-    "order.place": 1, "order.cancel": 1, "order.status": 4, "account.status": 20, "ping": 1, "time": 1,
+    "order.place": 1, "order.cancel": 1, "order.cancelReplace": 1, "order.status": 4, "account.status": 20,
+    "ping": 1, "time": 1,
     # Market data (web-socket-api.md: the REST weights); depth, ticker.price and order.test vary, below.
-    "exchangeInfo": 20, "klines": 2, "trades.recent": 25,
+    "exchangeInfo": 20, "klines": 2, "uiKlines": 2, "trades.recent": 25, "trades.historical": 25,
+    "trades.aggregate": 4, "avgPrice": 2, "account.rateLimits.orders": 40, "account.commission": 20,
+    # Account lists and cancel-all (web-socket-api.md, as REST); openOrders.status and myTrades vary (REST's
+    # OPEN_ORDERS_WEIGHTS, MY_TRADES_WEIGHTS).
+    "allOrders": 20, "openOrders.cancelAll": 1,
 }
-#: ``ticker.price``: 2 for one symbol, 4 for several or all (as REST).
+#: ``ticker.price`` and ``ticker.book``: 2 for one symbol, 4 for several or all (as REST).
 TICKER_PRICE_WEIGHTS: Final = (2, 4)
 #: ``order.test``: 1, or 20 with ``computeCommissionRates``.
 ORDER_TEST_WEIGHTS: Final = (1, 20)
@@ -76,15 +93,21 @@ class _Subscription:
 
 
 class WsApiListener(WSListener):
-    """One WebSocket API connection. ``WsApiListener(sim, request)`` is what the stream server builds."""
+    """One WebSocket API connection: ``WsApiListener(accounts, clock, exchange, listing, exchange_info,
+    request)``, where ``exchange_info(names)`` builds the ``exchangeInfo`` body (the REST server's)."""
 
-    def __init__(self, sim: Simulator, request: WSUpgradeRequest | None = None) -> None:
-        self._sim = sim
-        self._accounts: Accounts = sim.accounts
+    def __init__(self, accounts: Accounts, clock: SimClock, exchange: Exchange, listing: Listing,
+                 exchange_info: Callable[[list[str]], dict[str, Any]],
+                 request: WSUpgradeRequest | None = None) -> None:
+        self._accounts = accounts
+        self._clock = clock
+        self._exchange = exchange
+        self._listing = listing
+        self._exchange_info_body = exchange_info
         self._transport: WSTransport | None = None
         self._logon: ApiKey | None = None
         self._authorized_since: int | None = None
-        self._connected_since = sim.clock.now_ms()
+        self._connected_since = clock.now_ms()
         self._subs: dict[int, _Subscription] = {}
         self._next_sub_id = 0
         self._weight = 0
@@ -103,17 +126,31 @@ class WsApiListener(WSListener):
             "userDataStream.subscribe.signature": self._subscribe_signature,
             "userDataStream.unsubscribe": self._unsubscribe,
             "order.place": self._order_place,
+            "order.cancelReplace": lambda p: self._accounts.cancel_replace(self._trader(p),
+                                                                            self._order_params(p)),
             "order.cancel": lambda p: self._accounts.cancel_order(self._trader(p), self._order_params(p)),
             "order.status": lambda p: self._accounts.query_order(self._trader(p), self._order_params(p)),
             "account.status": lambda p: self._accounts.account_info(self._trader(p)),
+            "account.rateLimits.orders": lambda p: self._accounts.order_rate_limits(self._trader(p)),
+            "account.commission": lambda p: self._accounts.commission(self._trader(p), self._order_params(p)),
+            "openOrders.status": lambda p: self._accounts.open_orders(self._trader(p), self._order_params(p)),
+            "openOrders.cancelAll": lambda p: self._accounts.cancel_open_orders(self._trader(p),
+                                                                                self._order_params(p)),
+            "allOrders": lambda p: self._accounts.all_orders(self._trader(p), self._order_params(p)),
+            "myTrades": lambda p: self._accounts.my_trades(self._trader(p), self._order_params(p)),
             "depth": self._depth,
             "ticker.price": self._ticker_price,
+            "ticker.book": self._ticker_book,
+            "avgPrice": self._avg_price,
             "exchangeInfo": self._exchange_info,
             "klines": self._klines,
+            "uiKlines": self._klines,
             "trades.recent": self._trades_recent,
+            "trades.historical": self._trades_historical,
+            "trades.aggregate": self._trades_aggregate,
             "order.test": lambda p: self._accounts.test_order(self._trader(p), self._order_params(p)),
             "ping": lambda p: {},
-            "time": lambda p: {"serverTime": self._sim.clock.now_ms()},
+            "time": lambda p: {"serverTime": self._clock.now_ms()},
         }
 
     # -- picows -------------------------------------------------------------------------------------
@@ -197,7 +234,7 @@ class WsApiListener(WSListener):
         self._send(response)
 
     def _rate_limits(self, weight: int) -> list[dict[str, Any]]:
-        minute = self._sim.clock.now_ms() // WEIGHT_WINDOW_MS
+        minute = self._clock.now_ms() // WEIGHT_WINDOW_MS
         if minute != self._weight_minute:
             self._weight_minute, self._weight = minute, 0
         self._weight += weight
@@ -221,7 +258,7 @@ class WsApiListener(WSListener):
         return self._accounts.lookup_key(params.get("apiKey"))
 
     def _session_result(self) -> dict[str, Any]:
-        now = self._sim.clock.now_ms()
+        now = self._clock.now_ms()
         return {
             "apiKey": self._logon.api_key if self._logon else None,
             "authorizedSince": self._authorized_since, "connectedSince": self._connected_since,
@@ -236,7 +273,7 @@ class WsApiListener(WSListener):
         if record.key_type == "RSA":
             raise SimApiError(-4057)
         self._logon = record
-        self._authorized_since = self._sim.clock.now_ms()
+        self._authorized_since = self._clock.now_ms()
         return self._session_result()
 
     def _session_logout(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -294,7 +331,7 @@ class WsApiListener(WSListener):
         sub = self._subs.pop(sub_id)
         self._accounts.unsubscribe(sub.account, sub.token)
         self._send({"subscriptionId": sub_id,
-                    "event": {"e": "eventStreamTerminated", "E": self._sim.clock.now_ms()}})
+                    "event": {"e": "eventStreamTerminated", "E": self._clock.now_ms()}})
 
     # -- trading ----------------------------------------------------------------------------------------
     def _trader(self, params: dict[str, Any]) -> Account:
@@ -321,7 +358,7 @@ class WsApiListener(WSListener):
         if not raw or not isinstance(raw, str):
             raise SimApiError(-1102, "symbol")
         symbol = raw.upper()
-        if symbol not in self._sim.exchange.symbols:
+        if symbol not in self._exchange.symbols:
             raise SimApiError(-1121)
         return symbol
 
@@ -334,21 +371,29 @@ class WsApiListener(WSListener):
             if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
                 raise SimApiError(-1102, "symbols")
             return [self._symbol({"symbol": n}) for n in names], False
-        return list(self._sim.exchange.symbols), False
+        return list(self._exchange.symbols), False
 
     def _depth(self, params: dict[str, Any]) -> dict[str, Any]:
         symbol = self._symbol(params)
-        return self._sim.depth_snapshot(symbol, parse_limit(params, DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT))
+        return self._listing.depth_snapshot(symbol, parse_limit(params, DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT))
 
     def _ticker_price(self, params: dict[str, Any]) -> Any:
         names, single = self._selected(params)
-        books = self._sim.exchange.symbols
+        books = self._exchange.symbols
         out = [{"symbol": s, "price": exchange_fmt(books[s].last_price)} for s in names]
         return out[0] if single else out
 
+    def _ticker_book(self, params: dict[str, Any]) -> Any:
+        names, single = self._selected(params)
+        out = [book_ticker_body(self._exchange.symbols[s]) for s in names]
+        return out[0] if single else out
+
+    def _avg_price(self, params: dict[str, Any]) -> dict[str, Any]:
+        return avg_price_body(self._exchange.symbols[self._symbol(params)], self._clock.now_ms())
+
     def _exchange_info(self, params: dict[str, Any]) -> dict[str, Any]:
         names, _ = self._selected(params)
-        return self._sim.rest.exchange_info_body(names)
+        return self._exchange_info_body(names)
 
     def _klines(self, params: dict[str, Any]) -> list[list[Any]]:
         symbol = self._symbol(params)
@@ -358,14 +403,26 @@ class WsApiListener(WSListener):
         if interval not in KLINE_INTERVALS_MS:
             raise SimApiError(-1120, msg="Invalid interval.")
         tz = params.get("timeZone")
-        return self._sim.exchange.klines(
+        return self._exchange.klines(
             symbol, interval, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT),
             parse_int(params, "startTime", required=False), parse_int(params, "endTime", required=False),
             tz_offset_ms(str(tz)) if tz not in (None, "") else 0)
 
     def _trades_recent(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         symbol = self._symbol(params)
-        return self._sim.exchange.trades(symbol, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT))
+        return self._exchange.trades(symbol, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT))
+
+    def _trades_historical(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        symbol = self._symbol(params)
+        return self._exchange.trades(symbol, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT),
+                                     parse_int(params, "fromId", required=False))
+
+    def _trades_aggregate(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        symbol = self._symbol(params)
+        return self._exchange.agg_trades(
+            symbol, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT),
+            parse_int(params, "fromId", required=False), parse_int(params, "startTime", required=False),
+            parse_int(params, "endTime", required=False))
 
 
 def _weight(method: str, params: dict[str, Any]) -> int:
@@ -376,8 +433,12 @@ def _weight(method: str, params: dict[str, Any]) -> int:
         except (TypeError, ValueError):
             limit = DEPTH_DEFAULT_LIMIT
         return depth_weight(min(max(limit, 1), DEPTH_MAX_LIMIT))
-    if method == "ticker.price":
+    if method in ("ticker.price", "ticker.book"):
         return TICKER_PRICE_WEIGHTS[0 if "symbol" in params else 1]
+    if method == "openOrders.status":
+        return OPEN_ORDERS_WEIGHTS[0 if "symbol" in params else 1]
+    if method == "myTrades":
+        return MY_TRADES_WEIGHTS[1 if "orderId" in params else 0]
     if method == "order.test":
         return ORDER_TEST_WEIGHTS[1 if str(params.get("computeCommissionRates", "")).lower() == "true" else 0]
     return WEIGHTS.get(method, 1)
