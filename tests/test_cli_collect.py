@@ -46,6 +46,17 @@ def test_an_unreachable_redis_is_one_line_exit_1_and_never_shows_the_password() 
     assert "hunter2" not in proc.stderr
 
 
+async def _scrape(url: str) -> dict[tuple[str, str], float]:
+    """Samples of a /metrics page by (name, sink label)."""
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        text = await resp.text()
+    return {(sample.name, sample.labels.get("sink", "")): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
 async def _wait(pred: Any, what: str, deadline_s: float = 30) -> None:
     async with asyncio.timeout(deadline_s):
         while not await pred():
@@ -58,9 +69,10 @@ async def test_collects_into_redis_and_sigterm_releases_the_leases(redis_server:
     client = aioredis.Redis.from_url(redis_server.url)
     async with Simulator(flow_rate=200.0) as sim:
         names = ["btcusdt@trade", "ethusdt@trade", "btcusdt@depth@100ms"]
+        port = free_port()
         proc = await asyncio.create_subprocess_exec(
             *_CLI, *names, "--endpoint", sim.stream_url, "--redis", redis_server.url, "--lease-ttl", "1",
-            "--shards", "4", "--name", "solo", stdout=asyncio.subprocess.DEVNULL,
+            "--shards", "4", "--name", "solo", "--metrics-port", str(port), stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE)
         try:
             async def stored() -> bool:
@@ -70,6 +82,12 @@ async def test_collects_into_redis_and_sigterm_releases_the_leases(redis_server:
             leases = [k async for k in client.scan_iter("binance:spot:fleet:lease:*")]
             assert len(leases) == 4
             assert {await client.get(k) for k in leases} == {b"solo"}
+            # --metrics-port: what the sink wrote (never more than Redis holds), how long, which shards.
+            samples = await _scrape(f"http://127.0.0.1:{port}/metrics")
+            stored = sum([await client.xlen(f"binance:spot:{n}") for n in names])
+            assert 0 < samples[("binance_ws_sink_entries_total", "redis")] <= stored
+            assert samples[("binance_ws_sink_write_seconds_count", "redis")] > 0
+            assert samples[("binance_ws_shards_owned", "")] == 4
             proc.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(proc.communicate(), 30)
             assert proc.returncode == 0, err

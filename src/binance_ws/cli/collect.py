@@ -15,6 +15,7 @@ import typer
 
 from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
 from binance_ws.cli.common import _BadInput, _endpoint, _fail, _Failure, _first_line, _unreachable
+from binance_ws.cli.metrics_port import DEFAULT_ADDR, MetricsAddr, MetricsPort, sinks_for, start_metrics
 
 #: Products by --market: the row of binance_ws.markets, and the name in the Redis keys.
 _MARKETS = ("spot", "usdm", "coinm")
@@ -81,6 +82,8 @@ def collect(
         metavar="NAME", help="This member's name in the fleet (default: host:pid).")] = None,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Log what the member and the library do on stderr.")] = False,
+    metrics_port: MetricsPort = None,
+    metrics_addr: MetricsAddr = DEFAULT_ADDR,
 ) -> None:
     """Write every message of the streams into Redis Streams (binance:<market>:<stream>, fields d: the
     payload as received, r: receive time in ns). Any number of collect processes with the same streams
@@ -127,7 +130,8 @@ def collect(
         code = asyncio.run(_collect(names, product, market, use_sim, url, member, maxlen=maxlen,
                                     redundancy=redundancy, lease_ttl=lease_ttl, shards=shards,
                                     rest_url=rest_url if backfill_weight else "",
-                                    backfill_weight=backfill_weight))
+                                    backfill_weight=backfill_weight,
+                                    metrics=(metrics_port, metrics_addr)))
     except KeyboardInterrupt:
         code = 130
     except _Failure as exc:
@@ -138,7 +142,7 @@ def collect(
 
 async def _collect(names: list[str], product: Any, label: str, use_sim: bool, url: str, member: str, *,
                    maxlen: int, redundancy: int, lease_ttl: float, shards: int, rest_url: str = "",
-                   backfill_weight: int = 0) -> int:
+                   backfill_weight: int = 0, metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> int:
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
@@ -172,8 +176,10 @@ async def _collect(names: list[str], product: Any, label: str, use_sim: bool, ur
         elif (why := await _unreachable(product.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)
         manager = await stack.enter_async_context(AsyncSocketManager(market=product))
-        # A metrics endpoint (binance_ws.metrics, --metrics-port) starts here and reads the collector's
-        # counters (claimed, lost, released) and its sink's (added, duplicates, held).
+        # --metrics-port: the engine's figures, plus the writes (latency, entries) and the shards owned.
+        served = start_metrics(manager, *metrics)
+        if served is not None:
+            stack.callback(served.close)
         backfill = None
         if rest_url and label == "spot":  # the REST history backfill reads (spot's /api/v3)
             from binance_ws.engine.rest import AsyncClient
@@ -183,7 +189,8 @@ async def _collect(names: list[str], product: Any, label: str, use_sim: bool, ur
             stack.push_async_callback(rest_client.close)
             backfill = TradeBackfill(rest_client, weight_per_minute=backfill_weight)
         collector = Collector(client, manager, label, names, name=member, shards=shards,
-                              redundancy=redundancy, lease_ttl_s=lease_ttl, maxlen=maxlen, backfill=backfill)
+                              redundancy=redundancy, lease_ttl_s=lease_ttl, maxlen=maxlen, backfill=backfill,
+                              report=sinks_for(served) if served is not None else None)
         try:
             await collector.run()
         except asyncio.CancelledError:

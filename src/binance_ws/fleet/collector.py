@@ -119,7 +119,8 @@ class Collector:
     def __init__(self, client: Any, manager: Any, market: str, streams: Sequence[str], *, name: str,
                  shards: int = DEFAULT_SHARDS, redundancy: int = 1,
                  lease_ttl_s: float = DEFAULT_LEASE_TTL_S, maxlen: int = DEFAULT_MAXLEN,
-                 hold_s: float = DEFAULT_HOLD_S, backfill: Backfill | None = None) -> None:
+                 hold_s: float = DEFAULT_HOLD_S, backfill: Backfill | None = None,
+                 report: Any = None) -> None:
         self.client = client
         self.manager = manager
         self.market = market
@@ -132,7 +133,15 @@ class Collector:
         for s in self.streams:
             self.by_shard.setdefault(shard_of(s, shards), []).append(s)
         self.prefix = f"binance:{market}:fleet:"
-        self.sink = RedisSink(client, market, maxlen=maxlen, hold_s=hold_s, writer=name, backfill=backfill)
+        #: Where its figures go (binance_ws.metrics.Sinks: write latency, entries, shards owned), if anywhere.
+        self.report = report
+        on_flush = None
+        if report is not None:
+            def on_flush(seconds: float, added: int) -> None:
+                report.observe_write_latency(seconds, sink="redis")
+                report.written(added, sink="redis")
+        self.sink = RedisSink(client, market, maxlen=maxlen, hold_s=hold_s, writer=name, backfill=backfill,
+                              on_flush=on_flush)
         self.policy: FleetPolicy | None = None
         self._view = client.register_script(_VIEW_LUA)
         self._renew = client.register_script(_RENEW_LUA)
@@ -185,6 +194,9 @@ class Collector:
         self.policy = policy = FleetPolicy(self.name, self.shards, self.redundancy, self.ttl_ms, view.now_ms)
         while True:
             await self._carry_out(policy.step(view))
+            if self.report is not None:
+                self.report.set_shards(sorted({slot[0] for slot, lease in view.leases.items()
+                                               if lease.owner == self.name}))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._failed), policy.next_step_ms / 1000)
             if self._failed.done():

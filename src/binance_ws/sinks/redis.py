@@ -231,11 +231,13 @@ class RedisSink:
     entries are stored, or held (a gap another writer may fill; stored by ``hold_s`` later at most, or
     at ``close``). With ``backfill``, a gap nobody filled in ``hold_s`` is first fetched from it (REST,
     for trades) and stored before the held messages; a gap it cannot fill is stored as a gap.
-    Counters: ``added``, ``duplicates``, ``held`` (now waiting), ``backfilled``, ``calls`` (round trips).
+    Counters: ``added``, ``duplicates``, ``held`` (now waiting), ``backfilled``, ``calls`` (round trips);
+    ``on_flush(seconds, added)`` is told after each flush (the metrics' write latency and entries).
     """
 
     def __init__(self, client: Any, market: str, *, maxlen: int = DEFAULT_MAXLEN,
                  hold_s: float = DEFAULT_HOLD_S, writer: str = "", backfill: Backfill | None = None,
+                 on_flush: Callable[[float, int], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if maxlen < 0:
             raise ValueError("maxlen must be 0 (no trimming) or more")
@@ -248,6 +250,8 @@ class RedisSink:
         self.writer = writer
         self.clock = clock
         self.backfill = backfill
+        #: Told after each flush: its seconds (first call sent to last reply) and the messages it added.
+        self.on_flush = on_flush
         self._filling: dict[str, asyncio.Task[None]] = {}
         self.backfilled = 0
         self._sha = hashlib.sha1(_WRITE_LUA.encode()).hexdigest()
@@ -354,6 +358,8 @@ class RedisSink:
         # Chunks of whole streams, each one script call; each is sent as soon as it is packed, so the
         # server runs one while the next is being packed (chunks share no stream: their order is free).
         hold_s = self.hold_s
+        started = time.perf_counter()
+        added_before = self.added
         sent: list[tuple[list[Any], asyncio.Task[Any]]] = []
         chunk: list[tuple[str, list[Any]]] = []
         size = 0
@@ -423,6 +429,8 @@ class RedisSink:
                 self._held.setdefault(p.entry.stream, []).append(p)
         if failure is not None:
             raise failure
+        if self.on_flush is not None:
+            self.on_flush(time.perf_counter() - started, self.added - added_before)
         if self._held and self._retry is None and not force_all:
             loop = asyncio.get_running_loop()
             self._retry = loop.call_later(self.hold_s, self._retry_held)
