@@ -88,6 +88,11 @@ async def test_a_gap_is_held_for_another_writer_to_fill_then_stored_anyway(redis
             break
         await asyncio.sleep(0.05)
     assert await stored_ids(redis_client) == [1, 2, 3, 4, 5, 6, 7, 8, 20, 21]
+    # ... and said so: the gap stored, with the ids nobody had.
+    events = [orjson.loads(f[b"d"]) for _, f in await redis_client.xrange(b"binance:spot:events")]
+    assert [(e["type"], e["stream"], e["first"], e["last"]) for e in events] == [
+        ("gap", "btcusdt@trade", 9, 19)]
+    assert (quick.gaps, new.gaps, old.gaps) == (1, 0, 0)
     for s in (old, new, quick):
         await s.close()
 

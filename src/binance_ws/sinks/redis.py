@@ -59,8 +59,9 @@ EVENTS_MAXLEN: Final = 100_000
 # end, grouped by stream in KEYS order; [3] their lengths (little-endian uint32); [4] their receive
 # times, 19 digits each; [5] how many each stream has (little-endian uint32); [6] each one's flags (1:
 # store past a gap; 2: never older than what is stored, for backfilled trades whose E is only their
-# trade time); [7] each stream's KIND_* (fleet/dedup.py). Returns {messages added, index of each held
-# message...}. The rule is fleet/dedup.py DedupState.offer's; the patterns are dedup_key's.
+# trade time); [7] each stream's KIND_* (fleet/dedup.py). Returns {messages added, then the index of
+# each held message, and -index, first missing id, last missing id for each stored past a gap}. The rule
+# is fleet/dedup.py DedupState.offer's; the patterns are dedup_key's.
 _WRITE_LUA: Final = """
 local maxlen, blob, lens, times, counts, flagstr, kinds = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
   ARGV[6], ARGV[7]
@@ -127,7 +128,15 @@ for k = 1, #counts / 4 do
         elseif e < se then status = 0
         elseif last <= sl then
           if e > se then status = 1 end
-        elseif prev and prev > sl and flags % 2 == 0 then status = 2
+        elseif prev and prev > sl then
+          if flags % 2 == 0 then
+            status = 2
+          else  -- stored past a gap nobody filled: said so (its first and last missing ids)
+            status = 1
+            out[#out + 1] = -i
+            out[#out + 1] = sl + 1
+            out[#out + 1] = prev
+          end
         else status = 1 end
         if status == 1 then sl = last; se = e; dirty = true end
       else
@@ -266,6 +275,8 @@ class RedisSink:
         self._closed = False
         self.added = 0
         self.duplicates = 0
+        #: Gaps stored as gaps (nobody had the messages in between; each noted in the events stream).
+        self.gaps = 0
         self.calls = 0
 
     @property
@@ -412,6 +423,7 @@ class RedisSink:
         await asyncio.wait([task for _, task in sent])
         self.calls += len(sent)
         failure: BaseException | None = None
+        gaps: list[tuple[str, int, int]] = []
         for flat, task in sent:
             exc = task.exception()
             if exc is not None:
@@ -420,15 +432,32 @@ class RedisSink:
             reply = task.result()
             added = int(reply[0])
             self.added += added
-            self.duplicates += len(flat) - added - (len(reply) - 1)
-            for i in reply[1:]:
-                item = flat[int(i) - 1]
+            kept = 0
+            rest = [int(x) for x in reply[1:]]
+            k = 0
+            while k < len(rest):
+                i = rest[k]
+                if i < 0:  # stored past a gap: (-index, first missing id, last missing id)
+                    item = flat[-i - 1]
+                    entry = item.entry if isinstance(item, _Pending) else item
+                    gaps.append((entry.stream, rest[k + 1], rest[k + 2]))
+                    k += 3
+                    continue
+                item = flat[i - 1]
                 p = item if isinstance(item, _Pending) else _Pending(item)
                 if p.held_since is None:
                     p.held_since = now
                 self._held.setdefault(p.entry.stream, []).append(p)
+                kept += 1
+                k += 1
+            self.duplicates += len(flat) - added - kept
         if failure is not None:
             raise failure
+        for gap_stream, gap_first, gap_last in gaps:
+            self.gaps += 1
+            await self.mark(Marker(time.time_ns(), "gap", {
+                "e": "error", "m": "Gap stored", "type": "gap", "stream": gap_stream, "first": gap_first,
+                "last": gap_last}))
         if self.on_flush is not None:
             self.on_flush(time.perf_counter() - started, self.added - added_before)
         if self._held and self._retry is None and not force_all:
