@@ -79,7 +79,8 @@ def test_each_product_declares_its_own_user_data_union() -> None:
     assert COINM.product.kind("userData").model is models.CoinmUserEvent  # type: ignore[union-attr]
     assert models.user_event_types(models.UsdmUserEvent) == {
         "ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "TRADE_LITE", "MARGIN_CALL", "ACCOUNT_CONFIG_UPDATE",
-        "STRATEGY_UPDATE", "GRID_UPDATE", "CONDITIONAL_ORDER_TRIGGER_REJECT", "ALGO_UPDATE", "listenKeyExpired"}
+        "STRATEGY_UPDATE", "GRID_UPDATE", "CONDITIONAL_ORDER_TRIGGER_REJECT", "ALGO_UPDATE",
+        "listenKeyExpired"}
     # What a routed /private stream asks for (&events=) is exactly what is modelled.
     assert set(USDM.product.user_events) == models.user_event_types(models.UsdmUserEvent)
     assert models.user_event_types(models.CoinmUserEvent) == models.user_event_types(models.UsdmUserEvent) - {
@@ -125,15 +126,15 @@ async def test_usdm_user_socket_delivers_models_over_private() -> None:
     async with futures_server("usdm") as server, \
             AsyncClient("k" * 64, "s3cr3t", market=NOWHERE_SPOT, futures_market=server.market,
                         env={}) as client, \
-            AsyncSocketManager(client, market=NOWHERE_SPOT, futures_market=server.market) as sm:
-        async with sm.futures_user_socket(decode="typed") as user:
-            await until(lambda: any(p.route == "private" for p in server.peers), what="/private stream")
-            payloads = [p for p, _ in USDM_USER_EXAMPLES]
-            new_kind = {"e": "SOMETHING_NEW", "E": 5}  # an event Binance adds later: passed as its dict
-            broken = {**TRADE_LITE, "t": "109100866"}  # refused by its model: a malformed error event
-            for payload in [*payloads, new_kind, broken, ORDER_TRADE_UPDATE]:
-                assert server.push_user(payload) == 1
-            got = [await asyncio.wait_for(user.recv(), DEADLINE_S) for _ in range(len(payloads) + 3)]
+            AsyncSocketManager(client, market=NOWHERE_SPOT, futures_market=server.market) as sm, \
+            sm.futures_user_socket(decode="typed") as user:
+        await until(lambda: any(p.route == "private" for p in server.peers), what="/private stream")
+        payloads = [p for p, _ in USDM_USER_EXAMPLES]
+        new_kind = {"e": "SOMETHING_NEW", "E": 5}  # an event Binance adds later: passed as its dict
+        broken = {**TRADE_LITE, "t": "109100866"}  # refused by its model: a malformed error event
+        for payload in [*payloads, new_kind, broken, ORDER_TRADE_UPDATE]:
+            assert server.push_user(payload) == 1
+        got = [await asyncio.wait_for(user.recv(), DEADLINE_S) for _ in range(len(payloads) + 3)]
     for obj, (payload, model) in zip(got, USDM_USER_EXAMPLES, strict=False):
         assert type(obj).__name__ == model
         assert_key_for_key(obj, payload)
