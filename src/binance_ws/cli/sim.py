@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import socket
 import time
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -11,10 +13,10 @@ from typing import Annotated, Any, Final
 import typer
 
 from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, app
-from binance_ws.cli.common import _first_line, _is_tail_json
+from binance_ws.cli.common import _first_line, _input_file, _is_tail_json
 
 
-@app.command()
+@app.command(short_help="Run a local simulated Binance (streams, WS API, REST).")
 def sim(
     market: Annotated[str, typer.Option(
         help="Serve the exchange as spot, usdm (USD-M futures: /public, /market and /private routes) "
@@ -70,6 +72,8 @@ def sim(
     for option, port in (("--stream-port", stream_port), ("--rest-port", rest_port)):
         if not 0 <= port <= 65535:
             raise fail(f"{option} must be between 0 and 65535, not {port}")
+    if replay is not None and (why := _input_file(replay)) is not None:
+        raise fail(f"--replay {why}")
     if symbols is None:
         cfg = product_config(market, host=host, stream_port=stream_port, rest_port=rest_port, seed=seed,
                              flow_rate=50.0 if rate is None else rate)
@@ -112,11 +116,21 @@ def sim(
     except OSError as exc:
         first = _first_line(exc)
         if exc.errno == errno.EADDRINUSE:
-            first += ": another binance-ws sim? --stream-port 0 --rest-port 0 pick free ports"
+            # asyncio's "[Errno 98] error while attempting to bind on address ('h', p): ...", said plainly.
+            where = re.search(r"\('([^']*)', (\d+)", first)
+            at = f"{where[1]}:{where[2]}" if where else host
+            first = (f"cannot listen on {at}: address already in use: another binance-ws sim? "
+                     "--stream-port 0 --rest-port 0 pick free ports")
+        elif isinstance(exc, socket.gaierror):
+            first = f"--host {host!r}: cannot resolve it ({exc.strerror}): give an address such as 127.0.0.1"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            first = f"--host {host!r} is not an address of this machine ({exc.strerror})"
         raise fail(first, EXIT_GAVE_UP) from None
     except (ReplayError, RecordingError) as exc:
         # A bad or unreadable recording: one line, no traceback (the log above has the details).
         message = _first_line(exc)
+        if replay is not None and replay.stat().st_size == 0:
+            message = f"{replay} is empty: not a recording"
         if replay is not None and _is_tail_json(replay):
             message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
                         "record with `binance-ws tail --record FILE` to replay it")
