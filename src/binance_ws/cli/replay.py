@@ -25,7 +25,7 @@ def replay(
     streams, and its depth snapshots over REST; the replay starts with the first subscriber. Runs until
     Ctrl-C, printing the URLs a client needs.
 
-    Exit status: 0 on Ctrl-C; 2 for a bad option or a FILE that does not exist or is a
+    Exit status: 0 on Ctrl-C or SIGTERM; 2 for a bad option or a FILE that does not exist or is a
     folder; 1 if FILE is not a
     recording, a port is in use, or the replay fails part-way.
     """

@@ -60,9 +60,9 @@ def tail(
     """Stream messages to stdout: one readable line each (receive time, event time, stream, key fields),
     or raw JSON. Error events (gaps, reconnects) go to stderr.
 
-    Exit status: 0 after --count messages or when the reader goes away (| head); 2 for bad input (a stream
-    name, an option, an --endpoint URL, a stream the server refuses); 1 when the server cannot be reached
-    or reconnecting gave up.
+    Exit status: 0 after --count messages, when the reader goes away (| head), or on Ctrl-C or SIGTERM;
+    2 for bad input (a stream name, an option, an --endpoint URL, a stream the server refuses); 1 when
+    the server cannot be reached or reconnecting gave up.
     """
     from binance_ws import errors, streams
 
