@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -31,14 +31,8 @@ def export(
 
     if (why := _input_file(file)) is not None:
         raise _fail(why, EXIT_BAD_INPUT)
-    try:
-        parquet.mkdir(parents=True, exist_ok=True)
-        probe = parquet / f".binance-ws-export-{time.time_ns()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        what = "is a file, not a folder" if parquet.is_file() else (exc.strerror or str(exc))
-        raise _fail(f"--parquet {parquet}: {what}", EXIT_BAD_INPUT) from None
+    if (why := _unwritable_dir(parquet)) is not None:
+        raise _fail(f"--parquet {parquet}: {why}", EXIT_BAD_INPUT)
     try:
         counts = export_parquet(file, parquet)
     except ExportError as exc:
@@ -55,3 +49,16 @@ def export(
     for table, rows in counts.items():
         typer.echo(f"{table}\t{rows}")
     raise typer.Exit(EXIT_OK)
+
+
+def _unwritable_dir(path: Path) -> str | None:
+    """Why ``path`` cannot become a folder to write in (None: it can), creating nothing: a file in the
+    way, or the nearest existing folder above it not writable."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        return "is a file, not a folder" if existing == path else f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
