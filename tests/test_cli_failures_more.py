@@ -129,6 +129,9 @@ _CASES: dict[str, _Case] = {
     "tail: --metrics-port in use": _Case(
         ("tail", "btcusdt@trade", "--endpoint", "{ws}", "--metrics-port", "{restport}"), 2,
         ("--metrics-port", "in use")),
+    "tail: --market usdm against a spot server": _Case(
+        ("tail", "btcusdt@trade", "--market", "usdm", "--endpoint", "{ws}", "--count", "1"), 1,
+        ("{ws}/public", "--market usdm")),
     "sim: --replay a folder": _Case(("sim", "--replay", "{tmp}/rec"), 2, ("is a folder",)),
     "an unknown command": _Case(("nosuchcommand",), 2, ("No such command",)),
 }
@@ -293,3 +296,21 @@ def test_book_top_and_sim_end_on_sigterm_with_0(tmp_path: Path) -> None:
     finally:
         sim.send_signal(signal.SIGTERM)
         assert sim.wait(20) == 0  # the simulator, too
+
+
+def test_sim_ends_with_0_when_the_reader_of_its_urls_is_gone() -> None:
+    # binance-ws sim | head -1, with head gone before the URLs are written: the first write finds no reader.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.Popen([*_CLI, "sim", "--stream-port", "0", "--rest-port", "0"], stdout=write_end,
+                                stderr=subprocess.PIPE)
+    finally:
+        os.close(write_end)
+    try:
+        _, err = proc.communicate(timeout=_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [line for line in err.decode().splitlines() if " INFO " not in line]
+    assert proc.returncode == 0 and lines == [], lines

@@ -222,8 +222,12 @@ async def _unreachable(url: str, timeout: float = PREFLIGHT_TIMEOUT_S) -> str | 
             await writer.wait_closed()
     if status.split(" ")[1:2] != ["101"]:
         answer = status or "nothing (the connection closed)"
-        return (f"{url} is not a WebSocket stream server: it answered the handshake with {answer!s:.60}"
-                f" (is this the REST port?)")
+        hint = "is this the REST port?"
+        if urlsplit(url).path.rstrip("/"):  # a routed product's path (USD-M's /public): maybe not served
+            hint += (f" or a server without {urlsplit(url).path.rstrip('/')} for this --market: "
+                     "binance-ws sim --market usdm serves it")
+        return (f"{url} is not a WebSocket stream server: it answered the handshake with {answer!s:.60} "
+                f"({hint})")
     return None
 
 

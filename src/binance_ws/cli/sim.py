@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
 
-from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, app
+from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
 from binance_ws.cli.common import _first_line, _input_file, _is_tail_json
 
 
@@ -41,8 +43,9 @@ def sim(
 ) -> None:
     """Run the simulated exchange until Ctrl-C, printing the URLs a client needs.
 
-    Exit status: 0 on Ctrl-C; 2 for a bad option; 1 if the simulator cannot start (a port in use, a file
-    that is not a recording) or a replay fails part-way.
+    Exit status: 0 on Ctrl-C, SIGTERM, or when the reader of stdout goes away (| head); 2 for a bad
+    option; 1 if the simulator cannot start (a port in use, a file that is not a recording) or a replay
+    fails part-way.
     """
     import errno
 
@@ -113,6 +116,9 @@ def sim(
         asyncio.run(run())
     except KeyboardInterrupt:
         pass  # Ctrl-C is how this command ends
+    except BrokenPipeError:  # the reader of the URLs went away (| head): done, as tail is
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        raise typer.Exit(EXIT_OK) from None
     except OSError as exc:
         first = _first_line(exc)
         if exc.errno == errno.EADDRINUSE:
