@@ -121,6 +121,7 @@ _CASES: dict[str, _Case] = {
         ("--rest", "connection refused")),
     "book: an option it does not have": _Case(
         ("book", "btcusdt", "--market", "usdm"), 2, ("No such option: --market", "book --help")),
+    "book: an empty SYMBOL": _Case(("book", "", "--sim", "-n", "1"), 2, ("SYMBOL is empty",)),
     "book: --levels 0": _Case(("book", "btcusdt", "--sim", "--levels", "0"), 2, ("--levels",)),
     "top: a stream the server refuses": _Case(
         ("top", "foousdt@trade", "--endpoint", "{ws}", "-n", "1"), 2, ("refused foousdt@trade",)),

@@ -108,6 +108,8 @@ def book(
 
     logging.getLogger("binance_ws").setLevel(logging.CRITICAL)
     try:
+        if not symbol.strip():
+            raise _BadInput("SYMBOL is empty: give one such as BTCUSDT")
         if endpoint is not None and rest is None:
             raise _BadInput("--endpoint needs --rest too (the snapshots come over REST), e.g. "
                             "--endpoint ws://127.0.0.1:9443 --rest http://127.0.0.1:9444")
