@@ -50,7 +50,7 @@ from binance_ws.engine.manager import (
     AsyncSocketManager,
     StreamsRefused,
 )
-from binance_ws.engine.userdata import ListenKeyStream, UserDataStream
+from binance_ws.engine.userdata import ListenKeyStream, UserDataStream, UserDecode
 from binance_ws.enums import ContractType, FuturesType
 from binance_ws.markets import SPOT, Market
 
@@ -572,22 +572,27 @@ class BinanceSocketManager:
         return self._start_futures([stream_names.depth(symbol, depth, interval, market)], callback,
                                    futures_type)
 
-    def start_futures_user_socket(self, callback: Callback) -> str | bool:
+    def start_futures_user_socket(self, callback: Callback, decode: UserDecode = "dict") -> str | bool:
         """USD-M user data over a listen key (``/private`` on the routed market), kept alive every
         ``user_timeout`` and replaced on expiry; needs ``BinanceSocketManager(client)`` with an API key
-        (ValueError otherwise). conn_key ``futuresUserData``."""
-        return self._start_listen_key_socket(callback, FuturesType.USD_M)
+        (ValueError otherwise). ``decode="typed"``: the callback gets :data:`binance_ws.models.UsdmUserEvent`
+        models (error events stay dicts). conn_key ``futuresUserData``."""
+        return self._start_listen_key_socket(callback, FuturesType.USD_M, decode)
 
-    def start_coin_futures_user_socket(self, callback: Callback) -> str | bool:
+    def start_coin_futures_user_socket(self, callback: Callback, decode: UserDecode = "dict") -> str | bool:
         """COIN-M user data over a listen key (``/ws/<key>`` on the COIN-M host); the client's listen-key
-        calls must reach COIN-M: ``Client(..., futures_market=COINM)``. conn_key ``coinFuturesUserData``."""
-        return self._start_listen_key_socket(callback, FuturesType.COIN_M)
+        calls must reach COIN-M: ``Client(..., futures_market=COINM)``. ``decode="typed"``:
+        :data:`binance_ws.models.CoinmUserEvent` models. conn_key ``coinFuturesUserData``."""
+        return self._start_listen_key_socket(callback, FuturesType.COIN_M, decode)
 
     start_coin_futures_socket = start_coin_futures_user_socket
 
-    def _start_listen_key_socket(self, callback: Callback, futures_type: FuturesType) -> str | bool:
+    def _start_listen_key_socket(self, callback: Callback, futures_type: FuturesType,
+                                 decode: UserDecode = "dict") -> str | bool:
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {callback!r}")
+        if decode not in ("dict", "typed"):
+            raise ValueError(f"decode must be 'dict' or 'typed', not {decode!r}")
         client = getattr(self._client, "async_client", self._client)
         if client is None or not getattr(client, "api_key", None):
             raise ValueError("a futures user socket needs BinanceSocketManager(client) with an API key")
@@ -596,7 +601,7 @@ class BinanceSocketManager:
 
         async def open_(m: AsyncSocketManager) -> Any:
             return await start_futures_user_stream(m, futures_type, client, callback, backoff=backoff,
-                                                   keepalive_interval_s=self.user_timeout)
+                                                   keepalive_interval_s=self.user_timeout, decode=decode)
 
         key = FUTURES_USER_SOCKET_KEY if futures_type is FuturesType.USD_M else COIN_FUTURES_USER_SOCKET_KEY
         return self._start_socket(key, callback, open_)

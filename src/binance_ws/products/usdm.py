@@ -40,7 +40,7 @@ USDM_PRODUCT: Final = Product(
         "forceOrderArr": Kind(MARKET, 1.0, m.ForceOrder),  # one liquidation a message
         "contractInfo": Kind(MARKET, None, m.ContractInfo),  # real-time, on change
         "assetIndexArr": Kind(MARKET, 1.0, list[m.AssetIndex]),
-        "userData": Kind(MARKET, None, None),  # listen key on /private; events not modelled yet
+        "userData": Kind(MARKET, None, m.UsdmUserEvent),  # listen key on /private
     },
     symbol_kinds=frozenset({"trade", "aggTrade", "markPrice", "miniTicker", "ticker", "bookTicker",
                             "forceOrder", "compositeIndex", "assetIndex"}),
