@@ -9,6 +9,7 @@ cores) against one real simulator process and one real redis-server; each test t
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from tests.redis_server import RedisServer, free_port
 
@@ -78,6 +80,9 @@ _CASES: dict[str, _Case] = {
     "replay: no such file": _Case(("replay", "{tmp}/nope.rec"), 2, ("no such file",)),
     "replay: an empty file": _Case(
         ("replay", "{tmp}/empty", "--stream-port", "0", "--rest-port", "0"), 1, ("is empty",)),
+    "replay: a file cut before its first flush": _Case(
+        ("replay", "{tmp}/header-only.rec", "--stream-port", "0", "--rest-port", "0"), 1,
+        ("holds no records",)),
     "replay: a tail --json capture": _Case(
         ("replay", "{tmp}/capture.jsonl", "--stream-port", "0", "--rest-port", "0"), 1, ("tail --json",)),
     "replay: a port in use": _Case(
@@ -88,8 +93,12 @@ _CASES: dict[str, _Case] = {
          "0"), 1, ("--host", "nosuchhost.invalid"), ("Errno",)),
     # export
     "export: an empty file": _Case(("export", "{tmp}/empty", "--parquet", "{tmp}/p1"), 1, ("no records",)),
-    "export: a file cut before its first flush": _Case(
+    "export: a file cut inside its first frame": _Case(
         ("export", "{tmp}/cut.rec.zst", "--parquet", "{tmp}/p2"), 1, ("no records",)),
+    "replay: a file cut inside its first frame": _Case(
+        ("replay", "{tmp}/cut.rec.zst", "--stream-port", "0", "--rest-port", "0"), 1, ("holds no records",)),
+    "export: a file cut before its first flush": _Case(
+        ("export", "{tmp}/header-only.rec", "--parquet", "{tmp}/p5"), 1, ("no records",)),
     "export: garbage": _Case(
         ("export", "{tmp}/garbage", "--parquet", "{tmp}/p3"), 1, ("not a recording",)),
     "export: a folder": _Case(("export", "{tmp}/rec", "--parquet", "{tmp}/p4"), 2, ("is a folder",)),
@@ -180,6 +189,9 @@ def _files(tmp: Path, ws: str) -> None:
     (tmp / "capture.jsonl").write_text(out.stdout)
     whole = (tmp / "rec" / "one.rec").read_bytes()
     (tmp / "cut.rec.zst").write_bytes(whole[:20])  # inside the first frame: no whole line
+    plain = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(whole), read_across_frames=True)
+    header = io.BufferedReader(plain).readline()
+    (tmp / "header-only.rec").write_bytes(header)  # a recorder killed before its first messages' flush
 
 
 @pytest.fixture(scope="module")

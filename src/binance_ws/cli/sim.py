@@ -49,7 +49,7 @@ def sim(
     """
     import errno
 
-    from binance_ws.recording import RecordingError
+    from binance_ws.recording import RecordingError, read_recording
     from binance_ws.sim import SimConfig, Simulator
     from binance_ws.sim.config import MAX_SYMBOLS, Activity
     from binance_ws.sim.futures.product import PRODUCT_NAMES, product_config
@@ -90,7 +90,13 @@ def sim(
     logging.getLogger("binance_ws.sim").setLevel(logging.INFO)
 
     async def run() -> None:
+        if replay is not None and replay.stat().st_size and next(iter(read_recording(replay)), None) is None:
+            raise ReplayError(f"{replay} holds no records (empty, or cut short before its first flush): "
+                              "nothing to replay")
         rep = Replay(replay, speed=speed) if replay is not None else None
+        if rep is not None and rep.messages == 0:  # else it would serve the default symbols, silently
+            raise ReplayError(f"{replay} holds no messages (empty, or cut short before its first flush): "
+                              "nothing to replay")
         async with Simulator(cfg, replay=rep) as s:
             names = s.symbols()
             for line in _urls(s, market):
