@@ -243,7 +243,7 @@ def test_version_and_plain_flags_in_help() -> None:
 @pytest.mark.parametrize(("args", "says"), [
     (["tail", "btcusdt@trade", "--nosuch"], "error: No such option: --nosuch (see binance-ws tail --help)"),
     (["tail", "btcusdt@trade", "--count", "x"], "error: Invalid value for '--count'"),
-    (["tail"], "error: Missing argument 'stream' (see binance-ws tail --help)"),
+    (["tail"], "error: Missing argument 'STREAM' (see binance-ws tail --help)"),
     (["sim", "--stream-port", "abc"], "error: Invalid value for '--stream-port'"),
     (["sim", "--symbols", "0"], "error: --symbols must be between 1 and 2000, not 0"),
     (["nosuch"], "error: No such command 'nosuch' (see binance-ws --help)"),

@@ -224,8 +224,53 @@ async def _unreachable(url: str, timeout: float = PREFLIGHT_TIMEOUT_S) -> str | 
             await writer.wait_closed()
     if status.split(" ")[1:2] != ["101"]:
         answer = status or "nothing (the connection closed)"
-        return (f"{url} is not a WebSocket stream server: it answered the handshake with {answer!s:.60}"
-                f" (is this the REST port?)")
+        hint = "is this the REST port?"
+        if urlsplit(url).path.rstrip("/"):  # a routed product's path (USD-M's /public): maybe not served
+            hint += (f" or a server without {urlsplit(url).path.rstrip('/')} for this --market: "
+                     "binance-ws sim --market usdm serves it")
+        return (f"{url} is not a WebSocket stream server: it answered the handshake with {answer!s:.60} "
+                f"({hint})")
+    return None
+
+
+async def _rest_unreachable(url: str, timeout: float = PREFLIGHT_TIMEOUT_S) -> str | None:
+    """None if a TCP connection to the REST base ``url`` (``--rest``) opens; else one line naming it. Run
+    before subscribing, so snapshots that can never come fail at once instead of never syncing."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    where = f"{host}:{port}"
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except socket.gaierror as exc:
+        return f"--rest {url}: cannot resolve host {host!r} ({exc.strerror}): check the name"
+    except ConnectionRefusedError:
+        return f"--rest {url}: cannot connect to {where}: connection refused (nothing listens there)"
+    except TimeoutError:
+        return f"--rest {url}: cannot connect to {where}: no answer within {timeout:g} s"
+    except OSError as exc:
+        return f"--rest {url}: cannot connect to {where}: {exc.strerror or type(exc).__name__}"
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
+
+
+def _input_file(path: Path) -> str | None:
+    """None if ``path`` is a file that can be read; else the one line saying what it is instead."""
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        hint = f", e.g. {path / inside[0]}" if inside else ""
+        return f"{path} is a folder: give one recording file in it{hint}"
+    if not path.exists():
+        return f"{path}: no such file"
+    if not path.is_file():
+        return f"{path} is not a regular file"
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        return f"{path}: cannot be read ({exc.strerror or exc})"
     return None
 
 

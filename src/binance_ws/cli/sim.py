@@ -6,7 +6,11 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
+import re
 import signal
+import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,11 +18,11 @@ from typing import Annotated, Any, Final
 
 import typer
 
-from binance_ws.cli.app import ERROR_PREFIX, EXIT_BAD_INPUT, EXIT_GAVE_UP, app
-from binance_ws.cli.common import _first_line, _is_tail_json
+from binance_ws.cli.app import ERROR_PREFIX, EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
+from binance_ws.cli.common import _first_line, _input_file, _is_tail_json
 
 
-@app.command()
+@app.command(short_help="Run a local simulated Binance (streams, WS API, REST).")
 def sim(
     market: Annotated[str, typer.Option(
         help="Serve the exchange as spot, usdm (USD-M futures: /public, /market and /private routes) "
@@ -51,12 +55,13 @@ def sim(
 ) -> None:
     """Run the simulated exchange until Ctrl-C, printing the URLs a client needs and a demo account's keys.
 
-    Exit status: 0 on Ctrl-C or SIGTERM; 2 for a bad option; 1 if the simulator cannot start (a port in
-    use, a file that is not a recording) or a replay fails part-way.
+    Exit status: 0 on Ctrl-C, SIGTERM, or when the reader of stdout goes away (| head); 2 for a bad
+    option; 1 if the simulator cannot start (a port in use, a file that is not a recording) or a replay
+    fails part-way.
     """
     import errno
 
-    from binance_ws.recording import RecordingError
+    from binance_ws.recording import RecordingError, read_recording
     from binance_ws.sim import SimConfig, Simulator
     from binance_ws.sim.config import MAX_SYMBOLS, Activity
     from binance_ws.sim.futures.product import PRODUCT_NAMES, product_config
@@ -82,6 +87,8 @@ def sim(
     for option, port in (("--stream-port", stream_port), ("--rest-port", rest_port)):
         if not 0 <= port <= 65535:
             raise fail(f"{option} must be between 0 and 65535, not {port}")
+    if replay is not None and (why := _input_file(replay)) is not None:
+        raise fail(f"--replay {why}")
     if count is None:
         cfg = product_config(market, host=host, stream_port=stream_port, rest_port=rest_port, seed=seed,
                              flow_rate=50.0 if rate is None else rate)
@@ -100,7 +107,13 @@ def sim(
         # SIGTERM ends sim as Ctrl-C does, through the loop: the demo account's key files are removed.
         terminated = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminated.set)
+        if replay is not None and replay.stat().st_size and next(iter(read_recording(replay)), None) is None:
+            raise ReplayError(f"{replay} holds no records (empty, or cut short before its first flush): "
+                              "nothing to replay")
         rep = Replay(replay, speed=speed) if replay is not None else None
+        if rep is not None and rep.messages == 0:  # else it would serve the default symbols, silently
+            raise ReplayError(f"{replay} holds no messages (empty, or cut short before its first flush): "
+                              "nothing to replay")
         async with Simulator(cfg, replay=rep) as s, contextlib.AsyncExitStack() as stack:
             names = s.symbols()
             for line in _urls(s, market):
@@ -134,14 +147,27 @@ def sim(
         asyncio.run(run())
     except KeyboardInterrupt:
         pass  # Ctrl-C (or SIGTERM) is how this command ends
+    except BrokenPipeError:  # the reader of the URLs went away (| head): done, as tail is
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        raise typer.Exit(EXIT_OK) from None
     except OSError as exc:
         first = _first_line(exc)
         if exc.errno == errno.EADDRINUSE:
-            first += ": another binance-ws sim? --stream-port 0 --rest-port 0 pick free ports"
+            # asyncio's "[Errno 98] error while attempting to bind on address ('h', p): ...", said plainly.
+            where = re.search(r"\('([^']*)', (\d+)", first)
+            at = f"{where[1]}:{where[2]}" if where else host
+            first = (f"cannot listen on {at}: address already in use: another binance-ws sim? "
+                     "--stream-port 0 --rest-port 0 pick free ports")
+        elif isinstance(exc, socket.gaierror):
+            first = f"--host {host!r}: cannot resolve it ({exc.strerror}): give an address such as 127.0.0.1"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            first = f"--host {host!r} is not an address of this machine ({exc.strerror})"
         raise fail(first, EXIT_GAVE_UP) from None
     except (ReplayError, RecordingError) as exc:
         # A bad or unreadable recording: one line, no traceback (the log above has the details).
         message = _first_line(exc)
+        if replay is not None and replay.stat().st_size == 0:
+            message = f"{replay} is empty: not a recording"
         if replay is not None and _is_tail_json(replay):
             message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
                         "record with `binance-ws tail --record FILE` to replay it")

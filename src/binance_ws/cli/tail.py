@@ -32,9 +32,10 @@ from binance_ws.cli.common import (
 from binance_ws.cli.metrics_port import DEFAULT_ADDR, MetricsAddr, MetricsPort, start_metrics
 
 
-@app.command()
+@app.command(short_help="Stream messages to stdout: one readable line each, or JSON.")
 def tail(
-    stream: Annotated[list[str], typer.Argument(help="Stream names, e.g. btcusdt@trade bnbbtc@depth5.")],
+    stream: Annotated[list[str], typer.Argument(
+        metavar="STREAM", help="Stream names, e.g. btcusdt@trade bnbbtc@depth5.")],
     use_sim: Annotated[bool, typer.Option("--sim", help="Stream from an embedded simulator.")] = False,
     endpoint: Annotated[str | None, typer.Option(
         metavar="URL", help="Stream server base URL, ws://host:port or wss://host:port.")] = None,
@@ -59,9 +60,9 @@ def tail(
     """Stream messages to stdout: one readable line each (receive time, event time, stream, key fields),
     or raw JSON. Error events (gaps, reconnects) go to stderr.
 
-    Exit status: 0 after --count messages or when the reader goes away (| head); 2 for bad input (a stream
-    name, an option, an --endpoint URL, a stream the server refuses); 1 when the server cannot be reached
-    or reconnecting gave up.
+    Exit status: 0 after --count messages, when the reader goes away (| head), or on Ctrl-C or SIGTERM;
+    2 for bad input (a stream name, an option, an --endpoint URL, a stream the server refuses); 1 when
+    the server cannot be reached or reconnecting gave up.
     """
     from binance_ws import errors, streams
 
@@ -93,7 +94,7 @@ def tail(
         code = asyncio.run(_tail(names, market, use_sim, count, json_lines, record,
                                  metrics=(metrics_port, metrics_addr)))
     except KeyboardInterrupt:
-        code = 130
+        code = EXIT_OK  # Ctrl-C is how a stream is stopped
     except _Failure as exc:
         typer.echo(f"error: {exc}", err=True)
         code = exc.code

@@ -178,9 +178,9 @@ def _metrics_url(raw: str) -> str:
     return raw.strip() if parts.path not in ("", "/") else raw.strip().rstrip("/") + "/metrics"
 
 
-@app.command()
+@app.command(short_help="Every connection and stream, live: rate, lag, gaps, queues.")
 def top(
-    stream: Annotated[list[str] | None, typer.Argument(
+    stream: Annotated[list[str] | None, typer.Argument(metavar="STREAM",
         help="Streams to open and watch; or none, with --metrics-url.")] = None,
     use_sim: UseSim = False,
     endpoint: Endpoint = None,
