@@ -17,10 +17,13 @@ from binance_ws.sim import control, rest_account
 from binance_ws.sim.accounts import Accounts
 from binance_ws.sim.clock import SimClock
 from binance_ws.sim.config import SimConfig
+from binance_ws.sim.contracts import CONTRACT_MARKETS
 from binance_ws.sim.exchange import Exchange
 from binance_ws.sim.faults import Faults
 from binance_ws.sim.feeds import Feeds
 from binance_ws.sim.flow import OrderFlow
+from binance_ws.sim.futures_accounts import FuturesAccounts
+from binance_ws.sim.futures_rest import FuturesRest
 from binance_ws.sim.hub import StreamHub
 from binance_ws.sim.listing import Listing
 from binance_ws.sim.replay import Replay
@@ -69,6 +72,15 @@ class Simulator:
         self.listing = Listing(self.exchange, self.feeds, self.replay)
         self.rest = RestServer(cfg, self.clock, self.exchange, self.listing)
         rest_account.add_routes(self.rest.app, self.accounts)
+        #: Per futures product (``usdm``, ``coinm``): the accounts' futures side and the REST routes,
+        #: over the same engine (see :mod:`binance_ws.sim.contracts`).
+        self.futures: dict[str, FuturesAccounts] = {}
+        self.futures_rest: dict[str, FuturesRest] = {}
+        for market in CONTRACT_MARKETS:
+            self.futures[market.name] = FuturesAccounts(self.clock, self.exchange, self.accounts, market)
+            self.futures_rest[market.name] = FuturesRest(market, self.clock, self.exchange, self.accounts,
+                                                         self.futures[market.name])
+            self.futures_rest[market.name].add_routes(self.rest.app)
         self.stream_server = StreamServer(
             cfg, self.hub, self.clock, self.listing.stream_exists, user_stream=self._user_stream,
             is_listen_key=self.accounts.is_listen_key, ws_api=self._ws_api)

@@ -4,8 +4,11 @@ Paths (../shared/PROTOCOL.md 6.2 and 8): ``/ws/<listenKey>`` (legacy spot and CO
 ``/private/ws?listenKey=<key>`` (USD-M since 2026). Events are bare, with no envelope. When the key
 expires the stream receives ``listenKeyExpired`` and nothing more until the client uses a new key.
 
-The simulator has one (spot) matching engine, so a futures listen key carries the account's spot event
-shapes (``executionReport``...); the lifecycle (keep-alive, expiry, replacement) is Binance's.
+A key carries the events of the futures product it was made on (``/fapi/v1/listenKey``: USD-M,
+``/dapi/v1/listenKey``: COIN-M): ``ORDER_TRADE_UPDATE``, ``TRADE_LITE`` (USD-M), ``ACCOUNT_UPDATE``
+(:mod:`binance_ws.sim.futures_accounts`), never spot's ``executionReport``; the lifecycle (keep-alive,
+expiry, replacement) is Binance's. The server builds one ``ListenKeyListener(accounts, request)`` per
+connection; ``Accounts.open_listen_key_stream`` is the per-key event source it reads.
 """
 
 from __future__ import annotations
