@@ -141,9 +141,9 @@ class FuturesRest:
             except ExchangeError as exc:
                 return _json({"code": exc.code, "msg": exc.msg}, exc.status)
             headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
-            if used > self.market.weight_limit:
+            if used > self.weights.limit:
                 headers["Retry-After"] = str(max(1, math.ceil(left)))
-                msg = (f"Too many requests; current limit of IP is {self.market.weight_limit} requests per "
+                msg = (f"Too many requests; current limit of IP is {self.weights.limit} requests per "
                        "minute. Please use the websocket for live updates to avoid polling the API.")
                 return _json({"code": -1003, "msg": msg}, 429, headers)
             try:
