@@ -25,8 +25,8 @@ EXCHANGE_INFO_COINM = ["exchangeFilters", "rateLimits", "serverTime", "symbols",
 SYMBOL_USDM = {"symbol", "pair", "contractType", "deliveryDate", "onboardDate", "status",
                "maintMarginPercent", "requiredMarginPercent", "baseAsset", "quoteAsset", "marginAsset",
                "pricePrecision", "quantityPrecision", "baseAssetPrecision", "quotePrecision",
-               "underlyingType", "underlyingSubType", "settlePlan", "triggerProtect", "filters", "orderTypes", "timeInForce",
-               "liquidationFee", "marketTakeBound"}
+               "underlyingType", "underlyingSubType", "settlePlan", "triggerProtect", "filters",
+               "orderTypes", "timeInForce", "liquidationFee", "marketTakeBound"}
 SYMBOL_COINM = {"filters", "orderTypes", "timeInForce", "liquidationFee", "marketTakeBound", "symbol", "pair",
                 "contractType", "deliveryDate", "onboardDate", "contractStatus", "contractSize", "quoteAsset",
                 "baseAsset", "marginAsset", "pricePrecision", "quantityPrecision", "baseAssetPrecision",
