@@ -267,3 +267,31 @@ async def test_coinm_key_carries_coinm_events_only(sim: Simulator, http: aiohttp
         assert r.status == 200 and await r.json() == {}
     async with http.post(f"{sim.rest_url}/fapi/v1/listenKey") as r:
         assert (r.status, (await r.json())["code"]) == (400, -2014) or r.status == 401
+
+
+async def test_events_filter_cancel_and_expiry(sim: Simulator, http: aiohttp.ClientSession) -> None:
+    alice = make_account(sim, "alice", "HMAC")
+    assert alice.secret is not None
+    headers = {"X-MBX-APIKEY": alice.api_key}
+    async with http.post(f"{sim.rest_url}/fapi/v1/listenKey", headers=headers) as r:
+        key = (await r.json())["listenKey"]
+    stream = await connect(f"{sim.stream_url}/private/ws?listenKey={key}&events=ORDER_TRADE_UPDATE")
+    bid, _ = best(sim)
+    far = f"{float(bid) - 100:.2f}"
+    query = signed_params(alice.secret, symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                          quantity="0.01000", price=far)
+    async with http.post(f"{sim.rest_url}/fapi/v1/order?{query}", headers=headers) as r:
+        order_id = (await r.json())["orderId"]
+    sim.futures["usdm"].deposit(sim.accounts.account("alice"), "USDT", "1")  # ACCOUNT_UPDATE: filtered out
+    query = signed_params(alice.secret, symbol="BTCUSDT", orderId=order_id)
+    async with http.delete(f"{sim.rest_url}/fapi/v1/order?{query}", headers=headers) as r:
+        cancelled = await r.json()
+        assert r.status == 200 and cancelled["status"] == "CANCELED" and cancelled["orderId"] == order_id
+    async with http.delete(f"{sim.rest_url}/fapi/v1/order?{query}", headers=headers) as r:
+        assert (r.status, (await r.json())["code"]) == (400, -2011)
+    await stream.wait_for(lambda: len(stream.texts()) >= 2)
+    assert [(m["e"], m["o"]["x"]) for m in stream.messages()] == \
+        [("ORDER_TRADE_UPDATE", "NEW"), ("ORDER_TRADE_UPDATE", "CANCELED")]
+    sim.clock.advance(60 * 60_000 + 1)  # nobody kept the key alive
+    await stream.wait_for(lambda: len(stream.texts()) >= 3)
+    assert stream.messages()[2] == {"e": "listenKeyExpired", "E": stream.messages()[2]["E"], "listenKey": key}

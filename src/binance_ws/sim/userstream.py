@@ -1,7 +1,8 @@
 """The simulator's listen-key user stream: one connection reading one listen key's account events.
 
 Paths (../shared/PROTOCOL.md 6.2 and 8): ``/ws/<listenKey>`` (legacy spot and COIN-M form) and
-``/private/ws?listenKey=<key>`` (USD-M since 2026). Events are bare, with no envelope. When the key
+``/private/ws?listenKey=<key>[&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE]`` (USD-M since 2026; ``events``
+keeps only the listed event types). Events are bare, with no envelope. When the key
 expires the stream receives ``listenKeyExpired`` and nothing more until the client uses a new key.
 
 A key carries the events of the futures product it was made on (``/fapi/v1/listenKey``: USD-M,
@@ -22,10 +23,19 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSU
 
 from binance_ws.sim.accounts import Accounts
 
+EXPIRED: Final = "listenKeyExpired"
 #: How often an open stream checks its key for expiry (simulator bookkeeping; tests move the clock).
 EXPIRY_CHECK_S: Final = 0.05
 #: Close code for a key that does not exist when connecting (Binance's is undocumented, PROTOCOL 11).
 UNKNOWN_KEY_CLOSE: Final = WSCloseCode.POLICY_VIOLATION
+
+
+def events_of(path: str) -> frozenset[str] | None:
+    """The ``events=A/B`` filter of a ``/private`` path (PROTOCOL 8), or None for every event."""
+    raw = parse_qs(urlsplit(path).query).get("events")
+    if not raw:
+        return None
+    return frozenset(e for part in raw for e in part.split("/") if e)
 
 
 def listen_key_of(path: str) -> str | None:
@@ -45,7 +55,11 @@ class ListenKeyListener(WSListener):
 
     def __init__(self, accounts: Accounts, request: WSUpgradeRequest) -> None:
         self._accounts = accounts
-        self.key = listen_key_of(request.path.decode())
+        path = request.path.decode()
+        self.key = listen_key_of(path)
+        #: Event types this connection asked for (``events=``); ``listenKeyExpired`` always passes, as the
+        #: client must learn its key is gone (Binance's behaviour here is undocumented, PROTOCOL 11).
+        self.events = events_of(path)
         self._transport: WSTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
 
@@ -81,6 +95,8 @@ class ListenKeyListener(WSListener):
             self._transport.disconnect(graceful=False)
 
     def _send(self, event: dict[str, Any]) -> None:
+        if self.events is not None and event.get("e") not in self.events and event.get("e") != EXPIRED:
+            return
         if self._transport is not None and not self._transport.is_disconnected:
             self._transport.send(WSMsgType.TEXT, orjson.dumps(event))
 
