@@ -208,6 +208,7 @@ async def test_signed_order_makes_futures_events_on_the_listen_key(
     assert float(new["o"]["b"]) == pytest.approx(0.01 * float(price))  # its own open bid notional
     assert (fill["o"]["x"], fill["o"]["X"], fill["o"]["l"], fill["o"]["L"], fill["o"]["m"]) == \
         ("TRADE", "FILLED", "0.01000", price, True)
+    assert (new["o"]["q"], new["o"]["z"], fill["o"]["z"]) == ("0.01000", "0.00000", "0.01000")
 
     assert list(lite) == TRADE_LITE and lite["e"] == "TRADE_LITE"
     assert (lite["s"], lite["S"], lite["l"], lite["L"], lite["t"], lite["i"], lite["m"]) == \
@@ -229,7 +230,7 @@ async def test_signed_order_makes_futures_events_on_the_listen_key(
     async with http.post(f"{sim.rest_url}/fapi/v1/order?{query}",
                          headers={"X-MBX-APIKEY": alice.api_key}) as r:
         result = await r.json()
-    assert (result["status"], result["executedQty"], result["type"]) == ("FILLED", "0.01", "MARKET")
+    assert (result["status"], result["executedQty"], result["type"]) == ("FILLED", "0.01000", "MARKET")
     await stream.wait_for(lambda: any(m["e"] == "ACCOUNT_UPDATE" and m["a"]["P"][0]["pa"] == "0"
                                       for m in stream.messages()))
     closing = [m for m in stream.messages() if m["e"] == "ACCOUNT_UPDATE"][-1]

@@ -183,10 +183,11 @@ class FuturesAccounts:
         """Binance's futures order answer (``POST /fapi/v1/order`` shape)."""
         executed = ZERO if ack else units(order.executed)
         cum_quote = ZERO if ack else units(order.cum_quote_raw) / Decimal(10 ** 8)
+        executed_text = contract.quantity(0 if ack else order.executed, order.price)
         kind = order_type or ("MARKET" if order.type == "MARKET" else "LIMIT")
         return {
-            "clientOrderId": order.client_order_id or f"sim{order.order_id}", "cumQty": plain(executed),
-            "cumQuote": plain(cum_quote), "executedQty": plain(executed), "orderId": order.order_id,
+            "clientOrderId": order.client_order_id or f"sim{order.order_id}", "cumQty": executed_text,
+            "cumQuote": plain(cum_quote), "executedQty": executed_text, "orderId": order.order_id,
             "avgPrice": plain(cum_quote / executed) if executed else "0.00",
             "origQty": contract.quantity(order.orig_qty, order.price), "price": contract.price(order.price),
             "reduceOnly": False, "side": order.side, "positionSide": "BOTH",
@@ -269,7 +270,8 @@ class FuturesAccounts:
             "p": contract.price(order.price), "ap": plain(avg), "sp": "0", "x": ev.kind, "X": order.status,
             "i": order.order_id,
             "l": contract.quantity(trade.qty, trade.price) if trade else "0",
-            "z": plain(executed), "L": contract.price(trade.price) if trade else "0",
+            "z": contract.quantity(order.executed, order.price),
+            "L": contract.price(trade.price) if trade else "0",
         }
         if self.market.pair_keys:
             o["ma"] = contract.margin_asset
