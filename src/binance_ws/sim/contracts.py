@@ -9,7 +9,7 @@ are also those of Binance's generated connector models). A symbol already in con
 
 Units: USD-M quantities are in the base asset, as in the engine. COIN-M quantities are contracts of
 ``contractSize`` USD each: a level of ``q`` base units at price ``p`` shows ``round(q * p / size)``
-contracts (at least 1), and a COIN-M trade's ``baseQty`` is the engine's quantity.
+contracts (at least 1 for a non-empty level), and a COIN-M trade's ``baseQty`` is the engine's quantity.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Contract:
         """An engine quantity (base units) in this product's unit."""
         if not self.contract_size:
             return fixed(qty_units, self.qty_places)
-        if price_units <= 0:
+        if price_units <= 0 or qty_units <= 0:
             return "0"
         contracts = round(qty_units * price_units / SCALE / SCALE / self.contract_size)
         return str(max(1, contracts))
