@@ -296,3 +296,23 @@ async def test_events_filter_cancel_and_expiry(sim: Simulator, http: aiohttp.Cli
     sim.clock.advance(60 * 60_000 + 1)  # nobody kept the key alive
     await stream.wait_for(lambda: len(stream.texts()) >= 3)
     assert stream.messages()[2] == {"e": "listenKeyExpired", "E": stream.messages()[2]["E"], "listenKey": key}
+
+
+def test_contract_listing_rules_and_units() -> None:
+    from binance_ws.sim.config import SymbolSpec
+    from binance_ws.sim.contracts import COINM, USDM
+
+    btc = SymbolSpec("BTCUSDT", "BTC", "USDT", 61_800.0, tick_size="0.10000000", step_size="0.00100000")
+    usdm, coinm = USDM.listing(btc), COINM.listing(btc)
+    assert usdm is not None and coinm is not None
+    assert (usdm.symbol, usdm.margin_asset, usdm.price(6180020000000), usdm.quantity(600000, 1)) == \
+        ("BTCUSDT", "USDT", "61800.2", "0.006")
+    assert (coinm.symbol, coinm.pair, coinm.margin_asset, coinm.contract_size) == \
+        ("BTCUSD_PERP", "BTCUSD", "BTC", 100)
+    price = 6_180_000_000_000  # 61,800 USD
+    assert coinm.quantity(100_000_000, price) == "618"  # 1 BTC = 618 contracts of 100 USD
+    assert coinm.quantity(1_000, price) == "1"  # a non-empty level never shows 0 contracts
+    assert coinm.quantity(0, price) == "0"
+    assert USDM.listing(SymbolSpec("BNBBTC", "BNB", "BTC", 0.0085)) is None
+    perp = COINM.listing(SymbolSpec("ETHUSD_PERP", "ETH", "USD", 2_450.0))
+    assert perp is not None and (perp.symbol, perp.contract_size) == ("ETHUSD_PERP", 10)
