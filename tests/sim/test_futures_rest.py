@@ -316,3 +316,10 @@ def test_contract_listing_rules_and_units() -> None:
     assert USDM.listing(SymbolSpec("BNBBTC", "BNB", "BTC", 0.0085)) is None
     perp = COINM.listing(SymbolSpec("ETHUSD_PERP", "ETH", "USD", 2_450.0))
     assert perp is not None and (perp.symbol, perp.contract_size) == ("ETHUSD_PERP", 10)
+
+
+async def test_rest_faults_reach_futures_routes(sim: Simulator, http: aiohttp.ClientSession) -> None:
+    sim.faults.rest(fail_status=503, fail_count=1)
+    status, body, _ = await get(http, sim, "/fapi/v1/time")
+    assert (status, body["code"]) == (503, -1001)
+    assert (await get(http, sim, "/dapi/v1/time"))[0] == 200

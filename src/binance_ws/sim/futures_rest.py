@@ -12,7 +12,9 @@ index price, ``lastFundingRate``, ``interestRate``, ``nextFundingTime``), the li
 Request weights are Binance's futures weights (depth 2/5/10/20 by limit, trades 5, klines 1/2/5/10 by
 limit, premiumIndex 1 or 10), counted per IP per minute against ``ContractMarket.weight_limit`` (2400) and
 reported in ``X-MBX-USED-WEIGHT-1M``; over it answers 429 -1003 with ``Retry-After``. Order endpoints
-weigh 0 (they count toward order limits, which the simulator does not enforce).
+weigh 0 (they count toward order limits, which the simulator does not enforce). The REST fault hooks
+(``sim.faults.rest``: delay, forced failures) apply here as on spot: the REST server installs them on
+every ``/fapi/`` and ``/dapi/`` request.
 
 Mark and index price: the simulator has no spot index, so by default the index is the book's mid
 price, the mark is the last price clamped between the best bid and ask, and the funding rate is the
