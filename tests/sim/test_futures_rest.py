@@ -314,8 +314,12 @@ def test_contract_listing_rules_and_units() -> None:
     assert coinm.quantity(1_000, price) == "1"  # a non-empty level never shows 0 contracts
     assert coinm.quantity(0, price) == "0"
     assert USDM.listing(SymbolSpec("BNBBTC", "BNB", "BTC", 0.0085)) is None
-    perp = COINM.listing(SymbolSpec("ETHUSD_PERP", "ETH", "USD", 2_450.0))
+    # A book in contract form (a simulator run as COIN-M) trades in contracts already.
+    perp = COINM.listing(SymbolSpec("ETHUSD_PERP", "ETH", "USD", 2_450.0, step_size="1.00000000"))
     assert perp is not None and (perp.symbol, perp.contract_size) == ("ETHUSD_PERP", 10)
+    assert perp.quantity(3 * 100_000_000, 245_000_000_000) == "3"
+    assert perp.base_quantity(3 * 100_000_000, 245_000_000_000) == pytest.approx(30 / 2450)
+    assert USDM.listing(perp.spec) is None
 
 
 async def test_rest_faults_reach_futures_routes(sim: Simulator, http: aiohttp.ClientSession) -> None:

@@ -4,12 +4,14 @@ products' REST and user-data shapes differ in.
 The simulator has one matching engine per symbol. ``BTCUSDT``'s book is served as spot ``BTCUSDT``, as the
 USD-M perpetual ``BTCUSDT`` and as the COIN-M perpetual ``BTCUSD_PERP``; only the names, assets, units and
 key sets below differ (PROTOCOL.md 8; Binance's USD-M and COIN-M REST and user-data pages, whose key sets
-are also those of Binance's generated connector models). A symbol already in contract form
-(``BTCUSD_PERP``) is listed as itself.
+are also those of Binance's generated connector models). A book already in contract form
+(``BTCUSD_PERP``, quote ``USD``: a simulator run as COIN-M) is listed on COIN-M as itself, its engine
+quantities being contracts already.
 
 Units: USD-M quantities are in the base asset, as in the engine. COIN-M quantities are contracts of
 ``contractSize`` USD each: a level of ``q`` base units at price ``p`` shows ``round(q * p / size)``
-contracts (at least 1 for a non-empty level), and a COIN-M trade's ``baseQty`` is the engine's quantity.
+contracts (at least 1 for a non-empty level), and a COIN-M trade's ``baseQty`` is the engine's quantity
+(for a contract-form book: contracts x size / price).
 """
 
 from __future__ import annotations
@@ -82,18 +84,27 @@ class Contract:
     qty_places: int
     #: USD per contract (COIN-M); 0 on USD-M, where quantities are base units.
     contract_size: int = 0
+    #: Whether the engine's quantities are base units to show as contracts (a spot-named book listed on
+    #: COIN-M); a contract-form book (``BTCUSD_PERP``) already trades in contracts.
+    converts: bool = False
 
     def price(self, units: int) -> str:
         return fixed(units, self.price_places)
 
     def quantity(self, qty_units: int, price_units: int) -> str:
-        """An engine quantity (base units) in this product's unit."""
-        if not self.contract_size:
+        """An engine quantity in this product's unit."""
+        if not self.converts:
             return fixed(qty_units, self.qty_places)
         if price_units <= 0 or qty_units <= 0:
             return "0"
         contracts = round(qty_units * price_units / SCALE / SCALE / self.contract_size)
         return str(max(1, contracts))
+
+    def base_quantity(self, qty_units: int, price_units: int) -> float:
+        """An engine quantity in the base asset (COIN-M ``baseQty``)."""
+        if self.converts or not self.contract_size:
+            return qty_units / SCALE
+        return qty_units / SCALE * self.contract_size / (price_units / SCALE) if price_units > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,19 +144,21 @@ class ContractMarket:
         engine = spec.symbol.upper()
         places = (decimals(spec.tick_size), decimals(spec.step_size))
         if self.name == "usdm":
-            if spec.quote not in USDM_QUOTES and "_" not in engine:
+            if spec.quote not in USDM_QUOTES:
                 return None
             return Contract(engine, engine, engine.partition("_")[0], spec.base, spec.quote, spec.quote,
                             spec, *places)
         if "_" in engine:
-            symbol = engine
+            if spec.quote != "USD":
+                return None
+            symbol, converts = engine, False
         elif spec.quote in COINM_QUOTES:
-            symbol = f"{spec.base}USD_PERP"
+            symbol, converts = f"{spec.base}USD_PERP", True
         else:
             return None
         size = COINM_CONTRACT_SIZES.get(spec.base, COINM_DEFAULT_CONTRACT_SIZE)
         return Contract(symbol, engine, symbol.partition("_")[0], spec.base, "USD", spec.base, spec,
-                        places[0], 0, size)
+                        places[0], 0, size, converts)
 
     def rate_limits(self) -> list[dict[str, object]]:
         return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,

@@ -274,7 +274,7 @@ class FuturesRest:
         for t in list(self.exchange.book(c.engine_symbol).trades)[-limit:]:
             row: dict[str, Any] = {"id": t.id, "price": c.price(t.price), "qty": c.quantity(t.qty, t.price)}
             if c.contract_size:
-                row["baseQty"] = f"{t.qty / SCALE:.8f}"
+                row["baseQty"] = f"{c.base_quantity(t.qty, t.price):.8f}"
             else:
                 row["quoteQty"] = f"{t.price * t.qty / SCALE / SCALE:.8f}".rstrip("0").rstrip(".")
             row.update({"time": t.time, "isBuyerMaker": t.buyer_is_maker})
