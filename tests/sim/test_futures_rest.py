@@ -327,3 +327,19 @@ async def test_rest_faults_reach_futures_routes(sim: Simulator, http: aiohttp.Cl
     status, body, _ = await get(http, sim, "/fapi/v1/time")
     assert (status, body["code"]) == (503, -1001)
     assert (await get(http, sim, "/dapi/v1/time"))[0] == 200
+
+
+async def test_premium_index_and_depth_sources_can_be_the_stream_models(
+        sim: Simulator, http: aiohttp.ClientSession) -> None:
+    from binance_ws.sim.futures_rest import MarkNumbers
+
+    payload = {"e": "markPriceUpdate", "E": 1, "s": "BTCUSDT", "p": "11794.15000000", "ap": "11794.15000000",
+               "i": "11784.62659091", "P": "11784.25641265", "r": "0.00038167", "T": 1562306400000}
+    rest = sim.futures_rest["usdm"]
+    rest.mark_source = lambda symbol, now: MarkNumbers.from_mark_price(payload)
+    rest.depth_source = lambda symbol, limit: {"lastUpdateId": 7, "E": 1, "T": 1, "bids": [], "asks": []}
+    _, premium, _ = await get(http, sim, "/fapi/v1/premiumIndex", symbol="BTCUSDT")
+    assert (premium["markPrice"], premium["indexPrice"], premium["lastFundingRate"],
+            premium["nextFundingTime"]) == ("11794.15000000", "11784.62659091", "0.00038167", 1562306400000)
+    _, depth, _ = await get(http, sim, "/fapi/v1/depth", symbol="BTCUSDT")
+    assert depth["lastUpdateId"] == 7

@@ -72,6 +72,13 @@ class MarkNumbers:
     funding_rate: float
     next_funding_ms: int
 
+    @classmethod
+    def from_mark_price(cls, payload: dict[str, Any]) -> MarkNumbers:
+        """From a ``markPriceUpdate`` payload (``p i r T``), so ``premiumIndex`` can report exactly what
+        the ``@markPrice`` stream does: ``mark_source=lambda s, now: MarkNumbers.from_mark_price(
+        feeds.mark_price(s, now))``."""
+        return cls(float(payload["p"]), float(payload["i"]), float(payload["r"]), int(payload["T"]))
+
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json",
