@@ -40,7 +40,9 @@ class Simulator:
 
     ``async with Simulator() as sim:`` starts the stream server and REST on ephemeral ports and a driver
     task that runs the synthetic order flow; ``sim.stream_url`` / ``sim.rest_url`` are what a client
-    points at. ``sim.exchange``, ``sim.clock``, ``sim.hub`` and ``sim.faults`` are reachable for tests.
+    points at. ``sim.exchange``, ``sim.clock``, ``sim.hub`` and ``sim.faults`` are reachable for tests;
+    ``sim.accounts`` holds the accounts and keys, ``sim.futures["usdm"|"coinm"]`` their futures side and
+    ``sim.futures_rest[...]`` the ``/fapi/v1`` and ``/dapi/v1`` routes over the same books.
     With ``replay=path`` a recording is served as live traffic instead (see :class:`Replay`).
 
     This is the one place that wires the parts: each is built with exactly the parts it uses, and
