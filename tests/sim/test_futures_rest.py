@@ -343,3 +343,61 @@ async def test_premium_index_and_depth_sources_can_be_the_stream_models(
             premium["nextFundingTime"]) == ("11794.15000000", "11784.62659091", "0.00038167", 1562306400000)
     _, depth, _ = await get(http, sim, "/fapi/v1/depth", symbol="BTCUSDT")
     assert depth["lastUpdateId"] == 7
+
+
+#: ORDER_TRADE_UPDATE ``o`` on COIN-M (Binance's COIN-M page), without ``M N n AP cr`` as on USD-M.
+ORDER_O_COINM = ["s", "c", "S", "o", "f", "q", "p", "ap", "sp", "x", "X", "i", "l", "z", "L", "ma", "T", "t",
+                 "rp", "b", "a", "m", "R", "wt", "ot", "ps", "cp", "pP", "V", "pm", "er"]
+ORDER_RESPONSE_COINM = ORDER_RESPONSE - {"cumQuote", "goodTillDate"} | {"cumBase", "pair"}
+
+
+async def test_coinm_orders_on_a_contract_form_book(http: aiohttp.ClientSession) -> None:
+    from binance_ws.sim.config import SymbolSpec
+
+    perp = SymbolSpec("BTCUSD_PERP", "BTC", "USD", 61_800.0, tick_size="0.10000000", step_size="1.00000000",
+                      min_notional="1.00000000")
+    async with Simulator(flow_rate=0.0, symbols=(perp,)) as sim:
+        alice = make_account(sim, "alice", "HMAC")
+        make_account(sim, "mm", "HMAC")
+        assert alice.secret is not None
+        headers = {"X-MBX-APIKEY": alice.api_key}
+        async with http.post(f"{sim.rest_url}/dapi/v1/listenKey", headers=headers) as r:
+            key = (await r.json())["listenKey"]
+        stream = await connect(f"{sim.stream_url}/ws/{key}")
+        _, depth, _ = await get(http, sim, "/dapi/v1/depth", symbol="BTCUSD_PERP", limit=5)
+        price = f"{float(depth['bids'][0][0]) + 0.1:.1f}"
+        query = signed_params(alice.secret, symbol="BTCUSD_PERP", side="BUY", type="LIMIT", timeInForce="GTC",
+                              quantity="3", price=price)
+        async with http.post(f"{sim.rest_url}/dapi/v1/order?{query}", headers=headers) as r:
+            answer = await r.json()
+            assert r.status == 200, answer
+        assert set(answer) == ORDER_RESPONSE_COINM and (answer["pair"], answer["origQty"]) == ("BTCUSD", "3")
+        sim.futures["coinm"].place_order(sim.accounts.account("mm"), {
+            "symbol": "BTCUSD_PERP", "side": "SELL", "type": "MARKET", "quantity": "3"})
+        await stream.wait_for(lambda: len(stream.texts()) >= 3)
+        new, fill, update = stream.messages()[:3]
+        assert list(new) == ["e", "E", "T", "i", "o"] and list(new["o"]) == ORDER_O_COINM
+        assert (fill["o"]["x"], fill["o"]["X"], fill["o"]["l"], fill["o"]["ma"]) == \
+            ("TRADE", "FILLED", "3", "BTC")
+        assert list(update) == ["e", "E", "T", "i", "a"] and update["a"]["B"][0]["a"] == "BTC"
+        assert (update["a"]["P"][0]["s"], update["a"]["P"][0]["pa"]) == ("BTCUSD_PERP", "3")
+        assert not [m for m in stream.messages() if m["e"] == "TRADE_LITE"]  # USD-M only
+        # Closing 3 contracts of 100 USD: profit 300 x (1/entry - 1/exit) BTC.
+        query = signed_params(alice.secret, symbol="BTCUSD_PERP", side="SELL", type="MARKET", quantity="3",
+                              newOrderRespType="RESULT")
+        async with http.post(f"{sim.rest_url}/dapi/v1/order?{query}", headers=headers) as r:
+            result = await r.json()
+        await stream.wait_for(lambda: any(m["e"] == "ACCOUNT_UPDATE" and m["a"]["P"][0]["pa"] == "0"
+                                          for m in stream.messages()))
+        closing = [m for m in stream.messages() if m["e"] == "ACCOUNT_UPDATE"][-1]
+        expected = 300 * (1 / float(price) - 1 / float(result["avgPrice"]))
+        assert float(closing["a"]["P"][0]["cr"]) == pytest.approx(expected)
+        assert float(result["cumBase"]) == pytest.approx(300 / float(result["avgPrice"]))
+        # A spot-named book shown in contracts takes no COIN-M orders (module docstring).
+    async with Simulator(flow_rate=0.0) as spot_sim:
+        bob = make_account(spot_sim, "bob", "HMAC")
+        assert bob.secret is not None
+        query = signed_params(bob.secret, symbol="BTCUSD_PERP", side="BUY", type="MARKET", quantity="1")
+        async with http.post(f"{spot_sim.rest_url}/dapi/v1/order?{query}",
+                             headers={"X-MBX-APIKEY": bob.api_key}) as r:
+            assert (r.status, (await r.json())["code"]) == (400, -1000)

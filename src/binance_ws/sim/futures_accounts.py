@@ -16,7 +16,9 @@ key carries is this module's events, sent on the account's ``market.name`` chann
 
 Positions are one-way (``ps`` ``BOTH``), cross margin, no leverage or margin checks, no funding
 payments, no liquidation: enough for a client to see every event shape; not a risk engine. Orders are
-LIMIT (GTC, IOC, FOK; GTX is a post-only that is rejected if it would take) and MARKET, on USD-M.
+LIMIT (GTC, IOC, FOK; GTX is a post-only that is rejected if it would take) and MARKET, on USD-M and on
+COIN-M books in contract form (a simulator run as COIN-M; a spot-named book shown in contracts takes
+none, as its contracts would need converting at some price).
 """
 
 from __future__ import annotations
@@ -55,11 +57,25 @@ RESP_TYPES: Final = ("ACK", "RESULT")
 
 @dataclass
 class Position:
-    """One symbol's one-way position: signed amount, entry price, realized profit (pre-fee)."""
+    """One symbol's one-way position: signed amount, entry price, realized profit (pre-fee).
+
+    ``contract_size`` 0 is a linear (USD-M) contract, profit ``qty x (exit - entry)`` in the quote asset;
+    otherwise an inverse (COIN-M) one, profit ``contracts x size x (1/entry - 1/exit)`` in the base
+    asset. The entry price is the quantity-weighted average (Binance averages inverse entries
+    harmonically; the simulator does not)."""
 
     amount: Decimal = ZERO
     entry: Decimal = ZERO
     realized: Decimal = ZERO
+    contract_size: int = 0
+
+    def pnl(self, qty: Decimal, entry: Decimal, price: Decimal) -> Decimal:
+        """Profit of a long ``qty`` opened at ``entry`` and valued at ``price``."""
+        if not self.contract_size:
+            return qty * (price - entry)
+        if not entry or not price:
+            return ZERO
+        return qty * self.contract_size * (1 / entry - 1 / price)
 
     def fill(self, qty: Decimal, price: Decimal) -> Decimal:
         """Apply a fill of signed ``qty`` at ``price``; returns the profit it realized."""
@@ -69,7 +85,7 @@ class Position:
             self.amount += qty
             return ZERO
         closed = min(abs(qty), abs(self.amount))
-        profit = closed * (price - self.entry) * (1 if self.amount > 0 else -1)
+        profit = self.pnl(closed, self.entry, price) * (1 if self.amount > 0 else -1)
         self.realized += profit
         was_long = self.amount > 0
         self.amount += qty
@@ -148,8 +164,10 @@ class FuturesAccounts:
             if not params.get(name):
                 raise SimApiError(-1102, name)
         contract = self.contract(str(params["symbol"]))
-        if contract.contract_size:
-            raise SimApiError(-1000, msg="The simulator takes futures orders on USD-M only.")
+        if contract.converts:
+            # Contracts would have to be turned into base units at some price: not simulated.
+            raise SimApiError(-1000, msg="The simulator takes COIN-M orders only on books in contract "
+                                         "form (a simulator run as COIN-M).")
         side, order_type = str(params["side"]), str(params["type"])
         if side not in ("BUY", "SELL"):
             raise SimApiError(-1102, "side")
@@ -180,23 +198,35 @@ class FuturesAccounts:
 
     def order_body(self, contract: Contract, order: Order, *, ack: bool = False, tif: str | None = None,
                    order_type: str | None = None) -> dict[str, Any]:
-        """Binance's futures order answer (``POST /fapi/v1/order`` shape)."""
+        """Binance's futures order answer (``POST /fapi/v1/order`` shape; COIN-M's ``/dapi/v1/order`` has
+        ``cumBase`` for ``cumQuote``, adds ``pair`` and has no ``goodTillDate``)."""
         executed = ZERO if ack else units(order.executed)
         cum_quote = ZERO if ack else units(order.cum_quote_raw) / Decimal(10 ** 8)
         executed_text = contract.quantity(0 if ack else order.executed, order.price)
         kind = order_type or ("MARKET" if order.type == "MARKET" else "LIMIT")
-        return {
-            "clientOrderId": order.client_order_id or f"sim{order.order_id}", "cumQty": executed_text,
-            "cumQuote": plain(cum_quote), "executedQty": executed_text, "orderId": order.order_id,
-            "avgPrice": plain(cum_quote / executed) if executed else "0.00",
+        avg = cum_quote / executed if executed else ZERO
+        body: dict[str, Any] = {
+            "clientOrderId": order.client_order_id or f"sim{order.order_id}", "cumQty": executed_text}
+        if contract.contract_size:  # COIN-M: the filled value in the base asset, and the pair
+            body["cumBase"] = plain(executed * contract.contract_size / avg if executed else ZERO)
+        else:
+            body["cumQuote"] = plain(cum_quote)
+        body.update({
+            "executedQty": executed_text, "orderId": order.order_id,
+            "avgPrice": plain(avg) if executed else "0.00",
             "origQty": contract.quantity(order.orig_qty, order.price), "price": contract.price(order.price),
             "reduceOnly": False, "side": order.side, "positionSide": "BOTH",
             "status": NEW if ack else order.status, "stopPrice": "0", "closePosition": False,
-            "symbol": contract.symbol, "timeInForce": tif or self._tif(order), "type": kind,
-            "origType": kind, "updateTime": self._clock.now_ms(), "workingType": "CONTRACT_PRICE",
-            "priceProtect": False, "priceMatch": "NONE", "selfTradePreventionMode": "NONE",
-            "goodTillDate": 0,
-        }
+            "symbol": contract.symbol})
+        if contract.contract_size:
+            body["pair"] = contract.pair
+        body.update({
+            "timeInForce": tif or self._tif(order), "type": kind, "origType": kind,
+            "updateTime": self._clock.now_ms(), "workingType": "CONTRACT_PRICE", "priceProtect": False,
+            "priceMatch": "NONE", "selfTradePreventionMode": "NONE"})
+        if not contract.contract_size:
+            body["goodTillDate"] = 0
+        return body
 
     @staticmethod
     def _tif(order: Order) -> str:
@@ -244,7 +274,9 @@ class FuturesAccounts:
         position: Position | None = None
         if ev.kind == TRADE and trade is not None:
             qty = units(trade.qty) * (1 if order.is_buy else -1)
-            position = fa.positions.setdefault(contract.symbol, Position())
+            position = fa.positions.get(contract.symbol)
+            if position is None:
+                position = fa.positions[contract.symbol] = Position(contract_size=contract.contract_size)
             profit = position.fill(qty, units(trade.price))
             asset = contract.margin_asset
             fa.wallet[asset] = fa.wallet.get(asset, ZERO) + profit
@@ -315,7 +347,7 @@ class FuturesAccounts:
             pos = fa.positions[symbol]
             contract = self.contracts[symbol]
             last = units(self._exchange.book(contract.engine_symbol).last_price)
-            unrealized = pos.amount * (last - pos.entry) if pos.amount else ZERO
+            unrealized = pos.pnl(pos.amount, pos.entry, last) if pos.amount else ZERO
             p.append({"s": symbol, "pa": plain(pos.amount), "ep": plain(pos.entry), "bep": plain(pos.entry),
                       "cr": plain(pos.realized), "up": plain(unrealized), "mt": "cross", "iw": "0",
                       "ps": "BOTH"})

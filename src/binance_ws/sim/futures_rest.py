@@ -6,8 +6,9 @@ Per product (``ContractMarket``): ``ping``, ``time``, ``exchangeInfo`` (futures 
 (``lastUpdateId E T bids asks``; COIN-M adds ``symbol pair``, quantities in contracts), ``trades``
 (USD-M ``quoteQty isRPITrade``; COIN-M ``baseQty``), ``klines`` (no ``1s``), ``premiumIndex`` (mark and
 index price, ``lastFundingRate``, ``interestRate``, ``nextFundingTime``), the listen-key routes
-``POST/PUT/DELETE listenKey`` (USER_STREAM security: the API key alone) and, on USD-M, the signed
-``POST/DELETE order`` that makes the futures user-data events happen.
+``POST/PUT/DELETE listenKey`` (USER_STREAM security: the API key alone) and the signed
+``POST/DELETE order`` that makes the futures user-data events happen (USD-M; COIN-M on books in contract
+form).
 
 Request weights are Binance's futures weights (depth 2/5/10/20 by limit, trades 5, klines 1/2/5/10 by
 limit, premiumIndex 1 or 10), counted per IP per minute against ``ContractMarket.weight_limit`` (2400) and
@@ -139,9 +140,9 @@ class FuturesRest:
         listen_key = self._metered(self._listen_key, lambda q: 1)
         for method in ("POST", "PUT", "DELETE"):
             r.add_route(method, f"{p}/listenKey", listen_key)
-        if not self.futures.market.pair_keys:  # orders on USD-M only (futures_accounts docstring)
-            r.add_post(f"{p}/order", self._metered(self._order(self.futures.place_order), lambda q: 0))
-            r.add_delete(f"{p}/order", self._metered(self._order(self.futures.cancel_order), lambda q: 0))
+        # Orders: USD-M, and COIN-M books in contract form (futures_accounts docstring).
+        r.add_post(f"{p}/order", self._metered(self._order(self.futures.place_order), lambda q: 0))
+        r.add_delete(f"{p}/order", self._metered(self._order(self.futures.cancel_order), lambda q: 0))
 
     def _metered(self, handler: Handler, weight: Callable[[Any], int]) -> Handler:
         async def metered(request: web.Request) -> web.Response:
