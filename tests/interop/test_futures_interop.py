@@ -6,9 +6,9 @@ their base URLs only: python-binance's ``FUTURES_URL`` (class attribute, read by
 socket manager's ``FSTREAM_URL``; ccxt's ``urls['api']`` table. Nothing of theirs is patched. What they
 receive is checked against the simulator's own state (its futures feeds, its REST answers, its engine).
 
-ccxt 4.5.90 still connects to the unrouted ``wss://fstream.binance.com/ws``; since Binance's 2026 routing
-an unrouted connection gets only ``/public`` streams (PROTOCOL 8), so ccxt's ``linear`` URL is pointed at
-``/market/ws`` for trades and ``/public/ws`` for the book, as it must be against Binance itself.
+ccxt 4.5.90 routes USD-M streams itself (``get_future_ws_category``: book data and ``@trade`` on
+``/public``, the rest on ``/market``), rewriting ``.../ws`` to ``.../<route>/ws``; its ``linear`` URL is
+pointed at the simulator's ``/ws`` and it finds the routes.
 """
 
 from __future__ import annotations
@@ -115,12 +115,10 @@ async def test_python_binance_mark_price_sockets(fsim: Simulator, pb: tuple[Any,
     every = (await _first(bm.all_mark_price_socket()))
     assert every["stream"] == "!markPrice@arr@1s"
     assert {m["s"] for m in every["data"]} == set(fsim.exchange.symbols)
-    # The REST premium index reports the stream's model: same funding time, a mark near the book.
+    # The REST premium index reports the stream's model (tests/sim/test_futures_served.py: exactly).
     premium = await client.futures_mark_price(symbol=SYMBOL)
     assert premium["nextFundingTime"] == one["data"]["T"]
-    bid, ask = fsim.exchange.book(SYMBOL).best_bid(), fsim.exchange.book(SYMBOL).best_ask()
-    assert bid is not None and ask is not None
-    assert abs(Decimal(premium["markPrice"]) - Decimal(one["data"]["p"])) < Decimal(ask[0] - bid[0]) / 10**8 + 1
+    assert premium["lastFundingRate"] == one["data"]["r"]
 
 
 async def test_python_binance_kline_and_multiplex_sockets(fsim: Simulator, pb: tuple[Any, Any]) -> None:
@@ -139,7 +137,8 @@ async def test_python_binance_kline_and_multiplex_sockets(fsim: Simulator, pb: t
                                                                     "1m")
 
 
-async def test_python_binance_futures_user_socket_gets_the_order(fsim: Simulator, pb: tuple[Any, Any]) -> None:
+async def test_python_binance_futures_user_socket_gets_the_order(fsim: Simulator,
+                                                                 pb: tuple[Any, Any]) -> None:
     client, bm = pb
     async with bm.futures_user_socket() as user:  # /private/ws?listenKey=... from /fapi/v1/listenKey
         bid = (await client.futures_order_book(symbol=SYMBOL, limit=5))["bids"][0][0]
@@ -164,7 +163,7 @@ async def test_python_binance_futures_depth_cache(fsim: Simulator, pb: tuple[Any
 # =========================================================================================================
 # ccxt pro 4.5.90, binanceusdm
 # =========================================================================================================
-def _ccxt(sim: Simulator, route: str) -> Any:
+def _ccxt(sim: Simulator) -> Any:
     ccxtpro = pytest.importorskip("ccxt.pro", reason="ccxt is not installed (scripts/test installs it)")
     exchange = ccxtpro.binanceusdm({"options": {"fetchMarkets": {"types": ["linear"]},
                                                 "fetchCurrencies": False}})
@@ -172,12 +171,12 @@ def _ccxt(sim: Simulator, route: str) -> Any:
     for name, url in list(api.items()):
         if isinstance(url, str):
             api[name] = url.replace("https://fapi.binance.com", sim.rest_url)
-    api["ws"]["future"] = api["ws"]["linear"] = f"{sim.stream_url}/{route}/ws"
+    api["ws"]["linear"] = api["ws"]["linear"].replace("wss://fstream.binance.com", sim.stream_url)
     return exchange
 
 
 async def test_ccxt_binanceusdm_watch_trades(fsim: Simulator) -> None:
-    exchange = _ccxt(fsim, "market")
+    exchange = _ccxt(fsim)
     stepper = Stepper(fsim)
     seen: dict[str, Any] = {}
     try:
@@ -187,18 +186,20 @@ async def test_ccxt_binanceusdm_watch_trades(fsim: Simulator) -> None:
     finally:
         await stepper.stop()
         await exchange.close()
-    # ccxt's binance watch_trades reads @aggTrade on futures: ids are aggregate ids, first..last trades.
+    # ccxt reads <symbol>@trade on futures: each trade is one of the engine's, by id.
     trades = {t.id: t for t in fsim.exchange.book(SYMBOL).trades}
+    assert len(seen) >= 3
     for trade in seen.values():
-        info = trade["info"]
-        first = trades[info["f"]]
+        engine = trades[int(trade["id"])]
         assert trade["symbol"] == "BTC/USDT:USDT"
-        assert Decimal(str(trade["price"])) == Decimal(first.price) / 10**8
-        assert trade["timestamp"] == info["T"]
+        assert Decimal(str(trade["price"])) == Decimal(engine.price) / 10**8
+        assert Decimal(str(trade["amount"])) == Decimal(engine.qty) / 10**8
+        assert trade["timestamp"] == engine.time
+        assert trade["side"] == ("sell" if engine.buyer_is_maker else "buy")
 
 
 async def test_ccxt_binanceusdm_watch_order_book(fsim: Simulator) -> None:
-    exchange = _ccxt(fsim, "public")
+    exchange = _ccxt(fsim)
     stepper = Stepper(fsim)
     try:
         book = await asyncio.wait_for(exchange.watch_order_book("BTC/USDT:USDT"), DEADLINE_S)
