@@ -12,6 +12,7 @@ import time
 from itertools import pairwise
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from picows import WSInvalidStatusError
@@ -196,6 +197,9 @@ _SIM = [sys.executable, "-m", "binance_ws.cli", "sim", "--stream-port", "0", "--
     (["--market", "options"], "binance-ws sim: --market must be one of spot, usdm, coinm, not 'options'"),
     (["--market", "usdm", "--symbols", "10"],
      "binance-ws sim: --symbols generates spot symbols; it cannot be used with --market usdm or coinm"),
+    (["--replay", str(USDM_CAPTURE), "--market", "spot"],
+     f"binance-ws sim: --replay {USDM_CAPTURE.name} is a usdm recording; serve it with --market usdm "
+     "(or leave --market out)"),
 ])
 def test_sim_market_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
     proc = subprocess.run([*_SIM, *args], capture_output=True, text=True, timeout=60)
@@ -222,6 +226,31 @@ async def test_sim_market_usdm_prints_every_route_and_serves_them() -> None:
         await depth.wait_for(lambda: len(depth.texts()) >= 2, TIMEOUT * 2)
         await mark.wait_for(lambda: len(mark.texts()) >= 2, TIMEOUT * 2)
         assert events(depth.messages()) == {"depthUpdate"} and events(mark.messages()) == {"markPriceUpdate"}
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 30)
+
+
+async def test_sim_replay_of_the_usdm_capture_serves_it_as_usdm_without_market() -> None:
+    proc = await asyncio.create_subprocess_exec(*_SIM, "--replay", str(USDM_CAPTURE), "--speed", "0",
+                                                stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    assert proc.stdout is not None
+    try:
+        lines: dict[str, str] = {}
+        while "symbols" not in lines:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            assert line, "the command ended before it served"
+            key, _, value = line.partition(":")
+            lines[key] = value.strip()
+        assert lines["REST"].endswith("/fapi/v1/exchangeInfo") and "public" in lines
+        public = lines["public"].split()[0].replace("<stream>", "btcusdt@depth@0ms")
+        depth = await connect(public)
+        await depth.wait_for(lambda: len(depth.texts()) >= 10, TIMEOUT * 2)
+        assert all("pu" in m for m in depth.messages())
+        rest = lines["REST"].replace("exchangeInfo", "depth?symbol=BTCUSDT&limit=5")
+        async with aiohttp.ClientSession() as http, http.get(rest) as resp:
+            assert (await resp.json())["lastUpdateId"] == 5123107852948  # the recorded snapshot
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)

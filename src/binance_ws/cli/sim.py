@@ -16,9 +16,10 @@ from binance_ws.cli.common import _first_line, _is_tail_json
 
 @app.command()
 def sim(
-    market: Annotated[str, typer.Option(
+    market: Annotated[str | None, typer.Option(
         help="Serve the exchange as spot, usdm (USD-M futures: /public, /market and /private routes) "
-             "or coinm (COIN-M futures).")] = "spot",
+             "or coinm (COIN-M futures). Default: spot, or with --replay the recording's product "
+             "(a futures depth snapshot says USD-M or COIN-M).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind (loopback only by default).")] = "127.0.0.1",
     stream_port: Annotated[int, typer.Option(help="Stream server port (0: any free port).")] = 9443,
     rest_port: Annotated[int, typer.Option(help="REST port (0: any free port).")] = 9444,
@@ -57,6 +58,21 @@ def sim(
         typer.echo(f"{prefix}: {message}", err=True)
         return typer.Exit(code)
 
+    rep: Replay | None = None
+    if replay is not None:
+        try:
+            rep = Replay(replay, speed=speed)
+        except (ReplayError, RecordingError, OSError, ValueError) as exc:
+            message = _first_line(exc)
+            if _is_tail_json(replay):
+                message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
+                            "record with `binance-ws tail --record FILE` to replay it")
+            raise fail(message, EXIT_GAVE_UP) from None
+        if market is not None and market != rep.product:
+            raise fail(f"--replay {replay.name} is a {rep.product} recording; serve it with --market "
+                       f"{rep.product} (or leave --market out)")
+        market = rep.product
+    market = market or "spot"
     if market not in PRODUCT_NAMES:
         raise fail(f"--market must be one of {', '.join(PRODUCT_NAMES)}, not {market!r}")
     if symbols is not None and market != "spot":
@@ -83,7 +99,6 @@ def sim(
     logging.getLogger("binance_ws.sim").setLevel(logging.INFO)
 
     async def run() -> None:
-        rep = Replay(replay, speed=speed) if replay is not None else None
         async with Simulator(cfg, replay=rep) as s:
             names = s.symbols()
             for line in _urls(s, market):
@@ -94,10 +109,8 @@ def sim(
                 if market == "spot":
                     typer.echo(f"try:     binance-ws tail {names[0].lower()}@trade --endpoint {s.stream_url}")
                 else:
-                    # tail speaks spot's rules, which the futures routes accept: book streams on /public.
-                    endpoint = f"{s.stream_url}/public" if market == "usdm" else s.stream_url
-                    typer.echo(f"try:     binance-ws tail {names[0].lower()}@bookTicker "
-                               f"--endpoint {endpoint}")
+                    typer.echo(f"try:     binance-ws tail {names[0].lower()}@markPrice@1s "
+                               f"{names[0].lower()}@bookTicker --market {market} --endpoint {s.stream_url}")
             # Runs until Ctrl-C, or until a replay fails (then stop() raises it on the way out).
             watch = asyncio.create_task(_watch_sim(s))
             try:
@@ -139,10 +152,8 @@ def _urls(s: Any, market: str) -> list[str]:
     if market == "spot":
         lines += [f"WS API:  {s.ws_api_url}", f"REST:    {s.rest_url}/api/v3/exchangeInfo"]
     else:
-        # The futures market-data REST (/fapi/v1, /dapi/v1) is not served yet; /api/v3 answers from the
-        # same books (depth in the futures id space).
-        lines.append(f"REST:    {s.rest_url}/api/v3/exchangeInfo  "
-                     f"(spot-shaped; no {s.market.rest_prefix} market data)")
+        # Futures REST (exchangeInfo, depth in the streams' id space, premiumIndex from the mark model).
+        lines.append(f"REST:    {s.rest_url}{s.market.rest_prefix}/exchangeInfo")
     lines.append(f"control: {s.rest_url}/sim/")
     return lines
 

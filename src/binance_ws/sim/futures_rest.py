@@ -113,7 +113,8 @@ class FuturesRest:
 
     def __init__(self, market: ContractMarket, clock: SimClock, exchange: Exchange, accounts: Accounts,
                  futures: FuturesAccounts, *, depth_source: DepthSource | None = None,
-                 mark_source: MarkSource | None = None) -> None:
+                 mark_source: MarkSource | None = None,
+                 replayed: Callable[[str], bool] | None = None) -> None:
         self.market = market
         self.clock = clock
         self.exchange = exchange
@@ -122,6 +123,9 @@ class FuturesRest:
         self.depth_source = depth_source or self.engine_depth
         self.mark_source = mark_source or self.book_mark
         self.weights = _Weights(market.weight_limit)
+        #: Symbols a replay lists beyond the engine's contracts: ``depth`` answers them from
+        #: ``depth_source`` (the recording's snapshot), the rest of the API does not know them.
+        self.replayed = replayed or (lambda symbol: False)
 
     # -- routes -----------------------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:
@@ -258,6 +262,9 @@ class FuturesRest:
                 "triggerProtect": "0.0500", **common}
 
     async def _depth(self, request: web.Request) -> web.Response:
+        raw = (request.query.get("symbol") or "").upper()
+        if raw and raw not in self.futures.contracts and self.replayed(raw):
+            return _json(self.depth_source(raw, self._depth_limit(request.query)))
         contract = self._contract(request)
         return _json(self.depth_source(contract.symbol, self._depth_limit(request.query)))
 

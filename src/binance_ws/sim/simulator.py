@@ -99,7 +99,8 @@ class Simulator:
             self.futures_rest[market.name] = FuturesRest(
                 market, self.clock, self.exchange, self.accounts, self.futures[market.name],
                 depth_source=self.listing.depth_snapshot if served else None,
-                mark_source=self._mark_numbers if served else None)
+                mark_source=self._mark_numbers if served else None,
+                replayed=self._replayed if served else None)
             self.futures_rest[market.name].add_routes(self.rest.app)
         product = self.product
         # Futures: routed paths, each route's streams only, unsigned ids; no spot WebSocket API.
@@ -194,6 +195,9 @@ class Simulator:
     def depth_snapshot(self, symbol: str, limit: int) -> dict[str, Any]:
         """The REST ``/depth`` body: a replay's recorded snapshot, else the engine's live book."""
         return self.listing.depth_snapshot(symbol, limit)
+
+    def _replayed(self, symbol: str) -> bool:
+        return self.replay is not None and symbol in self.replay.symbols
 
     def _mark_numbers(self, symbol: str, now: int) -> MarkNumbers:
         """``premiumIndex`` numbers from the futures feeds' mark model (what ``@markPrice`` sends)."""
