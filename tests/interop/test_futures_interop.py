@@ -147,6 +147,7 @@ async def test_python_binance_futures_user_socket_gets_the_order(fsim: Simulator
         event = await asyncio.wait_for(user.recv(), DEADLINE_S)
     assert (event["e"], event["o"]["i"], event["o"]["x"], event["o"]["s"]) == \
         ("ORDER_TRADE_UPDATE", order["orderId"], "NEW", SYMBOL)
+    assert event["o"]["p"] == bid  # one wire format for the book and the order events
 
 
 async def test_python_binance_futures_depth_cache(fsim: Simulator, pb: tuple[Any, Any]) -> None:

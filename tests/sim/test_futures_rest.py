@@ -305,8 +305,9 @@ def test_contract_listing_rules_and_units() -> None:
     btc = SymbolSpec("BTCUSDT", "BTC", "USDT", 61_800.0, tick_size="0.10000000", step_size="0.00100000")
     usdm, coinm = USDM.listing(btc), COINM.listing(btc)
     assert usdm is not None and coinm is not None
+    # Prices in the futures streams' precision (2 decimals on 0.10 ticks, as the USD-M capture prints).
     assert (usdm.symbol, usdm.margin_asset, usdm.price(6180020000000), usdm.quantity(600000, 1)) == \
-        ("BTCUSDT", "USDT", "61800.2", "0.006")
+        ("BTCUSDT", "USDT", "61800.20", "0.006")
     assert (coinm.symbol, coinm.pair, coinm.margin_asset, coinm.contract_size) == \
         ("BTCUSD_PERP", "BTCUSD", "BTC", 100)
     price = 6_180_000_000_000  # 61,800 USD

@@ -23,6 +23,7 @@ from typing import Final
 from binance_ws.products import COINM_PRODUCT, USDM_PRODUCT, Product
 from binance_ws.sim.config import SymbolSpec
 from binance_ws.sim.exchange import SCALE
+from binance_ws.sim.futures.product import precision
 
 #: ``deliveryDate`` of a perpetual (Binance's placeholder, 2100-12-25).
 PERPETUAL_DELIVERY: Final = 4133404800000
@@ -159,7 +160,7 @@ class ContractMarket:
     def listing(self, spec: SymbolSpec) -> Contract | None:
         """How ``spec``'s book is listed here, or None if it is not."""
         engine = spec.symbol.upper()
-        places = (decimals(spec.tick_size), decimals(spec.step_size))
+        places = precision(spec)  # the futures streams' precision: one wire format for REST, streams, events
         if self.name == "usdm":
             if spec.quote not in USDM_QUOTES:
                 return None

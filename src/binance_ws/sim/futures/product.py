@@ -184,8 +184,11 @@ PRECISIONS: dict[str, tuple[int, int]] = {"BTCUSDT": (2, 3), "ETHUSDT": (2, 3)}
 
 
 def precision(spec: SymbolSpec) -> tuple[int, int]:
-    """Decimals of ``spec``'s prices and quantities on the wire."""
-    return PRECISIONS.get(spec.symbol.upper(), (decimals(spec.tick_size), decimals(spec.step_size)))
+    """Decimals of ``spec``'s prices and quantities on the wire: :data:`PRECISIONS` where it is at least
+    as fine as the tick and step (a spot-sized book keeps its own), else the tick's and step's."""
+    own = (decimals(spec.tick_size), decimals(spec.step_size))
+    shown = PRECISIONS.get(spec.symbol.upper(), own)
+    return shown if shown[0] >= own[0] and shown[1] >= own[1] else own
 
 
 _SPEEDS = "|".join(re.escape(s) for s in DEPTH_SPEEDS_MS if s)
