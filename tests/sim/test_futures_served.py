@@ -18,21 +18,24 @@ def kinds(client: RawClient) -> list[str]:
     return [m["data"]["e"] if "data" in m else m["e"] for m in client.messages()]
 
 
-async def test_rest_depth_and_premium_index_are_the_stream_models() -> None:
-    async with Simulator(product_config("usdm", flow_rate=0.0)) as sim:
+@pytest.mark.parametrize(("product", "symbol", "other"), [("usdm", "BTCUSDT", "coinm"),
+                                                         ("coinm", "BTCUSD_PERP", "usdm")])
+async def test_rest_depth_and_premium_index_are_the_stream_models(product: str, symbol: str,
+                                                                 other: str) -> None:
+    async with Simulator(product_config(product, flow_rate=0.0)) as sim:
         for _ in range(30):
             sim.step()
-        rest = sim.futures_rest["usdm"]
+        rest = sim.futures_rest[product]
         now = sim.clock.now_ms()
         # Same id space as the diff-depth streams: the feeds' snapshot, not the engine's update id.
-        assert rest.depth_source("BTCUSDT", 10) == sim.feeds.depth_snapshot("BTCUSDT", 10)
-        mark = sim.feeds.mark_price("BTCUSDT", now)
-        assert rest.mark_source("BTCUSDT", now) == MarkNumbers.from_mark_price(mark)
-        row = rest._premium_row(rest.futures.contracts["BTCUSDT"], now)
+        assert rest.depth_source(symbol, 10) == sim.feeds.depth_snapshot(symbol, 10)
+        mark = sim.feeds.mark_price(symbol, now)
+        assert rest.mark_source(symbol, now) == MarkNumbers.from_mark_price(mark)
+        row = rest._premium_row(rest.futures.contracts[symbol], now)
         assert (row["markPrice"], row["indexPrice"], row["lastFundingRate"], row["nextFundingTime"]) == \
             (mark["p"], mark["i"], mark["r"], mark["T"])
         # The product not served keeps the book-only model over the same engine.
-        assert sim.futures_rest["coinm"].mark_source == sim.futures_rest["coinm"].book_mark
+        assert sim.futures_rest[other].mark_source == sim.futures_rest[other].book_mark
 
 
 async def _place(sim: Simulator, account: Any) -> dict[str, Any]:
