@@ -147,3 +147,37 @@ def test_tail_metrics_port_in_use_is_one_line() -> None:
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(f"error: --metrics-port {port}: cannot listen on 127.0.0.1:{port}")
     assert len(proc.stderr.splitlines()) == 1 and proc.stdout == ""
+
+
+async def test_record_metrics_port_counts_what_the_files_took(replaying: Simulator, tmp_path: Path) -> None:
+    # Arrange: record the replay's book tickers (no REST snapshot needed) with metrics on
+    from binance_ws.recording import read_recording
+
+    port, out = _free_port(), tmp_path / "out"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "binance_ws.cli", "record", BOOK, "--endpoint", replaying.stream_url,
+        "--out", str(out), "--quiet", "--metrics-port", str(port),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        # Act: wait until the file sink has reported every book ticker (it reports once a tick)
+        samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+        async with asyncio.timeout(DEADLINE_S):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    samples = await _scrape(f"http://127.0.0.1:{port}/metrics")
+                    if [v for labels, v in samples.get("binance_ws_sink_entries_total", [])
+                            if labels.get("sink") == "file" and v >= BOOKS]:
+                        break
+                await asyncio.sleep(0.2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        await proc.wait()
+
+    # Assert: the counts are what the files hold
+    files = sorted(out.iterdir())
+    held = sum(1 for f in files for r in read_recording(f) if r.stream == BOOK)
+    assert held == BOOKS
+    assert _value(samples, "binance_ws_sink_entries_total", sink="file") == BOOKS
+    assert _value(samples, "binance_ws_files_total") == len(files)
+    assert _value(samples, "binance_ws_messages_total", stream=BOOK) == BOOKS

@@ -11,8 +11,14 @@ The project's format, version 1, is text with one message a line, so ``zgrep btc
 Each record line is ``<local receive time, ns since epoch> <tag> <payload>``: the tag is the stream name
 (Binance stream names never contain a space) or ``snapshot:<SYMBOL>`` for a REST depth snapshot, and the
 payload is the message body exactly as received (for combined streams, the ``data`` value, byte for byte).
+A tag ``marker:<kind>`` is a marker line (``gap``, ``reset``, ``link_down``, ``link_up``...), its payload
+a JSON object describing it; readers skip markers unless asked (``read_recording(path, markers=True)``),
+and a reader older than markers reads them as messages of a stream named ``marker:<kind>``.
+
 The file is gzip or zstd compressed when its name ends in ``.gz`` / ``.zst``; readers go by the file's
-magic bytes, so a renamed file still reads.
+magic bytes, so a renamed file still reads. The writer compresses each flush as an independent zstd frame
+(gzip member), so a file cut short (a recorder killed mid-write) reads up to its last complete line: the
+readers drop a truncated final frame and an unterminated final line.
 
 Readers also understand, auto-detected from the first line:
 
@@ -31,7 +37,7 @@ import gzip
 import heapq
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -44,15 +50,18 @@ import zstandard
 from binance_ws.errors import BinanceWSError
 from binance_ws.markets import MARKETS
 
-Kind = Literal["stream", "snapshot"]
+Kind = Literal["stream", "snapshot", "marker"]
 KIND_STREAM: Final = "stream"
 KIND_SNAPSHOT: Final = "snapshot"
+KIND_MARKER: Final = "marker"
 
 #: First token of the project's header line, and the newest format version this module reads and writes.
 MAGIC: Final = b"#binance-ws-recording"
 FORMAT_VERSION: Final = 1
 #: Tag prefix of snapshot lines in the project's format (stream names never contain ``:`` before ``@``).
 SNAPSHOT_TAG: Final = "snapshot:"
+#: Tag prefix of marker lines (gaps, reconnects...) in the project's format.
+MARKER_TAG: Final = "marker:"
 
 #: Names of the formats :func:`detect_format` recognises.
 FORMAT_OWN: Final = "binance-ws"
@@ -88,16 +97,16 @@ class RecordingError(BinanceWSError, ValueError):
 
 
 class Record(NamedTuple):
-    """One recorded message."""
+    """One recorded message (or, from ``read_recording(path, markers=True)``, a marker)."""
 
     #: Local receive time, nanoseconds since the epoch.
     recv_ns: int
-    #: Stream name (``btcusdt@trade``); None for snapshots.
+    #: Stream name (``btcusdt@trade``); None for snapshots; the marker's kind (``gap``...) for a marker.
     stream: str | None
-    #: The message body exactly as received (the ``data`` value of a combined frame).
+    #: The message body exactly as received (the ``data`` value of a combined frame); a marker's JSON.
     payload: bytes
     kind: Kind
-    #: Uppercase symbol of a snapshot; None for stream messages.
+    #: Uppercase symbol of a snapshot; None for stream messages and markers.
     symbol: str | None = None
 
 
@@ -134,12 +143,38 @@ def _open_read(path: Path) -> IO[bytes]:
         magic = fh.read(len(_ZSTD_MAGIC))
     if magic.startswith(_GZIP_MAGIC):
         # gzip.open owns (and closes) the file it opens; a GzipFile given a fileobj would leave it open.
-        return io.BufferedReader(gzip.open(path, "rb"), _READ_BUFFER)
+        return io.BufferedReader(_TolerantGzip(path), _READ_BUFFER)
     raw = open(path, "rb")  # noqa: SIM115 - ownership passes to the returned reader
     if magic == _ZSTD_MAGIC:
+        # A truncated final frame (a writer killed mid-frame) ends the stream: what it held of whole
+        # frames reads, and the unterminated line its partial output may leave is dropped by the readers.
         reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
         return io.BufferedReader(reader, _READ_BUFFER)
     return raw
+
+
+class _TolerantGzip(io.RawIOBase):
+    """A gzip stream whose truncated last member ends it instead of raising ``EOFError``."""
+
+    def __init__(self, path: Path) -> None:
+        self._gz = gzip.open(path, "rb")  # noqa: SIM115 - closed by close()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        # read1: at most one read of the underlying stream, so the data of whole members before a cut
+        # is returned before the cut is met (readinto would fill the buffer and lose it to the error).
+        try:
+            data = self._gz.read1(len(buffer))
+        except EOFError:  # "Compressed file ended before the end-of-stream marker was reached"
+            return 0
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._gz.close()
+        super().close()
 
 
 class _Sink(Protocol):
@@ -150,14 +185,41 @@ class _Sink(Protocol):
     def close(self) -> None: ...
 
 
-def _open_write(path: Path) -> _Sink:
-    """A binary writer that compresses by suffix: ``.gz`` gzip, ``.zst`` zstd, anything else plain."""
+class _FramedFile:
+    """A file written in self-contained pieces: each ``write`` is compressed on its own (one zstd frame,
+    one gzip member, or plain bytes) and handed to the OS at once, so whatever a killed process leaves
+    is every piece it wrote plus at most one cut-short piece, which the readers drop."""
+
+    def __init__(self, path: Path, compress: Any, exclusive: bool) -> None:
+        self._fh = open(path, "xb" if exclusive else "wb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._compress = compress
+
+    def write(self, data: bytes | bytearray, /) -> int:
+        piece = memoryview(self._compress(bytes(data)) if self._compress is not None else data)
+        while piece:
+            written = self._fh.write(piece) or 0
+            piece = piece[written:]
+        return len(data)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _gzip_member(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=_GZIP_LEVEL, mtime=0)
+
+
+def _open_write(path: Path, exclusive: bool = False) -> _Sink:
+    """A writer that compresses by suffix: ``.gz`` gzip, ``.zst`` zstd, anything else plain.
+
+    With ``exclusive`` raises ``FileExistsError`` rather than overwrite an existing file.
+    """
     suffix = path.suffix.lower()
     if suffix == ".gz":
-        return gzip.open(path, "wb", compresslevel=_GZIP_LEVEL)
+        return _FramedFile(path, _gzip_member, exclusive)
     if suffix == ".zst":
-        return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).stream_writer(open(path, "wb"), closefd=True)
-    return open(path, "wb")
+        return _FramedFile(path, zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress, exclusive)
+    return _FramedFile(path, None, exclusive)
 
 
 def _first_line(path: Path) -> bytes:
@@ -275,16 +337,24 @@ def _parse_own_header(path: Path, line: bytes) -> RecordingHeader:
 
 
 # -- readers --------------------------------------------------------------------------------------
-def read_recording(path: str | Path) -> Iterator[Record]:
+def read_recording(path: str | Path, *, markers: bool = False) -> Iterator[Record]:
     """Every record of ``path``, in order, whatever its (auto-detected) format.
+
+    With ``markers``, the project's marker lines are yielded too, as records of kind
+    :data:`KIND_MARKER` whose ``stream`` is the marker's kind and ``payload`` its JSON object. A file cut
+    short (a killed writer) reads up to its last complete line; an empty file reads as no records.
 
     Raises :class:`RecordingError` (on the first bad line, naming it) for unknown formats and malformed
     lines, ``OSError`` if a file cannot be read.
     """
     path = Path(path)
+    if not _first_line(path):
+        # Nothing at all (an hftbacktest file, which has no header, whose writer died before its first
+        # flush): an empty recording.
+        return iter(())
     fmt = detect_format(path)
     if fmt == FORMAT_OWN:
-        return _read_own(path)
+        return _read_own(path, markers)
     if fmt == FORMAT_HFTBACKTEST:
         return _read_hftbacktest(path)
     if fmt == FORMAT_CRYPTOFEED_HTTP:
@@ -293,12 +363,15 @@ def read_recording(path: str | Path) -> Iterator[Record]:
     return heapq.merge(_read_cryptofeed_ws(path), *snapshots, key=lambda r: r.recv_ns)
 
 
-def _lines(path: Path, skip: int = 0) -> Iterator[tuple[int, bytes]]:
-    """``(line number, line without newline)`` for each non-blank line after the first ``skip``."""
+def _lines(path: Path, skip: int = 0, *, whole: bool = False) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line without newline)`` for each non-blank line after the first ``skip``; with
+    ``whole``, an unterminated last line (a writer cut short mid-line) is dropped."""
     with _open_read(path) as fh:
         for number, line in enumerate(fh, 1):
             if number <= skip:
                 continue
+            if whole and not line.endswith(b"\n"):
+                return
             line = line.rstrip(b"\r\n")
             if line:
                 yield number, line
@@ -314,16 +387,18 @@ def _bad(path: Path, number: int, line: bytes, why: str) -> RecordingError:
 
 
 def _own_tag(name: str) -> tuple[str | None, Kind, str | None]:
-    """``(stream, kind, symbol)`` of a tag in the project's format."""
+    """``(stream, kind, symbol)`` of a tag in the project's format (a marker's kind in place of stream)."""
     if name.startswith(SNAPSHOT_TAG):
         return None, KIND_SNAPSHOT, name[len(SNAPSHOT_TAG):]
+    if name.startswith(MARKER_TAG):
+        return name[len(MARKER_TAG):], KIND_MARKER, None
     return name, KIND_STREAM, None
 
 
-def _read_own(path: Path) -> Iterator[Record]:
+def _read_own(path: Path, markers: bool = False) -> Iterator[Record]:
     _parse_own_header(path, _first_line(path).rstrip(b"\r\n"))
     names: dict[bytes, tuple[str | None, Kind, str | None]] = {}
-    for number, line in _lines(path, skip=1):
+    for number, line in _lines(path, skip=1, whole=True):
         parts = line.split(b" ", 2)
         if len(parts) != 3:
             raise _bad(path, number, line, "expected '<ns> <stream> <payload>'")
@@ -337,6 +412,8 @@ def _read_own(path: Path) -> Iterator[Record]:
         if known is None:
             known = names[tag] = _own_tag(tag.decode())
         stream, kind, symbol = known
+        if kind is KIND_MARKER and not markers:
+            continue
         yield _new_record(Record, (recv_ns, stream, payload, kind, symbol))
 
 
@@ -350,6 +427,8 @@ def _read_hftbacktest(path: Path) -> Iterator[Record]:
     with _open_read(path) as fh:
         # The file is read here rather than through _lines: one generator less per line.
         for number, raw in enumerate(fh, 1):
+            if not raw.endswith(b"\n"):
+                break  # an unterminated last line: the writer was cut short mid-line
             line = raw.rstrip(b"\r\n")
             if not line:
                 continue
@@ -420,29 +499,89 @@ def cryptofeed_snapshot_files(ws_path: str | Path) -> list[Path]:
     return sorted(ws_path.parent.glob(f"{glob.escape(name)}.http.*"))
 
 
-# -- writer ---------------------------------------------------------------------------------------
-class RecordingWriter:
+# -- writers --------------------------------------------------------------------------------------
+class _LineWriter:
+    """What both writers share: a buffer of whole lines, flushed as one self-contained piece."""
+
+    def __init__(self, path: str | Path, first: bytes, exclusive: bool) -> None:
+        self.path = Path(path)
+        self._fh: _Sink | None = _open_write(self.path, exclusive)
+        self._buf = bytearray(first)
+        #: Records written so far (markers included).
+        self.count = 0
+        #: Bytes of lines handed to the file so far (before compression).
+        self.bytes = 0
+        if first:
+            self.flush()  # the header is on disk before any record: a file killed at once still reads
+
+    def _line(self, line: bytes) -> None:
+        if self._fh is None:
+            raise RecordingError(f"{self.path}: recording already closed")
+        self._buf += line
+        self.count += 1
+        if len(self._buf) >= _WRITE_BUFFER:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the buffered lines to the file as one piece (a zstd frame, a gzip member): once this
+        returns they survive the process being killed."""
+        if self._fh is not None and self._buf:
+            self._fh.write(self._buf)
+            self.bytes += len(self._buf)
+            self._buf.clear()
+
+    def close(self) -> None:
+        """Flush and close the file (idempotent); the recording is complete once this returns."""
+        if self._fh is None:
+            return
+        try:
+            self.flush()
+        finally:
+            fh, self._fh = self._fh, None
+            fh.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._fh is None
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fh is None else "open"
+        return f"<{type(self).__name__} {str(self.path)!r} {state} records={self.count}>"
+
+    @staticmethod
+    def _check_payload(payload: bytes) -> None:
+        if b"\n" in payload or b"\r" in payload:
+            raise ValueError("payload spans several lines; record the compact JSON as received")
+
+
+class RecordingWriter(_LineWriter):
     """Writes the project's format; use as a context manager or call :meth:`close`.
 
     ``RecordingWriter(path, market="spot", url=...)`` writes the header at once; :meth:`write` appends a
-    stream message and :meth:`write_snapshot` a REST depth snapshot. Lines are buffered and compressed
-    by suffix (``.gz``, ``.zst``). Secret query values in ``url`` are redacted. Not thread-safe.
+    stream message, :meth:`write_snapshot` a REST depth snapshot and :meth:`write_marker` a marker. Lines
+    are buffered and handed to the file by :meth:`flush` (at the latest every 64 KiB), each flush one
+    independent zstd frame / gzip member by suffix (``.gz``, ``.zst``), so a killed writer leaves a file
+    that reads up to its last flush. ``exclusive`` refuses to overwrite (``FileExistsError``). Secret
+    query values in ``url`` are redacted. Not thread-safe.
     """
 
     def __init__(self, path: str | Path, *, market: str | None = None, url: str | None = None,
-                 **meta: Any) -> None:
-        self.path = Path(path)
+                 exclusive: bool = False, **meta: Any) -> None:
         header: dict[str, Any] = {}
         if market is not None:
             header["market"] = market
         if url is not None:
             header["url"] = redact_url(url)
         header.update(meta)
-        self._fh: _Sink | None = _open_write(self.path)
-        self._buf = bytearray(b"%s %d %s\n" % (MAGIC, FORMAT_VERSION, orjson.dumps(header)))
         self._tags: dict[str, bytes] = {}
-        #: Records written so far.
-        self.count = 0
+        super().__init__(path, b"%s %d %s\n" % (MAGIC, FORMAT_VERSION, orjson.dumps(header)), exclusive)
 
     def write(self, recv_ns: int, stream: str, payload: bytes) -> None:
         """Append one stream message.
@@ -452,8 +591,8 @@ class RecordingWriter:
         """
         tag = self._tags.get(stream)
         if tag is None:
-            if stream.startswith(SNAPSHOT_TAG):
-                raise ValueError(f"stream name {stream!r} collides with the snapshot tag")
+            if stream.startswith((SNAPSHOT_TAG, MARKER_TAG)):
+                raise ValueError(f"stream name {stream!r} collides with the snapshot or marker tag")
             tag = self._tags[stream] = self._tag(stream)
         self._append(recv_ns, tag, payload)
 
@@ -464,10 +603,20 @@ class RecordingWriter:
         """
         self._append(recv_ns, self._tag(SNAPSHOT_TAG + symbol.upper()), payload)
 
+    def write_marker(self, recv_ns: int, kind: str, detail: Mapping[str, Any]) -> None:
+        """Append a marker line: ``kind`` (``gap``, ``link_down``...) and ``detail`` as a JSON object
+        (values JSON cannot hold are written as their ``str``).
+
+        Raises ``ValueError`` / :class:`RecordingError` as :meth:`write` does.
+        """
+        self._append(recv_ns, self._tag(MARKER_TAG + kind), orjson.dumps(dict(detail), default=str))
+
     def write_record(self, record: Record) -> None:
         """Append a :class:`Record` from any reader (converting a foreign recording)."""
         if record.kind == KIND_SNAPSHOT:
             self.write_snapshot(record.recv_ns, record.symbol or "", record.payload)
+        elif record.kind == KIND_MARKER:
+            self._append(record.recv_ns, self._tag(MARKER_TAG + (record.stream or "")), record.payload)
         else:
             self.write(record.recv_ns, record.stream or "", record.payload)
 
@@ -484,38 +633,41 @@ class RecordingWriter:
         return tag
 
     def _append(self, recv_ns: int, tag: bytes, payload: bytes) -> None:
-        if self._fh is None:
-            raise RecordingError(f"{self.path}: recording already closed")
-        if b"\n" in payload or b"\r" in payload:
-            raise ValueError("payload spans several lines; record the compact JSON as received")
-        self._buf += b"%d %s %s\n" % (recv_ns, tag, payload)
-        self.count += 1
-        if len(self._buf) >= _WRITE_BUFFER:
-            self.flush()
-
-    def flush(self) -> None:
-        """Hand buffered lines to the file (compressed data may still sit in the compressor)."""
-        if self._fh is not None and self._buf:
-            self._fh.write(self._buf)
-            self._buf.clear()
-
-    def close(self) -> None:
-        """Flush and close the file (idempotent); the recording is complete once this returns."""
-        if self._fh is None:
-            return
-        try:
-            self.flush()
-        finally:
-            fh, self._fh = self._fh, None
-            fh.close()
+        self._check_payload(payload)
+        self._line(b"%d %s %s\n" % (recv_ns, tag, payload))
 
     def __enter__(self) -> RecordingWriter:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
-    def __repr__(self) -> str:
-        state = "closed" if self._fh is None else "open"
-        return f"<RecordingWriter {str(self.path)!r} {state} records={self.count}>"
+class HftbacktestWriter(_LineWriter):
+    """Writes hftbacktest's collector format, which :func:`read_recording` reads back: ``<ns> <combined
+    stream JSON>`` for a message, ``<ns> <body>`` for a REST depth snapshot, no header. hftbacktest keeps
+    one symbol a file (a snapshot line names none). Markers have no place in it: :meth:`write_marker`
+    only counts them (``markers_dropped``). Same flushing, compression and errors as
+    :class:`RecordingWriter`.
+    """
+
+    def __init__(self, path: str | Path, *, exclusive: bool = False) -> None:
+        super().__init__(path, b"", exclusive)
+        #: Markers given to a file that cannot hold them.
+        self.markers_dropped = 0
+
+    def write(self, recv_ns: int, stream: str, payload: bytes) -> None:
+        """Append one stream message (raises as :meth:`RecordingWriter.write`)."""
+        if not stream or any(c in stream for c in ' \t\r\n"'):
+            raise ValueError(f"{stream!r} is not a valid stream name")
+        self._check_payload(payload)
+        self._line(b"%d %s%s%s%s}\n" % (recv_ns, _COMBINED_HEAD, stream.encode(), _COMBINED_DATA, payload))
+
+    def write_snapshot(self, recv_ns: int, symbol: str, payload: bytes) -> None:
+        """Append one REST depth snapshot body (its symbol is the file's)."""
+        self._check_payload(payload)
+        self._line(b"%d %s\n" % (recv_ns, payload))
+
+    def write_marker(self, recv_ns: int, kind: str, detail: Mapping[str, Any]) -> None:
+        """hftbacktest has no marker lines: counted in ``markers_dropped``, not written."""
+        self.markers_dropped += 1
+
+    def __enter__(self) -> HftbacktestWriter:
+        return self

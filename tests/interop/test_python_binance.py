@@ -15,7 +15,7 @@ import pytest
 
 from binance_ws.sim import Simulator
 
-binance = pytest.importorskip("binance")
+binance = pytest.importorskip("binance", reason="python-binance is not installed (scripts/test installs it)")
 from binance import AsyncClient, BinanceSocketManager  # noqa: E402
 from binance.ws.depthcache import DepthCacheManager  # noqa: E402
 

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -121,3 +122,111 @@ async def test_signed_account_endpoints(sim: Simulator) -> None:
         assert [(x["interval"], x["intervalNum"], x["count"]) for x in limits] == [("SECOND", 10, 2),
                                                                                    ("DAY", 1, 2)]
         assert all(x["rateLimitType"] == "ORDERS" for x in limits)
+
+
+async def test_cancel_all_open_orders_of_a_symbol(sim: Simulator) -> None:
+    # DELETE /api/v3/openOrders (weight 1): every working order of the symbol cancelled, each cancel's body;
+    # with none left, Binance answers -2011 "Unknown order sent." (binance-connector-python #185).
+    async with aiohttp.ClientSession() as http:
+        call = Signed(http, sim, "alice", USDT="100000")
+        bid, _ = best(sim)
+        ids = []
+        for factor in (0.5, 0.6):
+            _, order, _ = await call("POST", "order", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                                     timeInForce="GTC", quantity="0.01", price=f"{float(bid) * factor:.2f}")
+            ids.append(order["orderId"])
+        _, _, h = await call("GET", "ping")
+        status, cancelled, h2 = await call("DELETE", "openOrders", symbol="BTCUSDT")
+        assert status == 200, cancelled
+        assert [(c["orderId"], c["status"]) for c in cancelled] == [(i, "CANCELED") for i in ids]
+        assert all({"origClientOrderId", "clientOrderId", "executedQty"} <= set(c) for c in cancelled)
+        assert weights(h2)[0] == weights(h)[0] + 1
+        assert (await call("GET", "openOrders", symbol="BTCUSDT"))[1] == []
+        assert (await call("DELETE", "openOrders", symbol="BTCUSDT"))[:2] == \
+            (400, {"code": -2011, "msg": "Unknown order sent."})
+        status, missing, _ = await call("DELETE", "openOrders")
+        assert (status, missing["code"]) == (400, -1102)
+
+
+async def test_market_order_by_quote_order_qty(sim: Simulator) -> None:
+    # rest-api.md: a MARKET order may give quoteOrderQty instead of quantity; a buy spends at most that
+    # much quote, in whole steps of base (origQty = executedQty), and reports origQuoteOrderQty.
+    async with aiohttp.ClientSession() as http:
+        call = Signed(http, sim, "alice", USDT="100000", BTC="1")
+        status, bought, _ = await call("POST", "order", symbol="BTCUSDT", side="BUY", type="MARKET",
+                                       quoteOrderQty="100")
+        assert status == 200, bought
+        assert (bought["status"], bought["origQuoteOrderQty"]) == ("FILLED", "100.00000000")
+        assert bought["origQty"] == bought["executedQty"]
+        spent = Decimal(bought["cummulativeQuoteQty"])
+        last = Decimal(bought["fills"][-1]["price"])
+        assert spent <= 100 < spent + last * Decimal("0.00001")  # one more step would overspend
+        assert sum(Decimal(f["qty"]) for f in bought["fills"]) == Decimal(bought["executedQty"])
+        _, account, _ = await call("GET", "account")
+        balances = {b["asset"]: b for b in account["balances"]}
+        assert Decimal(balances["USDT"]["free"]) == 100000 - spent
+        assert Decimal(balances["BTC"]["free"]) == 1 + Decimal(bought["executedQty"])
+        _, order, _ = await call("GET", "order", symbol="BTCUSDT", orderId=bought["orderId"])
+        assert order["origQuoteOrderQty"] == "100.00000000"
+
+        status, sold, _ = await call("POST", "order", symbol="BTCUSDT", side="SELL", type="MARKET",
+                                     quoteOrderQty="50")
+        assert status == 200 and Decimal(sold["cummulativeQuoteQty"]) <= 50, sold
+        tiny = await call("POST", "order", symbol="BTCUSDT", side="BUY", type="MARKET", quoteOrderQty="1")
+        assert tiny[:2] == (400, {"code": -1013, "msg": "Filter failure: NOTIONAL"})
+        status, limit, _ = await call("POST", "order", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                                      timeInForce="GTC", price="1000", quoteOrderQty="100")
+        assert (status, limit["code"]) == (400, -1106)
+        assert (await call("POST", "order", symbol="BTCUSDT", side="BUY", type="MARKET"))[:2] == \
+            (400, {"code": -1102,
+                   "msg": "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"})
+
+
+async def test_cancel_replace(sim: Simulator) -> None:
+    # POST /api/v3/order/cancelReplace (weight 1): both halves' answers; one half failing is 409 -2021,
+    # the cancel failing under STOP_ON_FAILURE (new order NOT_ATTEMPTED) or both failing is 400 -2022,
+    # each carrying the halves as "data" (rest-api.md).
+    async with aiohttp.ClientSession() as http:
+        call = Signed(http, sim, "alice", USDT="1000")
+        bid, _ = best(sim)
+        low = f"{float(bid) * 0.5:.2f}"
+        _, old, _ = await call("POST", "order", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                               timeInForce="GTC", quantity="0.01", price=low)
+        order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                 "quantity": "0.01", "price": low}
+        _, _, h = await call("GET", "ping")
+        status, both, h2 = await call("POST", "order/cancelReplace", cancelReplaceMode="STOP_ON_FAILURE",
+                                      cancelOrderId=old["orderId"], **order)
+        assert status == 200, both
+        assert (both["cancelResult"], both["newOrderResult"]) == ("SUCCESS", "SUCCESS")
+        assert (both["cancelResponse"]["orderId"], both["cancelResponse"]["status"]) == \
+            (old["orderId"], "CANCELED")
+        new = both["newOrderResponse"]
+        assert new["status"] == "NEW" and new["orderId"] > old["orderId"]
+        assert weights(h2)[0] == weights(h)[0] + 1
+        assert [o["orderId"] for o in (await call("GET", "openOrders", symbol="BTCUSDT"))[1]] == \
+            [new["orderId"]]
+
+        status, stopped, _ = await call("POST", "order/cancelReplace", cancelReplaceMode="STOP_ON_FAILURE",
+                                        cancelOrderId=old["orderId"], **order)
+        assert (status, stopped["code"], stopped["msg"]) == (400, -2022, "Order cancel-replace failed.")
+        assert stopped["data"] == {"cancelResult": "FAILURE", "newOrderResult": "NOT_ATTEMPTED",
+                                   "cancelResponse": {"code": -2011, "msg": "Unknown order sent."},
+                                   "newOrderResponse": None}
+        status, allowed, _ = await call("POST", "order/cancelReplace", cancelReplaceMode="ALLOW_FAILURE",
+                                        cancelOrderId=old["orderId"], **order)
+        assert (status, allowed["code"]) == (409, -2021)
+        assert (allowed["data"]["cancelResult"], allowed["data"]["newOrderResult"]) == ("FAILURE", "SUCCESS")
+        placed = allowed["data"]["newOrderResponse"]["orderId"]
+
+        # 1000 USDT cannot pay for 1 BTC: the cancel goes through, the new order does not.
+        status, half, _ = await call("POST", "order/cancelReplace", cancelReplaceMode="STOP_ON_FAILURE",
+                                     cancelOrderId=placed, **{**order, "quantity": "1"})
+        assert (status, half["code"], half["msg"]) == (409, -2021, "Order cancel-replace partially failed.")
+        assert half["data"]["cancelResponse"]["orderId"] == placed
+        assert half["data"]["newOrderResponse"]["code"] == -2010
+        assert [o["orderId"] for o in (await call("GET", "openOrders", symbol="BTCUSDT"))[1]] == \
+            [new["orderId"]]
+        status, missing, _ = await call("POST", "order/cancelReplace", cancelReplaceMode="STOP_ON_FAILURE",
+                                        **order)
+        assert (status, missing["code"]) == (400, -1102)

@@ -306,3 +306,135 @@ async def test_order_test_checks_without_placing() -> None:
         missing = await client.call("order.test", signed(creds, sim, **no_tif))
         assert (missing["status"], missing["error"]["code"]) == (400, -1102)
         assert sim.accounts.account("alice").orders == {}
+
+
+async def test_account_lists_cancel_all_and_historical_trades_answer_as_rest() -> None:
+    # web-socket-api.md: openOrders.status (6 / 80 without symbol), allOrders (20), myTrades (20 / 5 with
+    # orderId) are REST's lists, openOrders.cancelAll (1) is DELETE /openOrders; trades.historical (25)
+    # is GET /historicalTrades.
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "HMAC")
+        client = await connect(sim)
+        bid, _ = best(sim)
+        resting = place(sim, "alice", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                        quantity="0.01", price=str((Decimal(bid) / 2).quantize(Decimal("0.01"))))
+        taken = place(sim, "alice", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.001")
+        fills = [f["tradeId"] for f in taken["fills"]]
+        assert fills
+
+        def count(frame: dict[str, Any]) -> int:
+            return int(frame["rateLimits"][0]["count"])
+
+        base = count(await client.call("ping"))
+        opened = await client.call("openOrders.status", signed(creds, sim, symbol="BTCUSDT"))
+        assert [o["orderId"] for o in opened["result"]] == [resting["orderId"]]
+        # updateTime is when the order last changed (here: placed), not when it was asked about.
+        assert opened["result"][0]["updateTime"] == opened["result"][0]["time"] == resting["transactTime"]
+        assert count(opened) == base + 6
+        every_symbol = await client.call("openOrders.status", signed(creds, sim))
+        assert [o["orderId"] for o in every_symbol["result"]] == [resting["orderId"]]
+        assert count(every_symbol) == count(opened) + 80
+        orders = await client.call("allOrders", signed(creds, sim, symbol="BTCUSDT"))
+        assert [o["orderId"] for o in orders["result"]] == [resting["orderId"], taken["orderId"]]
+        assert orders["result"][1]["status"] == "FILLED" and count(orders) == count(every_symbol) + 20
+        mine = await client.call("myTrades", signed(creds, sim, symbol="BTCUSDT"))
+        assert [t["id"] for t in mine["result"]] == fills and count(mine) == count(orders) + 20
+        of_order = await client.call("myTrades", signed(creds, sim, symbol="BTCUSDT",
+                                                        orderId=taken["orderId"]))
+        assert of_order["result"] == mine["result"] and count(of_order) == count(mine) + 5
+        unsigned = await client.call("myTrades", {"symbol": "BTCUSDT"})
+        assert unsigned["status"] == 400
+
+        before = count(await client.call("ping"))
+        cancelled = await client.call("openOrders.cancelAll", signed(creds, sim, symbol="BTCUSDT"))
+        assert [(c["orderId"], c["status"]) for c in cancelled["result"]] == \
+            [(resting["orderId"], "CANCELED")]
+        assert count(cancelled) == before + 1
+        after = await client.call("allOrders", signed(creds, sim, symbol="BTCUSDT"))
+        assert after["result"][0]["status"] == "CANCELED"
+        assert after["result"][0]["updateTime"] >= after["result"][0]["time"]
+        none_left = await client.call("openOrders.cancelAll", signed(creds, sim, symbol="BTCUSDT"))
+        assert (none_left["status"], none_left["error"]["code"]) == (400, -2011)
+
+        first = fills[0] - 2
+        before = count(await client.call("ping"))
+        history = await client.call("trades.historical", {"symbol": "BTCUSDT", "fromId": first, "limit": 3})
+        assert [t["id"] for t in history["result"]] == [first, first + 1, first + 2]
+        assert count(history) == before + 25
+        async with aiohttp.ClientSession() as http, http.get(
+                sim.rest_url + "/api/v3/historicalTrades",
+                params={"symbol": "BTCUSDT", "fromId": str(first), "limit": "3"}) as r:
+            assert history["result"] == await r.json()
+
+
+async def test_more_market_data_methods_answer_the_rest_bodies() -> None:
+    # web-socket-api.md: ticker.book (2 / 4), avgPrice (2), uiKlines (2), trades.aggregate (4) answer
+    # REST's bodies; account.rateLimits.orders (40) is GET /rateLimit/order, account.commission (20)
+    # GET /account/commission.
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "HMAC")
+        client = await connect(sim)
+        async with aiohttp.ClientSession() as http:
+
+            async def via_rest(path: str, **query: str) -> Any:
+                async with http.get(sim.rest_url + "/api/v3/" + path, params=query) as r:
+                    return await r.json()
+
+            async def weighed(method: str, params: dict[str, Any] | None = None) -> tuple[Any, int]:
+                before = int((await client.call("ping"))["rateLimits"][0]["count"])
+                frame = await client.call(method, params)
+                assert frame["status"] == 200, frame
+                return frame["result"], int(frame["rateLimits"][0]["count"]) - before
+
+            # Nothing trades between a WS answer and the REST one: the simulator only moves when stepped.
+            assert await weighed("ticker.book", {"symbol": "BTCUSDT"}) == \
+                (await via_rest("ticker/bookTicker", symbol="BTCUSDT"), 2)
+            books, weight = await weighed("ticker.book")
+            assert [b["symbol"] for b in books] == ["BTCUSDT", "ETHUSDT", "BNBBTC"] and weight == 4
+            for _ in range(3):  # a trade may leave the 5-minute window between the two answers
+                avg = await weighed("avgPrice", {"symbol": "BTCUSDT"})
+                if avg == (await via_rest("avgPrice", symbol="BTCUSDT"), 2):
+                    break
+            else:
+                raise AssertionError(f"avgPrice never matched REST: {avg}")
+            assert await weighed("uiKlines", {"symbol": "BTCUSDT", "interval": "1m", "limit": 3}) == \
+                (await via_rest("uiKlines", symbol="BTCUSDT", interval="1m", limit="3"), 2)
+            aggs, weight = await weighed("trades.aggregate", {"symbol": "BTCUSDT", "limit": 4})
+            assert aggs == await via_rest("aggTrades", symbol="BTCUSDT", limit="4") and weight == 4
+            assert len(aggs) == 4
+            limits, weight = await weighed("account.rateLimits.orders", signed(creds, sim))
+            assert [(x["rateLimitType"], x["interval"]) for x in limits] == [("ORDERS", "SECOND"),
+                                                                             ("ORDERS", "DAY")]
+            assert weight == 40
+            rates, weight = await weighed("account.commission", signed(creds, sim, symbol="BTCUSDT"))
+            assert rates["symbol"] == "BTCUSDT" and weight == 20
+            assert set(rates) == {"symbol", "standardCommission", "specialCommission", "taxCommission",
+                                  "discount"}
+
+
+async def test_order_cancel_replace_answers_and_its_error_data() -> None:
+    # order.cancelReplace (weight 1) answers as REST; a failed half is status 409 with the halves in
+    # error.data, a failed cancel under STOP_ON_FAILURE status 400 (web-socket-api.md).
+    async with accounts_sim() as sim:
+        creds = make_account(sim, "alice", "HMAC")
+        client = await connect(sim)
+        bid, _ = best(sim)
+        low = str((Decimal(bid) / 2).quantize(Decimal("0.01")))
+        old = place(sim, "alice", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                    quantity="0.01", price=low)
+        order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                 "quantity": "0.01", "price": low}
+        async def replace(mode: str) -> dict[str, Any]:
+            return await client.call("order.cancelReplace", signed(
+                creds, sim, cancelReplaceMode=mode, cancelOrderId=old["orderId"], **order))
+
+        ok = await replace("STOP_ON_FAILURE")
+        assert ok["status"] == 200, ok
+        assert (ok["result"]["cancelResult"], ok["result"]["newOrderResult"]) == ("SUCCESS", "SUCCESS")
+        again = await replace("ALLOW_FAILURE")
+        assert (again["status"], again["error"]["code"]) == (409, -2021)
+        assert again["error"]["data"]["cancelResponse"] == {"code": -2011, "msg": "Unknown order sent."}
+        assert again["error"]["data"]["newOrderResult"] == "SUCCESS"
+        stop = await replace("STOP_ON_FAILURE")
+        assert (stop["status"], stop["error"]["code"]) == (400, -2022)
+        assert stop["error"]["data"]["newOrderResult"] == "NOT_ATTEMPTED"

@@ -47,7 +47,7 @@ def tail(
         = False,
     record: Annotated[Path | None, typer.Option(
         metavar="FILE", help="Also write every message to FILE in the recording format "
-                              "`binance-ws sim --replay` reads (.gz/.zst compress).")] = None,
+                              "`binance-ws replay` reads (.gz/.zst compress).")] = None,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Also log what the library does (connects, retries) on stderr.")] = False,
     metrics_port: MetricsPort = None,
@@ -131,6 +131,7 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
         elif (why := await _unreachable(market.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)
         writer = None
+        flushed_ns = time.time_ns()
         if record is not None:
             from binance_ws.recording import RecordingWriter
 
@@ -178,7 +179,12 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
                 continue  # raw mode delivers nothing else
             received = _clock(time.time() * 1000)
             if writer is not None:
-                writer.write(time.time_ns(), msg.stream, bytes(msg.data))
+                now_ns = time.time_ns()
+                writer.write(now_ns, msg.stream, bytes(msg.data))
+                # A frame on disk at least every second, as `record` does: a killed tail loses at most that.
+                if now_ns - flushed_ns >= 1_000_000_000:
+                    writer.flush()
+                    flushed_ns = now_ns
             try:
                 # Raw mode hands over a combined frame's data unparsed: one that is not JSON would break
                 # a --json pipeline, so it is reported as the library reports malformed frames.

@@ -31,6 +31,7 @@ from binance_ws.sim.exchange import (
     ExchangeError,
     Order,
     OrderEvent,
+    to_units,
 )
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ ERRORS: Final[dict[int, tuple[int, str]]] = {
     -2011: (400, "Unknown order sent."),  # [errors.md] cancel of an unknown order
     -2013: (400, "Order does not exist."),  # [errors.md] query of an unknown order
     -2014: (401, "API-key format invalid."),
+    -2021: (409, "Order cancel-replace partially failed."),  # [errors.md] with "data"
+    -2022: (400, "Order cancel-replace failed."),  # [errors.md] with "data"
     -2015: (401, "Invalid API-key, IP, or permissions for action."),
     -2035: (400, "User Data Stream subscription already active."),
     -2036: (400, "User Data Stream subscription not active."),
@@ -89,11 +92,14 @@ EventCallback = Callable[[dict[str, Any]], None]
 class SimApiError(Exception):
     """A Binance error answer: ``status`` (HTTP), ``code`` and ``msg`` as Binance words them."""
 
-    def __init__(self, code: int, *fmt: object, msg: str | None = None, status: int | None = None) -> None:
+    def __init__(self, code: int, *fmt: object, msg: str | None = None, status: int | None = None,
+                 data: dict[str, Any] | None = None) -> None:
         table_status, template = ERRORS.get(code, (400, ""))
         self.status = status or table_status
         self.code = code
         self.msg = msg if msg is not None else template.format(*fmt)
+        #: Extra detail some errors carry (cancel-replace's two halves).
+        self.data = data
         super().__init__(f"{code}: {self.msg}")
 
     @classmethod
@@ -102,6 +108,8 @@ class SimApiError(Exception):
         return cls(exc.code, msg=exc.msg, status=exc.status)
 
     def body(self) -> dict[str, Any]:
+        if self.data is not None:
+            return {"code": self.code, "msg": self.msg, "data": self.data}
         return {"code": self.code, "msg": self.msg}
 
 
@@ -208,6 +216,8 @@ class Held:
     locked: Decimal
     base: str
     quote: str
+    #: When the order last changed (placed, filled, cancelled, expired): ``updateTime`` in queries.
+    update_time: int = 0
 
 
 @dataclass
@@ -500,15 +510,19 @@ class Accounts:
     # -- orders -------------------------------------------------------------------------------------
     def place_order(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:
         """Place an order from Binance's parameters (``symbol side type quantity price timeInForce
-        newClientOrderId``); returns the FULL response. Raises :class:`SimApiError` (-1102, -1121,
-        -1013, -2010 and the engine's codes)."""
+        newClientOrderId``, or ``quoteOrderQty`` instead of ``quantity`` for MARKET); returns the FULL
+        response. Raises :class:`SimApiError` (-1102, -1121, -1013, -2010 and the engine's codes)."""
         for name in ("symbol", "side", "type"):
             if not params.get(name):
                 raise SimApiError(-1102, name)
         symbol = str(params["symbol"]).upper()
         side, order_type = str(params["side"]), str(params["type"])
-        qty = parse_decimal(params, "quantity")
-        assert qty is not None
+        quote_qty = None if params.get("quantity") not in (None, "") else \
+            parse_decimal(params, "quoteOrderQty", required=False)
+        if order_type == "MARKET" and quote_qty is None and params.get("quantity") in (None, ""):
+            raise SimApiError(-1102, msg="Param 'quantity' or 'quoteOrderQty' must be sent, but both were "
+                                         "empty/null!")
+        qty = None if quote_qty is not None else parse_decimal(params, "quantity")
         price = parse_decimal(params, "price", required=order_type != "MARKET")
         tif = str(params.get("timeInForce") or ("GTC" if order_type in ("LIMIT_MAKER", "MARKET") else ""))
         if order_type == "LIMIT" and not tif:
@@ -519,7 +533,18 @@ class Accounts:
         except ExchangeError as exc:
             raise SimApiError.from_exchange(exc) from None
         base, quote = book.spec.base, book.spec.quote
-        if side == "BUY":
+        if quote_qty is not None and order_type == "MARKET" and side in ("BUY", "SELL"):
+            # The engine sizes it the same way against the same book a moment later.
+            try:
+                qty = units(self._exchange.quantity_for_quote(symbol, side == "BUY",
+                                                              to_units(quote_qty, "quoteOrderQty",
+                                                                       "NOTIONAL")))
+            except ExchangeError as exc:
+                raise SimApiError.from_exchange(exc) from None
+        if not qty:  # quoteOrderQty off a MARKET order, or nothing to buy: the engine names it
+            need: Decimal | None = Decimal(0)
+            lock_asset = quote if side == "BUY" else base
+        elif side == "BUY":
             lock_asset = quote
             need = qty * price if price is not None else self._market_cost(symbol, qty)
         else:
@@ -531,8 +556,9 @@ class Accounts:
         if outer:
             self._deferred = {}
         try:
-            return self._exchange.place_order(symbol, side, order_type, qty, price, tif,
-                                                  owner=self._owner(account), client_order_id=client_id)
+            return self._exchange.place_order(symbol, side, order_type, None if quote_qty else qty, price,
+                                                  tif, owner=self._owner(account), client_order_id=client_id,
+                                                  quote_order_qty=quote_qty)
         except ExchangeError as exc:
             raise SimApiError.from_exchange(exc) from None
         finally:
@@ -574,13 +600,63 @@ class Accounts:
         body["clientOrderId"] = cancel_id
         return body
 
+    def cancel_replace(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /api/v3/order/cancelReplace`` (WS API ``order.cancelReplace``): cancel ``cancelOrderId``
+        / ``cancelOrigClientOrderId`` and place the order the other parameters describe.
+
+        ``STOP_ON_FAILURE`` does not attempt the new order when the cancel fails; ``ALLOW_FAILURE`` does.
+        Both halves succeeding answers ``{cancelResult, newOrderResult, cancelResponse, newOrderResponse}``;
+        one failing is -2021 (409), both (or the cancel, stopping) -2022 (400), each with that as ``data``.
+        """
+        mode = params.get("cancelReplaceMode")
+        if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+            raise SimApiError(-1102, "cancelReplaceMode")
+        if params.get("cancelOrderId") in (None, "") and params.get("cancelOrigClientOrderId") in (None, ""):
+            raise SimApiError(-1102, msg="Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, "
+                                         "but both were empty/null!")
+        cancel = {"symbol": params.get("symbol")}
+        for name, as_cancel in (("cancelOrderId", "orderId"),
+                                ("cancelOrigClientOrderId", "origClientOrderId"),
+                                ("cancelNewClientOrderId", "newClientOrderId")):
+            if params.get(name) not in (None, ""):
+                cancel[as_cancel] = params[name]
+        new = {k: v for k, v in params.items() if not k.startswith("cancel")}
+        data: dict[str, Any] = {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS",
+                                "cancelResponse": None, "newOrderResponse": None}
+        try:
+            data["cancelResponse"] = self.cancel_order(account, cancel)
+        except SimApiError as exc:
+            data["cancelResult"], data["cancelResponse"] = "FAILURE", exc.body()
+            if mode == "STOP_ON_FAILURE":
+                data["newOrderResult"] = "NOT_ATTEMPTED"
+                raise SimApiError(-2022, data=data) from None
+        try:
+            data["newOrderResponse"] = self.place_order(account, new)
+        except SimApiError as exc:
+            data["newOrderResult"], data["newOrderResponse"] = "FAILURE", exc.body()
+        failed = [data["cancelResult"], data["newOrderResult"]].count("FAILURE")
+        if failed:
+            raise SimApiError(-2022 if failed == 2 else -2021, data=data)
+        return data
+
+    def cancel_open_orders(self, account: Account, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """``DELETE /api/v3/openOrders`` (WS API ``openOrders.cancelAll``): cancel every working order of
+        ``symbol``, oldest first, answering each cancel's body; -2011 when there is none (Binance does)."""
+        symbol = self._symbol_param(params)
+        working = [h.order.order_id for h in sorted(account.orders.values(), key=lambda h: h.order.order_id)
+                   if h.order.symbol == symbol and h.order.status in _OPEN_STATUSES]
+        if not working:
+            raise SimApiError(-2011)
+        return [self.cancel_order(account, {"symbol": symbol, "orderId": order_id}) for order_id in working]
+
     def query_order(self, account: Account, params: Mapping[str, Any]) -> dict[str, Any]:
         """``GET /api/v3/order`` by ``orderId`` or ``origClientOrderId``; raises -1102 / -2013."""
-        order = self._find(account, params, unknown=-2013).order
+        held = self._find(account, params, unknown=-2013)
+        order = held.order
         body = order.response()
         body.pop("transactTime", None)
         body.update({"stopPrice": "0.00000000", "icebergQty": "0.00000000", "time": order.time,
-                     "updateTime": self._clock.now_ms(), "isWorking": order.working_time >= 0,
+                     "updateTime": held.update_time or order.time, "isWorking": order.working_time >= 0,
                      "workingTime": order.working_time})
         return body
 
@@ -705,6 +781,7 @@ class Accounts:
             held.account.update_time = ev.time
         if held is None:
             return
+        held.update_time = ev.time
         bal = account.balance(held.lock_asset)
         if ev.kind == TRADE and ev.trade is not None:
             qty, px = units(ev.trade.qty), units(ev.trade.price)
@@ -780,7 +857,7 @@ class Accounts:
             "m": ev.is_maker, "M": False, "O": order.time,
             "Z": fmt(units(order.cum_quote_raw // SCALE)),
             "Y": fmt(units(trade.qty) * units(trade.price)) if trade else zero,
-            "Q": zero, "V": "NONE",
+            "Q": fmt(units(order.orig_quote_qty)), "V": "NONE",
         }
         if order.type != "MARKET":
             report["W"] = order.working_time if order.working_time >= 0 else order.time

@@ -206,8 +206,9 @@ class AggTrade:
 class Order:
     """An order as the engine tracks it; amounts in 1e-8 units (``price`` 0 for market orders)."""
 
-    __slots__ = ("client_order_id", "cum_quote_raw", "executed", "is_buy", "order_id", "orig_qty", "owner",
-                 "price", "remaining", "status", "symbol", "time", "time_in_force", "type", "working_time")
+    __slots__ = ("client_order_id", "cum_quote_raw", "executed", "is_buy", "order_id", "orig_qty",
+                 "orig_quote_qty", "owner", "price", "remaining", "status", "symbol", "time", "time_in_force",
+                 "type", "working_time")
 
     def __init__(self, symbol: str, order_id: int, is_buy: bool, order_type: str, time_in_force: str,
                  price: int, qty: int, time: int, owner: object, client_order_id: str | None) -> None:
@@ -218,6 +219,8 @@ class Order:
         self.time_in_force = time_in_force
         self.price = price
         self.orig_qty = qty
+        #: A MARKET order's ``quoteOrderQty`` (1e-8 quote units), else 0.
+        self.orig_quote_qty = 0
         self.remaining = qty
         self.executed = 0
         #: Sum of price*qty over fills, in 1e-16 units (exact; divided by SCALE when formatted).
@@ -239,7 +242,8 @@ class Order:
             "symbol": self.symbol, "orderId": self.order_id, "orderListId": -1,
             "clientOrderId": self.client_order_id or f"sim{self.order_id}", "transactTime": self.time,
             "price": fmt(self.price), "origQty": fmt(self.orig_qty), "executedQty": fmt(self.executed),
-            "origQuoteOrderQty": fmt(0), "cummulativeQuoteQty": fmt(self.cum_quote_raw // SCALE),
+            "origQuoteOrderQty": fmt(self.orig_quote_qty),
+            "cummulativeQuoteQty": fmt(self.cum_quote_raw // SCALE),
             "status": self.status, "timeInForce": self.time_in_force, "type": self.type, "side": self.side,
             "selfTradePreventionMode": "NONE",
         }
@@ -615,10 +619,16 @@ class Exchange:
         return rows
 
     # -- orders ------------------------------------------------------------------------------------
-    def place_order(self, symbol: str, side: str, order_type: str, quantity: str | int | float | Decimal,
+    def place_order(self, symbol: str, side: str, order_type: str,
+                    quantity: str | int | float | Decimal | None,
                     price: str | int | float | Decimal | None = None, time_in_force: str = TIME_IN_FORCE_GTC,
-                    owner: object = None, client_order_id: str | None = None) -> dict[str, Any]:
+                    owner: object = None, client_order_id: str | None = None,
+                    quote_order_qty: str | int | float | Decimal | None = None) -> dict[str, Any]:
         """Validate and execute an order; returns Binance's FULL order response (with ``fills``).
+
+        A MARKET order may give ``quote_order_qty`` (Binance's ``quoteOrderQty``) instead of ``quantity``:
+        a buy spends at most that much quote, a sell receives at most that much, in whole steps of base
+        (:meth:`quantity_for_quote`).
 
         Raises :class:`InvalidSymbolError`, :class:`BadParameterError` (side/type/timeInForce/price),
         :class:`FilterFailureError` (PRICE_FILTER, LOT_SIZE, NOTIONAL) and :class:`OrderRejectedError`
@@ -635,15 +645,30 @@ class Exchange:
         is_market = order_type == ORDER_TYPE_MARKET
         if not is_market and time_in_force not in TIME_IN_FORCES:
             raise BadParameterError("timeInForce", -1115, "Invalid timeInForce.")
-        qty = to_units(quantity, "quantity", "LOT_SIZE")
+        is_buy = side == SIDE_BUY
+        quote_qty = 0
+        if quantity is None and quote_order_qty is not None:
+            if not is_market:
+                raise BadParameterError("quoteOrderQty", -1106,
+                                        "Parameter 'quoteOrderQty' sent when not required.")
+            quote_qty = to_units(quote_order_qty, "quoteOrderQty", "NOTIONAL")
+            if quote_qty < book.min_notional:
+                raise FilterFailureError("NOTIONAL")
+            qty = self.quantity_for_quote(symbol, is_buy, quote_qty)
+            if not qty:
+                raise OrderRejectedError(
+                    "Order book liquidity is less than LOT_SIZE filter minimum quantity.")
+        else:
+            if quantity is None:
+                raise BadParameterError("quantity")
+            qty = to_units(quantity, "quantity", "LOT_SIZE")
         if qty % book.step or qty > MAX_QTY_UNITS:
             raise FilterFailureError("LOT_SIZE")
-        is_buy = side == SIDE_BUY
         if is_market:
             px = 0
             ref = book.best_ask() if is_buy else book.best_bid()
             ref_price = ref[0] if ref is not None else book.last_price
-            if ref_price and ref_price * qty < book.min_notional * SCALE:
+            if not quote_qty and ref_price and ref_price * qty < book.min_notional * SCALE:
                 raise FilterFailureError("NOTIONAL")
             tif = TIME_IN_FORCE_GTC
         else:
@@ -660,8 +685,27 @@ class Exchange:
                 if opposite is not None and (px >= opposite[0] if is_buy else px <= opposite[0]):
                     raise OrderRejectedError("Order would immediately match and take.")
         fills: list[Trade] = []
-        order = self.submit(book, is_buy, order_type, qty, px, tif, owner, client_order_id, fills)
+        order = self.submit(book, is_buy, order_type, qty, px, tif, owner, client_order_id, fills, quote_qty)
         return order.response(fills, book.spec.base, book.spec.quote)
+
+    def quantity_for_quote(self, symbol: str, is_buy: bool, quote_qty: int) -> int:
+        """The most base, in whole steps, that ``quote_qty`` (1e-8 quote units) buys from the asks or, for a
+        sell, that fetches at most that much from the bids, walking the book best first."""
+        book = self.book(symbol)
+        if is_buy:
+            levels = ((-k, book.asks[-k].qty) for k in reversed(book.ask_keys))
+        else:
+            levels = ((p, book.bids[p].qty) for p in reversed(book.bid_keys))
+        budget = quote_qty * SCALE  # price * qty units
+        qty = 0
+        for price, level_qty in levels:
+            afford = budget // price
+            take = min(level_qty, afford - afford % book.step)
+            qty += take
+            budget -= take * price
+            if take < level_qty:
+                break
+        return qty
 
     def cancel_order(self, symbol: str, order_id: int) -> dict[str, Any]:
         """Cancel an open order; returns Binance's cancel response. Raises :class:`UnknownOrderError`."""
@@ -677,14 +721,16 @@ class Exchange:
     # -- engine (fast paths, also used by the order flow) -------------------------------------------
     def submit(self, book: SymbolBook, is_buy: bool, order_type: str, qty: int, price: int, tif: str,
                owner: object = None, client_order_id: str | None = None,
-               fills: list[Trade] | None = None) -> Order:
+               fills: list[Trade] | None = None, quote_qty: int = 0) -> Order:
         """Match and (for GTC limits) rest an already validated order; amounts in 1e-8 units.
 
-        ``price`` 0 means a market order. Fills are appended to ``fills`` when given.
+        ``price`` 0 means a market order (``quote_qty``: the quoteOrderQty it was given, if any). Fills are
+        appended to ``fills`` when given.
         """
         now = self.clock.now_ms()
         order = Order(book.symbol, self.next_order_id, is_buy, order_type, tif, price, qty, now, owner,
                       client_order_id)
+        order.orig_quote_qty = quote_qty
         self.next_order_id += 1
         notify = self._order_listeners.get(owner) if owner is not None else None
         if notify:

@@ -40,7 +40,7 @@ from binance_ws.sim.feeds import AVG_PRICE_INTERVAL, DAY_MS, TICKER_WINDOWS_MS, 
 if TYPE_CHECKING:
     from binance_ws.sim.clock import SimClock
     from binance_ws.sim.config import SimConfig
-    from binance_ws.sim.exchange import Exchange
+    from binance_ws.sim.exchange import Exchange, SymbolBook
     from binance_ws.sim.listing import Listing
 
 PREFIX = "/api/v3"
@@ -63,7 +63,7 @@ WEIGHTS: dict[str, int] = {
 }
 #: ``GET /order`` weighs 4; placing and cancelling weigh 1 (rest-api.md).
 ORDER_QUERY_WEIGHT = 4
-#: ``GET /openOrders``: 6 for one symbol, 80 for every symbol.
+#: ``GET /openOrders``: 6 for one symbol, 80 for every symbol (``DELETE /openOrders`` weighs 1).
 OPEN_ORDERS_WEIGHTS = (6, 80)
 #: ``GET /myTrades``: 20, or 5 with ``orderId``.
 MY_TRADES_WEIGHTS = (20, 5)
@@ -199,6 +199,20 @@ def tz_offset_ms(raw: str | None) -> int:
     if not MIN_TZ_MINUTES <= total <= MAX_TZ_MINUTES:
         raise _illegal("timeZone")
     return total * 60_000
+
+
+def book_ticker_body(book: SymbolBook) -> dict[str, Any]:
+    """One symbol's ``/ticker/bookTicker`` body (also the WS API's ``ticker.book``)."""
+    bid = book.best_bid() or (0, 0)
+    ask = book.best_ask() or (0, 0)
+    return {"symbol": book.symbol, "bidPrice": fmt(bid[0]), "bidQty": fmt(bid[1]), "askPrice": fmt(ask[0]),
+            "askQty": fmt(ask[1])}
+
+
+def avg_price_body(book: SymbolBook, now: int) -> dict[str, Any]:
+    """The ``/avgPrice`` body (also the WS API's ``avgPrice``)."""
+    return {"mins": int(AVG_PRICE_INTERVAL.rstrip("m")), "price": fmt(book.avg_price(now)),
+            "closeTime": book.last_trade_time}
 
 
 class RestServer:
@@ -349,6 +363,8 @@ class RestServer:
         if path == "order":
             return ORDER_QUERY_WEIGHT if request.method == "GET" else 1
         if path == "openOrders":
+            if request.method == "DELETE":
+                return 1
             return OPEN_ORDERS_WEIGHTS[0 if q.get("symbol") else 1]
         if path == "myTrades":
             return MY_TRADES_WEIGHTS[1 if q.get("orderId") else 0]
@@ -506,20 +522,11 @@ class RestServer:
 
     async def _book_ticker(self, request: web.Request) -> web.Response:
         names, single = self._selected(request)
-        out = []
-        for s in names:
-            book = self.exchange.symbols[s]
-            bid = book.best_bid() or (0, 0)
-            ask = book.best_ask() or (0, 0)
-            out.append({"symbol": s, "bidPrice": fmt(bid[0]), "bidQty": fmt(bid[1]), "askPrice": fmt(ask[0]),
-                        "askQty": fmt(ask[1])})
+        out = [book_ticker_body(self.exchange.symbols[s]) for s in names]
         return _json(out[0] if single else out)
 
     async def _avg_price(self, request: web.Request) -> web.Response:
-        book = self.exchange.symbols[self._symbol(request)]
-        now = self.clock.now_ms()
-        return _json({"mins": int(AVG_PRICE_INTERVAL.rstrip("m")), "price": fmt(book.avg_price(now)),
-                      "closeTime": book.last_trade_time})
+        return _json(avg_price_body(self.exchange.symbols[self._symbol(request)], self.clock.now_ms()))
 
     # -- user data stream (retired on spot, PROTOCOL 6.1) -------------------------------------------
     async def _user_data_stream(self, request: web.Request) -> web.Response:

@@ -1,6 +1,7 @@
 """The simulator's account REST routes: signed ``/api/v3/order`` (POST, DELETE, GET), ``GET
-/api/v3/account``, ``openOrders``, ``allOrders``, ``myTrades``, ``account/commission``, ``rateLimit/order``
-and ``POST /api/v3/order/test`` (the futures routes are :mod:`binance_ws.sim.futures_rest`'s).
+/api/v3/account``, ``openOrders`` (GET, DELETE), ``allOrders``, ``myTrades``, ``account/commission``,
+``rateLimit/order``, ``POST /api/v3/order/test`` and ``POST /api/v3/order/cancelReplace`` (the futures
+routes, listen keys included, are :mod:`binance_ws.sim.futures_rest`'s).
 
 Requests are authenticated exactly as Binance does (../shared/PROTOCOL.md 7.1): the API key in the
 ``X-MBX-APIKEY`` header, and a signature over the raw query string concatenated with the raw body, the
@@ -75,9 +76,13 @@ def add_routes(app: web.Application, accounts: Accounts) -> None:
     app.router.add_get(f"{PREFIX}/order", _handler(accounts, lambda a, acct, p: a.query_order(acct, p)))
     app.router.add_get(f"{PREFIX}/account", _handler(accounts, lambda a, acct, p: a.account_info(acct)))
     app.router.add_get(f"{PREFIX}/openOrders", _handler(accounts, lambda a, acct, p: a.open_orders(acct, p)))
+    app.router.add_delete(f"{PREFIX}/openOrders",
+                          _handler(accounts, lambda a, acct, p: a.cancel_open_orders(acct, p)))
     app.router.add_get(f"{PREFIX}/allOrders", _handler(accounts, lambda a, acct, p: a.all_orders(acct, p)))
     app.router.add_get(f"{PREFIX}/myTrades", _handler(accounts, lambda a, acct, p: a.my_trades(acct, p)))
     app.router.add_post(f"{PREFIX}/order/test", _handler(accounts, lambda a, acct, p: a.test_order(acct, p)))
+    app.router.add_post(f"{PREFIX}/order/cancelReplace",
+                        _handler(accounts, lambda a, acct, p: a.cancel_replace(acct, p)))
     app.router.add_get(f"{PREFIX}/account/commission",
                        _handler(accounts, lambda a, acct, p: a.commission(acct, p)))
     app.router.add_get(f"{PREFIX}/rateLimit/order",

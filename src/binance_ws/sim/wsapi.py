@@ -1,6 +1,9 @@
-"""The simulator's WebSocket API (``/ws-api/v3``): sessions, user-data subscriptions, orders, and the
-market-data methods (``depth``, ``ticker.price``, ``exchangeInfo``, ``klines``, ``trades.recent``) whose
-results are the REST bodies.
+"""The simulator's WebSocket API (``/ws-api/v3``): sessions, user-data subscriptions, orders (with
+``order.cancelReplace`` and ``openOrders.cancelAll``), the account lists (``openOrders.status``,
+``allOrders``, ``myTrades``) and the market-data methods (``depth``, ``ticker.price``, ``ticker.book``,
+``avgPrice``, ``exchangeInfo``, ``klines``, ``uiKlines``, ``trades.recent``, ``trades.historical``,
+``trades.aggregate``), whose results are the REST bodies; ``account.status``, ``account.commission`` and
+``account.rateLimits.orders`` too.
 
 One :class:`WsApiListener` serves one connection (the stream server routes ``/ws-api/v3`` here). It speaks
 ../shared/PROTOCOL.md 6.3: requests ``{"id","method","params"}``; responses ``{"id","status","result",
@@ -25,7 +28,14 @@ from binance_ws.enums import KLINE_INTERVALS_MS
 from binance_ws.sim.accounts import Account, Accounts, ApiKey, SimApiError, parse_int, parse_limit
 from binance_ws.sim.exchange import ExchangeError
 from binance_ws.sim.exchange import fmt as exchange_fmt
-from binance_ws.sim.rest import depth_weight, tz_offset_ms
+from binance_ws.sim.rest import (
+    MY_TRADES_WEIGHTS,
+    OPEN_ORDERS_WEIGHTS,
+    avg_price_body,
+    book_ticker_body,
+    depth_weight,
+    tz_offset_ms,
+)
 
 if TYPE_CHECKING:
     from binance_ws.sim.clock import SimClock
@@ -40,11 +50,16 @@ log = logging.getLogger("binance_ws.sim.wsapi")
 WEIGHTS: Final[dict[str, int]] = {
     "session.logon": 2, "session.status": 2, "session.logout": 2, "session.subscriptions": 2,
     "userDataStream.subscribe": 2, "userDataStream.subscribe.signature": 2, "userDataStream.unsubscribe": 2,
-    "order.place": 1, "order.cancel": 1, "order.status": 4, "account.status": 20, "ping": 1, "time": 1,
+    "order.place": 1, "order.cancel": 1, "order.cancelReplace": 1, "order.status": 4, "account.status": 20,
+    "ping": 1, "time": 1,
     # Market data (web-socket-api.md: the REST weights); depth, ticker.price and order.test vary, below.
-    "exchangeInfo": 20, "klines": 2, "trades.recent": 25,
+    "exchangeInfo": 20, "klines": 2, "uiKlines": 2, "trades.recent": 25, "trades.historical": 25,
+    "trades.aggregate": 4, "avgPrice": 2, "account.rateLimits.orders": 40, "account.commission": 20,
+    # Account lists and cancel-all (web-socket-api.md, as REST); openOrders.status and myTrades vary (REST's
+    # OPEN_ORDERS_WEIGHTS, MY_TRADES_WEIGHTS).
+    "allOrders": 20, "openOrders.cancelAll": 1,
 }
-#: ``ticker.price``: 2 for one symbol, 4 for several or all (as REST).
+#: ``ticker.price`` and ``ticker.book``: 2 for one symbol, 4 for several or all (as REST).
 TICKER_PRICE_WEIGHTS: Final = (2, 4)
 #: ``order.test``: 1, or 20 with ``computeCommissionRates``.
 ORDER_TEST_WEIGHTS: Final = (1, 20)
@@ -111,14 +126,28 @@ class WsApiListener(WSListener):
             "userDataStream.subscribe.signature": self._subscribe_signature,
             "userDataStream.unsubscribe": self._unsubscribe,
             "order.place": self._order_place,
+            "order.cancelReplace": lambda p: self._accounts.cancel_replace(self._trader(p),
+                                                                            self._order_params(p)),
             "order.cancel": lambda p: self._accounts.cancel_order(self._trader(p), self._order_params(p)),
             "order.status": lambda p: self._accounts.query_order(self._trader(p), self._order_params(p)),
             "account.status": lambda p: self._accounts.account_info(self._trader(p)),
+            "account.rateLimits.orders": lambda p: self._accounts.order_rate_limits(self._trader(p)),
+            "account.commission": lambda p: self._accounts.commission(self._trader(p), self._order_params(p)),
+            "openOrders.status": lambda p: self._accounts.open_orders(self._trader(p), self._order_params(p)),
+            "openOrders.cancelAll": lambda p: self._accounts.cancel_open_orders(self._trader(p),
+                                                                                self._order_params(p)),
+            "allOrders": lambda p: self._accounts.all_orders(self._trader(p), self._order_params(p)),
+            "myTrades": lambda p: self._accounts.my_trades(self._trader(p), self._order_params(p)),
             "depth": self._depth,
             "ticker.price": self._ticker_price,
+            "ticker.book": self._ticker_book,
+            "avgPrice": self._avg_price,
             "exchangeInfo": self._exchange_info,
             "klines": self._klines,
+            "uiKlines": self._klines,
             "trades.recent": self._trades_recent,
+            "trades.historical": self._trades_historical,
+            "trades.aggregate": self._trades_aggregate,
             "order.test": lambda p: self._accounts.test_order(self._trader(p), self._order_params(p)),
             "ping": lambda p: {},
             "time": lambda p: {"serverTime": self._clock.now_ms()},
@@ -354,6 +383,14 @@ class WsApiListener(WSListener):
         out = [{"symbol": s, "price": exchange_fmt(books[s].last_price)} for s in names]
         return out[0] if single else out
 
+    def _ticker_book(self, params: dict[str, Any]) -> Any:
+        names, single = self._selected(params)
+        out = [book_ticker_body(self._exchange.symbols[s]) for s in names]
+        return out[0] if single else out
+
+    def _avg_price(self, params: dict[str, Any]) -> dict[str, Any]:
+        return avg_price_body(self._exchange.symbols[self._symbol(params)], self._clock.now_ms())
+
     def _exchange_info(self, params: dict[str, Any]) -> dict[str, Any]:
         names, _ = self._selected(params)
         return self._exchange_info_body(names)
@@ -375,6 +412,18 @@ class WsApiListener(WSListener):
         symbol = self._symbol(params)
         return self._exchange.trades(symbol, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT))
 
+    def _trades_historical(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        symbol = self._symbol(params)
+        return self._exchange.trades(symbol, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT),
+                                     parse_int(params, "fromId", required=False))
+
+    def _trades_aggregate(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        symbol = self._symbol(params)
+        return self._exchange.agg_trades(
+            symbol, parse_limit(params, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT),
+            parse_int(params, "fromId", required=False), parse_int(params, "startTime", required=False),
+            parse_int(params, "endTime", required=False))
+
 
 def _weight(method: str, params: dict[str, Any]) -> int:
     """A request's weight; the variable ones as web-socket-api.md gives them (the REST figures)."""
@@ -384,8 +433,12 @@ def _weight(method: str, params: dict[str, Any]) -> int:
         except (TypeError, ValueError):
             limit = DEPTH_DEFAULT_LIMIT
         return depth_weight(min(max(limit, 1), DEPTH_MAX_LIMIT))
-    if method == "ticker.price":
+    if method in ("ticker.price", "ticker.book"):
         return TICKER_PRICE_WEIGHTS[0 if "symbol" in params else 1]
+    if method == "openOrders.status":
+        return OPEN_ORDERS_WEIGHTS[0 if "symbol" in params else 1]
+    if method == "myTrades":
+        return MY_TRADES_WEIGHTS[1 if "orderId" in params else 0]
     if method == "order.test":
         return ORDER_TEST_WEIGHTS[1 if str(params.get("computeCommissionRates", "")).lower() == "true" else 0]
     return WEIGHTS.get(method, 1)

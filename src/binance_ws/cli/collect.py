@@ -1,0 +1,207 @@
+"""``binance-ws collect``: stream into Redis Streams, alone or as one member of a fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+
+from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
+from binance_ws.cli.common import _BadInput, _endpoint, _fail, _Failure, _first_line, _unreachable
+from binance_ws.cli.metrics_port import DEFAULT_ADDR, MetricsAddr, MetricsPort, sinks_for, start_metrics
+
+#: Products by --market: the row of binance_ws.markets, and the name in the Redis keys.
+_MARKETS = ("spot", "usdm", "coinm")
+
+
+def _redis_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise _BadInput(f"--redis {_safe(raw)!r}: give a redis:// (or rediss://, unix://) URL, e.g. "
+                        "redis://127.0.0.1:6379/0")
+    if parts.scheme != "unix":
+        if not parts.hostname:
+            raise _BadInput(f"--redis {_safe(raw)!r} names no host: try redis://127.0.0.1:6379/0")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise _BadInput(f"--redis {_safe(raw)!r}: the port is not a number from 0 to 65535") from None
+    return raw.strip()
+
+
+def _rest_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _BadInput(f"--rest {raw!r}: give the REST base URL, e.g. http://127.0.0.1:9444 or "
+                        "https://api.binance.com")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _safe(url: str) -> str:
+    """``url`` without a password (secrets never reach a log or an error line)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
+@app.command()
+def collect(
+    stream: Annotated[list[str], typer.Argument(
+        help="Stream names, e.g. btcusdt@trade btcusdt@depth@100ms.")],
+    redis_url: Annotated[str | None, typer.Option(
+        "--redis", metavar="URL", help="Redis to write into, e.g. redis://127.0.0.1:6379/0.")] = None,
+    use_sim: Annotated[bool, typer.Option("--sim", help="Stream from an embedded simulator.")] = False,
+    endpoint: Annotated[str | None, typer.Option(
+        metavar="URL", help="Stream server base URL, ws://host:port or wss://host:port.")] = None,
+    market: Annotated[str, typer.Option(
+        metavar="NAME", help="Product: spot, usdm or coinm (the <market> in the Redis keys).")] = "spot",
+    maxlen: Annotated[int, typer.Option(
+        metavar="N", help="Entries each Redis stream keeps, about (XADD MAXLEN ~; 0: all).")] = 1_000_000,
+    redundancy: Annotated[int, typer.Option(
+        metavar="N", help="Members collecting each shard at once (2: no gap when one dies).")] = 1,
+    lease_ttl: Annotated[float, typer.Option(
+        metavar="SECONDS", help="Shard lease TTL: a dead member's shards are taken over within it.")] = 10.0,
+    shards: Annotated[int, typer.Option(
+        metavar="N", help="Shards the streams are split into (the same on every member).")] = 16,
+    rest: Annotated[str | None, typer.Option(
+        metavar="URL", help="REST base URL to backfill missed trades from (default: the market's; none "
+                            "with --endpoint unless given).")] = None,
+    backfill_weight: Annotated[int, typer.Option(
+        metavar="N", help="REST weight a minute backfilling may spend (0: never backfill).")] = 2400,
+    name: Annotated[str | None, typer.Option(
+        metavar="NAME", help="This member's name in the fleet (default: host:pid).")] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Log what the member and the library do on stderr.")] = False,
+    metrics_port: MetricsPort = None,
+    metrics_addr: MetricsAddr = DEFAULT_ADDR,
+) -> None:
+    """Write every message of the streams into Redis Streams (binance:<market>:<stream>, fields d: the
+    payload as received, r: receive time in ns). Any number of collect processes with the same streams
+    and --redis share the work: shards under leases, taken over when a member dies, each message stored
+    once.
+
+    Exit status: 0 on SIGTERM (leases released: others take over at once); 2 for bad input (a stream
+    name, an option, a fleet started with other streams or --shards); 1 when Redis or the stream server
+    cannot be reached, or reconnecting gave up.
+    """
+    from binance_ws import errors, markets, streams
+
+    logging.getLogger("binance_ws").setLevel(logging.INFO if verbose else logging.CRITICAL)
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if redis_url is None:
+        raise _fail("--redis URL is required (where to write), e.g. --redis redis://127.0.0.1:6379/0",
+                    EXIT_BAD_INPUT)
+    if use_sim and endpoint is not None:
+        raise _fail("choose one of --sim, --endpoint", EXIT_BAD_INPUT)
+    if market not in _MARKETS:
+        raise _fail(f"--market must be one of {', '.join(_MARKETS)}, not {market!r}", EXIT_BAD_INPUT)
+    for option, value, low in (("--redundancy", redundancy, 1), ("--shards", shards, 1),
+                               ("--maxlen", maxlen, 0), ("--backfill-weight", backfill_weight, 0)):
+        if value < low:
+            raise _fail(f"{option} must be {low} or more, not {value}", EXIT_BAD_INPUT)
+    if not lease_ttl >= 0.2:
+        raise _fail(f"--lease-ttl must be at least 0.2 s, not {lease_ttl}", EXIT_BAD_INPUT)
+    product = {"spot": markets.SPOT, "usdm": markets.USDM, "coinm": markets.COINM}[market]
+    try:
+        url = _redis_url(redis_url)
+        rest_url = product.rest_url
+        if endpoint is not None:
+            base = _endpoint(endpoint)
+            product = product.with_urls(stream_url=base, name="endpoint", local=base.startswith("ws://"))
+            rest_url = ""
+        if rest is not None:
+            rest_url = _rest_url(rest)
+        names = [streams.validate_stream(s, product) for s in stream]
+    except (_BadInput, errors.InvalidStreamError) as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    member = name or f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        code = asyncio.run(_collect(names, product, market, use_sim, url, member, maxlen=maxlen,
+                                    redundancy=redundancy, lease_ttl=lease_ttl, shards=shards,
+                                    rest_url=rest_url if backfill_weight else "",
+                                    backfill_weight=backfill_weight,
+                                    metrics=(metrics_port, metrics_addr)))
+    except KeyboardInterrupt:
+        code = 130
+    except _Failure as exc:
+        typer.echo(f"error: {exc}", err=True)
+        code = exc.code
+    raise typer.Exit(code)
+
+
+async def _collect(names: list[str], product: Any, label: str, use_sim: bool, url: str, member: str, *,
+                   maxlen: int, redundancy: int, lease_ttl: float, shards: int, rest_url: str = "",
+                   backfill_weight: int = 0, metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> int:
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    from binance_ws.engine.manager import AsyncSocketManager
+    from binance_ws.fleet.collector import Collector, CollectorError
+
+    stopping = asyncio.Event()
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def on_term() -> None:
+        stopping.set()
+        if main is not None:
+            main.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+    async with contextlib.AsyncExitStack() as stack:
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=5)
+        stack.push_async_callback(client.aclose)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            raise _Failure(f"cannot reach Redis at {_safe(url)}: {_first_line(exc)}", EXIT_GAVE_UP) from None
+        if use_sim:
+            from binance_ws.sim import Simulator
+
+            sim = await stack.enter_async_context(Simulator())
+            product = sim.market
+            rest_url = sim.rest_url if rest_url else ""
+        elif (why := await _unreachable(product.stream_url)) is not None:
+            raise _Failure(why, EXIT_GAVE_UP)
+        manager = await stack.enter_async_context(AsyncSocketManager(market=product))
+        # --metrics-port: the engine's figures, plus the writes (latency, entries) and the shards owned.
+        served = start_metrics(manager, *metrics)
+        if served is not None:
+            stack.callback(served.close)
+        backfill = None
+        if rest_url and label == "spot":  # the REST history backfill reads (spot's /api/v3)
+            from binance_ws.engine.rest import AsyncClient
+            from binance_ws.fleet.backfill import TradeBackfill
+
+            rest_client = AsyncClient(market=product, base_url=rest_url, env={})
+            stack.push_async_callback(rest_client.close)
+            backfill = TradeBackfill(rest_client, weight_per_minute=backfill_weight)
+        collector = Collector(client, manager, label, names, name=member, shards=shards,
+                              redundancy=redundancy, lease_ttl_s=lease_ttl, maxlen=maxlen, backfill=backfill,
+                              report=sinks_for(served) if served is not None else None)
+        try:
+            await collector.run()
+        except asyncio.CancelledError:
+            await collector.stop(release=True)
+            if stopping.is_set():
+                return EXIT_OK
+            raise KeyboardInterrupt from None
+        except CollectorError as exc:
+            await collector.stop(release=True)
+            raise _Failure(str(exc), exc.code) from None
+        except (RedisError, OSError) as exc:
+            await collector.stop(release=False)
+            raise _Failure(f"Redis at {_safe(url)}: {_first_line(exc)}", EXIT_GAVE_UP) from None
+    return EXIT_GAVE_UP

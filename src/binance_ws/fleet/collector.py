@@ -1,0 +1,325 @@
+"""One fleet member: the thin asyncio layer around :class:`~binance_ws.fleet.lease.FleetPolicy`.
+
+Each heartbeat it runs one Lua script that stamps its heartbeat and reads the fleet (Redis's clock, the
+members, every lease and handover request), asks the policy what to do, and does it: ``SET NX PX`` to
+claim, compare-and-renew, compare-and-delete to release, one subscription and one
+:class:`~binance_ws.sinks.base.Pump` per watched shard into the shared :class:`RedisSink`.
+
+Keys (beside the sink's): ``binance:<market>:fleet:members`` (heartbeats, a sorted set by server time),
+``…:fleet:lease:<shard>:<slot>`` (owner's name, PX the TTL), ``…:fleet:want:<shard>:<slot>`` (a handover
+request), ``…:fleet:config`` (shards and stream list: every member must agree).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import Sequence
+from typing import Any, Final
+
+from binance_ws import errors
+from binance_ws.engine.delivery import Subscription
+from binance_ws.fleet.lease import (
+    Claim,
+    FleetPolicy,
+    FleetView,
+    Lease,
+    Release,
+    Renew,
+    Slot,
+    Unwatch,
+    Want,
+    Watch,
+    shard_of,
+)
+from binance_ws.sinks.base import Entry, Marker, Pump
+from binance_ws.sinks.redis import DEFAULT_HOLD_S, DEFAULT_MAXLEN, Backfill, RedisSink
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHARDS: Final = 16
+DEFAULT_LEASE_TTL_S: Final = 10.0
+#: A member silent this many TTLs is dropped from the members set.
+FORGET_AFTER_TTLS: Final = 20
+
+_VIEW_LUA: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[5]))
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local leases, wants, draining = {}, {}, {}
+for i = 1, #members, 2 do
+  if redis.call('EXISTS', ARGV[2] .. 'draining:' .. members[i]) == 1 then
+    table.insert(draining, members[i])
+  end
+end
+for s = 0, tonumber(ARGV[3]) - 1 do
+  for k = 0, tonumber(ARGV[4]) - 1 do
+    local key = ARGV[2] .. 'lease:' .. s .. ':' .. k
+    local owner = redis.call('GET', key)
+    if owner then
+      table.insert(leases, s); table.insert(leases, k); table.insert(leases, owner)
+      table.insert(leases, redis.call('PTTL', key))
+    end
+    local w = redis.call('GET', ARGV[2] .. 'want:' .. s .. ':' .. k)
+    if w then table.insert(wants, s); table.insert(wants, k); table.insert(wants, w) end
+  end
+end
+return {now, members, leases, wants, draining}
+"""
+_RENEW_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class CollectorError(Exception):
+    """The member stops: ``str()`` is one line, ``code`` the CLI's exit status (1 or 2)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _ShardSink:
+    """The shared sink as one shard's pump sees it: a given-up connection ends the member."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+
+    async def write(self, entries: Sequence[Entry]) -> None:
+        await self.collector.sink.write(entries)
+
+    async def mark(self, marker: Marker) -> None:
+        if marker.detail.get("m") == errors.MSG_MAX_RETRIES:
+            self.collector._fail(CollectorError("gave up reconnecting to the stream server"))
+        await self.collector.sink.mark(marker)
+
+    async def close(self) -> None:
+        return None
+
+
+class Collector:
+    """Collects ``streams`` as one member ``name`` of the fleet in ``client``'s Redis (see module doc).
+
+    ``manager`` is a started :class:`~binance_ws.engine.manager.AsyncSocketManager`; ``market`` the
+    product's name in the keys; ``backfill`` fetches trades a gap left out (see :mod:`.backfill`).
+    ``run()`` returns only by failing (:class:`CollectorError`) or being cancelled; ``stop()`` releases
+    the leases so that others take over at once.
+    """
+
+    def __init__(self, client: Any, manager: Any, market: str, streams: Sequence[str], *, name: str,
+                 shards: int = DEFAULT_SHARDS, redundancy: int = 1,
+                 lease_ttl_s: float = DEFAULT_LEASE_TTL_S, maxlen: int = DEFAULT_MAXLEN,
+                 hold_s: float = DEFAULT_HOLD_S, backfill: Backfill | None = None,
+                 report: Any = None) -> None:
+        self.client = client
+        self.manager = manager
+        self.market = market
+        self.streams = list(dict.fromkeys(streams))
+        self.name = name
+        self.shards = shards
+        self.redundancy = redundancy
+        self.ttl_ms = int(lease_ttl_s * 1000)
+        self.by_shard: dict[int, list[str]] = {}
+        for s in self.streams:
+            self.by_shard.setdefault(shard_of(s, shards), []).append(s)
+        self.prefix = f"binance:{market}:fleet:"
+        #: Where its figures go (binance_ws.metrics.Sinks: write latency, entries, shards owned), if anywhere.
+        self.report = report
+        on_flush = None
+        if report is not None:
+            def on_flush(seconds: float, added: int) -> None:
+                report.observe_write_latency(seconds, sink="redis")
+                report.written(added, sink="redis")
+        self.sink = RedisSink(client, market, maxlen=maxlen, hold_s=hold_s, writer=name, backfill=backfill,
+                              on_flush=on_flush)
+        self.policy: FleetPolicy | None = None
+        self._view = client.register_script(_VIEW_LUA)
+        self._renew = client.register_script(_RENEW_LUA)
+        self._release = client.register_script(_RELEASE_LUA)
+        self._watches: dict[int, tuple[asyncio.Task[None], list[Subscription]]] = {}
+        self._failed: asyncio.Future[None] | None = None
+        self._marking: set[asyncio.Task[None]] = set()
+        #: What happened, for logs and the benchmark: claims won, leases lost, handovers given.
+        self.claimed = 0
+        self.lost = 0
+        self.released = 0
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failed is not None and not self._failed.done():
+            self._failed.set_exception(exc)
+
+    def config_value(self) -> str:
+        digest = zlib.crc32("\n".join(sorted(self.streams)).encode())
+        return f"shards={self.shards} streams={len(self.streams)}/{digest:08x}"
+
+    async def _check_config(self) -> None:
+        key = self.prefix + "config"
+        mine = self.config_value()
+        await self.client.set(key, mine, nx=True, px=self.ttl_ms * FORGET_AFTER_TTLS)
+        theirs = await self.client.get(key)
+        if theirs is not None and theirs.decode() != mine:
+            raise CollectorError(
+                f"the fleet in Redis collects {theirs.decode()}, this member {mine}: start every member "
+                f"with the same streams and --shards (or wait for the old fleet's {key} to lapse)", 2)
+        await self.client.pexpire(key, self.ttl_ms * FORGET_AFTER_TTLS)
+
+    async def read_view(self) -> FleetView:
+        now, members, leases, wants, draining = await self._view(
+            keys=[self.prefix + "members"],
+            args=[self.name, self.prefix, self.shards, self.redundancy, self.ttl_ms * FORGET_AFTER_TTLS])
+        beats = {members[i].decode(): int(float(members[i + 1])) for i in range(0, len(members), 2)}
+        table = {(int(leases[i]), int(leases[i + 1])): Lease(leases[i + 2].decode(), now + int(leases[i + 3]))
+                 for i in range(0, len(leases), 4) if int(leases[i + 3]) > 0}
+        asks = {(int(wants[i]), int(wants[i + 1])): wants[i + 2].decode() for i in range(0, len(wants), 3)}
+        return FleetView(int(now), beats, table, asks, frozenset(d.decode() for d in draining))
+
+    def _slot_key(self, kind: str, slot: Slot) -> str:
+        return f"{self.prefix}{kind}:{slot[0]}:{slot[1]}"
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._failed = loop.create_future()
+        await self._check_config()
+        view = await self.read_view()
+        self.policy = policy = FleetPolicy(self.name, self.shards, self.redundancy, self.ttl_ms, view.now_ms)
+        while True:
+            await self._carry_out(policy.step(view))
+            if self.report is not None:
+                self.report.set_shards(sorted({slot[0] for slot, lease in view.leases.items()
+                                               if lease.owner == self.name}))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._failed), policy.next_step_ms / 1000)
+            if self._failed.done():
+                self._failed.result()
+            await self.client.pexpire(self.prefix + "config", self.ttl_ms * FORGET_AFTER_TTLS)
+            view = await self.read_view()
+
+    async def _carry_out(self, actions: list[Any]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        asked: list[Any] = []
+        for a in actions:
+            if isinstance(a, Claim):
+                pipe.set(self._slot_key("lease", a.slot), self.name, nx=True, px=self.ttl_ms)
+                asked.append(a)
+            elif isinstance(a, Renew):
+                await self._renew(keys=[self._slot_key("lease", a.slot)], args=[self.name, self.ttl_ms],
+                                  client=pipe)
+                asked.append(a)
+            elif isinstance(a, Release):
+                await self._release(keys=[self._slot_key("lease", a.slot)], args=[self.name], client=pipe)
+                asked.append(a)
+            elif isinstance(a, Want):
+                pipe.set(self._slot_key("want", a.slot), self.name, px=self.ttl_ms)
+                asked.append(a)
+            elif isinstance(a, Watch):
+                self._start_watch(a.shard)
+            elif isinstance(a, Unwatch):
+                self._stop_watch(a.shard)
+        if not asked:
+            return
+        for a, result in zip(asked, await pipe.execute(), strict=True):
+            if isinstance(a, Claim) and result:
+                self.claimed += 1
+                log.info("%s claimed shard %d slot %d", self.name, *a.slot)
+            elif isinstance(a, Renew) and not result:
+                self.lost += 1
+                log.warning("%s lost its lease on shard %d slot %d", self.name, *a.slot)
+            elif isinstance(a, Release) and result:
+                self.released += 1
+                log.info("%s handed over shard %d slot %d", self.name, *a.slot)
+
+    def _start_watch(self, shard: int) -> None:
+        subs: list[Subscription] = []
+        task = asyncio.get_running_loop().create_task(self._watch(shard, subs),
+                                                      name=f"binance-ws-collect-shard-{shard}")
+        self._watches[shard] = (task, subs)
+
+    def _stop_watch(self, shard: int) -> None:
+        watch = self._watches.pop(shard, None)
+        if watch is None:
+            return
+        task, subs = watch
+
+        async def stop() -> None:
+            for sub in subs:
+                await sub.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        asyncio.get_running_loop().create_task(stop())
+
+    async def _watch(self, shard: int, subs: list[Subscription]) -> None:
+        names = self.by_shard.get(shard, [])
+        try:
+            if names:
+                def on_link(state: str, streams: tuple[str, ...]) -> None:
+                    marker = Marker(time.time_ns(), f"link_{state}",
+                                    {"streams": list(streams), "shard": shard})
+                    task = asyncio.get_running_loop().create_task(self.sink.mark(marker))
+                    self._marking.add(task)  # held until done (the loop keeps only weak references)
+                    task.add_done_callback(self._marking.discard)
+
+                sub = await self.manager.subscribe(names, decode="raw", overflow="block", on_link=on_link)
+                subs.append(sub)
+            if self.policy is not None:
+                self.policy.ready(shard)
+            if names:
+                await Pump(subs[0], _ShardSink(self)).run()
+        except asyncio.CancelledError:
+            raise
+        except errors.SubscriptionError as exc:
+            self._fail(CollectorError(f"the server refused shard {shard}'s streams: {exc}", 2))
+        except Exception as exc:  # a sink write failed (Redis gone): the member cannot go on
+            self._fail(CollectorError(f"shard {shard}: {type(exc).__name__}: {exc}"))
+
+    async def stop(self, release: bool = True) -> None:
+        """Leave the fleet. With ``release``, hand every slot over first (others subscribe, ask, and this
+        member lets go: no gap), for at most two TTLs or until no other member is live; then release
+        what is left (others claim it at their next heartbeat), stop the pumps and flush."""
+        policy = self.policy
+        if release and policy is not None:
+            with contextlib.suppress(Exception):
+                await self._drain(policy)
+            with contextlib.suppress(Exception):
+                pipe = self.client.pipeline(transaction=False)
+                for slot in policy.slots:
+                    await self._release(keys=[self._slot_key("lease", slot)], args=[self.name], client=pipe)
+                pipe.zrem(self.prefix + "members", self.name)
+                pipe.delete(self.prefix + "draining:" + self.name)
+                await pipe.execute()
+        for shard in list(self._watches):
+            task, subs = self._watches.pop(shard)
+            for sub in subs:
+                with contextlib.suppress(Exception):
+                    await sub.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.sink.close()
+
+    async def _drain(self, policy: FleetPolicy) -> None:
+        policy.drain()
+        await self.client.set(self.prefix + "draining:" + self.name, 1, px=self.ttl_ms * 4)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * self.ttl_ms / 1000
+        while loop.time() < deadline:
+            view = await self.read_view()
+            now = view.now_ms
+            held = [s for s, lease in view.leases.items() if lease.owner == self.name]
+            others = [m for m, beat in view.members.items()
+                      if m != self.name and m not in view.draining and now - beat <= policy.suspect_ms]
+            if not held or not others:
+                return
+            await self._carry_out(policy.step(view))
+            await asyncio.sleep(policy.heartbeat_ms / 1000)

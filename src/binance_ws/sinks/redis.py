@@ -1,0 +1,665 @@
+"""Redis Streams sink and reader: each Binance stream goes to one Redis stream.
+
+Layout (``market`` is the product's name: ``spot``, ``usdm``, ``coinm``):
+
+* ``binance:<market>:<stream name>`` (e.g. ``binance:spot:btcusdt@trade``): a Redis stream, one entry a
+  message, fields ``d`` (the payload bytes as received) and ``r`` (local receive time, ns since the
+  epoch, decimal). Trimmed approximately (``XADD MAXLEN ~``) to about ``maxlen`` entries.
+* ``binance:<market>:<stream name>:dedup``: a small hash, the stream's de-duplication state
+  (:mod:`binance_ws.fleet.dedup`): what lets any number of redundant writers store each message once.
+* ``binance:<market>:events``: markers (gaps, resets, reconnects, backfills), fields ``k`` (kind), ``d``
+  (the event as JSON), ``w`` (the writer's name), ``r`` (its time, ns).
+
+:class:`RedisSink` (a :class:`~binance_ws.sinks.base.Sink`) gathers what every pump hands it during one
+event-loop turn into one flush (one in flight at a time): one Lua script call (``EVALSHA``) per chunk of
+whole streams, sent as soon as it is packed, reads each message's ids from its bytes, applies the dedup
+rule and ``XADD``\\ s only the new messages, atomically, so writers never race. A message that leaves a
+gap is held briefly (``hold_s``) in case another writer fills it; then (with a ``backfill``, for trades)
+the gap is fetched over REST and stored first; then it is stored anyway.
+
+:class:`RedisReader` consumes with a consumer group (``XREADGROUP``, ``XACK``; on start it re-reads its
+own pending entries and claims other consumers' entries idle past ``claim_idle_ms``) and yields messages
+the way a subscription does: dicts, typed models or :class:`~binance_ws.engine.delivery.RawMessage`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import operator
+import sys
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final, Protocol
+
+import orjson
+
+from binance_ws.engine.delivery import RawMessage
+from binance_ws.fleet.dedup import dedup_key, key_of, kind_of
+from binance_ws.sinks.base import Entry, Marker
+
+log = logging.getLogger(__name__)
+
+#: Entries each Redis stream keeps, about (``XADD MAXLEN ~``); 0 keeps everything.
+DEFAULT_MAXLEN: Final = 1_000_000
+#: Seconds a message that leaves a gap waits for another writer to fill it before it is stored anyway.
+DEFAULT_HOLD_S: Final = 0.25
+#: Most messages one script call takes (a chunk holds whole streams: a stream's order decides holds).
+CHUNK: Final = 2048
+#: Markers kept in ``binance:<market>:events``.
+EVENTS_MAXLEN: Final = 100_000
+
+# One call per chunk, seven arguments whatever its size (encoding thousands of small arguments costs the
+# client more than the server's work), and the ids read here, in C, rather than by the client. KEYS: per
+# stream, its Redis stream and its dedup hash. ARGV: [1] maxlen ("0": no trim); [2] the payloads end to
+# end, grouped by stream in KEYS order; [3] their lengths (little-endian uint32); [4] their receive
+# times, 19 digits each; [5] how many each stream has (little-endian uint32); [6] each one's flags (1:
+# store past a gap; 2: never older than what is stored, for backfilled trades whose E is only their
+# trade time); [7] each stream's KIND_* (fleet/dedup.py). Returns {messages added, then the index of
+# each held message, and -index, first missing id, last missing id for each stored past a gap}. The rule
+# is fleet/dedup.py DedupState.offer's; the patterns are dedup_key's.
+_WRITE_LUA: Final = """
+local maxlen, blob, lens, times, counts, flagstr, kinds = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
+  ARGV[6], ARGV[7]
+local out = {0}
+local off, i = 1, 0
+local match, sub, byte, find, unpack = string.match, string.sub, string.byte, string.find, struct.unpack
+-- The integer after the first occurrence of key (a plain search, then digits anchored there).
+local function num(d, key)
+  local p = find(d, key, 1, true)
+  if p then return tonumber(match(d, '^%-?%d+', p + #key)) end
+end
+for k = 1, #counts / 4 do
+  local stream = KEYS[2 * k - 1]
+  local v = redis.call('HMGET', KEYS[2 * k], 'l', 'e', 'h')
+  local sl, se, sh, dirty, held = tonumber(v[1]), tonumber(v[2]) or 0, v[3] or '', false, false
+  local kind = byte(kinds, k)
+  for _ = 1, unpack('<I4', counts, 4 * k - 3) do
+    i = i + 1
+    local len = unpack('<I4', lens, 4 * i - 3)
+    local d = sub(blob, off, off + len - 1)
+    off = off + len
+    local status = 0
+    if held then
+      status = 2
+    else
+      local flags = byte(flagstr, i)
+      local e, last, prev
+      -- Binance's usual key order, read in one match; anything else key by key (the same values: the
+      -- first occurrence of each key).
+      if kind == 1 then
+        e, last = match(d, '^{"e":"trade","E":(%d+),"s":"[^"]*","t":(%d+),')
+      elseif kind == 2 then
+        e, last = match(d, '^{"e":"aggTrade","E":(%d+),"s":"[^"]*","a":(%d+),')
+      elseif kind == 3 then
+        e, prev, last = match(d, '^{"e":"depthUpdate","E":(%d+),"s":"[^"]*","U":(%d+),"u":(%d+),')
+        if prev then prev = tonumber(prev) - 1 end
+      end
+      if last then
+        e, last = tonumber(e), tonumber(last)
+        if kind ~= 3 then prev = last - 1 end
+      else
+        e = num(d, '"E":')
+        if kind == 1 then
+          last = num(d, '"t":')
+          if last then prev = last - 1 end
+        elseif kind == 2 then
+          last = num(d, '"a":')
+          if last then prev = last - 1 end
+        elseif kind == 3 or kind == 5 then
+          last = num(d, '"u":')
+          if kind == 5 then prev = num(d, '"pu":') end
+          if not prev then
+            prev = num(d, '"U":')
+            if prev then prev = prev - 1 end
+          end
+        elseif kind == 4 then
+          last = num(d, '"lastUpdateId":') or num(d, '"u":')
+        end
+      end
+      e = e or 0
+      if flags >= 2 and e < se then e = se end
+      if last then
+        if sl == nil then status = 1
+        elseif e < se then status = 0
+        elseif last <= sl then
+          if e > se then status = 1 end
+        elseif prev and prev > sl then
+          if flags % 2 == 0 then
+            status = 2
+          else  -- stored past a gap nobody filled: said so (its first and last missing ids)
+            status = 1
+            out[#out + 1] = -i
+            out[#out + 1] = sl + 1
+            out[#out + 1] = prev
+          end
+        else status = 1 end
+        if status == 1 then sl = last; se = e; dirty = true end
+      else
+        local h = sub(redis.sha1hex(d), 1, 16)
+        if e > se or sh == '' then
+          status = 1; se = e; sh = h; dirty = true
+        elseif e == se and find(sh, h, 1, true) == nil then
+          status = 1; dirty = true
+          sh = sh .. ',' .. h
+          if #sh > 32 * 17 then sh = sub(sh, #sh - 32 * 17 + 2) end
+        end
+      end
+    end
+    if status == 1 then
+      local r = sub(times, i * 19 - 18, i * 19)
+      if maxlen == '0' then
+        redis.call('XADD', stream, '*', 'd', d, 'r', r)
+      else
+        redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'd', d, 'r', r)
+      end
+      out[1] = out[1] + 1
+    elseif status == 2 then
+      held = true
+      out[#out + 1] = i
+    end
+  end
+  if dirty then
+    if sl then
+      redis.call('HSET', KEYS[2 * k], 'l', string.format('%d', sl), 'e', string.format('%d', se), 'h', sh)
+    else
+      redis.call('HSET', KEYS[2 * k], 'e', string.format('%d', se), 'h', sh)
+    end
+  end
+end
+return out
+"""
+
+#: Flags of a message in a script call.
+FORCE: Final = 1
+FLOOR: Final = 2
+
+
+def pack_messages(streams: Sequence[str], items: Sequence[tuple[int, bytes, int, int]],
+                  futures: bool = False) -> tuple[bytes, ...]:
+    """The script's ARGV[2..7] for ``(stream index, payload, receive ns, flags)`` messages of
+    ``streams`` (index 1 is ``streams[0]``; ``futures``: USD-M or COIN-M streams), grouped by stream in
+    index order (raises ValueError otherwise)."""
+    times: dict[int, bytes] = {}
+    lens = array("I", [len(data) for _, data, _, _ in items])
+    counts = array("I", bytes(4 * len(streams)))
+    last = 0
+    for i, _, _, _ in items:
+        if i < last:
+            raise ValueError("messages must come grouped by stream, in index order")
+        counts[i - 1] += 1
+        last = i
+    if sys.byteorder == "big":
+        lens.byteswap()
+        counts.byteswap()
+    return (b"".join([data for _, data, _, _ in items]), lens.tobytes(),
+            b"".join([times.get(r) or times.setdefault(r, b"%019d" % r) for _, _, r, _ in items]),
+            counts.tobytes(),
+            bytes([f for _, _, _, f in items]),
+            bytes([kind_of(s, futures) for s in streams]))
+
+
+_DATA: Final = operator.itemgetter(2)  # Entry.data
+_RECEIVED: Final = operator.itemgetter(0)  # Entry.received_ns
+
+
+def dedup_key_of(stream_key: str) -> str:
+    return stream_key + ":dedup"
+
+
+class Backfill(Protocol):
+    """Fetches the messages of a gap (ids ``first..last``) from elsewhere: REST for trades
+    (:class:`binance_ws.fleet.backfill.TradeBackfill`)."""
+
+    def can_fill(self, stream: str) -> bool: ...
+
+    async def fill(self, stream: str, first: int, last: int) -> list[bytes]: ...
+
+
+class _Pending:
+    """A held message: its entry, since when (monotonic s), whether a backfill of the gap before it was
+    tried, and its flags (FLOOR for a backfilled one)."""
+
+    __slots__ = ("entry", "filled", "flags", "held_since")
+
+    def __init__(self, entry: Entry, flags: int = 0) -> None:
+        self.entry = entry
+        self.flags = flags
+        self.held_since: float | None = None
+        self.filled = False
+
+
+class RedisSink:
+    """Stores entries in ``binance:<market>:<stream>`` through the dedup script (see the module doc).
+
+    ``client`` is a ``redis.asyncio.Redis`` (bytes, not decoded responses). ``write`` returns once its
+    entries are stored, or held (a gap another writer may fill; stored by ``hold_s`` later at most, or
+    at ``close``). With ``backfill``, a gap nobody filled in ``hold_s`` is first fetched from it (REST,
+    for trades) and stored before the held messages; a gap it cannot fill is stored as a gap.
+    Counters: ``added``, ``duplicates``, ``held`` (now waiting), ``backfilled``, ``calls`` (round trips);
+    ``on_flush(seconds, added)`` is told after each flush (the metrics' write latency and entries).
+    """
+
+    def __init__(self, client: Any, market: str, *, maxlen: int = DEFAULT_MAXLEN,
+                 hold_s: float = DEFAULT_HOLD_S, writer: str = "", backfill: Backfill | None = None,
+                 on_flush: Callable[[float, int], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if maxlen < 0:
+            raise ValueError("maxlen must be 0 (no trimming) or more")
+        self.client = client
+        self.market = market
+        #: USD-M and COIN-M diff depth chains by ``pu``; spot's by ``U``.
+        self.futures = market in ("usdm", "coinm")
+        self.maxlen = maxlen
+        self.hold_s = hold_s
+        self.writer = writer
+        self.clock = clock
+        self.backfill = backfill
+        #: Told after each flush: its seconds (first call sent to last reply) and the messages it added.
+        self.on_flush = on_flush
+        self._filling: dict[str, asyncio.Task[None]] = {}
+        self.backfilled = 0
+        self._sha = hashlib.sha1(_WRITE_LUA.encode()).hexdigest()
+        self._loaded = False
+        self._keys: dict[str, str] = {}
+        self._kinds: dict[str, int] = {}
+        self._queue: list[Entry] = []
+        self._held: dict[str, list[_Pending]] = {}
+        self._flush: asyncio.Future[None] | None = None
+        self._lock = asyncio.Lock()
+        self._retry: asyncio.TimerHandle | None = None
+        self._closed = False
+        self.added = 0
+        self.duplicates = 0
+        #: Gaps stored as gaps (nobody had the messages in between; each noted in the events stream).
+        self.gaps = 0
+        self.calls = 0
+
+    @property
+    def held(self) -> int:
+        return sum(len(v) for v in self._held.values())
+
+    def _kind(self, stream: str) -> int:
+        kind = self._kinds.get(stream)
+        if kind is None:
+            kind = self._kinds[stream] = kind_of(stream, self.futures)
+        return kind
+
+    def _key(self, stream: str) -> str:
+        key = self._keys.get(stream)
+        if key is None:
+            key = self._keys[stream] = key_of(self.market, stream)
+        return key
+
+    async def write(self, entries: Sequence[Entry]) -> None:
+        if self._closed:
+            raise RuntimeError("the Redis sink is closed")
+        self._queue.extend(entries)
+        await self._schedule()
+
+    def _schedule(self) -> asyncio.Future[None]:
+        """The flush that will take what is queued: one per event-loop turn, shared by every writer."""
+        if self._flush is None:
+            loop = asyncio.get_running_loop()
+            fut = self._flush = loop.create_future()
+            loop.call_soon(lambda: loop.create_task(self._run_flush(fut)))
+        return self._flush
+
+    async def _run_flush(self, fut: asyncio.Future[None]) -> None:
+        self._flush = None
+        try:
+            await self._store(force_all=False)
+        except BaseException as exc:
+            if not fut.done():
+                fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _retry_held(self) -> None:
+        self._retry = None
+        if self._held and not self._closed:
+            fut = self._schedule()
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # failure resurfaces on write
+
+    async def _store(self, force_all: bool) -> None:
+        # One flush at a time: a stream's messages must reach the script in order.
+        async with self._lock:
+            await self._store_locked(force_all)
+
+    async def _store_locked(self, force_all: bool) -> None:
+        queue, self._queue = self._queue, []
+        now = self.clock()
+        # Per stream: held messages first (their order), then the new ones. A stream being backfilled
+        # waits whole (held) until its fill is in.
+        by_stream: dict[str, list[Any]] = {}
+        held, self._held = self._held, {}
+        for stream, items in held.items():
+            first = items[0]
+            if (stream not in self._filling and not force_all and self.backfill is not None
+                    and not first.filled and first.held_since is not None
+                    and now - first.held_since >= self.hold_s and self.backfill.can_fill(stream)):
+                self._filling[stream] = asyncio.get_running_loop().create_task(self._fill(stream))
+            if stream in self._filling:
+                self._held[stream] = items
+            else:
+                by_stream[stream] = list(items)
+        filling = self._filling
+        for e in queue:
+            stream = e.stream
+            if stream in filling:
+                self._held.setdefault(stream, []).append(_Pending(e))
+            else:
+                group = by_stream.get(stream)
+                if group is None:
+                    by_stream[stream] = [e]
+                else:
+                    group.append(e)
+        if not by_stream:
+            return
+        if not self._loaded:
+            await self.client.script_load(_WRITE_LUA)
+            self._loaded = True
+        # Chunks of whole streams, each one script call; each is sent as soon as it is packed, so the
+        # server runs one while the next is being packed (chunks share no stream: their order is free).
+        hold_s = self.hold_s
+        started = time.perf_counter()
+        added_before = self.added
+        sent: list[tuple[list[Any], asyncio.Task[Any]]] = []
+        chunk: list[tuple[str, list[Any]]] = []
+        size = 0
+        streams = list(by_stream.items())
+        for n, (stream, items) in enumerate(streams, 1):
+            chunk.append((stream, items))
+            size += len(items)
+            if size < CHUNK and n < len(streams):
+                continue
+            keys: list[str] = []
+            flat: list[Any] = []
+            datas: list[bytes] = []
+            received: list[int] = []
+            flags = bytearray()
+            counts = array("I")
+            kinds = bytearray()
+            for name, part in chunk:
+                key = self._key(name)
+                keys += (key, dedup_key_of(key))
+                kinds.append(self._kind(name))
+                counts.append(len(part))
+                flat += part
+                if not isinstance(part[0], _Pending):  # the usual case: new messages only
+                    datas += map(_DATA, part)
+                    received += map(_RECEIVED, part)
+                    flags += bytes(len(part))
+                    continue
+                for item in part:
+                    if isinstance(item, _Pending):
+                        since = item.held_since
+                        f = item.flags
+                        if force_all or (since is not None and now - since >= hold_s):
+                            f |= FORCE
+                        entry = item.entry
+                    else:
+                        f, entry = 0, item
+                    datas.append(entry.data)
+                    received.append(entry.received_ns)
+                    flags.append(f)
+            lens = array("I", map(len, datas))
+            if sys.byteorder == "big":
+                lens.byteswap()
+                counts.byteswap()
+            times: dict[int, bytes] = {}
+            args = (str(self.maxlen), b"".join(datas), lens.tobytes(),
+                    b"".join([times.get(r) or times.setdefault(r, b"%019d" % r) for r in received]),
+                    counts.tobytes(), bytes(flags), bytes(kinds))
+            sent.append((flat, asyncio.ensure_future(self._call(keys, args))))
+            chunk, size = [], 0
+        await asyncio.wait([task for _, task in sent])
+        self.calls += len(sent)
+        failure: BaseException | None = None
+        gaps: list[tuple[str, int, int]] = []
+        for flat, task in sent:
+            exc = task.exception()
+            if exc is not None:
+                failure = failure or exc
+                continue
+            reply = task.result()
+            added = int(reply[0])
+            self.added += added
+            kept = 0
+            rest = [int(x) for x in reply[1:]]
+            k = 0
+            while k < len(rest):
+                i = rest[k]
+                if i < 0:  # stored past a gap: (-index, first missing id, last missing id)
+                    item = flat[-i - 1]
+                    entry = item.entry if isinstance(item, _Pending) else item
+                    gaps.append((entry.stream, rest[k + 1], rest[k + 2]))
+                    k += 3
+                    continue
+                item = flat[i - 1]
+                p = item if isinstance(item, _Pending) else _Pending(item)
+                if p.held_since is None:
+                    p.held_since = now
+                self._held.setdefault(p.entry.stream, []).append(p)
+                kept += 1
+                k += 1
+            self.duplicates += len(flat) - added - kept
+        if failure is not None:
+            raise failure
+        for gap_stream, gap_first, gap_last in gaps:
+            self.gaps += 1
+            await self.mark(Marker(time.time_ns(), "gap", {
+                "e": "error", "m": "Gap stored", "type": "gap", "stream": gap_stream, "first": gap_first,
+                "last": gap_last}))
+        if self.on_flush is not None:
+            self.on_flush(time.perf_counter() - started, self.added - added_before)
+        if self._held and self._retry is None and not force_all:
+            loop = asyncio.get_running_loop()
+            self._retry = loop.call_later(self.hold_s, self._retry_held)
+
+    async def _call(self, keys: list[str], args: tuple[Any, ...]) -> Any:
+        from redis.exceptions import NoScriptError
+
+        try:
+            return await self.client.evalsha(self._sha, len(keys), *keys, *args)
+        except NoScriptError:  # the server lost its scripts (restarted, SCRIPT FLUSH): nothing ran
+            await self.client.script_load(_WRITE_LUA)
+            return await self.client.evalsha(self._sha, len(keys), *keys, *args)
+
+    async def _fill(self, stream: str) -> None:
+        """Fetch the gap before ``stream``'s first held message and put it in front of it."""
+        assert self.backfill is not None
+        try:
+            items = self._held.get(stream) or []
+            want = dedup_key(stream, items[0].entry.data, self.futures).prev if items else None
+            if want is None:
+                return
+            last = await self.client.hget(dedup_key_of(self._key(stream)), "l")
+            if last is not None and int(last) < want:
+                payloads = await self.backfill.fill(stream, int(last) + 1, want)
+                now_ns = time.time_ns()
+                # REST has no event time (E is the trade time): FLOOR keeps it from looking older.
+                fills = [_Pending(Entry(now_ns, stream, data), FLOOR) for data in payloads]
+                if fills:
+                    self.backfilled += len(fills)
+                    self._held[stream] = fills + (self._held.get(stream) or [])
+                    await self.mark(Marker(now_ns, "backfill", {
+                        "stream": stream, "first": int(last) + 1, "last": want, "filled": len(fills)}))
+        except Exception as exc:  # REST or Redis trouble: the gap is stored as a gap, and said so
+            log.warning("backfill of %s failed: %s", stream, exc)
+        finally:
+            for p in self._held.get(stream) or []:
+                p.filled = True
+            self._filling.pop(stream, None)
+            if not self._closed:
+                self._schedule().add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def mark(self, marker: Marker) -> None:
+        if self._closed:
+            return
+        await self.client.xadd(f"binance:{self.market}:events",
+                               {"k": marker.kind, "d": orjson.dumps(marker.detail, default=str),
+                                "w": self.writer, "r": marker.received_ns},
+                               maxlen=EVENTS_MAXLEN, approximate=True)
+
+    async def close(self) -> None:
+        """Store what is queued and held (held messages forced: no writer is left to fill their gaps)."""
+        if self._closed:
+            return
+        if self._flush is not None:
+            with contextlib.suppress(Exception):
+                await self._flush
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        for task in list(self._filling.values()):
+            with contextlib.suppress(Exception):
+                await task
+        self._closed = True
+        if self._queue or self._held:
+            await self._store(force_all=True)
+
+
+class RedisReader:
+    """Messages of ``streams`` read back from Redis through a consumer group, like a subscription.
+
+    ``async for msg in reader`` yields dicts (``decode="dict"``), :class:`RawMessage` (``"raw"``) or typed
+    models (``"typed"``, :func:`binance_ws.models.decoder_for`). Delivery is at least once: an entry is
+    acknowledged (``XACK``) when the next one is asked for, so a consumer that dies mid-message gets it
+    again, as does another consumer of the group once it has been idle ``claim_idle_ms``. After each
+    message, ``entry`` is its ``(stream, entry id, receive ns)``. The group is created on first use at
+    ``start`` (``"0"``: everything the streams hold; ``"$"``: only what comes after).
+    """
+
+    def __init__(self, client: Any, streams: Iterable[str], *, market: str = "spot",
+                 group: str = "binance-ws", consumer: str = "reader", decode: str = "dict",
+                 count: int = 512, block_ms: int = 1000, claim_idle_ms: int = 30_000,
+                 start: str = "0", product: Any = None) -> None:
+        self.client = client
+        self.streams = list(dict.fromkeys(streams))
+        if not self.streams:
+            raise ValueError("a reader needs at least one stream")
+        self.market = market
+        self.group = group
+        self.consumer = consumer
+        self.decode = decode
+        self.count = count
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.start = start
+        self._names = {key_of(market, s).encode(): s for s in self.streams}
+        self._decoders: dict[str, Callable[[bytes], Any]] = {}
+        if decode == "typed":
+            from binance_ws import markets, models
+
+            prod = product or {"spot": markets.SPOT, "usdm": markets.USDM, "coinm": markets.COINM}.get(
+                market, markets.SPOT)
+            self._decoders = {s: models.decoder_for(s, prod) for s in self.streams}
+        elif decode not in ("dict", "raw"):
+            raise ValueError("decode must be 'dict', 'raw' or 'typed'")
+        self._buffer: deque[tuple[bytes, bytes, dict[bytes, bytes]]] = deque()
+        self._unacked: dict[bytes, list[bytes]] = {}
+        self._ready = False
+        self._pending_done = False
+        self._last_claim = 0.0
+        self.entry: tuple[str, str, int] | None = None
+        #: Entries delivered, and those taken over from other consumers.
+        self.delivered = 0
+        self.claimed = 0
+
+    def __aiter__(self) -> RedisReader:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self.recv()
+
+    async def _setup(self) -> None:
+        from redis.exceptions import ResponseError
+
+        pipe = self.client.pipeline(transaction=False)
+        for key in self._names:
+            pipe.xgroup_create(key, self.group, id=self.start, mkstream=True)
+        for result in await pipe.execute(raise_on_error=False):
+            if isinstance(result, ResponseError) and "BUSYGROUP" not in str(result):
+                raise result
+        self._ready = True
+
+    async def ack(self) -> None:
+        """Acknowledge everything delivered so far (``recv`` does it for the previous batch itself)."""
+        unacked, self._unacked = self._unacked, {}
+        if unacked:
+            pipe = self.client.pipeline(transaction=False)
+            for key, ids in unacked.items():
+                pipe.xack(key, self.group, *ids)
+            await pipe.execute()
+
+    async def _claim(self) -> None:
+        """Take over entries other consumers left pending past ``claim_idle_ms`` (every stream at once)."""
+        self._last_claim = time.monotonic()
+        cursors: dict[bytes, Any] = dict.fromkeys(self._names, b"0-0")
+        while cursors:
+            pipe = self.client.pipeline(transaction=False)
+            for key, cursor in cursors.items():
+                pipe.xautoclaim(key, self.group, self.consumer, self.claim_idle_ms, start_id=cursor,
+                                count=self.count)
+            replies = await pipe.execute()
+            following: dict[bytes, Any] = {}
+            for key, reply in zip(cursors, replies, strict=True):
+                cursor, entries = reply[0], reply[1]
+                for entry_id, fields in entries:
+                    if fields:
+                        self._buffer.append((key, entry_id, fields))
+                        self.claimed += 1
+                if entries and cursor not in (b"0-0", "0-0"):
+                    following[key] = cursor
+            cursors = following
+
+    async def _fill(self) -> None:
+        if not self._ready:
+            await self._setup()
+        await self.ack()
+        if not self._pending_done:  # our own pending entries first (a restart under the same name)
+            reply = await self.client.xreadgroup(self.group, self.consumer, dict.fromkeys(self._names, "0"),
+                                                 count=self.count)
+            got = [(key, i, f) for key, entries in reply or [] for i, f in entries if f]
+            if got:
+                self._buffer.extend(got)
+                return
+            self._pending_done = True
+        if time.monotonic() - self._last_claim >= self.claim_idle_ms / 1000:
+            await self._claim()
+            if self._buffer:
+                return
+        reply = await self.client.xreadgroup(self.group, self.consumer, dict.fromkeys(self._names, ">"),
+                                             count=self.count, block=self.block_ms)
+        for key, entries in reply or []:
+            self._buffer.extend((key, i, f) for i, f in entries)
+
+    async def recv(self) -> Any:
+        """The next message (waits for one)."""
+        while not self._buffer:
+            try:
+                await self._fill()
+            except asyncio.CancelledError:
+                # Entries Redis handed over as the read was cancelled are pending for this consumer:
+                # the next read starts with the pending ones again, so none is skipped.
+                self._pending_done = False
+                raise
+        key, entry_id, fields = self._buffer.popleft()
+        self._unacked.setdefault(key, []).append(entry_id)
+        self.delivered += 1
+        stream = self._names[key]
+        data = fields[b"d"]
+        self.entry = (stream, entry_id.decode(), int(fields.get(b"r", b"0")))
+        if self.decode == "raw":
+            return RawMessage(stream, data)
+        if self.decode == "typed":
+            return self._decoders[stream](data)
+        return orjson.loads(data)

@@ -1,0 +1,106 @@
+"""``binance-ws collect`` as a user runs it: a subprocess, a real redis-server, the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from binance_ws.sim import Simulator
+from tests.redis_server import RedisServer, free_port
+from tests.redis_server import redis_server as redis_server  # the fixture
+
+_CLI = [sys.executable, "-m", "binance_ws.cli", "collect"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*_CLI, *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["btcusdt@trade"], "--redis URL is required"),
+    (["btcusdt@nonsense", "--redis", "redis://127.0.0.1:1/0"], "btcusdt@nonsense"),
+    (["btcusdt@trade", "--redis", "http://127.0.0.1:6379"], "redis://"),
+    (["btcusdt@trade", "--redis", "redis://127.0.0.1:6379", "--redundancy", "0"], "--redundancy"),
+    (["btcusdt@trade", "--redis", "redis://127.0.0.1:6379", "--market", "margin"], "--market"),
+    (["btcusdt@trade", "--redis", "redis://127.0.0.1:6379", "--lease-ttl", "0"], "--lease-ttl"),
+    (["btcusdt@trade", "--redis", "redis://127.0.0.1:6379", "--rest", "ws://x"], "--rest"),
+])
+def test_bad_input_is_one_line_and_exit_2(args: list[str], says: str) -> None:
+    proc = _run(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], proc.stderr
+
+
+def test_an_unreachable_redis_is_one_line_exit_1_and_never_shows_the_password() -> None:
+    port = free_port()
+    proc = _run("btcusdt@trade", "--sim", "--redis", f"redis://user:hunter2@127.0.0.1:{port}/0")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach Redis" in lines[0] and f":{port}" in lines[0], proc.stderr
+    assert "hunter2" not in proc.stderr
+
+
+async def _scrape(url: str) -> dict[tuple[str, str], float]:
+    """Samples of a /metrics page by (name, sink label)."""
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        text = await resp.text()
+    return {(sample.name, sample.labels.get("sink", "")): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+async def _wait(pred: Any, what: str, deadline_s: float = 30) -> None:
+    async with asyncio.timeout(deadline_s):
+        while not await pred():
+            await asyncio.sleep(0.05)
+
+
+async def test_collects_into_redis_and_sigterm_releases_the_leases(redis_server: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_server.url)
+    async with Simulator(flow_rate=200.0) as sim:
+        names = ["btcusdt@trade", "ethusdt@trade", "btcusdt@depth@100ms"]
+        port = free_port()
+        proc = await asyncio.create_subprocess_exec(
+            *_CLI, *names, "--endpoint", sim.stream_url, "--redis", redis_server.url, "--lease-ttl", "1",
+            "--shards", "4", "--name", "solo", "--metrics-port", str(port), stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+        try:
+            async def stored() -> bool:
+                return all([await client.xlen(f"binance:spot:{n}") > 5 for n in names])
+
+            await _wait(stored, "messages in Redis")
+            leases = [k async for k in client.scan_iter("binance:spot:fleet:lease:*")]
+            assert len(leases) == 4
+            assert {await client.get(k) for k in leases} == {b"solo"}
+            # --metrics-port: what the sink wrote (never more than Redis holds), how long, which shards.
+            samples = await _scrape(f"http://127.0.0.1:{port}/metrics")
+            stored = sum([await client.xlen(f"binance:spot:{n}") for n in names])
+            assert 0 < samples[("binance_ws_sink_entries_total", "redis")] <= stored
+            assert samples[("binance_ws_sink_write_seconds_count", "redis")] > 0
+            assert samples[("binance_ws_shards_owned", "")] == 4
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+            assert proc.returncode == 0, err
+            assert [k async for k in client.scan_iter("binance:spot:fleet:lease:*")] == []
+            # A member started with other streams is refused while the fleet's configuration lives.
+            other = await asyncio.create_subprocess_exec(
+                *_CLI, "btcusdt@trade", "--endpoint", sim.stream_url, "--redis", redis_server.url,
+                "--shards", "4", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            _, err = await asyncio.wait_for(other.communicate(), 30)
+            assert other.returncode == 2, err
+            assert err.decode().count("\n") == 1 and "same streams and --shards" in err.decode()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            await client.aclose()
