@@ -235,15 +235,15 @@ async def test_subscriptions_die_with_the_connection() -> None:
         creds = make_account(sim, "alice", "HMAC")
         client = await connect(sim)
         await client.call("userDataStream.subscribe.signature", signed(creds, sim))
-        assert sim.accounts._subscribers["alice"]
+        assert sim.accounts._subscribers[("spot", "alice")]
         assert sim.accounts.drop_sessions() == 1
         assert client.transport is not None
         await asyncio.wait_for(client.transport.wait_disconnected(), WAIT_S)
         for _ in range(100):
-            if not sim.accounts._subscribers["alice"]:
+            if not sim.accounts._subscribers[("spot", "alice")]:
                 break
             await asyncio.sleep(0.01)
-        assert not sim.accounts._subscribers["alice"] and not sim.accounts.sessions
+        assert not sim.accounts._subscribers[("spot", "alice")] and not sim.accounts.sessions
 
 
 async def test_market_data_methods_answer_the_rest_bodies() -> None:

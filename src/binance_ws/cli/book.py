@@ -17,7 +17,17 @@ from rich.text import Text
 
 from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
 from binance_ws.cli.common import _BadInput, _fail, _Failure, _num, _rest_unreachable, _unreachable
-from binance_ws.cli.views import Endpoint, Interval, Iterations, Testnet, UseSim, resolve_market, show
+from binance_ws.cli.views import (
+    Endpoint,
+    Interval,
+    Iterations,
+    MarketName,
+    Testnet,
+    UseSim,
+    resolve_market,
+    show,
+    simulator_for,
+)
 
 #: Width of the quantity bars, in cells.
 BAR_WIDTH: Final = 24
@@ -93,6 +103,7 @@ def book(
     rest: Annotated[str | None, typer.Option(
         metavar="URL", help="REST base URL for the snapshots, with --endpoint (http://host:port).")] = None,
     testnet: Testnet = False,
+    market_name: MarketName = "spot",
     levels: Annotated[int, typer.Option(metavar="N", min=1, max=100, help="Levels shown per side.")] = 10,
     limit: Annotated[int, typer.Option(metavar="N", min=1, help="Snapshot size (levels fetched).")] = 1000,
     interval: Interval = 0.25,
@@ -115,7 +126,7 @@ def book(
                             "--endpoint ws://127.0.0.1:9443 --rest http://127.0.0.1:9444")
         if rest is not None and endpoint is None:
             raise _BadInput("--rest goes with --endpoint")
-        market = resolve_market(use_sim, endpoint, testnet, rest)
+        market = resolve_market(use_sim, endpoint, testnet, rest, market_name)
         streams.validate_stream(f"{symbol.lower()}@depth", market)
         if limit > market.max_depth_limit:
             raise _BadInput(f"--limit {limit} is above the largest snapshot ({market.max_depth_limit})")
@@ -140,9 +151,7 @@ async def _book(symbol: str, market: Any, use_sim: bool, levels: int, limit: int
 
     async with contextlib.AsyncExitStack() as stack:
         if use_sim:
-            from binance_ws.sim import Simulator
-
-            sim = await stack.enter_async_context(Simulator())
+            sim = await stack.enter_async_context(simulator_for(market))
             market = sim.market
         elif (why := await _unreachable(market.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)

@@ -82,7 +82,7 @@ def record(
     cannot be reached, reconnecting gave up, or a file cannot be written.
     """
     from binance_ws import errors, streams
-    from binance_ws.cli.tail import _market
+    from binance_ws.cli.views import market_row
     from binance_ws.recorder import depth_symbols
     from binance_ws.sinks.files import FILE_FORMATS
 
@@ -101,7 +101,9 @@ def record(
         if not value >= 0:
             raise _fail(f"{option} must be 0 or more, not {value:g}", EXIT_BAD_INPUT)
     try:
-        market = _market(market_name, testnet, use_sim)  # as tail chooses it
+        market = market_row(market_name, testnet)  # as tail chooses it
+        if use_sim and market.name.endswith("-testnet"):
+            raise _BadInput("--sim serves the products themselves: --market spot, usdm or coinm")
         file_market = market.name
         if not 1 <= snapshot_limit <= market.max_depth_limit:
             raise _BadInput(f"--snapshot-limit must be between 1 and {market.max_depth_limit} on "
@@ -173,9 +175,9 @@ async def _record(o: _Options) -> int:
     market = o.market
     async with contextlib.AsyncExitStack() as stack:
         if o.use_sim:
-            from binance_ws.sim import Simulator
+            from binance_ws.cli.views import simulator_for
 
-            sim = await stack.enter_async_context(Simulator())
+            sim = await stack.enter_async_context(simulator_for(market))  # serves --market's product
             market = sim.market
         elif (why := await _unreachable(market.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)

@@ -24,9 +24,10 @@ from binance_ws.cli.common import _first_line, _input_file, _is_tail_json
 
 @app.command(short_help="Run a local simulated Binance (streams, WS API, REST).")
 def sim(
-    market: Annotated[str, typer.Option(
+    market: Annotated[str | None, typer.Option(
         help="Serve the exchange as spot, usdm (USD-M futures: /public, /market and /private routes) "
-             "or coinm (COIN-M futures).")] = "spot",
+             "or coinm (COIN-M futures). Default: spot, or with --replay the recording's product "
+             "(a futures depth snapshot says USD-M or COIN-M).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind (loopback only by default).")] = "127.0.0.1",
     stream_port: Annotated[int, typer.Option(help="Stream server port (0: any free port).")] = 9443,
     rest_port: Annotated[int, typer.Option(help="REST port (0: any free port).")] = 9444,
@@ -71,6 +72,31 @@ def sim(
         typer.echo(f"{ERROR_PREFIX}{message}", err=True)
         return typer.Exit(code)
 
+    rep: Replay | None = None
+    if replay is not None:
+        if (why := _input_file(replay)) is not None:
+            raise fail(f"--replay {why}")
+        try:
+            if replay.stat().st_size == 0:
+                raise ReplayError(f"{replay} is empty: not a recording")
+            if next(iter(read_recording(replay)), None) is None:
+                raise ReplayError(f"{replay} holds no records (empty, or cut short before its first flush): "
+                                  "nothing to replay")
+            rep = Replay(replay, speed=speed)
+            if rep.messages == 0:  # else it would serve the default symbols, silently
+                raise ReplayError(f"{replay} holds no messages (empty, or cut short before its first "
+                                  "flush): nothing to replay")
+        except (ReplayError, RecordingError, OSError, ValueError) as exc:
+            message = _first_line(exc)
+            if _is_tail_json(replay):
+                message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
+                            "record with `binance-ws tail --record FILE` to replay it")
+            raise fail(message, EXIT_GAVE_UP) from None
+        if market is not None and market != rep.product:
+            raise fail(f"--replay {replay.name} is a {rep.product} recording; serve it with --market "
+                       f"{rep.product} (or leave --market out)")
+        market = rep.product
+    market = market or "spot"
     if market not in PRODUCT_NAMES:
         raise fail(f"--market must be one of {', '.join(PRODUCT_NAMES)}, not {market!r}")
     if symbols is not None and market != "spot":
@@ -87,8 +113,6 @@ def sim(
     for option, port in (("--stream-port", stream_port), ("--rest-port", rest_port)):
         if not 0 <= port <= 65535:
             raise fail(f"{option} must be between 0 and 65535, not {port}")
-    if replay is not None and (why := _input_file(replay)) is not None:
-        raise fail(f"--replay {why}")
     if count is None:
         cfg = product_config(market, host=host, stream_port=stream_port, rest_port=rest_port, seed=seed,
                              flow_rate=50.0 if rate is None else rate)
@@ -107,13 +131,6 @@ def sim(
         # SIGTERM ends sim as Ctrl-C does, through the loop: the demo account's key files are removed.
         terminated = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminated.set)
-        if replay is not None and replay.stat().st_size and next(iter(read_recording(replay)), None) is None:
-            raise ReplayError(f"{replay} holds no records (empty, or cut short before its first flush): "
-                              "nothing to replay")
-        rep = Replay(replay, speed=speed) if replay is not None else None
-        if rep is not None and rep.messages == 0:  # else it would serve the default symbols, silently
-            raise ReplayError(f"{replay} holds no messages (empty, or cut short before its first flush): "
-                              "nothing to replay")
         async with Simulator(cfg, replay=rep) as s, contextlib.AsyncExitStack() as stack:
             names = s.symbols()
             for line in _urls(s, market):
@@ -130,10 +147,8 @@ def sim(
                 if market == "spot":
                     typer.echo(f"try:     binance-ws tail {names[0].lower()}@trade --endpoint {s.stream_url}")
                 else:
-                    # tail speaks spot's rules, which the futures routes accept: book streams on /public.
-                    endpoint = f"{s.stream_url}/public" if market == "usdm" else s.stream_url
-                    typer.echo(f"try:     binance-ws tail {names[0].lower()}@bookTicker "
-                               f"--endpoint {endpoint}")
+                    typer.echo(f"try:     binance-ws tail {names[0].lower()}@markPrice@1s "
+                               f"{names[0].lower()}@bookTicker --market {market} --endpoint {s.stream_url}")
             # Runs until Ctrl-C or SIGTERM, or until a replay fails (then stop() raises it on the way out).
             watch = asyncio.create_task(_watch_sim(s))
             ends = [asyncio.create_task(e.wait()) for e in (terminated, rep.failed if rep else None) if e]
@@ -218,10 +233,8 @@ def _urls(s: Any, market: str) -> list[str]:
     if market == "spot":
         lines += [f"WS API:  {s.ws_api_url}", f"REST:    {s.rest_url}/api/v3/exchangeInfo"]
     else:
-        # The futures market-data REST (/fapi/v1, /dapi/v1) is not served yet; /api/v3 answers from the
-        # same books (depth in the futures id space).
-        lines.append(f"REST:    {s.rest_url}/api/v3/exchangeInfo  "
-                     f"(spot-shaped; no {s.market.rest_prefix} market data)")
+        # Futures REST (exchangeInfo, depth in the streams' id space, premiumIndex from the mark model).
+        lines.append(f"REST:    {s.rest_url}{s.market.rest_prefix}/exchangeInfo")
     lines.append(f"control: {s.rest_url}/sim/")
     return lines
 

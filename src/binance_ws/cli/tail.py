@@ -19,7 +19,6 @@ from binance_ws.cli.common import (
     _BadInput,
     _clock,
     _describe,
-    _endpoint,
     _error_line,
     _fail,
     _Failure,
@@ -30,6 +29,7 @@ from binance_ws.cli.common import (
     _width,
 )
 from binance_ws.cli.metrics_port import DEFAULT_ADDR, MetricsAddr, MetricsPort, start_metrics
+from binance_ws.cli.views import MarketName, resolve_market, simulator_for
 
 
 @app.command(short_help="Stream messages to stdout: one readable line each, or JSON.")
@@ -40,10 +40,7 @@ def tail(
     endpoint: Annotated[str | None, typer.Option(
         metavar="URL", help="Stream server base URL, ws://host:port or wss://host:port.")] = None,
     testnet: Annotated[bool, typer.Option("--testnet", help="Use the --market's testnet.")] = False,
-    market_name: Annotated[str, typer.Option(
-        "--market", metavar="MARKET",
-        help="spot, usdm (USD-M futures) or coinm (COIN-M futures); or spot-testnet, usdm-testnet, "
-             "coinm-testnet.")] = "spot",
+    market_name: MarketName = "spot",
     count: Annotated[int, typer.Option(
         metavar="N", help="Stop after this many messages (0: run until Ctrl-C).")] = 0,
     json_lines: Annotated[bool, typer.Option(
@@ -76,16 +73,7 @@ def tail(
     if count < 0:
         raise _fail("--count must be 0 or more", EXIT_BAD_INPUT)
     try:
-        market = _market(market_name, testnet, use_sim)
-    except _BadInput as exc:
-        raise _fail(str(exc), EXIT_BAD_INPUT) from None
-    try:
-        if endpoint is not None:
-            url = _endpoint(endpoint)
-            # A routed product's row names its /public path (USD-M, PROTOCOL 8); the others are the base.
-            stream_url = f"{url}/public" if market.routed_paths else url
-            market = market.with_urls(stream_url=stream_url, name=f"{market.name} at {url}",
-                                      local=url.startswith("ws://"))
+        market = resolve_market(use_sim, endpoint, testnet, market_name=market_name)
         names = [streams.validate_stream(s, market) for s in stream]
     except (_BadInput, errors.InvalidStreamError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
@@ -109,25 +97,6 @@ def tail(
         code = EXIT_GAVE_UP
     raise typer.Exit(code)
 
-
-
-_PRODUCT_MARKETS = ("spot", "usdm", "coinm")
-
-
-def _market(name: str, testnet: bool, use_sim: bool) -> Any:
-    """The market row ``--market`` (with ``--testnet``) names; :class:`_BadInput` naming the choices."""
-    from binance_ws import markets
-
-    choices = [*_PRODUCT_MARKETS, *(f"{n}-testnet" for n in _PRODUCT_MARKETS)]
-    key = name.lower()
-    if key not in choices:
-        raise _BadInput(f"--market {name!r} is not one of {', '.join(choices)}")
-    if testnet and not key.endswith("-testnet"):
-        key += "-testnet"
-    market = markets.MARKETS[key]
-    if use_sim and market.product.name != "spot":
-        raise _BadInput(f"--sim serves spot streams only; --market {name} needs --endpoint or Binance")
-    return market
 
 
 async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_lines: bool,
@@ -158,9 +127,7 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
 
     async with contextlib.AsyncExitStack() as stack:
         if use_sim:
-            from binance_ws.sim import Simulator
-
-            sim = await stack.enter_async_context(Simulator())
+            sim = await stack.enter_async_context(simulator_for(market))
             market = sim.market
         elif (why := await _unreachable(market.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)

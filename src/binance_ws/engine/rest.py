@@ -77,7 +77,8 @@ class AsyncClient:
 
     ``market`` picks the environment (``binance_ws.markets``; the simulator offers ``sim.market``; none
     given: ``BINANCE_WS_MARKET``'s, else spot, see :func:`binance_ws.markets.default_market`);
-    ``base_url`` overrides its REST host. ``futures_market`` is used for the futures listenKey calls.
+    ``base_url`` overrides its REST host. ``futures_market`` is used for the futures calls
+    (listen keys, depth): by default ``market`` itself when it is a futures market, else USD-M.
     The server-time offset is measured by :meth:`sync_time` (called automatically before the first
     signed request when ``auto_time_sync`` is on) and added to every ``timestamp``.
     """
@@ -86,7 +87,7 @@ class AsyncClient:
                  private_key: str | bytes | os.PathLike[str] | None = None,
                  private_key_password: str | None = None,
                  market: Market | None = None, base_url: str | None = None,
-                 futures_market: Market = USDM, futures_base_url: str | None = None,
+                 futures_market: Market | None = None, futures_base_url: str | None = None,
                  recv_window: float = DEFAULT_RECV_WINDOW_MS, timeout_s: float = 10.0,
                  auto_time_sync: bool = True, env: Mapping[str, str] | None = None) -> None:
         environ = os.environ if env is None else env
@@ -106,6 +107,8 @@ class AsyncClient:
         market = market or default_market(environ)
         self.market = market
         self.base_url = (base_url or market.rest_url).rstrip("/")
+        if futures_market is None:  # a client made for a futures market makes its futures calls there
+            futures_market = market if market.product.name in ("usdm", "coinm") else USDM
         self.futures_market = futures_market
         self.futures_base_url = (futures_base_url or futures_market.rest_url).rstrip("/")
         self.recv_window = recv_window
