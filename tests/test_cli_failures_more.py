@@ -129,7 +129,7 @@ _CASES: dict[str, _Case] = {
         ("book", "btcusdt", "--endpoint", "{ws}", "--rest", "http://127.0.0.1:{dead}", "-n", "1"), 1,
         ("--rest", "connection refused")),
     "book: an option it does not have": _Case(
-        ("book", "btcusdt", "--market", "usdm"), 2, ("No such option: --market", "book --help")),
+        ("book", "btcusdt", "--sim", "--depth", "5"), 2, ("No such option: --depth", "book --help")),
     "book: an empty SYMBOL": _Case(("book", "", "--sim", "-n", "1"), 2, ("SYMBOL is empty",)),
     "book: --levels 0": _Case(("book", "btcusdt", "--sim", "--levels", "0"), 2, ("--levels",)),
     "top: a stream the server refuses": _Case(
