@@ -182,6 +182,12 @@ class Collector:
                 f"with the same streams and --shards (or wait for the old fleet's {key} to lapse)", 2)
         await self.client.pexpire(key, self.ttl_ms * FORGET_AFTER_TTLS)
 
+    async def _load_scripts(self) -> None:
+        """Load the scripts a pipeline runs (on Redis Cluster into every primary: a cluster pipeline does
+        not load them itself)."""
+        for script in (self._renew, self._release):
+            await self.client.script_load(script.script)
+
     async def read_view(self) -> FleetView:
         slots = [(s, k) for s in range(self.shards) for k in range(self.redundancy)]
         keys = [self.prefix + "members", self.prefix + "draining",
@@ -202,6 +208,7 @@ class Collector:
         loop = asyncio.get_running_loop()
         self._failed = loop.create_future()
         await self._check_config()
+        await self._load_scripts()
         view = await self.read_view()
         self.policy = policy = FleetPolicy(self.name, self.shards, self.redundancy, self.ttl_ms, view.now_ms)
         while True:
@@ -239,7 +246,14 @@ class Collector:
                 self._stop_watch(a.shard)
         if not asked:
             return
-        for a, result in zip(asked, await pipe.execute(), strict=True):
+        from redis.exceptions import NoScriptError
+
+        try:
+            results = await pipe.execute()
+        except NoScriptError:  # Redis lost its scripts (restarted): the next heartbeat does it again
+            await self._load_scripts()
+            return
+        for a, result in zip(asked, results, strict=True):
             if isinstance(a, Claim) and result:
                 self.claimed += 1
                 log.info("%s claimed shard %d slot %d", self.name, *a.slot)
@@ -303,6 +317,7 @@ class Collector:
             with contextlib.suppress(Exception):
                 await self._drain(policy)
             with contextlib.suppress(Exception):
+                await self._load_scripts()
                 pipe = self.client.pipeline(transaction=False)
                 for slot in policy.slots:
                     await self._release(keys=[self._slot_key("lease", slot)], args=[self.name], client=pipe)
