@@ -79,7 +79,8 @@ class RedisClusterServers:
                                               str(d / "nodes.conf"), "--cluster-port", str(bus[-1])))
             clients = [redis.Redis(port=n.port) for n in self.nodes]
             for i, c in enumerate(clients):
-                c.execute_command("CLUSTER", "ADDSLOTSRANGE", 16384 * i // nodes, 16384 * (i + 1) // nodes - 1)
+                first, last = 16384 * i // nodes, 16384 * (i + 1) // nodes - 1
+                c.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
             for n, cport in zip(self.nodes[1:], bus[1:], strict=True):
                 clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", n.port, cport)
             deadline = time.monotonic() + 30

@@ -75,8 +75,8 @@ async def test_a_fleet_member_collects_into_the_cluster(redis_cluster: Any) -> N
         task = asyncio.create_task(member.run())
         try:
             async def collecting() -> bool:
-                owners = await redis_cluster.mget([f"{fleet_prefix('spot')}lease:{s}:0" for s in range(shards)])
-                if owners != [b"a"] * shards:
+                leases = [f"{fleet_prefix('spot')}lease:{s}:0" for s in range(shards)]
+                if await redis_cluster.mget(leases) != [b"a"] * shards:
                     return False
                 lengths = [await redis_cluster.xlen(key_of("spot", n)) for n in names]
                 return all(n >= 3 for n in lengths)

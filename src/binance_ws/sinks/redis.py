@@ -4,18 +4,21 @@ Layout (``market`` is the product's name: ``spot``, ``usdm``, ``coinm``):
 
 * ``binance:<market>:<stream name>`` (e.g. ``binance:spot:btcusdt@trade``): a Redis stream, one entry a
   message, fields ``d`` (the payload bytes as received) and ``r`` (local receive time, ns since the
-  epoch, decimal). Trimmed approximately (``XADD MAXLEN ~``) to about ``maxlen`` entries.
-* ``binance:<market>:<stream name>:dedup``: a small hash, the stream's de-duplication state
+  epoch, decimal). Trimmed approximately (``MAXLEN ~``) to about ``maxlen`` entries.
+* ``{binance:<market>:<stream name>}:dedup``: a small hash, the stream's de-duplication state
   (:mod:`binance_ws.fleet.dedup`): what lets any number of redundant writers store each message once.
+  Its hash tag is the stream's key, so both are in one Redis Cluster hash slot.
 * ``binance:<market>:events``: markers (gaps, resets, reconnects, backfills), fields ``k`` (kind), ``d``
   (the event as JSON), ``w`` (the writer's name), ``r`` (its time, ns).
 
 :class:`RedisSink` (a :class:`~binance_ws.sinks.base.Sink`) gathers what every pump hands it during one
-event-loop turn into one flush (one in flight at a time): one Lua script call (``EVALSHA``) per chunk of
-whole streams, sent as soon as it is packed, reads each message's ids from its bytes, applies the dedup
-rule and ``XADD``\\ s only the new messages, atomically, so writers never race. A message that leaves a
-gap is held briefly (``hold_s``) in case another writer fills it; then (with a ``backfill``, for trades)
-the gap is fetched over REST and stored first; then it is stored anyway.
+event-loop turn into one flush (one in flight at a time). It reads each message's ids itself (one JSON
+decode per stream and flush, :func:`binance_ws.fleet.dedup.fast_keys`); then one Lua script call
+(``EVALSHA``) per chunk of whole streams, sent as soon as it is packed, applies the dedup rule to those
+numbers and ``XADD``\\ s only the new messages, atomically, so writers never race. On Redis Cluster
+(a ``redis.asyncio.cluster.RedisCluster`` client) a chunk holds the streams of one hash slot only.
+A message that leaves a gap is held briefly (``hold_s``) in case another writer fills it; then (with a
+``backfill``, for trades) the gap is fetched over REST and stored first; then it is stored anyway.
 
 :class:`RedisReader` consumes with a consumer group (``XREADGROUP``, ``XACK``; on start it re-reads its
 own pending entries and claims other consumers' entries idle past ``claim_idle_ms``) and yields messages
@@ -55,10 +58,12 @@ CHUNK: Final = 2048
 EVENTS_MAXLEN: Final = 100_000
 
 # One call per chunk, seven arguments whatever its size (encoding thousands of small arguments costs the
-# client more than the server's work). The writer reads each message's ids (fleet/dedup.py keys_by_kind)
-# and hands them over as numbers, so the script reads no JSON: it applies the rule and XADDs. KEYS: per
-# stream, its Redis stream and its dedup state (dedup_key_of: the same hash slot). ARGV: [1] maxlen ("0":
-# no trim); [2] the payloads end to end, grouped by stream in KEYS order; [3] their lengths
+# client more than the server's work). The writer reads each message's ids (fleet/dedup.py fast_keys,
+# key_by_kind) and hands them over as numbers, so the script reads no JSON (Redis, one thread shared by a
+# whole fleet, does the least): it applies the rule, XADDs the new messages and trims each stream once a
+# call (XTRIM MAXLEN ~: the same approximate trim as XADD's, without three more arguments a message).
+# KEYS: per stream, its Redis stream and its dedup state (dedup_key_of: the same hash slot). ARGV: [1]
+# maxlen ("0": no trim); [2] the payloads end to end, grouped by stream in KEYS order; [3] their lengths
 # (little-endian uint32); [4] their receive times, 19 digits each; [5] how many each stream has
 # (little-endian uint32); [6] each one's flags (FORCE: store past a gap; FLOOR: never older than what is
 # stored, for backfilled trades whose E is only their trade time; HAS_ID: ids given; HAS_PREV: its prev
@@ -116,12 +121,7 @@ for k = 1, #counts / 4 do
       end
     end
     if status == 1 then
-      if trim then
-        call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'd', sub(blob, from, off - 1), 'r',
-          sub(times, i * 19 - 18, i * 19))
-      else
-        call('XADD', stream, '*', 'd', sub(blob, from, off - 1), 'r', sub(times, i * 19 - 18, i * 19))
-      end
+      call('XADD', stream, '*', 'd', sub(blob, from, off - 1), 'r', sub(times, i * 19 - 18, i * 19))
       out[1] = out[1] + 1
     elseif status == 2 then
       held = true
@@ -130,6 +130,7 @@ for k = 1, #counts / 4 do
     end
   end
   if dirty then
+    if trim then call('XTRIM', stream, 'MAXLEN', '~', maxlen) end
     if sl then
       call('HSET', KEYS[2 * k], 'l', string.format('%d', sl), 'e', string.format('%d', se), 'h', sh)
     else
