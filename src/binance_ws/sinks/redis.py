@@ -195,7 +195,15 @@ def pack_messages(streams: Sequence[str], items: Sequence[tuple[int, bytes, int,
         for a in (lens, counts, ids):
             a.byteswap()
     return (b"".join([data for _, data, _, _ in items]), lens.tobytes(),
-            b"".join([b"%019d" % r for _, _, r, _ in items]), counts.tobytes(), bytes(flags), ids.tobytes())
+            _times([r for _, _, r, _ in items]), counts.tobytes(), bytes(flags), ids.tobytes())
+
+
+def _times(received: list[int]) -> bytes:
+    """Receive times, 19 digits each (ns since the epoch: 19 digits from 2001 to 2286)."""
+    out = (b"%019d" * len(received)) % tuple(received)
+    if len(out) != 19 * len(received):
+        raise ValueError("a receive time is not between 0 and 10^19 ns")
+    return out
 
 
 _DATA: Final = operator.itemgetter(2)  # Entry.data
@@ -444,10 +452,8 @@ class RedisSink:
             if sys.byteorder == "big":
                 for arr in (lens, counts, ids):
                     arr.byteswap()
-            times: dict[int, bytes] = {}
-            args = (str(self.maxlen), b"".join(datas), lens.tobytes(),
-                    b"".join([times.get(r) or times.setdefault(r, b"%019d" % r) for r in received]),
-                    counts.tobytes(), bytes(flags), ids.tobytes())
+            args = (str(self.maxlen), b"".join(datas), lens.tobytes(), _times(received), counts.tobytes(),
+                    bytes(flags), ids.tobytes())
             sent.append((flat, asyncio.ensure_future(self._call(keys, args))))
             chunk, size = [], 0
             if n < len(streams):
