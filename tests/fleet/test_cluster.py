@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import signal
+import sys
 from typing import Any
 
 import orjson
@@ -96,3 +98,26 @@ async def test_a_fleet_member_collects_into_the_cluster(redis_cluster: Any) -> N
     for name in names:
         ids = [orjson.loads(f[b"d"])["t"] for _, f in await redis_cluster.xrange(key_of("spot", name))]
         assert ids == list(range(ids[0], ids[0] + len(ids))), name
+
+
+async def test_collect_cluster_runs_against_a_cluster_and_leaves_on_sigterm(redis_cluster: Any) -> None:
+    """``binance-ws collect --cluster`` as a user runs it: a subprocess, the simulator, the cluster."""
+    port = redis_cluster.get_default_node().port
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "binance_ws.cli", "collect", "btcusdt@trade", "ethusdt@trade", "--sim",
+        "--cluster", "--redis", f"redis://127.0.0.1:{port}/0", "--shards", "2", "--lease-ttl", "2",
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(40):
+            while not (await redis_cluster.xlen(key_of("spot", "btcusdt@trade")) >= 3
+                       and await redis_cluster.xlen(key_of("spot", "ethusdt@trade")) >= 3):
+                assert proc.returncode is None, await proc.stderr.read() if proc.stderr else b""
+                await asyncio.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            assert await proc.wait() == 0, await proc.stderr.read() if proc.stderr else b""
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert await redis_cluster.mget([f"{fleet_prefix('spot')}lease:{s}:0" for s in range(2)]) == [None, None]
