@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
 
+from binance_ws.markets import ENV_MARKET
 from binance_ws.sim import Simulator
+
+# A shell that tried `binance-ws sim` may still export its market; tests name their markets themselves.
+os.environ.pop(ENV_MARKET, None)
 
 
 @pytest.fixture

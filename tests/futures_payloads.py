@@ -101,3 +101,87 @@ COINM_EXAMPLES: list[tuple[str, Any, str]] = [
     ("btcusd_200626@miniTicker", MINI_TICKER, "FuturesMiniTicker"),
     ("!contractInfo", CONTRACT_INFO, "ContractInfo"),
 ]
+
+# -- futures user data (PROTOCOL 8's event list; the key sets and types of Binance's USD-M and COIN-M
+# user-data pages, every conditional key included). Values are ours; keys and JSON types are Binance's.
+
+ORDER_TRADE_UPDATE_O = {
+    "s": "BTCUSDT", "c": "TEST", "S": "SELL", "o": "TRAILING_STOP_MARKET", "f": "GTC", "q": "0.001",
+    "p": "0", "ap": "0", "sp": "7103.04", "x": "NEW", "X": "NEW", "i": 8886774, "M": "1", "l": "0", "z": "0",
+    "L": "0", "N": "USDT", "n": "0", "T": 1568879465650, "t": 0, "b": "0", "a": "9.91", "m": False,
+    "R": False, "wt": "CONTRACT_PRICE", "ot": "TRAILING_STOP_MARKET", "ps": "LONG", "cp": False,
+    "AP": "7476.89", "cr": "5.0", "pP": False, "si": 0, "ss": 0, "rp": "0", "V": "EXPIRE_TAKER",
+    "pm": "OPPONENT", "gtd": 0, "er": "0"}
+ORDER_TRADE_UPDATE = {"e": "ORDER_TRADE_UPDATE", "E": 1568879465651, "T": 1568879465650,
+                      "o": ORDER_TRADE_UPDATE_O}
+COINM_ORDER_TRADE_UPDATE = {
+    "e": "ORDER_TRADE_UPDATE", "E": 1591274595442, "T": 1591274595442, "i": "SfsR",
+    "o": {"s": "BTCUSD_200925", "c": "TEST", "S": "SELL", "o": "TRAILING_STOP_MARKET", "f": "GTC", "q": "2",
+          "p": "0", "ap": "0", "sp": "9103.1", "x": "NEW", "X": "NEW", "i": 8888888, "l": "0", "z": "0",
+          "L": "0", "ma": "BTC", "N": "BTC", "n": "0", "T": 1591274595442, "t": 0, "rp": "0", "b": "0",
+          "a": "0", "m": False, "R": False, "wt": "CONTRACT_PRICE", "ot": "TRAILING_STOP_MARKET",
+          "ps": "LONG", "cp": False, "AP": "9476.8", "cr": "5.0", "pP": False, "V": "EXPIRE_TAKER",
+          "pm": "NONE", "er": "0"}}
+TRADE_LITE = {"e": "TRADE_LITE", "E": 1721895408092, "T": 1721895408214, "s": "BTCUSDT", "q": "0.001",
+              "p": "0", "m": False, "c": "z8hcUoOsqEdKMeKPSABslD", "S": "BUY", "L": "64089.20", "l": "0.040",
+              "t": 109100866, "i": 8886774}
+_POSITIONS = [
+    {"s": "BTCUSDT", "pa": "0", "ep": "0.00000", "bep": "0", "cr": "200", "up": "0", "mt": "isolated",
+     "iw": "0.00000000", "ps": "BOTH"},
+    {"s": "BTCUSDT", "pa": "20", "ep": "6563.66500", "bep": "6563.6", "cr": "0", "up": "2850.21200",
+     "mt": "isolated", "iw": "13200.70726908", "ps": "LONG"}]
+ACCOUNT_UPDATE = {"e": "ACCOUNT_UPDATE", "E": 1564745798939, "T": 1564745798938, "a": {
+    "m": "ORDER", "B": [{"a": "USDT", "wb": "122624.12345678", "cw": "100.12345678", "bc": "50.12345678"},
+                        {"a": "BUSD", "wb": "1.00000000", "cw": "0.00000000", "bc": "-49.12345678"}],
+    "P": _POSITIONS}}
+#: A crossed position's funding fee: the balance only, no ``P``; ``S`` names the symbol.
+FUNDING_ACCOUNT_UPDATE = {"e": "ACCOUNT_UPDATE", "E": 1564745798939, "T": 1564745798938, "a": {
+    "m": "FUNDING_FEE", "B": [{"a": "USDT", "wb": "122624.1", "cw": "100.1", "bc": "0"}], "S": "BTCUSDT"}}
+COINM_ACCOUNT_UPDATE = {"e": "ACCOUNT_UPDATE", "E": 1564745798939, "T": 1564745798938, "i": "SfsR", "a": {
+    "m": "ORDER", "B": [{"a": "BTC", "wb": "122624.12345678", "cw": "100.12345678", "bc": "50.12345678"}],
+    "P": [{**p, "s": "BTCUSD_200925"} for p in _POSITIONS]}}
+MARGIN_CALL = {"e": "MARGIN_CALL", "E": 1587727187525, "cw": "3.16812045", "p": [
+    {"s": "ETHUSDT", "ps": "LONG", "pa": "1.327", "mt": "CROSSED", "iw": "0", "mp": "187.17127",
+     "up": "-1.166074", "mm": "1.614445"}]}
+COINM_MARGIN_CALL = {**MARGIN_CALL, "i": "SfsR", "p": [{**MARGIN_CALL["p"][0], "s": "ETHUSD_PERP"}]}
+ACCOUNT_CONFIG_LEVERAGE = {"e": "ACCOUNT_CONFIG_UPDATE", "E": 1611646737479, "T": 1611646737476,
+                           "ac": {"s": "BTCUSDT", "l": 25}}
+ACCOUNT_CONFIG_MULTI_ASSETS = {"e": "ACCOUNT_CONFIG_UPDATE", "E": 1611646737479, "T": 1611646737476,
+                               "ai": {"j": True}}
+STRATEGY_UPDATE = {"e": "STRATEGY_UPDATE", "T": 1669262908216, "E": 1669262908218, "su": {
+    "si": 176054594, "st": "GRID", "ss": "NEW", "s": "BTCUSDT", "ut": 1669262908216, "c": 8007}}
+GRID_UPDATE = {"e": "GRID_UPDATE", "T": 1669262908216, "E": 1669262908218, "gu": {
+    "si": 176057039, "st": "GRID", "ss": "WORKING", "s": "BTCUSDT", "r": "-0.00300716", "up": "16720",
+    "uq": "-0.001", "uf": "-0.00300716", "mp": "0.0", "ut": 1669262908197}}
+CONDITIONAL_ORDER_TRIGGER_REJECT = {"e": "CONDITIONAL_ORDER_TRIGGER_REJECT", "E": 1685517224945,
+                                    "T": 1685517224955, "or": {"s": "ETHUSDT", "i": 155618472834,
+                                                               "r": "Due to the order could not be filled "
+                                                                    "immediately, the FOK order has been "
+                                                                    "rejected."}}
+ALGO_UPDATE = {"e": "ALGO_UPDATE", "T": 1750515742297, "E": 1750515742303, "o": {
+    "caid": "Q5xaq5EGKgXXa0fD7fs0Ip", "aid": 2148719, "at": "CONDITIONAL", "o": "TAKE_PROFIT",
+    "s": "BNBUSDT", "S": "SELL", "ps": "BOTH", "f": "GTC", "q": "0.01", "X": "TRIGGERED", "ai": "12345",
+    "ap": "0.00000", "aq": "0.00000", "act": "LIMIT", "tp": "750", "p": "750", "V": "EXPIRE_MAKER",
+    "wt": "CONTRACT_PRICE", "pm": "NONE", "cp": False, "pP": False, "R": False, "tt": 0, "gtd": 0,
+    "rm": "", "ia": False}}
+#: Binance's current USD-M page shows ``E`` as a string; older copies and COIN-M a number, no listenKey.
+LISTEN_KEY_EXPIRED = {"e": "listenKeyExpired", "E": "1736996475556",
+                      "listenKey": "WsCMN0a4KHUPTQuX6IUnqEZfB1inxmv1qR4kbf1LuEjur5VdbzqvyxqG9TSjVVxv"}
+LISTEN_KEY_EXPIRED_OLD = {"e": "listenKeyExpired", "E": 1576653824250}
+
+#: (payload, model name): every USD-M user-data event PROTOCOL 8 lists.
+USDM_USER_EXAMPLES: list[tuple[Any, str]] = [
+    (ORDER_TRADE_UPDATE, "OrderTradeUpdate"), (TRADE_LITE, "TradeLite"), (ACCOUNT_UPDATE, "AccountUpdate"),
+    (FUNDING_ACCOUNT_UPDATE, "AccountUpdate"), (MARGIN_CALL, "MarginCall"),
+    (ACCOUNT_CONFIG_LEVERAGE, "AccountConfigUpdate"), (ACCOUNT_CONFIG_MULTI_ASSETS, "AccountConfigUpdate"),
+    (STRATEGY_UPDATE, "StrategyUpdate"), (GRID_UPDATE, "GridUpdate"),
+    (CONDITIONAL_ORDER_TRIGGER_REJECT, "ConditionalOrderTriggerReject"), (ALGO_UPDATE, "AlgoUpdate"),
+    (LISTEN_KEY_EXPIRED_OLD, "FuturesListenKeyExpired"),
+]
+#: COIN-M's: account alias ``i``, margin asset ``ma``; no TRADE_LITE, ALGO_UPDATE or trigger rejects.
+COINM_USER_EXAMPLES: list[tuple[Any, str]] = [
+    (COINM_ORDER_TRADE_UPDATE, "OrderTradeUpdate"), (COINM_ACCOUNT_UPDATE, "AccountUpdate"),
+    (COINM_MARGIN_CALL, "MarginCall"), (ACCOUNT_CONFIG_LEVERAGE, "AccountConfigUpdate"),
+    (STRATEGY_UPDATE, "StrategyUpdate"), (GRID_UPDATE, "GridUpdate"),
+    (LISTEN_KEY_EXPIRED_OLD, "FuturesListenKeyExpired"),
+]

@@ -42,10 +42,13 @@ async def _arun(*args: str, timeout: float = 60) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-def _one_line(stderr: str) -> str:
-    """The single line a failure prints; fails the test if there is more (a traceback) or none."""
+def _one_line(stderr: str, failure: bool = True) -> str:
+    """The single line a failure prints, with the one prefix every command uses (``failure=False``: an
+    error event, which is not a failure); fails the test if there is more (a traceback, a usage block) or
+    none."""
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr[-3000:]
+    assert lines[0].startswith("error: ") or not failure, lines[0]
     return lines[0]
 
 
@@ -163,11 +166,14 @@ async def test_reconnecting_given_up_is_one_line_and_exit_1(sim: Simulator) -> N
 
 
 # -- error events: never on stdout ------------------------------------------------------------------
+_EVENTS_COUNT = 60
 
 @pytest.mark.parametrize("json_lines", [True, False])
 async def test_error_events_go_to_stderr_and_stdout_stays_payloads(sim: Simulator, json_lines: bool) -> None:
     proc = await asyncio.create_subprocess_exec(
-        *_CLI, "tail", "btcusdt@trade", "--endpoint", sim.stream_url, "--count", "5",
+        # Enough messages that the tail cannot have read them all before the bad frame goes out, even
+        # when a loaded machine lets the first line reach this test late.
+        *_CLI, "tail", "btcusdt@trade", "--endpoint", sim.stream_url, "--count", str(_EVENTS_COUNT),
         *(["--json"] if json_lines else []), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     first = await asyncio.wait_for(proc.stdout.readline(), 30)
@@ -175,14 +181,14 @@ async def test_error_events_go_to_stderr_and_stdout_stays_payloads(sim: Simulato
     rest, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     lines = [first, *rest.splitlines()]
-    assert len(lines) == 5
+    assert len(lines) == _EVENTS_COUNT
     if json_lines:
         assert all(orjson.loads(line)["data"]["e"] == "trade" for line in lines)
-        event = orjson.loads(_one_line(err.decode()))
+        event = orjson.loads(_one_line(err.decode(), failure=False))
         assert event["e"] == "error" and event["type"] == "malformed" and "m" in event
     else:
         assert all(b"error" not in line for line in lines)
-        assert "error: Malformed frame skipped" in _one_line(err.decode())
+        assert "error: Malformed frame skipped" in _one_line(err.decode(), failure=False)
 
 
 # -- the reader goes away: exit 0, quietly ----------------------------------------------------------
@@ -234,6 +240,26 @@ def test_version_and_plain_flags_in_help() -> None:
     assert "--sim " in helptext and "<bool>" not in helptext
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (["tail", "btcusdt@trade", "--nosuch"], "error: No such option: --nosuch (see binance-ws tail --help)"),
+    (["tail", "btcusdt@trade", "--count", "x"], "error: Invalid value for '--count'"),
+    (["tail"], "error: Missing argument 'STREAM' (see binance-ws tail --help)"),
+    (["sim", "--stream-port", "abc"], "error: Invalid value for '--stream-port'"),
+    (["sim", "--symbols", "0"], "error: --symbols must be between 1 and 2000, not 0"),
+    (["nosuch"], "error: No such command 'nosuch' (see binance-ws --help)"),
+])
+def test_usage_errors_are_one_line_with_the_same_prefix_and_exit_2(args: list[str], says: str) -> None:
+    proc = _run(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert _one_line(proc.stderr).startswith(says)
+    assert proc.stdout == ""
+
+
+def test_no_arguments_shows_the_help() -> None:
+    proc = _run()
+    assert proc.returncode == 2 and "Usage: binance-ws [OPTIONS] COMMAND" in proc.stdout + proc.stderr
+
+
 # -- sim --------------------------------------------------------------------------------------------
 
 def test_sim_on_a_port_in_use_is_one_line_and_exit_1() -> None:
@@ -277,7 +303,9 @@ def test_sim_prints_every_url_and_logs_what_clients_do() -> None:
             printed[label] = rest.strip()
         assert printed["WS API"].endswith("/ws-api/v3") and printed["REST"].startswith("http://")
         command = printed["try"].split()  # binance-ws tail btcusdt@trade --endpoint ws://...
-        tail = _run(*command[1:], "--count", "2")
+        # Long enough a connection (seconds, not 0.7 s) that sim's 0.5 s look at its state cannot miss
+        # it on a loaded machine.
+        tail = _run(*command[1:], "--count", "15")
         assert tail.returncode == 0, tail.stderr
         time.sleep(1.5)  # the log is written every 0.5 s
         sim.send_signal(2)  # Ctrl-C

@@ -55,8 +55,8 @@ async def test_tail_market_coinm_reads_the_unrouted_host() -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["btcusdt@trade", "--market", "usdx"],
      "error: --market 'usdx' is not one of spot, usdm, coinm, spot-testnet, usdm-testnet, coinm-testnet"),
-    (["btcusdt@markPrice", "--market", "usdm", "--sim"],
-     "error: --sim serves spot streams only; --market usdm needs --endpoint or Binance"),
+    (["btcusdt@markPrice", "--market", "usdm-testnet", "--sim"],
+     "error: --sim serves the products themselves: --market spot, usdm or coinm"),
     (["btcusdt@markPrice"],
      "error: stream 'btcusdt@markPrice': 'markPrice' is a usdm/coinm stream, not on spot"),
     (["btcusdt@avgPrice", "--market", "usdm", "--testnet"],
@@ -68,3 +68,31 @@ def test_tail_market_refuses_bad_input_in_one_line(args: list[str], message: str
     proc = subprocess.run([*_CMD, *args], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
+
+
+# -- --sim --market: the embedded simulator serves the product -------------------------------------------
+@pytest.mark.parametrize(("market", "names"), [
+    ("usdm", ["btcusdt@markPrice@1s", "btcusdt@depth5@100ms"]),  # /market and /public
+    ("coinm", ["btcusd_perp@markPrice@1s", "btcusd_perp@depth5@100ms"]),
+])
+def test_tail_sim_serves_the_futures_product(market: str, names: list[str]) -> None:
+    proc = subprocess.run([*_CMD, *names, "--sim", "--market", market, "--json", "--count", "12"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    msgs = [orjson.loads(line) for line in proc.stdout.splitlines()]
+    assert len(msgs) == 12 and {m["stream"] for m in msgs} == set(names)
+    kinds = {m["stream"]: m["data"]["e"] for m in msgs}
+    assert kinds == {names[0]: "markPriceUpdate", names[1]: "depthUpdate"}
+    assert all("pu" in m["data"] for m in msgs if m["data"]["e"] == "depthUpdate")
+
+
+@pytest.mark.parametrize("command", [["book", "BTCUSDT"], ["top", "btcusdt@markPrice@1s"]])
+def test_views_take_the_market_too(command: list[str]) -> None:
+    cmd = [sys.executable, "-m", "binance_ws.cli", *command, "--sim", "--market", "usdm", "-n", "6",
+           "--interval", "0.5"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("UTC --") == 6
+    last = proc.stdout.rpartition("UTC --")[2]
+    # The futures book syncs on the futures rule (pu chain, /fapi/v1/depth); top sees the /market stream.
+    assert ("SYNCED" in last) if command[0] == "book" else ("btcusdt@markPrice@1s" in last)

@@ -201,8 +201,10 @@ def test_decoder_for_shares_one_decoder_per_kind_and_refuses_what_has_no_model()
     assert decoder_for("btcusdt@depth5") is not decoder_for("btcusdt@depth")
     assert decoder_for("btcusdt@depth5", USDM) is decoder_for("btcusdt@depth", USDM)  # one futures shape
     assert decoder_for("btcusdt@depth", USDM) is not decoder_for("btcusdt@depth")
-    with pytest.raises(InvalidStreamError, match="no typed model"):
-        decoder_for("x" * 64, USDM)  # futures user data: not modelled yet
+    # Futures user data: each product's own union (COIN-M has no TRADE_LITE).
+    assert decoder_for("x" * 64, USDM) is decoder_for("y" * 64, USDM) is not decoder_for("x" * 64, COINM)
+    with pytest.raises(MalformedPayloadError, match="CoinmUserEvent"):
+        decoder_for("x" * 64, COINM)(b'{"e":"TRADE_LITE","E":1}')
     with pytest.raises(InvalidStreamError):
         decoder_for("BTCUSDT@trade")
 

@@ -21,7 +21,7 @@ def test_every_kind_the_grammar_yields_is_declared(product: Product) -> None:
     assert product.depth_default_ms in product.depth_speeds_ms
     for name, kind in product.kinds.items():
         assert kind.route in ("public", "market"), name
-        assert kind.model is not None or (name == "userData" and product.user_data == "listen-key"), name
+        assert kind.model is not None, name
 
 
 def test_sequence_rules_by_name_and_as_data() -> None:

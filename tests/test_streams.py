@@ -330,11 +330,11 @@ def test_usdm_routes_are_declared_per_kind() -> None:
     from binance_ws.engine.manager import RoutedPlan
     plan = RoutedPlan(USDM, 1024)
     public = ["btcusdt@bookTicker", "!bookTicker", "btcusdt@depth", "btcusdt@depth5@100ms",
-              "btcusdt@rpiDepth@500ms"]
+              "btcusdt@rpiDepth@500ms", "btcusdt@trade"]
     market = ["btcusdt@aggTrade", "btcusdt@markPrice@1s", "!markPrice@arr", "btcusdt@kline_1m",
               "btcusdt_perpetual@continuousKline_1m", "btcusdt@miniTicker", "!miniTicker@arr",
               "btcusdt@ticker", "!ticker@arr", "btcusdt@forceOrder", "!forceOrder@arr",
-              "defiusdt@compositeIndex", "!contractInfo", "!assetIndex@arr", "btcusdt@trade"]
+              "defiusdt@compositeIndex", "!contractInfo", "!assetIndex@arr"]
     assert {name: plan.path_of(name) for name in public + market} == {
         **dict.fromkeys(public, "/public"), **dict.fromkeys(market, "/market")}
 

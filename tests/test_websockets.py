@@ -304,10 +304,10 @@ def test_max_retries_gives_the_exact_error_and_stops_the_socket(simt: SimThread)
 
 
 def test_multiplex_socket_with_a_refused_stream_keeps_the_others(bm: BinanceSocketManager) -> None:
-    # The seed docs' literal example; the simulator lists no NEOBTC.
+    # The seed docs' example, with a symbol the simulator does not list (LTCBTC) in NEOBTC's place.
     inbox = Inbox()
-    assert bm.start_multiplex_socket(["bnbbtc@aggTrade", "neobtc@ticker"], inbox) == \
-        "streams=bnbbtc@aggTrade/neobtc@ticker"
+    assert bm.start_multiplex_socket(["bnbbtc@aggTrade", "ltcbtc@ticker"], inbox) == \
+        "streams=bnbbtc@aggTrade/ltcbtc@ticker"
     bm.start()
 
     def errors_in(items: list[Any]) -> list[dict[str, Any]]:
@@ -319,7 +319,7 @@ def test_multiplex_socket_with_a_refused_stream_keeps_the_others(bm: BinanceSock
                timeout=15, what="aggTrades after the refusal")
     [event] = errors_in(inbox.items)
     assert {k: event[k] for k in ("e", "type", "m", "stream", "code")} == {
-        "e": "error", "type": "subscription", "m": "Subscription refused", "stream": "neobtc@ticker",
+        "e": "error", "type": "subscription", "m": "Subscription refused", "stream": "ltcbtc@ticker",
         "code": 2}
     assert "invalid stream" in event["msg"]
     assert {m["stream"] for m in inbox.items if m is not event} == {"bnbbtc@aggTrade"}
@@ -327,12 +327,12 @@ def test_multiplex_socket_with_a_refused_stream_keeps_the_others(bm: BinanceSock
 
 def test_a_socket_refused_in_full_names_each_stream(bm: BinanceSocketManager) -> None:
     inbox = Inbox()
-    bm.start_multiplex_socket(["neobtc@ticker", "xyzbtc@trade"], inbox)
+    bm.start_multiplex_socket(["ltcbtc@ticker", "xyzbtc@trade"], inbox)
     bm.start()
     inbox.count(2, timeout=10)
     assert sorted((m["type"], m["stream"], m["code"]) for m in inbox.items) == [
-        ("subscription", "neobtc@ticker", 2), ("subscription", "xyzbtc@trade", 2)]
-    assert bm.wait_ready("streams=neobtc@ticker/xyzbtc@trade", timeout=1) is False
+        ("subscription", "ltcbtc@ticker", 2), ("subscription", "xyzbtc@trade", 2)]
+    assert bm.wait_ready("streams=ltcbtc@ticker/xyzbtc@trade", timeout=1) is False
 
 
 def test_socket_started_from_a_callback(bm: BinanceSocketManager) -> None:
@@ -424,8 +424,8 @@ def test_wait_ready_for_market_sockets(simt: SimThread) -> None:
     assert bm.wait_ready("btcusdt@trade", timeout=1) is True
     assert bm.wait_ready("nosuch@trade", timeout=1) is False
     # A socket whose only stream is refused could not start: not ready, and told why.
-    bm.start_trade_socket("NEOBTC", inbox)
-    assert bm.wait_ready("neobtc@trade", timeout=10) is False
+    bm.start_trade_socket("LTCBTC", inbox)
+    assert bm.wait_ready("ltcbtc@trade", timeout=10) is False
     assert bm.wait_ready(timeout=10) is True  # the failed one is forgotten; the others are live
     # While the exchange refuses to reconnect, the dropped sockets are not ready; once it accepts, they are.
     simt.call(lambda: simt.sim.faults.refuse(503))

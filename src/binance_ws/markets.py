@@ -9,13 +9,15 @@ Logic elsewhere reads these rows; it never hard-codes a URL, a limit or a sequen
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from binance_ws.products import COINM_PRODUCT, SPOT_PRODUCT, USDM_PRODUCT, Product, SequenceRule
 
-__all__ = ["COINM", "COINM_TESTNET", "MARKETS", "SPOT", "SPOT_DATA", "SPOT_TESTNET", "USDM", "USDM_TESTNET",
-           "Market", "SequenceRule", "local_market"]
+__all__ = ["COINM", "COINM_TESTNET", "ENV_MARKET", "MARKETS", "SPOT", "SPOT_DATA", "SPOT_TESTNET", "USDM",
+           "USDM_TESTNET", "Market", "SequenceRule", "default_market", "local_market"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,30 @@ COINM_TESTNET = dataclasses.replace(
 MARKETS: dict[str, Market] = {
     m.name: m for m in (SPOT, SPOT_DATA, SPOT_TESTNET, USDM, USDM_TESTNET, COINM, COINM_TESTNET)
 }
+
+
+#: The environment variable that picks the market when code names none: a name in :data:`MARKETS`
+#: (``spot-testnet``, ...), or a simulator's URLs ``stream_url,rest_url[,ws_api_url]`` as ``binance-ws sim``
+#: prints them. Unset: Binance spot.
+ENV_MARKET: Final = "BINANCE_WS_MARKET"
+
+
+def default_market(environ: Mapping[str, str] | None = None) -> Market:
+    """The market of a client or manager given none: :data:`ENV_MARKET`'s, else :data:`SPOT`.
+
+    Raises ValueError naming the accepted forms when the variable is set to anything else.
+    """
+    value = (os.environ if environ is None else environ).get(ENV_MARKET, "").strip()
+    if not value:
+        return SPOT
+    if value in MARKETS:
+        return MARKETS[value]
+    urls = [u.strip() for u in value.split(",")]
+    schemes = (("ws://", "wss://"), ("http://", "https://"), ("ws://", "wss://"))
+    if 2 <= len(urls) <= 3 and all(u.startswith(s) for u, s in zip(urls, schemes, strict=False)):
+        return local_market(urls[0], urls[1], urls[2] if len(urls) == 3 else "")
+    raise ValueError(f"{ENV_MARKET}={value!r} is neither a market name ({', '.join(MARKETS)}) nor "
+                     "'stream_url,rest_url[,ws_api_url]' (ws://..., http://..., ws://...)")
 
 
 def local_market(stream_url: str, rest_url: str, ws_api_url: str = "", base: Market = SPOT) -> Market:

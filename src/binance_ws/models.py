@@ -1,4 +1,4 @@
-"""Typed messages: msgspec Structs for every stream payload (spot, USD-M, COIN-M) and spot user-data event.
+"""Typed messages: msgspec Structs for every stream payload (spot, USD-M, COIN-M) and user-data event.
 
 Binance names payload fields with one or two letters (``"p"``, ``"q"``, ``"E"``); the Structs here give
 them readable attribute names (``price``, ``quantity``, ``event_time``) and keep the wire keys through
@@ -27,12 +27,17 @@ stream goes on.
 
 User-data events arrive on one stream in several kinds, so they form a tagged union on ``"e"``
 (:data:`UserEvent`); the class tells the kind. :func:`user_event` converts the dicts the user-data
-callbacks receive; ``decoder_for(<listen key>)`` decodes a legacy user stream's bare event bytes.
+callbacks receive; ``decoder_for(<listen key>)`` decodes a legacy user stream's bare event bytes. Futures
+user data is one union per product (:data:`UsdmUserEvent`, :data:`CoinmUserEvent`: ``ORDER_TRADE_UPDATE``,
+``ACCOUNT_UPDATE``, ``TRADE_LITE`` and the rest), declared as the product's ``userData`` model:
+``decoder_for(<listen key>, USDM)``, :func:`futures_user_event`, or ``decode="typed"`` on the futures
+user sockets.
 """
 
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
@@ -579,10 +584,309 @@ class ListenKeyExpired(_UserEvent, frozen=True, gc=False, tag="listenKeyExpired"
 UserEvent: TypeAlias = (ExecutionReport | OutboundAccountPosition | BalanceUpdate | ListStatus
                         | ExternalLockUpdate | EventStreamTerminated | ListenKeyExpired)
 
+# -- futures user data, USD-M and COIN-M (PROTOCOL 8; Binance's user-data pages of each product) --------
+# A tagged union on "e" per product (:data:`UsdmUserEvent`, :data:`CoinmUserEvent`), declared as the
+# ``userData`` kind's model. Keys the pages mark "only pushed when ..." (commission, trailing stops,
+# amendments, funding) default to None; COIN-M's account alias (``i``) and margin asset (``ma``) are None
+# on USD-M, USD-M's ``si ss gtd`` None on COIN-M.
+
+class FuturesOrder(_Message, frozen=True, gc=False):
+    """The order inside ``ORDER_TRADE_UPDATE`` (``o``). ``bid_notional``/``ask_notional`` are the open
+    orders' notional on each side (COIN-M: quantity of base asset); ``commission`` and
+    ``commission_asset`` are pushed only when the trade paid one."""
+
+    symbol: str = field(name="s")
+    client_order_id: str = field(name="c")
+    side: str = field(name="S")
+    order_type: str = field(name="o")
+    time_in_force: str = field(name="f")
+    quantity: str = field(name="q")
+    price: str = field(name="p")
+    average_price: str = field(name="ap")
+    stop_price: str = field(name="sp")
+    execution_type: str = field(name="x")
+    order_status: str = field(name="X")
+    order_id: int = field(name="i")
+    last_filled_quantity: str = field(name="l")
+    filled_accumulated_quantity: str = field(name="z")
+    last_filled_price: str = field(name="L")
+    trade_time: int = field(name="T")
+    trade_id: int = field(name="t")
+    bid_notional: str = field(name="b")
+    ask_notional: str = field(name="a")
+    is_maker: bool = field(name="m")
+    is_reduce_only: bool = field(name="R")
+    working_type: str = field(name="wt")
+    original_order_type: str = field(name="ot")
+    position_side: str = field(name="ps")
+    is_close_all: bool = field(name="cp")
+    realized_profit: str = field(name="rp")
+    price_protect: bool = field(name="pP")
+    self_trade_prevention_mode: str = field(name="V")
+    price_match: str = field(name="pm")
+    expiry_reason: str | None = field(default=None, name="er")
+    margin_asset: str | None = field(default=None, name="ma")  # COIN-M
+    commission_asset: str | None = field(default=None, name="N")
+    commission: str | None = field(default=None, name="n")
+    activation_price: str | None = field(default=None, name="AP")  # trailing stops
+    callback_rate: str | None = field(default=None, name="cr")  # trailing stops
+    modify_id: str | None = field(default=None, name="M")  # amendments with a modifyId
+    strategy_id: int | None = field(default=None, name="si")  # USD-M, "ignore"
+    strategy_status: int | None = field(default=None, name="ss")  # USD-M, "ignore"
+    good_till_date: int | None = field(default=None, name="gtd")  # USD-M
+
+
+class OrderTradeUpdate(_UserEvent, frozen=True, gc=False, tag="ORDER_TRADE_UPDATE"):
+    """``ORDER_TRADE_UPDATE``: every order state change (NEW, TRADE, CANCELED, EXPIRED, AMENDMENT,
+    CALCULATED); ``account_alias`` on COIN-M only."""
+
+    event_time: int = field(name="E")
+    transaction_time: int = field(name="T")
+    order: FuturesOrder = field(name="o")
+    account_alias: str | None = field(default=None, name="i")
+
+
+class TradeLite(_UserEvent, frozen=True, gc=False, tag="TRADE_LITE"):
+    """``TRADE_LITE`` (USD-M, since 2024-09-03): a fill, sooner and with fewer keys than
+    ``ORDER_TRADE_UPDATE``."""
+
+    event_time: int = field(name="E")
+    transaction_time: int = field(name="T")
+    symbol: str = field(name="s")
+    quantity: str = field(name="q")
+    price: str = field(name="p")
+    is_maker: bool = field(name="m")
+    client_order_id: str = field(name="c")
+    side: str = field(name="S")
+    last_filled_price: str = field(name="L")
+    last_filled_quantity: str = field(name="l")
+    trade_id: int = field(name="t")
+    order_id: int = field(name="i")
+
+
+class FuturesBalance(_Message, frozen=True, gc=False):
+    """One asset of an ``ACCOUNT_UPDATE`` (``B``); ``balance_change`` excludes profit and commission."""
+
+    asset: str = field(name="a")
+    wallet_balance: str = field(name="wb")
+    cross_wallet_balance: str = field(name="cw")
+    balance_change: str = field(name="bc")
+
+
+class FuturesPosition(_Message, frozen=True, gc=False):
+    """One position of an ``ACCOUNT_UPDATE`` (``P``)."""
+
+    symbol: str = field(name="s")
+    position_amount: str = field(name="pa")
+    entry_price: str = field(name="ep")
+    breakeven_price: str = field(name="bep")
+    accumulated_realized: str = field(name="cr")
+    unrealized_pnl: str = field(name="up")
+    margin_type: str = field(name="mt")
+    isolated_wallet: str = field(name="iw")
+    position_side: str = field(name="ps")
+
+
+class AccountUpdateData(_Message, frozen=True, gc=False):
+    """The ``a`` of an ``ACCOUNT_UPDATE``: the reason (``ORDER``, ``DEPOSIT``, ``FUNDING_FEE``, ...), the
+    changed balances and positions (None when ``P`` is absent: a crossed position's funding fee);
+    ``funding_symbol`` only with ``FUNDING_FEE``."""
+
+    reason: str = field(name="m")
+    balances: list[FuturesBalance] = field(name="B")
+    positions: list[FuturesPosition] | None = field(default=None, name="P")
+    funding_symbol: str | None = field(default=None, name="S")
+
+
+class AccountUpdate(_UserEvent, frozen=True, gc=False, tag="ACCOUNT_UPDATE"):
+    """``ACCOUNT_UPDATE``: balances or positions changed; ``account_alias`` on COIN-M only."""
+
+    event_time: int = field(name="E")
+    transaction_time: int = field(name="T")
+    data: AccountUpdateData = field(name="a")
+    account_alias: str | None = field(default=None, name="i")
+
+
+class MarginCallPosition(_Message, frozen=True, gc=False):
+    """One position of a ``MARGIN_CALL`` (``p``)."""
+
+    symbol: str = field(name="s")
+    position_side: str = field(name="ps")
+    position_amount: str = field(name="pa")
+    margin_type: str = field(name="mt")
+    isolated_wallet: str = field(name="iw")
+    mark_price: str = field(name="mp")
+    unrealized_pnl: str = field(name="up")
+    maintenance_margin: str = field(name="mm")
+
+
+class MarginCall(_UserEvent, frozen=True, gc=False, tag="MARGIN_CALL"):
+    """``MARGIN_CALL``: positions at risk; ``cross_wallet_balance`` only with a crossed position."""
+
+    event_time: int = field(name="E")
+    positions: list[MarginCallPosition] = field(name="p")
+    cross_wallet_balance: str | None = field(default=None, name="cw")
+    account_alias: str | None = field(default=None, name="i")
+
+
+class LeverageConfig(_Message, frozen=True, gc=False):
+    """``ac`` of ``ACCOUNT_CONFIG_UPDATE``: a symbol's new leverage."""
+
+    symbol: str = field(name="s")
+    leverage: int = field(name="l")
+
+
+class MultiAssetsConfig(_Message, frozen=True, gc=False):
+    """``ai`` of ``ACCOUNT_CONFIG_UPDATE`` (USD-M): multi-assets mode switched."""
+
+    multi_assets_mode: bool = field(name="j")
+
+
+class AccountConfigUpdate(_UserEvent, frozen=True, gc=False, tag="ACCOUNT_CONFIG_UPDATE"):
+    """``ACCOUNT_CONFIG_UPDATE``: a leverage change (``leverage``) or, on USD-M, a multi-assets mode
+    change (``multi_assets``); one of the two is set."""
+
+    event_time: int = field(name="E")
+    transaction_time: int = field(name="T")
+    leverage: LeverageConfig | None = field(default=None, name="ac")
+    multi_assets: MultiAssetsConfig | None = field(default=None, name="ai")
+
+
+class StrategyInfo(_Message, frozen=True, gc=False):
+    """``su`` of ``STRATEGY_UPDATE``: ``op_code`` says what happened (Binance's page lists the codes)."""
+
+    strategy_id: int = field(name="si")
+    strategy_type: str = field(name="st")
+    strategy_status: str = field(name="ss")
+    symbol: str = field(name="s")
+    update_time: int = field(name="ut")
+    op_code: int = field(name="c")
+
+
+class StrategyUpdate(_UserEvent, frozen=True, gc=False, tag="STRATEGY_UPDATE"):
+    """``STRATEGY_UPDATE``: a trading strategy (grid) was created, changed or ended."""
+
+    event_time: int = field(name="E")
+    transaction_time: int = field(name="T")
+    strategy: StrategyInfo = field(name="su")
+
+
+class GridInfo(_Message, frozen=True, gc=False):
+    """``gu`` of ``GRID_UPDATE``."""
+
+    strategy_id: int = field(name="si")
+    strategy_type: str = field(name="st")
+    strategy_status: str = field(name="ss")
+    symbol: str = field(name="s")
+    realized_pnl: str = field(name="r")
+    unmatched_average_price: str = field(name="up")
+    unmatched_quantity: str = field(name="uq")
+    unmatched_fee: str = field(name="uf")
+    matched_pnl: str = field(name="mp")
+    update_time: int = field(name="ut")
+
+
+class GridUpdate(_UserEvent, frozen=True, gc=False, tag="GRID_UPDATE"):
+    """``GRID_UPDATE``: a grid strategy's fills changed."""
+
+    event_time: int = field(name="E")
+    transaction_time: int = field(name="T")
+    grid: GridInfo = field(name="gu")
+
+
+class RejectedTrigger(_Message, frozen=True, gc=False):
+    """``or`` of ``CONDITIONAL_ORDER_TRIGGER_REJECT``."""
+
+    symbol: str = field(name="s")
+    order_id: int = field(name="i")
+    reject_reason: str = field(name="r")
+
+
+class ConditionalOrderTriggerReject(_UserEvent, frozen=True, gc=False,
+                                    tag="CONDITIONAL_ORDER_TRIGGER_REJECT"):
+    """``CONDITIONAL_ORDER_TRIGGER_REJECT`` (USD-M): a triggered TP/SL order was rejected."""
+
+    event_time: int = field(name="E")
+    transaction_time: int = field(name="T")
+    order: RejectedTrigger = field(name="or")
+
+
+class AlgoOrder(_Message, frozen=True, gc=False):
+    """``o`` of ``ALGO_UPDATE``; the matching-engine keys (``ai ap aq act``) only once triggered."""
+
+    client_algo_id: str = field(name="caid")
+    algo_id: int = field(name="aid")
+    algo_type: str = field(name="at")
+    order_type: str = field(name="o")
+    symbol: str = field(name="s")
+    side: str = field(name="S")
+    position_side: str = field(name="ps")
+    time_in_force: str = field(name="f")
+    quantity: str = field(name="q")
+    algo_status: str = field(name="X")
+    trigger_price: str = field(name="tp")
+    price: str = field(name="p")
+    self_trade_prevention_mode: str = field(name="V")
+    working_type: str = field(name="wt")
+    price_match: str = field(name="pm")
+    is_close_all: bool = field(name="cp")
+    price_protect: bool = field(name="pP")
+    is_reduce_only: bool = field(name="R")
+    trigger_time: int = field(name="tt")
+    good_till_date: int = field(name="gtd")
+    order_id: str | None = field(default=None, name="ai")
+    average_price: str | None = field(default=None, name="ap")
+    executed_quantity: str | None = field(default=None, name="aq")
+    actual_order_type: str | None = field(default=None, name="act")
+    failure_reason: str | None = field(default=None, name="rm")
+    is_activated: bool | None = field(default=None, name="ia")
+
+
+class AlgoUpdate(_UserEvent, frozen=True, gc=False, tag="ALGO_UPDATE"):
+    """``ALGO_UPDATE`` (USD-M): an algo (conditional) order changed."""
+
+    event_time: int = field(name="E")
+    transaction_time: int = field(name="T")
+    order: AlgoOrder = field(name="o")
+
+
+class FuturesListenKeyExpired(_UserEvent, frozen=True, gc=False, tag="listenKeyExpired"):
+    """``listenKeyExpired`` on a futures key. ``event_time`` is always an int once decoded: Binance's
+    current USD-M page shows ``E`` as a string (``"1736996475556"``), older copies and COIN-M as a
+    number; ``listenKey`` is absent from the older copies."""
+
+    event_time: int | str = field(name="E")
+    listen_key: str | None = field(default=None, name="listenKey")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.event_time, str):
+            try:
+                msgspec.structs.force_setattr(self, "event_time", int(self.event_time))
+            except ValueError:
+                raise ValueError(f"E must be a time in ms, not {self.event_time!r}") from None
+
+    def __repr__(self) -> str:
+        # A listen key is a credential: never shown.
+        return f"FuturesListenKeyExpired(event_time={self.event_time}, listen_key='***')"
+
+
+#: Any USD-M user-data event (the ``userData`` model of ``binance_ws.products.usdm``).
+UsdmUserEvent: TypeAlias = (OrderTradeUpdate | TradeLite | AccountUpdate | MarginCall | AccountConfigUpdate
+                            | StrategyUpdate | GridUpdate | ConditionalOrderTriggerReject | AlgoUpdate
+                            | FuturesListenKeyExpired)
+#: Any COIN-M user-data event: no TRADE_LITE, ALGO_UPDATE or CONDITIONAL_ORDER_TRIGGER_REJECT.
+CoinmUserEvent: TypeAlias = (OrderTradeUpdate | AccountUpdate | MarginCall | AccountConfigUpdate
+                             | StrategyUpdate | GridUpdate | FuturesListenKeyExpired)
+
 # -- decoders --------------------------------------------------------------------------------------
 
 def _model_name(model: Any) -> str:
-    return getattr(model, "__name__", None) or str(model)
+    return _UNION_NAMES.get(model) or getattr(model, "__name__", None) or str(model)
+
+
+#: The unions' own names (a union type has no ``__name__``), for error messages.
+_UNION_NAMES: Final[dict[Any, str]] = {UserEvent: "UserEvent", UsdmUserEvent: "UsdmUserEvent",
+                                       CoinmUserEvent: "CoinmUserEvent"}
 
 
 class Codec(NamedTuple):
@@ -669,3 +973,40 @@ def user_event(event: dict[str, Any]) -> UserEvent:
     except msgspec.ValidationError as exc:
         raise MalformedPayloadError("UserEvent", str(exc)) from None
     return result
+
+
+def user_event_model(market: Market | None = None) -> Any:
+    """The user-data union ``market``'s product declares (spot when None): :data:`UserEvent`,
+    :data:`UsdmUserEvent` or :data:`CoinmUserEvent`."""
+    from binance_ws.markets import SPOT
+
+    kind = (market or SPOT).product.kind("userData")
+    if kind is None or kind.model is None:
+        raise errors.InvalidStreamError(f"{(market or SPOT).name} declares no user-data model")
+    return kind.model
+
+
+@functools.cache
+def user_converter(model: Any) -> tuple[frozenset[str], Callable[[dict[str, Any]], Any]]:
+    """The event types (tags) of a user-data union and a function converting one event dict to it."""
+    tags = frozenset(str(t.__struct_config__.tag) for t in typing.get_args(model))
+    return tags, functools.partial(msgspec.convert, type=model)
+
+
+def user_event_types(model: Any) -> frozenset[str]:
+    """The ``e`` values a user-data union models (the others are events Binance added since)."""
+    return user_converter(model)[0]
+
+
+def futures_user_event(event: dict[str, Any], market: Market | None = None) -> Any:
+    """Convert one futures user-data event dict (as a futures user socket delivers it with
+    ``decode="dict"``) to the model ``market``'s product declares (USD-M when None). Raises
+    :class:`MalformedPayloadError` for an event type the product does not model or a key of the wrong
+    type."""
+    from binance_ws.markets import USDM
+
+    model = user_event_model(market or USDM)
+    try:
+        return user_converter(model)[1](event)
+    except msgspec.ValidationError as exc:
+        raise MalformedPayloadError(_model_name(model), str(exc)) from None

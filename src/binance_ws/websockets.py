@@ -50,9 +50,9 @@ from binance_ws.engine.manager import (
     AsyncSocketManager,
     StreamsRefused,
 )
-from binance_ws.engine.userdata import ListenKeyStream, UserDataStream
+from binance_ws.engine.userdata import ListenKeyStream, UserDataStream, UserDecode
 from binance_ws.enums import ContractType, FuturesType
-from binance_ws.markets import SPOT, Market
+from binance_ws.markets import Market, default_market
 
 log = logging.getLogger("binance_ws.websockets")
 
@@ -114,7 +114,8 @@ class BinanceSocketManager:
     """python-binance's threaded socket manager, seed-compatible.
 
     ``client`` is a :class:`binance_ws.client.Client` (or None for market data only): its ``market``
-    says where to connect unless ``market`` is given (``sim.market`` for the simulator), and its keys
+    says where to connect unless ``market`` is given (``sim.market`` for the simulator; with neither,
+    ``BINANCE_WS_MARKET``'s market, else spot: :func:`binance_ws.markets.default_market`), and its keys
     serve :meth:`start_user_socket`. ``user_timeout`` is the seed's listen-key keep-alive period; the
     WebSocket API user stream that replaced listen keys needs none, so it is kept for compatibility
     only. ``max_reconnects`` failed reconnects in a row stop a socket (None: retry forever); any other
@@ -138,7 +139,7 @@ class BinanceSocketManager:
                  **engine_options: Any) -> None:
         self._client = client
         self.user_timeout = user_timeout
-        self.market: Market = market or getattr(client, "market", None) or SPOT
+        self.market: Market = market or getattr(client, "market", None) or default_market()
         self.max_reconnects = max_reconnects
         self._engine_options = engine_options
         self._lock = threading.RLock()
@@ -572,22 +573,27 @@ class BinanceSocketManager:
         return self._start_futures([stream_names.depth(symbol, depth, interval, market)], callback,
                                    futures_type)
 
-    def start_futures_user_socket(self, callback: Callback) -> str | bool:
+    def start_futures_user_socket(self, callback: Callback, decode: UserDecode = "dict") -> str | bool:
         """USD-M user data over a listen key (``/private`` on the routed market), kept alive every
         ``user_timeout`` and replaced on expiry; needs ``BinanceSocketManager(client)`` with an API key
-        (ValueError otherwise). conn_key ``futuresUserData``."""
-        return self._start_listen_key_socket(callback, FuturesType.USD_M)
+        (ValueError otherwise). ``decode="typed"``: the callback gets :data:`binance_ws.models.UsdmUserEvent`
+        models (error events stay dicts). conn_key ``futuresUserData``."""
+        return self._start_listen_key_socket(callback, FuturesType.USD_M, decode)
 
-    def start_coin_futures_user_socket(self, callback: Callback) -> str | bool:
+    def start_coin_futures_user_socket(self, callback: Callback, decode: UserDecode = "dict") -> str | bool:
         """COIN-M user data over a listen key (``/ws/<key>`` on the COIN-M host); the client's listen-key
-        calls must reach COIN-M: ``Client(..., futures_market=COINM)``. conn_key ``coinFuturesUserData``."""
-        return self._start_listen_key_socket(callback, FuturesType.COIN_M)
+        calls must reach COIN-M: ``Client(..., futures_market=COINM)``. ``decode="typed"``:
+        :data:`binance_ws.models.CoinmUserEvent` models. conn_key ``coinFuturesUserData``."""
+        return self._start_listen_key_socket(callback, FuturesType.COIN_M, decode)
 
     start_coin_futures_socket = start_coin_futures_user_socket
 
-    def _start_listen_key_socket(self, callback: Callback, futures_type: FuturesType) -> str | bool:
+    def _start_listen_key_socket(self, callback: Callback, futures_type: FuturesType,
+                                 decode: UserDecode = "dict") -> str | bool:
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {callback!r}")
+        if decode not in ("dict", "typed"):
+            raise ValueError(f"decode must be 'dict' or 'typed', not {decode!r}")
         client = getattr(self._client, "async_client", self._client)
         if client is None or not getattr(client, "api_key", None):
             raise ValueError("a futures user socket needs BinanceSocketManager(client) with an API key")
@@ -596,7 +602,7 @@ class BinanceSocketManager:
 
         async def open_(m: AsyncSocketManager) -> Any:
             return await start_futures_user_stream(m, futures_type, client, callback, backoff=backoff,
-                                                   keepalive_interval_s=self.user_timeout)
+                                                   keepalive_interval_s=self.user_timeout, decode=decode)
 
         key = FUTURES_USER_SOCKET_KEY if futures_type is FuturesType.USD_M else COIN_FUTURES_USER_SOCKET_KEY
         return self._start_socket(key, callback, open_)

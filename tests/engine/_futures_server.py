@@ -28,8 +28,9 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest
 from binance_ws.markets import COINM, USDM, Market, local_market
 from tests.engine._hostile import serving
 
-#: PROTOCOL 8: what ``/public`` carries; everything else of the market streams is on ``/market``.
-_PUBLIC_MARKERS = ("@bookTicker", "@depth", "@rpiDepth")
+#: PROTOCOL 8: what ``/public`` carries; everything else of the market streams is on ``/market``. The
+#: undocumented ``@trade`` is on ``/public`` as ccxt 4.5.90 routes it (``get_future_ws_category``).
+_PUBLIC_MARKERS = ("@bookTicker", "@depth", "@rpiDepth", "@trade")
 
 
 def served_on(stream: str) -> str:

@@ -140,9 +140,9 @@ async def test_a_subscribe_refused_in_full_raises_and_leaves_nothing(sim: Simula
 
 
 async def test_multiplex_socket_with_a_refused_stream_keeps_the_others(sim: Simulator) -> None:
-    # The seed docs' example, against an exchange that does not list NEOBTC.
+    # The seed docs' example, with a symbol this exchange does not list (LTCBTC) in NEOBTC's place.
     async with AsyncSocketManager(market=sim.market) as sm, \
-            sm.multiplex_socket(["bnbbtc@aggTrade", "neobtc@ticker", "btcusdt@trade"]) as s:
+            sm.multiplex_socket(["bnbbtc@aggTrade", "ltcbtc@ticker", "btcusdt@trade"]) as s:
         seen: set[str] = set()
         refused = []
         while seen != {"bnbbtc@aggTrade", "btcusdt@trade"} or not refused:
@@ -152,7 +152,7 @@ async def test_multiplex_socket_with_a_refused_stream_keeps_the_others(sim: Simu
                 continue
             assert set(msg) == {"stream", "data"}, msg
             seen.add(msg["stream"])
-        assert [(m["type"], m["stream"]) for m in refused] == [("subscription", "neobtc@ticker")]
+        assert [(m["type"], m["stream"]) for m in refused] == [("subscription", "ltcbtc@ticker")]
 
 
 async def test_multiplex_socket_wraps(sim: Simulator) -> None:

@@ -53,6 +53,27 @@ FILL_SEQUENCE = [("executionReport", "NEW", "NEW"), ("outboundAccountPosition", 
                  ("executionReport", "TRADE", "FILLED"), ("outboundAccountPosition", None, None)]
 
 
+def fill_futures_buy(sim: Any, account: str, maker: str = "mm") -> int:
+    """The USD-M version of :func:`fill_resting_buy`: both orders are futures orders on ``BTCUSDT``."""
+    bid, _ = best(sim)
+    futures, accounts = sim.futures["usdm"], sim.accounts
+    order = futures.place_order(accounts.account(account), {
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01000",
+        "price": str(Decimal(bid) + Decimal("0.01"))})
+    futures.place_order(accounts.account(maker), {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET",
+                                                  "quantity": "0.01000"})
+    return int(order["orderId"])
+
+
+def futures_shape(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(e["e"], e.get("o", {}).get("x"), e.get("o", {}).get("X")) for e in events]
+
+
+#: What a futures listen key carries for a filled resting order (never spot's executionReport).
+FUTURES_FILL_SEQUENCE = [("ORDER_TRADE_UPDATE", "NEW", "NEW"), ("ORDER_TRADE_UPDATE", "TRADE", "FILLED"),
+                         ("TRADE_LITE", None, None), ("ACCOUNT_UPDATE", None, None)]
+
+
 @pytest.mark.parametrize(("kind", "mode"), [*((k, "signature") for k in KEY_KINDS), ("ED25519", "logon")])
 async def test_filled_order_gives_the_event_sequence(kind: str, mode: str) -> None:
     async with accounts_sim() as sim:
@@ -178,9 +199,10 @@ async def test_futures_listen_key_expiry_is_replaced_and_events_keep_flowing() -
                 ListenKeyStream(client, events.append, stream_url=url) as stream:
             first_key = stream.listen_key
             assert first_key is not None and sim.accounts.is_listen_key(first_key)
-            fill_resting_buy(sim, "alice")
+            fill_resting_buy(sim, "alice")  # spot activity: nothing on a futures key
+            fill_futures_buy(sim, "alice")
             await wait_for(lambda: len(events) >= 4)
-            assert shape(events) == FILL_SEQUENCE
+            assert futures_shape(events) == FUTURES_FILL_SEQUENCE
             events.clear()
             sim.clock.advance(LISTEN_KEY_TTL_MS + 1)  # nobody kept it alive for an hour
             await wait_for(lambda: stream.keys_used == 2 and stream.connection.connections == 2
@@ -188,9 +210,9 @@ async def test_futures_listen_key_expiry_is_replaced_and_events_keep_flowing() -
             assert events[0] == {"e": "listenKeyExpired", "E": events[0]["E"], "listenKey": first_key}
             assert stream.listen_key != first_key and not sim.accounts.is_listen_key(first_key)
             events.clear()
-            fill_resting_buy(sim, "alice")
+            fill_futures_buy(sim, "alice")
             await wait_for(lambda: len([e for e in events if e["e"] != "error"]) >= 4)
-            assert shape([e for e in events if e["e"] != "error"]) == FILL_SEQUENCE
+            assert futures_shape([e for e in events if e["e"] != "error"]) == FUTURES_FILL_SEQUENCE
 
 
 async def test_keepalive_failures_are_retried_and_a_gone_key_replaced() -> None:
@@ -221,9 +243,8 @@ async def test_keepalive_failures_are_retried_and_a_gone_key_replaced() -> None:
             await wait_for(lambda: stream.keys_used == 2 and stream.connection.connections == 2
                            and stream.connection.connected)
             events.clear()
-            sim.accounts.deposit(sim.accounts.account("alice"), "USDT", "1")
-            await wait_for(lambda: [e["e"] for e in events if e["e"] != "error"] ==
-                           ["balanceUpdate", "outboundAccountPosition"])
+            sim.futures["usdm"].deposit(sim.accounts.account("alice"), "USDT", "1")
+            await wait_for(lambda: [e["e"] for e in events if e["e"] != "error"] == ["ACCOUNT_UPDATE"])
 
 
 async def test_dropped_listen_key_stream_reconnects_to_the_same_key() -> None:
@@ -235,9 +256,8 @@ async def test_dropped_listen_key_stream_reconnects_to_the_same_key() -> None:
             assert sim.accounts.drop_sessions() == 1
             await wait_for(lambda: stream.connection.connections == 2 and stream.connection.connected)
             assert stream.keys_used == 1 and events[0]["type"] == ERR_DISCONNECTED
-            sim.accounts.deposit(sim.accounts.account("alice"), "BNB", "3")
-            await wait_for(lambda: [e["e"] for e in events[1:]] == ["balanceUpdate",
-                                                                    "outboundAccountPosition"])
+            sim.futures["usdm"].deposit(sim.accounts.account("alice"), "USDT", "3")
+            await wait_for(lambda: [e["e"] for e in events[1:]] == ["ACCOUNT_UPDATE"])
         assert not sim.accounts._listen_keys  # stop() deleted the key
 
 

@@ -1,13 +1,15 @@
 """The real USD-M capture (tests/data/usdm_btcusdt_20240808.hftbacktest.gz: ``@depth@0ms`` with ``pu``,
 ``@bookTicker``, ``@trade`` and one ``/fapi/v1/depth`` snapshot) served as Binance serves it since 2026:
-book data on ``/public``, trades on ``/market``, the snapshot from ``/fapi/v1/depth``. Our
+book data and ``@trade`` on ``/public`` (as ccxt routes the undocumented ``@trade``), the snapshot from
+``/fapi/v1/depth``. Our
 ``FuturesDepthCacheManager`` syncs from it over loopback by PROTOCOL 5.2, and every bookTicker whose
 ``u`` the book reaches matches its best bid and ask (the no-socket version of this check is
 ``test_book_replay.test_hftbacktest_usdm_book_agrees_with_every_book_ticker``).
 
-The simulator has no futures routes yet, so the scripted futures exchange of the engine tests serves the
-capture: every message in recorded order, as fast as the socket takes them; the snapshot is answered at
-the moment the recording took it (the REST call is held until the replay reaches that line).
+The first test has the scripted futures exchange of the engine tests serve the capture: every message in
+recorded order, as fast as the socket takes them; the snapshot is answered at the moment the recording
+took it (the REST call is held until the replay reaches that line). The second has the simulator replay
+it, served as USD-M.
 """
 
 from __future__ import annotations
@@ -71,10 +73,9 @@ async def test_usdm_capture_on_public_syncs_our_book_and_agrees_with_every_book_
             await until(lambda: dcm.get_depth_cache().update_id == last_u
                         or dcm.stats().depth_exhausted > 0, 30, "the last diff")
             await until(lambda: len(trades) == sum(1 for s, _ in lines if s == "btcusdt@trade"), 30, "trades")
-            # Book data rode /public, trades /market.
+            # Book data and trades rode /public.
             assert set(server.routes_of("btcusdt@depth@0ms")) == set(server.routes_of("btcusdt@bookTicker")) \
-                == {"public"}
-            assert set(server.routes_of("btcusdt@trade")) == {"market"}
+                == set(server.routes_of("btcusdt@trade")) == {"public"}
         stats = dcm.stats("BTCUSDT")
         assert [c[1] for c in server.rest_calls] == ["/fapi/v1/depth"]  # one snapshot: never a resync
     assert watch.mismatches == []
@@ -85,3 +86,39 @@ async def test_usdm_capture_on_public_syncs_our_book_and_agrees_with_every_book_
     # Every diff after the snapshot applied, as in the no-socket replay (897 of the 901 recorded).
     assert stats.applied == 897
     assert stats.ticker_checks == watch.matches  # the book's own cross-check saw the same tickers
+
+
+# -- the same capture, replayed by the simulator served as USD-M ---------------------------------------------
+async def test_usdm_capture_replayed_by_the_simulator_on_public_agrees_with_every_book_ticker() -> None:
+    """``binance-ws sim --replay`` of the capture: the simulator serves it as USD-M (detected from the
+    snapshot's futures shape), its streams on ``/public``, its snapshot from ``/fapi/v1/depth``."""
+    from binance_ws.sim import Simulator
+    from binance_ws.sim.futures.product import product_config
+    from binance_ws.sim.replay import Replay
+
+    lines = _lines()
+    last_u = max(data["u"] for stream, data in lines if stream is not None and "@depth" in stream)
+    replay = Replay(CAPTURE, speed=0)
+    assert replay.product == "usdm"
+    async with Simulator(product_config(replay.product, flow_rate=0.0), replay=replay) as sim, \
+            AsyncSocketManager(market=sim.market, no_data_timeout=0) as sm:
+        assert sim.market.stream_url.endswith("/public") and sim.market.rest_prefix == "/fapi/v1"
+        holder: list[TickerWatch] = []
+        dcm = FuturesDepthCacheManager(sm, "BTCUSDT", limit=1000, ws_interval=0, max_buffer=5000,
+                                       callback=lambda cache: holder[0].on_book(cache))
+        watch = TickerWatch(dcm)  # type: ignore[arg-type]
+        holder.append(watch)
+        async with dcm:
+            await sm.subscribe("btcusdt@bookTicker", watch.on_ticker)
+            await asyncio.wait_for(replay.done.wait(), 60)
+            await until(lambda: dcm.get_depth_cache().update_id == last_u
+                        or dcm.stats().depth_exhausted > 0, 30, "the last diff")
+            # Every connection the client opened is on /public: the capture holds book data only.
+            paths = {c["path"].split("?")[0].split("/")[1] for c in sim.faults.state()["connections"]}
+            assert paths == {"public"}
+        stats = dcm.stats("BTCUSDT")
+    assert watch.mismatches == []
+    assert watch.matches > 80  # 91 here: the no-socket replay checks 91 too
+    assert stats.snapshots_requested == 1 and stats.ticker_checks == watch.matches
+    assert (stats.gaps, stats.crossed, stats.ticker_mismatches, stats.overflows, stats.resyncs) == (0,) * 5
+    assert stats.applied == 897  # every diff after the recorded snapshot, as over the scripted server

@@ -97,7 +97,7 @@ class FuturesMarket:
     ("btcusdt@bookTicker", "public"), ("!bookTicker", "public"), ("btcusdt@depth", "public"),
     ("btcusdt@depth@500ms", "public"), ("btcusdt@depth@100ms", "public"), ("btcusdt@depth@0ms", "public"),
     ("btcusdt@depth5", "public"), ("btcusdt@depth10@500ms", "public"), ("btcusdt@depth20@100ms", "public"),
-    ("btcusdt@aggTrade", "market"), ("btcusdt@trade", "market"), ("btcusdt@markPrice", "market"),
+    ("btcusdt@aggTrade", "market"), ("btcusdt@trade", "public"), ("btcusdt@markPrice", "market"),
     ("btcusdt@markPrice@1s", "market"), ("!markPrice@arr", "market"), ("!markPrice@arr@1s", "market"),
     ("btcusdt@kline_1m", "market"), ("btcusdt@kline_1M", "market"),
     ("btcusdt_perpetual@continuousKline_1m", "market"), ("btcusdt@miniTicker", "market"),
@@ -400,13 +400,16 @@ def test_routed_paths_and_delivery_rule() -> None:
     assert route("/public/ws/btcusdt@depth") == ("stream", ["btcusdt@depth"], "public")
     assert route("/market/stream?streams=btcusdt@aggTrade") == ("stream", ["btcusdt@aggTrade"], "market")
     assert route("/private/ws?listenKey=k") == ("user", [], "private")
-    assert route("/private/ws/btcusdt@depth") is None and route("/public/ws-api/v3") is None
+    assert route("/private/stream?listenKey=k&events=ACCOUNT_UPDATE") == ("user", [], "private")
+    # /private/ws/<name> is a listen-key stream when the name is a live key, else refused (the server).
+    assert route("/private/ws/btcusdt@depth") == ("stream", ["btcusdt@depth"], "private")
+    assert route("/private/stream?streams=btcusdt@depth") is None and route("/public/ws-api/v3") is None
     assert route("/publicity/ws") is None
     assert route("/ws/x") == ("stream", ["x"], None)
     assert route("/public/ws", COINM.routes) is None  # COIN-M is unrouted
     # Replayed streams are routed by their names' form.
     assert route_of_name("btcusdt@depth@0ms") == "public"
-    assert route_of_name("btcusdt@trade") == "market"
+    assert route_of_name("btcusdt@trade") == "public"
     assert route_of_name("btcusdt_perpetual@continuousKline_1m") == "market"
     assert route_of_name("btcusdt@nonsense") is None
     # Each route its own; legacy gets public only; unrouted products get everything.

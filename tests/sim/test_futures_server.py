@@ -12,6 +12,7 @@ import time
 from itertools import pairwise
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from picows import WSInvalidStatusError
@@ -169,18 +170,17 @@ async def test_async_socket_manager_routes_streams_over_public_and_market() -> N
 
 
 # -- replay of the USD-M capture on /public ------------------------------------------------------------------
-async def test_usdm_capture_replays_on_public_and_its_trades_on_market() -> None:
+async def test_usdm_capture_replays_on_public_and_nothing_on_market() -> None:
     replay = Replay(USDM_CAPTURE, speed=0, loop=True)
     async with Simulator(product_config("usdm", flow_rate=0.0), replay=replay) as sim:
         names = "btcusdt@depth@0ms/btcusdt@bookTicker/btcusdt@trade"
         public = await connect(f"{sim.stream_url}/public/stream?streams={names}")
         market = await connect(f"{sim.stream_url}/market/stream?streams={names}")
-        await public.wait_for(lambda: len(public.texts()) >= 901 + 9178, TIMEOUT * 6)
-        await market.wait_for(lambda: len(market.texts()) >= 10, TIMEOUT * 6)
-        # The book streams on /public, the trades on /market (the capture is of the pre-2026 unrouted
-        # URL; PROTOCOL 8 routes them so).
-        assert {m["stream"] for m in public.messages()} == {"btcusdt@depth@0ms", "btcusdt@bookTicker"}
-        assert {m["stream"] for m in market.messages()} == {"btcusdt@trade"}
+        await public.wait_for(lambda: len(public.texts()) >= 901 + 9178 + 1920, TIMEOUT * 6)
+        # Every captured stream is on /public (the capture is of the pre-2026 unrouted URL; PROTOCOL 8
+        # routes the book streams there, and @trade as ccxt routes it): /market carries none of them.
+        assert {m["stream"] for m in public.messages()} == set(names.split("/"))
+        assert market.texts() == []
         depth = [m["data"] for m in public.messages() if m["stream"] == "btcusdt@depth@0ms"][:901]
         assert len(depth) == 901
         assert all(b["pu"] == a["u"] for a, b in pairwise(depth))
@@ -194,9 +194,12 @@ _SIM = [sys.executable, "-m", "binance_ws.cli", "sim", "--stream-port", "0", "--
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--market", "options"], "binance-ws sim: --market must be one of spot, usdm, coinm, not 'options'"),
+    (["--market", "options"], "error: --market must be one of spot, usdm, coinm, not 'options'"),
     (["--market", "usdm", "--symbols", "10"],
-     "binance-ws sim: --symbols generates spot symbols; it cannot be used with --market usdm or coinm"),
+     "error: --symbols lists spot symbols; it cannot be used with --market usdm or coinm"),
+    (["--replay", str(USDM_CAPTURE), "--market", "spot"],
+     f"error: --replay {USDM_CAPTURE.name} is a usdm recording; serve it with --market usdm "
+     "(or leave --market out)"),
 ])
 def test_sim_market_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
     proc = subprocess.run([*_SIM, *args], capture_output=True, text=True, timeout=60)
@@ -228,6 +231,31 @@ async def test_sim_market_usdm_prints_every_route_and_serves_them() -> None:
         await asyncio.wait_for(proc.wait(), 30)
 
 
+async def test_sim_replay_of_the_usdm_capture_serves_it_as_usdm_without_market() -> None:
+    proc = await asyncio.create_subprocess_exec(*_SIM, "--replay", str(USDM_CAPTURE), "--speed", "0",
+                                                stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    assert proc.stdout is not None
+    try:
+        lines: dict[str, str] = {}
+        while "symbols" not in lines:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            assert line, "the command ended before it served"
+            key, _, value = line.partition(":")
+            lines[key] = value.strip()
+        assert lines["REST"].endswith("/fapi/v1/exchangeInfo") and "public" in lines
+        public = lines["public"].split()[0].replace("<stream>", "btcusdt@depth@0ms")
+        depth = await connect(public)
+        await depth.wait_for(lambda: len(depth.texts()) >= 10, TIMEOUT * 2)
+        assert all("pu" in m for m in depth.messages())
+        rest = lines["REST"].replace("exchangeInfo", "depth?symbol=BTCUSDT&limit=5")
+        async with aiohttp.ClientSession() as http, http.get(rest) as resp:
+            assert (await resp.json())["lastUpdateId"] == 5123107852948  # the recorded snapshot
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 30)
+
+
 # -- /private ------------------------------------------------------------------------------------------------
 async def test_private_route_serves_listen_key_streams_only() -> None:
     async with Simulator(product_config("usdm", flow_rate=0.0)) as sim:
@@ -235,11 +263,11 @@ async def test_private_route_serves_listen_key_streams_only() -> None:
         key = sim.accounts.create_listen_key(account)
         user = await connect(f"{sim.stream_url}/private/ws?listenKey={key}")
         for _ in range(50):  # the server opens the key's stream once the handshake is done
-            sim.accounts.deposit(account, "USDT", "10")
+            sim.futures["usdm"].deposit(account, "USDT", "10")
             with contextlib.suppress(AssertionError):
-                await user.wait_for(lambda: "balanceUpdate" in events(user.messages()), 0.1)
+                await user.wait_for(lambda: "ACCOUNT_UPDATE" in events(user.messages()), 0.1)
                 break
-        assert "balanceUpdate" in events(user.messages())
+        assert "ACCOUNT_UPDATE" in events(user.messages())
         # Market streams are not served on /private (404), and a listen key is no stream on /public.
         with pytest.raises(WSInvalidStatusError) as info:
             await connect(f"{sim.stream_url}/private/ws/btcusdt@depth")

@@ -20,7 +20,14 @@ import pytest
 from picows import WSFrame, WSMsgType, WSTransport, ws_connect
 
 from binance_ws.sim import Simulator
-from binance_ws.sim.config import MAX_SYMBOLS, Activity, SimConfig, generate_symbols
+from binance_ws.sim.config import (
+    DEFAULT_SYMBOLS,
+    MAX_SYMBOLS,
+    Activity,
+    SimConfig,
+    generate_symbols,
+    named_symbols,
+)
 from binance_ws.sim.exchange import SCALE, fmt
 from tests.sim._client import RawClient
 from tests.sim.test_feeds import Market
@@ -237,9 +244,11 @@ _SIM = [sys.executable, "-m", "binance_ws.cli", "sim", "--stream-port", "0", "--
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--symbols", "0"], "binance-ws sim: --symbols must be between 1 and 2000, not 0"),
-    (["--symbols", "5000"], "binance-ws sim: --symbols must be between 1 and 2000, not 5000"),
-    (["--symbols", "10", "--time-scale", "0"], "binance-ws sim: --time-scale must be > 0, not 0.0"),
+    (["--symbols", "0"], "error: --symbols must be between 1 and 2000, not 0"),
+    (["--symbols", "5000"], "error: --symbols must be between 1 and 2000, not 5000"),
+    (["--symbols", "10", "--time-scale", "0"], "error: --time-scale must be > 0, not 0.0"),
+    (["--symbols", "BTCUSDT,XRP-USDT"], "error: --symbols: cannot list 'XRP-USDT': a symbol is a base asset "
+                                        "followed by one of FDUSD, USDT, USDC, BTC, ETH, BNB (e.g. XRPUSDT)"),
 ])
 def test_sim_command_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
     proc = subprocess.run([*_SIM, *args], capture_output=True, text=True, timeout=60)
@@ -271,6 +280,48 @@ async def test_sim_command_serves_2000_symbols() -> None:
         await client.wait_for(lambda: len(client.timed) >= 3)
         client.close()
         assert all(len(m["data"]["bids"]) == 5 for _, m in client.timed)
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 30)
+
+
+# -- binance-ws sim --symbols NAME,NAME ---------------------------------------------------------------------
+def test_named_symbols_keep_the_defaults_and_fit_filters_to_their_quote() -> None:
+    specs = named_symbols(["neobtc", "XRPUSDT", "ADABTC"], seed=3)
+    assert [s.symbol for s in specs] == ["NEOBTC", "XRPUSDT", "ADABTC"]
+    assert specs[0] == next(d for d in DEFAULT_SYMBOLS if d.symbol == "NEOBTC")
+    xrp, ada = specs[1:]
+    assert (xrp.base, xrp.quote, ada.base, ada.quote) == ("XRP", "USDT", "ADA", "BTC")
+    assert named_symbols(["XRPUSDT"], seed=3) == (xrp,)  # deterministic by seed and name
+    for spec, min_notional in ((xrp, 5.0), (ada, 5.0 / 61_800)):
+        price, tick, step = spec.price, float(spec.tick_size), float(spec.step_size)
+        assert round(price / tick, 6).is_integer() and 1_000 <= price / tick < 100_000
+        assert float(spec.min_notional) == pytest.approx(min_notional, abs=1e-8)
+        assert 1 < min_notional / (price * step) <= 1000  # the minimum order is a handful of steps
+    with pytest.raises(ValueError, match="named twice"):
+        named_symbols(["XRPUSDT", "xrpusdt"])
+
+
+async def test_sim_command_serves_named_symbols() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *_SIM, "--symbols", "BTCUSDT,XRPUSDT", "--no-demo-account", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL)
+    assert proc.stdout is not None
+    try:
+        lines: dict[str, str] = {}
+        while "try" not in lines:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            assert line, "the command ended before it served"
+            key, _, value = line.partition(":")
+            lines[key] = value.strip()
+        assert lines["symbols"] == "BTCUSDT XRPUSDT"
+        stream_url = lines["streams"].split()[0].removesuffix("/ws/<stream>")
+        _, client = await ws_connect(TimedClient, f"{stream_url}/stream?streams=xrpusdt@trade",
+                                     enable_auto_pong=False)
+        assert isinstance(client, TimedClient)
+        await client.wait_for(lambda: len(client.timed) >= 2)
+        client.close()
+        assert {m["data"]["s"] for _, m in client.timed} == {"XRPUSDT"}
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)

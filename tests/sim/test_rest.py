@@ -42,7 +42,7 @@ async def test_ping_time_and_exchange_info(http: aiohttp.ClientSession) -> None:
         assert abs(body["serverTime"] - sim.clock.now_ms()) < 60_000
         status, info, headers = await get(http, sim, "exchangeInfo")
         assert status == 200 and used(headers) == 1 + 1 + 20
-        assert {s["symbol"] for s in info["symbols"]} == {"BTCUSDT", "ETHUSDT", "BNBBTC"}
+        assert {s["symbol"] for s in info["symbols"]} == {"BTCUSDT", "ETHUSDT", "BNBBTC", "NEOBTC"}
         assert info["rateLimits"][0] == {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE",
                                          "intervalNum": 60, "limit": 6000}
         btc = next(s for s in info["symbols"] if s["symbol"] == "BTCUSDT")
@@ -114,7 +114,7 @@ async def test_trades_klines_and_tickers(http: aiohttp.ClientSession) -> None:
             "volume", "quoteVolume", "openTime", "closeTime", "firstId", "lastId", "count"}
         assert ticker["count"] == ticker["lastId"] - ticker["firstId"] + 1
         _, all_tickers, h3 = await get(http, sim, "ticker/24hr")
-        assert len(all_tickers) == 3 and used(h3) - used(h2) == 80
+        assert len(all_tickers) == 4 and used(h3) - used(h2) == 80
         _, mini, _ = await get(http, sim, "ticker/24hr", symbols='["ETHUSDT","BNBBTC"]', type="MINI")
         assert [m["symbol"] for m in mini] == ["ETHUSDT", "BNBBTC"] and "bidPrice" not in mini[0]
         _, rolling, _ = await get(http, sim, "ticker", symbol="ETHUSDT", windowSize="1h")
@@ -122,7 +122,7 @@ async def test_trades_klines_and_tickers(http: aiohttp.ClientSession) -> None:
         _, price, _ = await get(http, sim, "ticker/price", symbol="ETHUSDT")
         assert set(price) == {"symbol", "price"} and float(price["price"]) > 0
         _, prices, _ = await get(http, sim, "ticker/price")
-        assert {p["symbol"] for p in prices} == {"BTCUSDT", "ETHUSDT", "BNBBTC"}
+        assert {p["symbol"] for p in prices} == {"BTCUSDT", "ETHUSDT", "BNBBTC", "NEOBTC"}
         _, top, _ = await get(http, sim, "ticker/bookTicker", symbol="ETHUSDT")
         assert float(top["bidPrice"]) < float(top["askPrice"])
         _, avg, _ = await get(http, sim, "avgPrice", symbol="ETHUSDT")

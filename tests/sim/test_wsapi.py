@@ -235,15 +235,15 @@ async def test_subscriptions_die_with_the_connection() -> None:
         creds = make_account(sim, "alice", "HMAC")
         client = await connect(sim)
         await client.call("userDataStream.subscribe.signature", signed(creds, sim))
-        assert sim.accounts._subscribers["alice"]
+        assert sim.accounts._subscribers[("spot", "alice")]
         assert sim.accounts.drop_sessions() == 1
         assert client.transport is not None
         await asyncio.wait_for(client.transport.wait_disconnected(), WAIT_S)
         for _ in range(100):
-            if not sim.accounts._subscribers["alice"]:
+            if not sim.accounts._subscribers[("spot", "alice")]:
                 break
             await asyncio.sleep(0.01)
-        assert not sim.accounts._subscribers["alice"] and not sim.accounts.sessions
+        assert not sim.accounts._subscribers[("spot", "alice")] and not sim.accounts.sessions
 
 
 async def test_market_data_methods_answer_the_rest_bodies() -> None:
@@ -271,7 +271,7 @@ async def test_market_data_methods_answer_the_rest_bodies() -> None:
             prices = await client.call("ticker.price", {"symbols": ["BNBBTC", "ETHUSDT"]})
             assert [p["symbol"] for p in prices["result"]] == ["BNBBTC", "ETHUSDT"]
             everything = await client.call("ticker.price")
-            assert {p["symbol"] for p in everything["result"]} == {"BTCUSDT", "ETHUSDT", "BNBBTC"}
+            assert {p["symbol"] for p in everything["result"]} == {"BTCUSDT", "ETHUSDT", "BNBBTC", "NEOBTC"}
             info = await client.call("exchangeInfo", {"symbol": "BNBBTC"})
             rest_info = await via_rest("exchangeInfo", symbol="BNBBTC")
             assert info["result"]["symbols"] == rest_info["symbols"]
@@ -390,7 +390,7 @@ async def test_more_market_data_methods_answer_the_rest_bodies() -> None:
             assert await weighed("ticker.book", {"symbol": "BTCUSDT"}) == \
                 (await via_rest("ticker/bookTicker", symbol="BTCUSDT"), 2)
             books, weight = await weighed("ticker.book")
-            assert [b["symbol"] for b in books] == ["BTCUSDT", "ETHUSDT", "BNBBTC"] and weight == 4
+            assert [b["symbol"] for b in books] == ["BTCUSDT", "ETHUSDT", "BNBBTC", "NEOBTC"] and weight == 4
             for _ in range(3):  # a trade may leave the 5-minute window between the two answers
                 avg = await weighed("avgPrice", {"symbol": "BTCUSDT"})
                 if avg == (await via_rest("avgPrice", symbol="BTCUSDT"), 2):

@@ -15,6 +15,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 EXIT_OK: Final = 0
 EXIT_GAVE_UP: Final = 1
 EXIT_BAD_INPUT: Final = 2
+#: Every failure of every command is one stderr line starting with this (README, "The command line").
+ERROR_PREFIX: Final = "error: "
 
 
 def _version(value: bool) -> None:

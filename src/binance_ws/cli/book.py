@@ -16,8 +16,18 @@ from rich.table import Table
 from rich.text import Text
 
 from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
-from binance_ws.cli.common import _BadInput, _fail, _Failure, _num, _unreachable
-from binance_ws.cli.views import Endpoint, Interval, Iterations, Testnet, UseSim, resolve_market, show
+from binance_ws.cli.common import _BadInput, _fail, _Failure, _num, _rest_unreachable, _unreachable
+from binance_ws.cli.views import (
+    Endpoint,
+    Interval,
+    Iterations,
+    MarketName,
+    Testnet,
+    UseSim,
+    resolve_market,
+    show,
+    simulator_for,
+)
 
 #: Width of the quantity bars, in cells.
 BAR_WIDTH: Final = 24
@@ -85,14 +95,15 @@ def _spread(bids: list[Any], asks: list[Any]) -> str:
     return f"spread {ask - bid:.8g} ({(ask - bid) / mid * 10_000:.3g} bps)" if mid else "spread -"
 
 
-@app.command()
+@app.command(short_help="A live order book: the ladder, spread, sync state, staleness.")
 def book(
-    symbol: Annotated[str, typer.Argument(help="Symbol, e.g. BTCUSDT.")],
+    symbol: Annotated[str, typer.Argument(metavar="SYMBOL", help="Symbol, e.g. BTCUSDT.")],
     use_sim: UseSim = False,
     endpoint: Endpoint = None,
     rest: Annotated[str | None, typer.Option(
         metavar="URL", help="REST base URL for the snapshots, with --endpoint (http://host:port).")] = None,
     testnet: Testnet = False,
+    market_name: MarketName = "spot",
     levels: Annotated[int, typer.Option(metavar="N", min=1, max=100, help="Levels shown per side.")] = 10,
     limit: Annotated[int, typer.Option(metavar="N", min=1, help="Snapshot size (levels fetched).")] = 1000,
     interval: Interval = 0.25,
@@ -102,18 +113,20 @@ def book(
     it redraws in place; into a pipe it prints a snapshot every interval.
 
     Exit status: 0 after --iterations or Ctrl-C; 2 for bad input (a symbol the server refuses
-    included); 1 when the server cannot be reached.
+    included); 1 when the stream server or the REST server (the snapshots) cannot be reached.
     """
     from binance_ws import errors, streams
 
     logging.getLogger("binance_ws").setLevel(logging.CRITICAL)
     try:
+        if not symbol.strip():
+            raise _BadInput("SYMBOL is empty: give one such as BTCUSDT")
         if endpoint is not None and rest is None:
             raise _BadInput("--endpoint needs --rest too (the snapshots come over REST), e.g. "
                             "--endpoint ws://127.0.0.1:9443 --rest http://127.0.0.1:9444")
         if rest is not None and endpoint is None:
             raise _BadInput("--rest goes with --endpoint")
-        market = resolve_market(use_sim, endpoint, testnet, rest)
+        market = resolve_market(use_sim, endpoint, testnet, rest, market_name)
         streams.validate_stream(f"{symbol.lower()}@depth", market)
         if limit > market.max_depth_limit:
             raise _BadInput(f"--limit {limit} is above the largest snapshot ({market.max_depth_limit})")
@@ -138,12 +151,12 @@ async def _book(symbol: str, market: Any, use_sim: bool, levels: int, limit: int
 
     async with contextlib.AsyncExitStack() as stack:
         if use_sim:
-            from binance_ws.sim import Simulator
-
-            sim = await stack.enter_async_context(Simulator())
+            sim = await stack.enter_async_context(simulator_for(market))
             market = sim.market
         elif (why := await _unreachable(market.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)
+        elif (why := await _rest_unreachable(market.rest_url)) is not None:
+            raise _Failure(why, EXIT_GAVE_UP)  # else the book would show SYNCING for ever, saying nothing
         manager = await stack.enter_async_context(AsyncSocketManager(market=market))
         given_up: list[str] = []
 

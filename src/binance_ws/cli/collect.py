@@ -14,8 +14,19 @@ from urllib.parse import urlsplit
 import typer
 
 from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
-from binance_ws.cli.common import _BadInput, _endpoint, _fail, _Failure, _first_line, _unreachable
+from binance_ws.cli.common import (
+    _BadInput,
+    _endpoint,
+    _fail,
+    _Failure,
+    _first_line,
+    _rest_unreachable,
+    _unreachable,
+)
 from binance_ws.cli.metrics_port import DEFAULT_ADDR, MetricsAddr, MetricsPort, sinks_for, start_metrics
+
+#: Seconds the first PING of --redis may take (a server that is not Redis may never answer).
+REDIS_CHECK_TIMEOUT_S = 5.0
 
 #: Products by --market: the row of binance_ws.markets, and the name in the Redis keys.
 _MARKETS = ("spot", "usdm", "coinm")
@@ -49,14 +60,32 @@ def _safe(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    # The text after the last "@" is host[:port] as given (never parsed: a bad port must not raise here).
+    netloc = f"{parts.username or ''}:***@{parts.netloc.rpartition('@')[2]}"
     return parts._replace(netloc=netloc).geturl()
 
 
-@app.command()
+def _redis_failure(url: str, exc: BaseException) -> _Failure:
+    """A failed first PING as one line: a wrong or missing password is bad input (exit 2); a server that
+    is not Redis, or none at all, cannot be reached (exit 1)."""
+    from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError
+
+    where = _safe(url)
+    text = _first_line(exc)
+    if isinstance(exc, (AuthenticationError, AuthenticationWrongNumberOfArgsError)) or (
+            isinstance(exc, ResponseError) and ("NOAUTH" in text or "authenticated" in text)):
+        if urlsplit(url).password is None:
+            return _Failure(f"Redis at {where} needs a password: give it in the URL, "
+                            "redis://:PASSWORD@host:port/db", EXIT_BAD_INPUT)
+        return _Failure(f"Redis at {where} refused the user name or password", EXIT_BAD_INPUT)
+    if "Protocol Error" in text or "Timeout reading" in text:
+        return _Failure(f"{where} is not a Redis server ({text}): check the port", EXIT_GAVE_UP)
+    return _Failure(f"cannot reach Redis at {where}: {text}", EXIT_GAVE_UP)
+
+
+@app.command(short_help="Write streams into Redis Streams, alone or as one of a fleet.")
 def collect(
-    stream: Annotated[list[str], typer.Argument(
+    stream: Annotated[list[str], typer.Argument(metavar="STREAM",
         help="Stream names, e.g. btcusdt@trade btcusdt@depth@100ms.")],
     redis_url: Annotated[str | None, typer.Option(
         "--redis", metavar="URL", help="Redis to write into, e.g. redis://127.0.0.1:6379/0.")] = None,
@@ -94,8 +123,9 @@ def collect(
     once.
 
     Exit status: 0 on SIGTERM (leases released: others take over at once); 2 for bad input (a stream
-    name, an option, a fleet started with other streams or --shards); 1 when Redis or the stream server
-    cannot be reached, or reconnecting gave up.
+    name, an option, a stream the server refuses, a wrong or missing Redis password, a fleet started
+    with other streams or --shards); 1 when Redis, the stream server or --rest cannot be reached (or
+    --redis is not a Redis server), or reconnecting gave up.
     """
     from binance_ws import errors, markets, streams
 
@@ -133,10 +163,10 @@ def collect(
         code = asyncio.run(_collect(names, product, market, use_sim, url, member, cluster=cluster,
                                     maxlen=maxlen, redundancy=redundancy, lease_ttl=lease_ttl, shards=shards,
                                     rest_url=rest_url if backfill_weight else "",
-                                    backfill_weight=backfill_weight,
+                                    backfill_weight=backfill_weight, rest_explicit=rest is not None,
                                     metrics=(metrics_port, metrics_addr)))
-    except KeyboardInterrupt:
-        code = 130
+    except KeyboardInterrupt:  # Ctrl-C ends a member as SIGTERM does (slots handed over on the way out)
+        code = EXIT_OK
     except _Failure as exc:
         typer.echo(f"error: {exc}", err=True)
         code = exc.code
@@ -145,8 +175,8 @@ def collect(
 
 async def _collect(names: list[str], product: Any, label: str, use_sim: bool, url: str, member: str, *,
                    cluster: bool = False, maxlen: int, redundancy: int, lease_ttl: float, shards: int,
-                   rest_url: str = "",
-                   backfill_weight: int = 0, metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> int:
+                   rest_url: str = "", backfill_weight: int = 0, rest_explicit: bool = False,
+                   metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> int:
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
@@ -173,9 +203,14 @@ async def _collect(names: list[str], product: Any, label: str, use_sim: bool, ur
             client = aioredis.Redis.from_url(url, socket_connect_timeout=5)
         stack.push_async_callback(client.aclose)
         try:
-            await client.ping()
+            await asyncio.wait_for(client.ping(), REDIS_CHECK_TIMEOUT_S)
+        except TimeoutError:
+            raise _Failure(f"{_safe(url)} did not answer a Redis PING within {REDIS_CHECK_TIMEOUT_S:g} s: "
+                           "is it a Redis server?", EXIT_GAVE_UP) from None
         except (RedisError, OSError) as exc:
-            raise _Failure(f"cannot reach Redis at {_safe(url)}: {_first_line(exc)}", EXIT_GAVE_UP) from None
+            raise _redis_failure(url, exc) from None
+        if rest_url and rest_explicit and (why := await _rest_unreachable(rest_url)) is not None:
+            raise _Failure(why, EXIT_GAVE_UP)
         if use_sim:
             from binance_ws.sim import Simulator
 

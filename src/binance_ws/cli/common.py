@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import typer
 
+from binance_ws.cli.app import ERROR_PREFIX
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
@@ -72,13 +74,21 @@ _TAIL_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "avgPrice": (("w", "avg"), ("i", "over")),
     "referencePrice": (("r", "ref"),),
     "blockTrade": (("p", "price"), ("q", "qty"), ("t", "id")),
+    # Futures (PROTOCOL 8)
+    "markPriceUpdate": (("p", "mark"), ("i", "index"), ("P", "settle"), ("r", "funding"), ("T", "next")),
+    "indexPriceUpdate": (("i", "pair"), ("p", "index")),
+    "compositeIndex": (("p", "index"),),
+    "assetIndexUpdate": (("i", "index"), ("b", "bid buf"), ("a", "ask buf")),
+    "contractInfo": (("ps", "pair"), ("ct", "type"), ("cs", "status"), ("dt", "delivery")),
 }
+#: Kline-shaped events: the bar in ``k``; continuous klines also name the pair and contract type.
+_KLINES = ("kline", "continuous_kline", "markPrice_kline", "indexPrice_kline")
 
 
 def _describe(msg: Any) -> tuple[str, list[str]]:
     """A style and the key fields of one payload, each field a whole unit (never cut inside a number)."""
-    if isinstance(msg, list):  # !miniTicker@arr and the like: symbol and price of each
-        items = [f"{x.get('s')} {_num(x.get('c', x.get('p', '')))}".rstrip() for x in msg
+    if isinstance(msg, list):  # !miniTicker@arr, !markPrice@arr, !assetIndex@arr: symbol and price of each
+        items = [f"{x.get('s')} {_num(x.get('c', x.get('p', x.get('i', ''))))}".rstrip() for x in msg
                  if isinstance(x, dict)]
         return "", [f"{len(msg)} symbols:", *items]
     if not isinstance(msg, dict):
@@ -90,16 +100,28 @@ def _describe(msg: Any) -> tuple[str, list[str]]:
         ident = msg.get("t") if kind == "trade" else msg.get("a")
         return ("red" if msg.get("m") else "green"), [f"{side} {_num(msg.get('q'))} @ {_num(msg.get('p'))}",
                                                       f"id {ident}"]
-    if kind == "kline":
+    if kind in _KLINES:
         k = msg.get("k", {})
-        return "", [f"{k.get('i')}{' closed' if k.get('x') else ''}", f"c {_num(k.get('c'))}",
+        which = [f"{msg.get('ps')} {msg.get('ct')}"] if kind == "continuous_kline" else []
+        if kind != "kline" and kind != "continuous_kline":
+            which = [f"{kind.partition('_')[0]} {msg.get('ps', msg.get('s', ''))}".rstrip()]
+        return "", [*which, f"{k.get('i')}{' closed' if k.get('x') else ''}", f"c {_num(k.get('c'))}",
                     f"o {_num(k.get('o'))}", f"h {_num(k.get('h'))}", f"l {_num(k.get('l'))}",
                     f"v {_num(k.get('v'))}"]
+    if kind == "forceOrder":  # the liquidation order is nested under "o" (PROTOCOL 8)
+        o = msg["o"] if isinstance(msg.get("o"), dict) else {}
+        liquidated = str(o.get("S"))
+        return ("red" if liquidated == "SELL" else "green"), [
+            f"{o.get('s')} liquidation {liquidated} {_num(o.get('q'))} @ {_num(o.get('p'))}",
+            f"avg {_num(o.get('ap'))}", f"filled {_num(o.get('z'))}", f"{o.get('X')}"]
     if kind == "depthUpdate":
         bids, asks = msg.get("b", []), msg.get("a", [])
         return "", [f"U {msg.get('U')} u {msg.get('u')}", f"{len(bids)} bids {len(asks)} asks"]
-    if kind in _TAIL_FIELDS:
-        return "", [f"{label} {_num(msg.get(key))}" for key, label in _TAIL_FIELDS[kind]]
+    if kind in _TAIL_FIELDS:  # keys a product does not send (futures tickers: no b, a) are left out
+        fields = [f"{label} {_num(msg[key])}" for key, label in _TAIL_FIELDS[kind] if key in msg]
+        if kind == "compositeIndex" and isinstance(msg.get("c"), list):
+            fields.append(f"{len(msg['c'])} components")
+        return "", fields
     if "lastUpdateId" in msg:  # partial book (PROTOCOL 4.11): no event type
         bid = msg["bids"][0] if msg.get("bids") else ["-", "-"]
         ask = msg["asks"][0] if msg.get("asks") else ["-", "-"]
@@ -222,13 +244,58 @@ async def _unreachable(url: str, timeout: float = PREFLIGHT_TIMEOUT_S) -> str | 
             await writer.wait_closed()
     if status.split(" ")[1:2] != ["101"]:
         answer = status or "nothing (the connection closed)"
-        return (f"{url} is not a WebSocket stream server: it answered the handshake with {answer!s:.60}"
-                f" (is this the REST port?)")
+        hint = "is this the REST port?"
+        if urlsplit(url).path.rstrip("/"):  # a routed product's path (USD-M's /public): maybe not served
+            hint += (f" or a server without {urlsplit(url).path.rstrip('/')} for this --market: "
+                     "binance-ws sim --market usdm serves it")
+        return (f"{url} is not a WebSocket stream server: it answered the handshake with {answer!s:.60} "
+                f"({hint})")
+    return None
+
+
+async def _rest_unreachable(url: str, timeout: float = PREFLIGHT_TIMEOUT_S) -> str | None:
+    """None if a TCP connection to the REST base ``url`` (``--rest``) opens; else one line naming it. Run
+    before subscribing, so snapshots that can never come fail at once instead of never syncing."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    where = f"{host}:{port}"
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except socket.gaierror as exc:
+        return f"--rest {url}: cannot resolve host {host!r} ({exc.strerror}): check the name"
+    except ConnectionRefusedError:
+        return f"--rest {url}: cannot connect to {where}: connection refused (nothing listens there)"
+    except TimeoutError:
+        return f"--rest {url}: cannot connect to {where}: no answer within {timeout:g} s"
+    except OSError as exc:
+        return f"--rest {url}: cannot connect to {where}: {exc.strerror or type(exc).__name__}"
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
+
+
+def _input_file(path: Path) -> str | None:
+    """None if ``path`` is a file that can be read; else the one line saying what it is instead."""
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        hint = f", e.g. {path / inside[0]}" if inside else ""
+        return f"{path} is a folder: give one recording file in it{hint}"
+    if not path.exists():
+        return f"{path}: no such file"
+    if not path.is_file():
+        return f"{path} is not a regular file"
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        return f"{path}: cannot be read ({exc.strerror or exc})"
     return None
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"{ERROR_PREFIX}{message}", err=True)
     return typer.Exit(code)
 
 

@@ -14,7 +14,15 @@ from typing import Annotated, Any, Final
 import typer
 
 from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
-from binance_ws.cli.common import _BadInput, _endpoint, _fail, _Failure, _first_line, _unreachable
+from binance_ws.cli.common import (
+    _BadInput,
+    _endpoint,
+    _fail,
+    _Failure,
+    _first_line,
+    _rest_unreachable,
+    _unreachable,
+)
 from binance_ws.cli.metrics_port import DEFAULT_ADDR, MetricsAddr, MetricsPort, sinks_for, start_metrics
 
 #: How often the status line is redrawn.
@@ -32,9 +40,9 @@ def _rest_url(raw: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-@app.command()
+@app.command(short_help="Record streams to files, one per symbol and UTC day.")
 def record(
-    stream: Annotated[list[str], typer.Argument(
+    stream: Annotated[list[str], typer.Argument(metavar="STREAM",
         help="Stream names, e.g. btcusdt@trade btcusdt@depth@100ms btcusdt@bookTicker.")],
     out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder the files go to (created).")],
     use_sim: Annotated[bool, typer.Option("--sim", help="Record from an embedded simulator.")] = False,
@@ -70,11 +78,11 @@ def record(
     a terminal shows messages/s, bytes, files, gaps and reconnects.
 
     Exit status: 0 on Ctrl-C, SIGTERM or after --duration; 2 for bad input (a stream name, an option, a
-    URL, a stream the server refuses, an --out that cannot be written); 1 when the server cannot be
-    reached, reconnecting gave up, or a file cannot be written.
+    URL, a stream the server refuses, an --out that cannot be written); 1 when the server or --rest
+    cannot be reached, reconnecting gave up, or a file cannot be written.
     """
     from binance_ws import errors, streams
-    from binance_ws.cli.tail import _market
+    from binance_ws.cli.views import market_row
     from binance_ws.recorder import depth_symbols
     from binance_ws.sinks.files import FILE_FORMATS
 
@@ -93,7 +101,9 @@ def record(
         if not value >= 0:
             raise _fail(f"{option} must be 0 or more, not {value:g}", EXIT_BAD_INPUT)
     try:
-        market = _market(market_name, testnet, use_sim)  # as tail chooses it
+        market = market_row(market_name, testnet)  # as tail chooses it
+        if use_sim and market.name.endswith("-testnet"):
+            raise _BadInput("--sim serves the products themselves: --market spot, usdm or coinm")
         file_market = market.name
         if not 1 <= snapshot_limit <= market.max_depth_limit:
             raise _BadInput(f"--snapshot-limit must be between 1 and {market.max_depth_limit} on "
@@ -121,6 +131,7 @@ def record(
     options = _Options(names, market, file_market, use_sim, out, file_format,
                        "" if compress == "none" else compress, snapshot_interval, snapshot_limit, duration,
                        not quiet and sys.stderr.isatty(), (metrics_port, metrics_addr))
+    options.rest_given = rest is not None
     code = EXIT_OK
     try:
         code = asyncio.run(_record(options))
@@ -152,6 +163,7 @@ class _Options:
         self.duration = duration
         self.status = status
         self.metrics = metrics
+        self.rest_given = False
 
 
 async def _record(o: _Options) -> int:
@@ -163,12 +175,14 @@ async def _record(o: _Options) -> int:
     market = o.market
     async with contextlib.AsyncExitStack() as stack:
         if o.use_sim:
-            from binance_ws.sim import Simulator
+            from binance_ws.cli.views import simulator_for
 
-            sim = await stack.enter_async_context(Simulator())
+            sim = await stack.enter_async_context(simulator_for(market))  # serves --market's product
             market = sim.market
         elif (why := await _unreachable(market.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)
+        elif o.rest_given and (why := await _rest_unreachable(market.rest_url)) is not None:
+            raise _Failure(why, EXIT_GAVE_UP)  # else no snapshot would ever be written, and nothing said
         manager = await stack.enter_async_context(AsyncSocketManager(market=market))
         sink = FileSink(o.out, market=o.market_name, url=market.stream_url, streams=o.names,
                         format=o.file_format, compression=o.compression)  # type: ignore[arg-type]

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from binance_ws.cli.app import EXIT_BAD_INPUT, app
-from binance_ws.cli.common import _fail
+from binance_ws.cli.common import _fail, _input_file
 
 
-@app.command()
+@app.command(short_help="Serve a recording as a local Binance.")
 def replay(
     file: Annotated[Path, typer.Argument(
         metavar="FILE", help="A recording: record's, tail --record's, hftbacktest's, cryptofeed's.")],
@@ -25,13 +25,14 @@ def replay(
     streams, and its depth snapshots over REST; the replay starts with the first subscriber. Runs until
     Ctrl-C, printing the URLs a client needs.
 
-    Exit status: 0 on Ctrl-C; 2 for a bad option or a FILE that does not exist; 1 if FILE is not a
+    Exit status: 0 on Ctrl-C or SIGTERM; 2 for a bad option or a FILE that does not exist or is a
+    folder; 1 if FILE is not a
     recording, a port is in use, or the replay fails part-way.
     """
     from binance_ws.cli.sim import sim
 
-    if not file.is_file():
-        raise _fail(f"{file}: no such file", EXIT_BAD_INPUT)
+    if (why := _input_file(file)) is not None:
+        raise _fail(why, EXIT_BAD_INPUT)
     if not speed >= 0:
         raise _fail(f"--speed must be 0 or more, not {speed:g}", EXIT_BAD_INPUT)
     for option, port in (("--stream-port", stream_port), ("--rest-port", rest_port)):

@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
 
-from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, app
-from binance_ws.cli.common import _first_line, _is_tail_json
+from binance_ws.cli.app import ERROR_PREFIX, EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
+from binance_ws.cli.common import _first_line, _input_file, _is_tail_json
 
 
-@app.command()
+@app.command(short_help="Run a local simulated Binance (streams, WS API, REST).")
 def sim(
-    market: Annotated[str, typer.Option(
+    market: Annotated[str | None, typer.Option(
         help="Serve the exchange as spot, usdm (USD-M futures: /public, /market and /private routes) "
-             "or coinm (COIN-M futures).")] = "spot",
+             "or coinm (COIN-M futures). Default: spot, or with --replay the recording's product "
+             "(a futures depth snapshot says USD-M or COIN-M).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind (loopback only by default).")] = "127.0.0.1",
     stream_port: Annotated[int, typer.Option(help="Stream server port (0: any free port).")] = 9443,
     rest_port: Annotated[int, typer.Option(help="REST port (0: any free port).")] = 9444,
@@ -26,9 +35,11 @@ def sim(
     rate: Annotated[float | None, typer.Option(
         help="Order-flow actions a second: per symbol (default 50), or with --symbols of the median "
              "symbol (default 0.05, the others heavy-tailed around it).")] = None,
-    symbols: Annotated[int | None, typer.Option(
-        help="List N generated symbols (SYM0001USDT..., up to 2000) with heavy-tailed activity: "
-             "a few act every few ms, most a few times a minute, some stay silent for minutes.")] = None,
+    symbols: Annotated[str | None, typer.Option(
+        help="N: list N generated symbols (SYM0001USDT..., up to 2000) with heavy-tailed activity: "
+             "a few act every few ms, most a few times a minute, some stay silent for minutes. Or names: "
+             "BTCUSDT,XRPUSDT,ADABTC lists those (any base with a USDT, USDC, FDUSD, BTC, ETH or BNB "
+             "quote).")] = None,
     time_scale: Annotated[float, typer.Option(
         help="Run the market's periods N times faster: stream cadences, pings, the 24 h connection "
              "lifetime.")] = 1.0,
@@ -36,33 +47,65 @@ def sim(
                       typer.Option(help="Serve this recording instead of synthetic flow.")] = None,
     speed: Annotated[float, typer.Option(
         help="Replay pace: 1 = original, N = N times faster, 0 = as fast as read.")] = 1.0,
+    demo_account: Annotated[bool, typer.Option(
+        help="Create a 'demo' account with balances and an HMAC, an Ed25519 and an RSA key, and print "
+             "them.")] = True,
+    key_dir: Annotated[Path | None, typer.Option(
+        help="Where to write the demo account's private keys (default: a new temporary directory, "
+             "removed on exit).")] = None,
 ) -> None:
-    """Run the simulated exchange until Ctrl-C, printing the URLs a client needs.
+    """Run the simulated exchange until Ctrl-C, printing the URLs a client needs and a demo account's keys.
 
-    Exit status: 0 on Ctrl-C; 2 for a bad option; 1 if the simulator cannot start (a port in use, a file
-    that is not a recording) or a replay fails part-way.
+    Exit status: 0 on Ctrl-C, SIGTERM, or when the reader of stdout goes away (| head); 2 for a bad
+    option; 1 if the simulator cannot start (a port in use, a file that is not a recording) or a replay
+    fails part-way.
     """
     import errno
 
-    from binance_ws.recording import RecordingError
+    from binance_ws.recording import RecordingError, read_recording
     from binance_ws.sim import SimConfig, Simulator
     from binance_ws.sim.config import MAX_SYMBOLS, Activity
     from binance_ws.sim.futures.product import PRODUCT_NAMES, product_config
     from binance_ws.sim.replay import Replay, ReplayError
 
     def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-        # An option refused: "binance-ws sim: ..."; the simulator failing to start or run: "error: ...".
-        # Both prefixes are pinned by tests of the simulator (tests/sim/test_market.py, test_replay.py).
-        prefix = "binance-ws sim" if code == EXIT_BAD_INPUT else "error"
-        typer.echo(f"{prefix}: {message}", err=True)
+        typer.echo(f"{ERROR_PREFIX}{message}", err=True)
         return typer.Exit(code)
 
+    rep: Replay | None = None
+    if replay is not None:
+        if (why := _input_file(replay)) is not None:
+            raise fail(f"--replay {why}")
+        try:
+            if replay.stat().st_size == 0:
+                raise ReplayError(f"{replay} is empty: not a recording")
+            if next(iter(read_recording(replay)), None) is None:
+                raise ReplayError(f"{replay} holds no records (empty, or cut short before its first flush): "
+                                  "nothing to replay")
+            rep = Replay(replay, speed=speed)
+            if rep.messages == 0:  # else it would serve the default symbols, silently
+                raise ReplayError(f"{replay} holds no messages (empty, or cut short before its first "
+                                  "flush): nothing to replay")
+        except (ReplayError, RecordingError, OSError, ValueError) as exc:
+            message = _first_line(exc)
+            if _is_tail_json(replay):
+                message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
+                            "record with `binance-ws tail --record FILE` to replay it")
+            raise fail(message, EXIT_GAVE_UP) from None
+        if market is not None and market != rep.product:
+            raise fail(f"--replay {replay.name} is a {rep.product} recording; serve it with --market "
+                       f"{rep.product} (or leave --market out)")
+        market = rep.product
+    market = market or "spot"
     if market not in PRODUCT_NAMES:
         raise fail(f"--market must be one of {', '.join(PRODUCT_NAMES)}, not {market!r}")
     if symbols is not None and market != "spot":
-        raise fail("--symbols generates spot symbols; it cannot be used with --market usdm or coinm")
-    if symbols is not None and not 1 <= symbols <= MAX_SYMBOLS:
-        raise fail(f"--symbols must be between 1 and {MAX_SYMBOLS}, not {symbols}")
+        raise fail("--symbols lists spot symbols; it cannot be used with --market usdm or coinm")
+    count, named = _symbols_option(symbols, seed)
+    if count is not None and not 1 <= count <= MAX_SYMBOLS:
+        raise fail(f"--symbols must be between 1 and {MAX_SYMBOLS}, not {count}")
+    if isinstance(named, str):
+        raise fail(f"--symbols: {named}")
     if not time_scale > 0:
         raise fail(f"--time-scale must be > 0, not {time_scale}")
     if rate is not None and rate < 0:
@@ -70,12 +113,14 @@ def sim(
     for option, port in (("--stream-port", stream_port), ("--rest-port", rest_port)):
         if not 0 <= port <= 65535:
             raise fail(f"{option} must be between 0 and 65535, not {port}")
-    if symbols is None:
+    if count is None:
         cfg = product_config(market, host=host, stream_port=stream_port, rest_port=rest_port, seed=seed,
                              flow_rate=50.0 if rate is None else rate)
+        if named is not None:
+            cfg = dataclasses.replace(cfg, symbols=named)
     else:
         activity = Activity() if rate is None else Activity(median_rate=rate)
-        cfg = SimConfig.market(symbols, seed=seed, activity=activity, host=host, stream_port=stream_port,
+        cfg = SimConfig.market(count, seed=seed, activity=activity, host=host, stream_port=stream_port,
                                rest_port=rest_port)
     if time_scale != 1.0:
         cfg = cfg.compressed(time_scale)
@@ -83,44 +128,93 @@ def sim(
     logging.getLogger("binance_ws.sim").setLevel(logging.INFO)
 
     async def run() -> None:
-        rep = Replay(replay, speed=speed) if replay is not None else None
-        async with Simulator(cfg, replay=rep) as s:
+        # SIGTERM ends sim as Ctrl-C does, through the loop: the demo account's key files are removed.
+        terminated = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminated.set)
+        async with Simulator(cfg, replay=rep) as s, contextlib.AsyncExitStack() as stack:
             names = s.symbols()
             for line in _urls(s, market):
                 typer.echo(line)
             shown = names if len(names) <= 8 else [f"{len(names)}:", *names[:3], "...", names[-1]]
             typer.echo(f"symbols: {' '.join(shown)}")
+            if market == "spot":  # the spot forms of the URLs, and an account to trade with
+                typer.echo(f"market:  export BINANCE_WS_MARKET={s.stream_url},{s.rest_url},{s.ws_api_url}")
+                typer.echo(f'python:  local_market("{s.stream_url}", "{s.rest_url}", "{s.ws_api_url}")')
+            if demo_account and market == "spot":
+                _print_demo_account(s, key_dir or Path(stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="binance-ws-sim-"))))
             if names and rep is None:  # a replay holds only the streams it recorded
                 if market == "spot":
                     typer.echo(f"try:     binance-ws tail {names[0].lower()}@trade --endpoint {s.stream_url}")
                 else:
-                    # tail speaks spot's rules, which the futures routes accept: book streams on /public.
-                    endpoint = f"{s.stream_url}/public" if market == "usdm" else s.stream_url
-                    typer.echo(f"try:     binance-ws tail {names[0].lower()}@bookTicker "
-                               f"--endpoint {endpoint}")
-            # Runs until Ctrl-C, or until a replay fails (then stop() raises it on the way out).
+                    typer.echo(f"try:     binance-ws tail {names[0].lower()}@markPrice@1s "
+                               f"{names[0].lower()}@bookTicker --market {market} --endpoint {s.stream_url}")
+            # Runs until Ctrl-C or SIGTERM, or until a replay fails (then stop() raises it on the way out).
             watch = asyncio.create_task(_watch_sim(s))
+            ends = [asyncio.create_task(e.wait()) for e in (terminated, rep.failed if rep else None) if e]
             try:
-                await (rep.failed if rep is not None else asyncio.Event()).wait()
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                watch.cancel()
+                for task in (watch, *ends):
+                    task.cancel()
 
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
-        pass  # Ctrl-C is how this command ends
+        pass  # Ctrl-C (or SIGTERM) is how this command ends
+    except BrokenPipeError:  # the reader of the URLs went away (| head): done, as tail is
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        raise typer.Exit(EXIT_OK) from None
     except OSError as exc:
         first = _first_line(exc)
         if exc.errno == errno.EADDRINUSE:
-            first += ": another binance-ws sim? --stream-port 0 --rest-port 0 pick free ports"
+            # asyncio's "[Errno 98] error while attempting to bind on address ('h', p): ...", said plainly.
+            where = re.search(r"\('([^']*)', (\d+)", first)
+            at = f"{where[1]}:{where[2]}" if where else host
+            first = (f"cannot listen on {at}: address already in use: another binance-ws sim? "
+                     "--stream-port 0 --rest-port 0 pick free ports")
+        elif isinstance(exc, socket.gaierror):
+            first = f"--host {host!r}: cannot resolve it ({exc.strerror}): give an address such as 127.0.0.1"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            first = f"--host {host!r} is not an address of this machine ({exc.strerror})"
         raise fail(first, EXIT_GAVE_UP) from None
     except (ReplayError, RecordingError) as exc:
         # A bad or unreadable recording: one line, no traceback (the log above has the details).
         message = _first_line(exc)
+        if replay is not None and replay.stat().st_size == 0:
+            message = f"{replay} is empty: not a recording"
         if replay is not None and _is_tail_json(replay):
             message += (" -- this is `binance-ws tail --json` output, which has no receive times; "
                         "record with `binance-ws tail --record FILE` to replay it")
         raise fail(message, EXIT_GAVE_UP) from None
+
+
+def _symbols_option(value: str | None, seed: int) -> tuple[int | None, tuple[Any, ...] | str | None]:
+    """``--symbols``: ``(N, None)`` for a count, ``(None, specs)`` for names, ``(None, why)`` for names
+    that cannot be listed, ``(None, None)`` when not given."""
+    from binance_ws.sim.config import named_symbols
+
+    if value is None:
+        return None, None
+    if value.strip().lstrip("-").isdigit():
+        return int(value), None
+    try:
+        return None, named_symbols(value.split(","), seed)
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def _print_demo_account(s: Any, key_dir: Path) -> None:
+    """Create the demo account on ``s`` and print what a client needs to use it: the API keys, the HMAC
+    secret (here, once: this is how it is handed over; it is never logged) and the private keys' files."""
+    from binance_ws.sim.demo import create_demo_account
+
+    demo = create_demo_account(s.accounts, s.config.symbols, key_dir)
+    typer.echo(f"account: {demo.name}  " + "  ".join(f"{a} {v}" for a, v in demo.balances.items()))
+    typer.echo(f"HMAC:    export BINANCE_API_KEY={demo.hmac_api_key} BINANCE_API_SECRET={demo.hmac_secret}")
+    typer.echo(f"Ed25519: export BINANCE_API_KEY={demo.ed25519_api_key} "
+               f"BINANCE_PRIVATE_KEY_PATH={demo.ed25519_pem}")
+    typer.echo(f"RSA:     export BINANCE_API_KEY={demo.rsa_api_key} BINANCE_PRIVATE_KEY_PATH={demo.rsa_pem}")
 
 
 def _urls(s: Any, market: str) -> list[str]:
@@ -139,10 +233,8 @@ def _urls(s: Any, market: str) -> list[str]:
     if market == "spot":
         lines += [f"WS API:  {s.ws_api_url}", f"REST:    {s.rest_url}/api/v3/exchangeInfo"]
     else:
-        # The futures market-data REST (/fapi/v1, /dapi/v1) is not served yet; /api/v3 answers from the
-        # same books (depth in the futures id space).
-        lines.append(f"REST:    {s.rest_url}/api/v3/exchangeInfo  "
-                     f"(spot-shaped; no {s.market.rest_prefix} market data)")
+        # Futures REST (exchangeInfo, depth in the streams' id space, premiumIndex from the mark model).
+        lines.append(f"REST:    {s.rest_url}{s.market.rest_prefix}/exchangeInfo")
     lines.append(f"control: {s.rest_url}/sim/")
     return lines
 
@@ -154,6 +246,8 @@ SIM_WATCH_INTERVAL_S: Final = 0.5
 async def _watch_sim(s: Any, interval: float = SIM_WATCH_INTERVAL_S) -> None:
     """Log at INFO what clients do to the simulator (connections opened and closed, streams subscribed
     and dropped, faults applied), read from its public state: the simulator itself logs only its start."""
+    from binance_ws.engine.wsapi import redact_url  # a listen key in a path is a credential
+
     log = logging.getLogger("binance_ws.cli.sim")
     conns: dict[int, float] = {}  # id -> when it opened (monotonic)
     streams: set[str] = set()
@@ -165,7 +259,7 @@ async def _watch_sim(s: Any, interval: float = SIM_WATCH_INTERVAL_S) -> None:
             c = now[cid]
             conns[cid] = time.monotonic() - float(c.get("age_s", 0.0))
             log.info("connection %s opened: %s %s%s", cid, c.get("peer"), c.get("kind"),
-                     f" {c['path']}" if c.get("path") else "")
+                     f" {redact_url(c['path'])}" if c.get("path") else "")
         for cid in conns.keys() - now.keys():
             log.info("connection %s closed after %.1f s", cid, time.monotonic() - conns.pop(cid))
         subscribed = set(s.hub.subscribed_streams())

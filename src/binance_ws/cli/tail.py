@@ -19,7 +19,6 @@ from binance_ws.cli.common import (
     _BadInput,
     _clock,
     _describe,
-    _endpoint,
     _error_line,
     _fail,
     _Failure,
@@ -30,19 +29,18 @@ from binance_ws.cli.common import (
     _width,
 )
 from binance_ws.cli.metrics_port import DEFAULT_ADDR, MetricsAddr, MetricsPort, start_metrics
+from binance_ws.cli.views import MarketName, resolve_market, simulator_for
 
 
-@app.command()
+@app.command(short_help="Stream messages to stdout: one readable line each, or JSON.")
 def tail(
-    stream: Annotated[list[str], typer.Argument(help="Stream names, e.g. btcusdt@trade bnbbtc@depth5.")],
+    stream: Annotated[list[str], typer.Argument(
+        metavar="STREAM", help="Stream names, e.g. btcusdt@trade bnbbtc@depth5.")],
     use_sim: Annotated[bool, typer.Option("--sim", help="Stream from an embedded simulator.")] = False,
     endpoint: Annotated[str | None, typer.Option(
         metavar="URL", help="Stream server base URL, ws://host:port or wss://host:port.")] = None,
     testnet: Annotated[bool, typer.Option("--testnet", help="Use the --market's testnet.")] = False,
-    market_name: Annotated[str, typer.Option(
-        "--market", metavar="MARKET",
-        help="spot, usdm (USD-M futures) or coinm (COIN-M futures); or spot-testnet, usdm-testnet, "
-             "coinm-testnet.")] = "spot",
+    market_name: MarketName = "spot",
     count: Annotated[int, typer.Option(
         metavar="N", help="Stop after this many messages (0: run until Ctrl-C).")] = 0,
     json_lines: Annotated[bool, typer.Option(
@@ -59,9 +57,9 @@ def tail(
     """Stream messages to stdout: one readable line each (receive time, event time, stream, key fields),
     or raw JSON. Error events (gaps, reconnects) go to stderr.
 
-    Exit status: 0 after --count messages or when the reader goes away (| head); 2 for bad input (a stream
-    name, an option, an --endpoint URL, a stream the server refuses); 1 when the server cannot be reached
-    or reconnecting gave up.
+    Exit status: 0 after --count messages, when the reader goes away (| head), or on Ctrl-C or SIGTERM;
+    2 for bad input (a stream name, an option, an --endpoint URL, a stream the server refuses); 1 when
+    the server cannot be reached or reconnecting gave up.
     """
     from binance_ws import errors, streams
 
@@ -75,16 +73,7 @@ def tail(
     if count < 0:
         raise _fail("--count must be 0 or more", EXIT_BAD_INPUT)
     try:
-        market = _market(market_name, testnet, use_sim)
-    except _BadInput as exc:
-        raise _fail(str(exc), EXIT_BAD_INPUT) from None
-    try:
-        if endpoint is not None:
-            url = _endpoint(endpoint)
-            # A routed product's row names its /public path (USD-M, PROTOCOL 8); the others are the base.
-            stream_url = f"{url}/public" if market.routed_paths else url
-            market = market.with_urls(stream_url=stream_url, name=f"{market.name} at {url}",
-                                      local=url.startswith("ws://"))
+        market = resolve_market(use_sim, endpoint, testnet, market_name=market_name)
         names = [streams.validate_stream(s, market) for s in stream]
     except (_BadInput, errors.InvalidStreamError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
@@ -93,7 +82,7 @@ def tail(
         code = asyncio.run(_tail(names, market, use_sim, count, json_lines, record,
                                  metrics=(metrics_port, metrics_addr)))
     except KeyboardInterrupt:
-        code = 130
+        code = EXIT_OK  # Ctrl-C is how a stream is stopped
     except _Failure as exc:
         typer.echo(f"error: {exc}", err=True)
         code = exc.code
@@ -108,25 +97,6 @@ def tail(
         code = EXIT_GAVE_UP
     raise typer.Exit(code)
 
-
-
-_PRODUCT_MARKETS = ("spot", "usdm", "coinm")
-
-
-def _market(name: str, testnet: bool, use_sim: bool) -> Any:
-    """The market row ``--market`` (with ``--testnet``) names; :class:`_BadInput` naming the choices."""
-    from binance_ws import markets
-
-    choices = [*_PRODUCT_MARKETS, *(f"{n}-testnet" for n in _PRODUCT_MARKETS)]
-    key = name.lower()
-    if key not in choices:
-        raise _BadInput(f"--market {name!r} is not one of {', '.join(choices)}")
-    if testnet and not key.endswith("-testnet"):
-        key += "-testnet"
-    market = markets.MARKETS[key]
-    if use_sim and market.product.name != "spot":
-        raise _BadInput(f"--sim serves spot streams only; --market {name} needs --endpoint or Binance")
-    return market
 
 
 async def _tail(names: list[str], market: Any, use_sim: bool, count: int, json_lines: bool,
@@ -157,9 +127,7 @@ async def _tail_to(out: _Output, names: list[str], market: Any, use_sim: bool, c
 
     async with contextlib.AsyncExitStack() as stack:
         if use_sim:
-            from binance_ws.sim import Simulator
-
-            sim = await stack.enter_async_context(Simulator())
+            sim = await stack.enter_async_context(simulator_for(market))
             market = sim.market
         elif (why := await _unreachable(market.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)

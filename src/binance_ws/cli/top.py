@@ -27,7 +27,17 @@ from rich.text import Text
 from binance_ws.cli.app import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OK, app
 from binance_ws.cli.common import _BadInput, _fail, _Failure, _unreachable
 from binance_ws.cli.metrics_port import missing_prometheus
-from binance_ws.cli.views import Endpoint, Interval, Iterations, Testnet, UseSim, resolve_market, show
+from binance_ws.cli.views import (
+    Endpoint,
+    Interval,
+    Iterations,
+    MarketName,
+    Testnet,
+    UseSim,
+    resolve_market,
+    show,
+    simulator_for,
+)
 
 #: Seconds a scrape of --metrics-url may take.
 SCRAPE_TIMEOUT_S: Final = 10.0
@@ -178,13 +188,14 @@ def _metrics_url(raw: str) -> str:
     return raw.strip() if parts.path not in ("", "/") else raw.strip().rstrip("/") + "/metrics"
 
 
-@app.command()
+@app.command(short_help="Every connection and stream, live: rate, lag, gaps, queues.")
 def top(
-    stream: Annotated[list[str] | None, typer.Argument(
+    stream: Annotated[list[str] | None, typer.Argument(metavar="STREAM",
         help="Streams to open and watch; or none, with --metrics-url.")] = None,
     use_sim: UseSim = False,
     endpoint: Endpoint = None,
     testnet: Testnet = False,
+    market_name: MarketName = "spot",
     metrics_url: Annotated[str | None, typer.Option(
         metavar="URL", help="Watch another process instead: its --metrics-port endpoint, "
                             "http://host:port/metrics.")] = None,
@@ -212,7 +223,7 @@ def top(
         else:
             if not names:
                 raise _BadInput("give streams to watch (top btcusdt@trade --sim), or --metrics-url URL")
-            market = resolve_market(use_sim, endpoint, testnet)
+            market = resolve_market(use_sim, endpoint, testnet, market_name=market_name)
             names = [streams.validate_stream(s, market) for s in names]
             source = ""
         if (why := missing_prometheus("top")) is not None:
@@ -244,9 +255,7 @@ async def _top(names: list[str], market: Any, use_sim: bool, url: str, interval:
 
     async with contextlib.AsyncExitStack() as stack:
         if use_sim:
-            from binance_ws.sim import Simulator
-
-            sim = await stack.enter_async_context(Simulator())
+            sim = await stack.enter_async_context(simulator_for(market))
             market = sim.market
         elif (why := await _unreachable(market.stream_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)

@@ -28,22 +28,57 @@ Iterations = Annotated[int, typer.Option(
     "--iterations", "-n", metavar="N", min=0, help="Stop after N redraws (0: until Ctrl-C).")]
 
 
-def resolve_market(use_sim: bool, endpoint: str | None, testnet: bool, rest: str | None = None) -> Any:
-    """The market row the options name (the simulator's is made when it starts). Raises
-    :class:`~binance_ws.cli.common._BadInput` for a conflicting choice or a bad URL."""
+MarketName = Annotated[str, typer.Option(
+    "--market", metavar="MARKET",
+    help="spot, usdm (USD-M futures) or coinm (COIN-M futures); or spot-testnet, usdm-testnet, "
+         "coinm-testnet. With --sim, the simulator serves that product.")]
+
+#: The products a market name may be (each with a ``-testnet`` row).
+PRODUCT_MARKETS: Final = ("spot", "usdm", "coinm")
+
+
+def market_row(name: str, testnet: bool = False) -> Any:
+    """The market row ``--market`` (with ``--testnet``) names; :class:`_BadInput` naming the choices."""
     from binance_ws import markets
 
+    choices = [*PRODUCT_MARKETS, *(f"{n}-testnet" for n in PRODUCT_MARKETS)]
+    key = name.lower()
+    if key not in choices:
+        raise _BadInput(f"--market {name!r} is not one of {', '.join(choices)}")
+    if testnet and not key.endswith("-testnet"):
+        key += "-testnet"
+    return markets.MARKETS[key]
+
+
+def resolve_market(use_sim: bool, endpoint: str | None, testnet: bool, rest: str | None = None,
+                   market_name: str = "spot") -> Any:
+    """The market row the options name (the simulator's is made when it starts). Raises
+    :class:`~binance_ws.cli.common._BadInput` for a conflicting choice or a bad URL."""
     if sum((use_sim, endpoint is not None, testnet)) > 1:
         raise _BadInput("choose one of --sim, --endpoint, --testnet")
-    market = markets.SPOT_TESTNET if testnet else markets.SPOT
+    market = market_row(market_name, testnet)
+    if use_sim and market.name.endswith("-testnet"):
+        raise _BadInput("--sim serves the products themselves: --market spot, usdm or coinm")
     if endpoint is not None:
         url = _endpoint(endpoint)
-        market = market.with_urls(stream_url=url, name="endpoint", local=url.startswith("ws://"))
+        # A routed product's row names its /public path (USD-M, PROTOCOL 8); the others are the base.
+        stream_url = f"{url}/public" if market.routed_paths else url
+        market = market.with_urls(stream_url=stream_url, name=f"{market.name} at {url}",
+                                  local=url.startswith("ws://"))
     if rest is not None:
         if not rest.startswith(("http://", "https://")):
             raise _BadInput(f"--rest {rest!r}: give the REST base URL, http://host:port or https://host:port")
         market = market.with_urls(rest_url=rest.rstrip("/"))
     return market
+
+
+def simulator_for(market: Any) -> Any:
+    """An embedded simulator serving ``market``'s product (spot, USD-M or COIN-M) with that product's
+    default symbols and limits; ``sim.market`` is the row pointing at it."""
+    from binance_ws.sim import Simulator
+    from binance_ws.sim.futures.product import product_config
+
+    return Simulator(product_config(market.product.name))
 
 
 def is_terminal() -> bool:

@@ -20,7 +20,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
 from binance_ws import errors, streams
-from binance_ws.engine.userdata import ListenKeyStream
+from binance_ws.engine.userdata import ListenKeyStream, UserDecode
 from binance_ws.enums import KLINE_INTERVAL_1MINUTE, ContractType, FuturesType
 from binance_ws.markets import COINM, COINM_TESTNET, USDM, USDM_TESTNET, Market
 
@@ -178,16 +178,18 @@ class FuturesSockets:
         """``<symbol>@rpiDepth@500ms`` (USD-M, depth with RPI orders)."""
         return self._futures_socket_of(f"{symbol.lower()}@rpiDepth@500ms", futures_type, **opts)
 
-    def futures_user_socket(self, queue_size: int = 10_000) -> UserSocket:
+    def futures_user_socket(self, queue_size: int = 10_000, decode: UserDecode = "dict") -> UserSocket:
         """USD-M user data over a listen key (``/private`` on the routed market), kept alive and replaced;
-        needs a client with an API key. Messages are the bare events."""
-        return UserSocket(self, FuturesType.USD_M, queue_size)
+        needs a client with an API key. Messages are the bare events, or with ``decode="typed"`` their
+        models (:data:`binance_ws.models.UsdmUserEvent`; see :class:`ListenKeyStream`)."""
+        return UserSocket(self, FuturesType.USD_M, queue_size, decode)
 
     futures_socket = futures_user_socket
 
-    def coin_futures_user_socket(self, queue_size: int = 10_000) -> UserSocket:
-        """COIN-M user data over a listen key; the client's ``futures_market`` must be COIN-M's."""
-        return UserSocket(self, FuturesType.COIN_M, queue_size)
+    def coin_futures_user_socket(self, queue_size: int = 10_000, decode: UserDecode = "dict") -> UserSocket:
+        """COIN-M user data over a listen key; the client's ``futures_market`` must be COIN-M's.
+        ``decode="typed"``: :data:`binance_ws.models.CoinmUserEvent` models."""
+        return UserSocket(self, FuturesType.COIN_M, queue_size, decode)
 
     coin_futures_socket = coin_futures_user_socket
 
@@ -197,9 +199,13 @@ class UserSocket:
     connects; inside, ``await s.recv()`` or ``async for``. Error events (``disconnected``, keep-alive
     failures) arrive in the same queue as the events; when full, the oldest message is dropped."""
 
-    def __init__(self, owner: FuturesSockets, futures_type: FuturesType, queue_size: int) -> None:
+    def __init__(self, owner: FuturesSockets, futures_type: FuturesType, queue_size: int,
+                 decode: UserDecode = "dict") -> None:
+        if decode not in ("dict", "typed"):
+            raise ValueError(f"decode must be 'dict' or 'typed', not {decode!r}")
         self._owner = owner
         self._type = futures_type
+        self._decode: UserDecode = decode
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         self.stream: ListenKeyStream | None = None
 
@@ -209,7 +215,8 @@ class UserSocket:
         self._queue.put_nowait(msg)
 
     async def __aenter__(self) -> UserSocket:
-        self.stream = await start_futures_user_stream(self._owner, self._type, self._owner.client, self._put)
+        self.stream = await start_futures_user_stream(self._owner, self._type, self._owner.client, self._put,
+                                                      decode=self._decode)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -242,13 +249,14 @@ async def start_futures_user_stream(owner: FuturesSockets, futures_type: Any, cl
                                     **options: Any) -> ListenKeyStream:
     """Start the listen-key user-data stream of ``futures_type`` for ``client`` (a ``Client`` or
     ``AsyncClient`` with an API key; its ``futures_market`` serves the listenKey calls), on the private
-    URL of ``owner``'s futures market. Raises ``ValueError`` without an API key."""
+    URL of ``owner``'s futures market (``decode="typed"``: that market's user-data models). Raises
+    ``ValueError`` without an API key."""
     client = getattr(client, "async_client", client)
     if client is None or not getattr(client, "api_key", None):
         raise ValueError("a futures user socket needs a client with an API key")
     market = owner.futures_manager(futures_type).market
     check_listen_key_client(client, market)
     stream = ListenKeyStream(client, callback, kind="futures", stream_url=private_stream_url(market),
-                             events=market.product.user_events, **options)
+                             events=market.product.user_events, market=market, **options)
     await stream.start()
     return stream

@@ -52,7 +52,7 @@ from binance_ws.engine.delivery import (
 from binance_ws.engine.futures import FuturesSockets, futures_market_for
 from binance_ws.engine.router import Route
 from binance_ws.enums import KLINE_INTERVAL_1MINUTE, FuturesType
-from binance_ws.markets import SPOT, Market
+from binance_ws.markets import Market, default_market
 from binance_ws.products import MARKET, PUBLIC
 
 log = logging.getLogger("binance_ws.engine")
@@ -141,7 +141,8 @@ class AsyncSocketManager(FuturesSockets):
 
     ``client`` is optional: a client with an async ``get_exchange_info()`` is used for the symbol list
     behind :meth:`ticker_socket`; otherwise the manager asks ``market.rest_url`` itself. ``market`` is a
-    row of :mod:`binance_ws.markets` (``sim.market`` for the simulator). ``max_reconnects`` failed
+    row of :mod:`binance_ws.markets` (``sim.market`` for the simulator); none given: the client's, else
+    :func:`binance_ws.markets.default_market` (``BINANCE_WS_MARKET``, else spot). ``max_reconnects`` failed
     reconnects in a row end a connection (None: retry forever); ``backoff`` overrides the whole schedule.
     ``max_streams_per_connection`` defaults to the market's limit. Health and rotation settings:
     ``ping_interval`` (our ping after this much silence; default 1.5 times the market's server ping cadence),
@@ -157,7 +158,7 @@ class AsyncSocketManager(FuturesSockets):
     ``coin_futures_market`` when given (required for a local endpoint such as the simulator).
     """
 
-    def __init__(self, client: Any = None, *, market: Market = SPOT, max_reconnects: int | None = 5,
+    def __init__(self, client: Any = None, *, market: Market | None = None, max_reconnects: int | None = 5,
                  backoff: BackoffPolicy | None = None, max_streams_per_connection: int | None = None,
                  ping_interval: float | None = None, ping_timeout: float = DEFAULT_PING_TIMEOUT_S,
                  no_data_timeout: float | None = None, rotate_after: float | None = None,
@@ -166,6 +167,7 @@ class AsyncSocketManager(FuturesSockets):
                  stable_after: float = DEFAULT_STABLE_AFTER_S, futures_market: Market | None = None,
                  coin_futures_market: Market | None = None) -> None:
         self.client = client
+        market = market or getattr(client, "market", None) or default_market()
         self.market = market
         self.futures_markets = (futures_market, coin_futures_market)
         # What a sibling manager on a futures market is made with (everything but the market's own limit).

@@ -24,7 +24,7 @@ from yarl import URL
 
 from binance_ws.core.signing import Signer, encode_params, make_signer, rest_payload
 from binance_ws.errors import BinanceWSError
-from binance_ws.markets import SPOT, USDM, Market
+from binance_ws.markets import USDM, Market, default_market
 
 # Environment variables read when keys are not passed explicitly.
 ENV_API_KEY: Final = "BINANCE_API_KEY"
@@ -75,8 +75,10 @@ def _env(env: Mapping[str, str], name: str) -> str | None:
 class AsyncClient:
     """Binance REST over aiohttp, signed with HMAC, RSA or Ed25519.
 
-    ``market`` picks the environment (``binance_ws.markets``; the simulator offers ``sim.market``);
-    ``base_url`` overrides its REST host. ``futures_market`` is used for the futures listenKey calls.
+    ``market`` picks the environment (``binance_ws.markets``; the simulator offers ``sim.market``; none
+    given: ``BINANCE_WS_MARKET``'s, else spot, see :func:`binance_ws.markets.default_market`);
+    ``base_url`` overrides its REST host. ``futures_market`` is used for the futures calls
+    (listen keys, depth): by default ``market`` itself when it is a futures market, else USD-M.
     The server-time offset is measured by :meth:`sync_time` (called automatically before the first
     signed request when ``auto_time_sync`` is on) and added to every ``timestamp``.
     """
@@ -84,8 +86,8 @@ class AsyncClient:
     def __init__(self, api_key: str | None = None, api_secret: str | None = None, *,
                  private_key: str | bytes | os.PathLike[str] | None = None,
                  private_key_password: str | None = None,
-                 market: Market = SPOT, base_url: str | None = None,
-                 futures_market: Market = USDM, futures_base_url: str | None = None,
+                 market: Market | None = None, base_url: str | None = None,
+                 futures_market: Market | None = None, futures_base_url: str | None = None,
                  recv_window: float = DEFAULT_RECV_WINDOW_MS, timeout_s: float = 10.0,
                  auto_time_sync: bool = True, env: Mapping[str, str] | None = None) -> None:
         environ = os.environ if env is None else env
@@ -102,8 +104,11 @@ class AsyncClient:
                                        private_key_password=private_key_password)
         if not 0 < recv_window <= MAX_RECV_WINDOW_MS:
             raise ValueError(f"recv_window must be in (0, {MAX_RECV_WINDOW_MS}] ms")
+        market = market or default_market(environ)
         self.market = market
         self.base_url = (base_url or market.rest_url).rstrip("/")
+        if futures_market is None:  # a client made for a futures market makes its futures calls there
+            futures_market = market if market.product.name in ("usdm", "coinm") else USDM
         self.futures_market = futures_market
         self.futures_base_url = (futures_base_url or futures_market.rest_url).rstrip("/")
         self.recv_window = recv_window

@@ -27,19 +27,32 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal
 
+import msgspec
 import orjson
 
+from binance_ws import models
 from binance_ws.core.backoff import BackoffPolicy
 from binance_ws.core.listenkey import KEEPALIVE_INTERVAL_S, Action, ListenKeySchedule
 from binance_ws.core.signing import ws_payload
 from binance_ws.engine.rest import TIMESTAMP_OUTSIDE_RECV_WINDOW, AsyncClient, BinanceAPIError
 from binance_ws.engine.wsapi import FOREVER, PING_IDLE_S, PING_REPLY_TIMEOUT_S, SERVER_PING_S, WsApiConnection
-from binance_ws.errors import ERR_DISCONNECTED, MSG_DISCONNECTED, error_event, max_retries_event
+from binance_ws.errors import (
+    ERR_DISCONNECTED,
+    ERR_MALFORMED,
+    MSG_DISCONNECTED,
+    MSG_MALFORMED,
+    error_event,
+    max_retries_event,
+)
+from binance_ws.markets import Market
 
 log = logging.getLogger("binance_ws.engine.userdata")
 
-UserCallback = Callable[[dict[str, Any]], None] | Callable[[dict[str, Any]], Awaitable[None]]
+UserCallback = Callable[[Any], None] | Callable[[Any], Awaitable[None]]
 Mode = Literal["signature", "logon"]
+#: What a listen-key stream's callback receives: the event dicts, or the models of ``binance_ws.models``
+#: the product declares for user data (``"typed"``).
+UserDecode = Literal["dict", "typed"]
 
 TERMINATED_EVENT: Final = "eventStreamTerminated"
 #: Sent shortly before the server closes a connection (PROTOCOL 2, WS API form ``{"event":{...}}``).
@@ -66,7 +79,7 @@ class _Delivery:
 
     def __init__(self, callback: UserCallback) -> None:
         self._callback = callback
-        self._queue: asyncio.Queue[dict[str, Any]] | None = None
+        self._queue: asyncio.Queue[Any] | None = None
         self._consumer: asyncio.Task[None] | None = None
         if inspect.iscoroutinefunction(callback):
             self._queue = asyncio.Queue()
@@ -82,7 +95,7 @@ class _Delivery:
                 await self._consumer
             self._consumer = None
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Any) -> None:
         if self._queue is not None:
             self._queue.put_nowait(event)
             return
@@ -332,6 +345,13 @@ class ListenKeyStream:
     """User data over a listen key (USD-M futures; ``kind="spot"`` keeps the pre-2026 spot flow for
     endpoints that still offer it), kept alive and replaced so that it never silently dies.
 
+    ``decode="typed"`` hands the callback each event as the model its product declares for user data
+    (``market``'s, by default the client's ``futures_market`` for futures: :data:`~binance_ws.models.
+    UsdmUserEvent` or :data:`~binance_ws.models.CoinmUserEvent`); error events stay the documented dicts,
+    an event of a type the models do not know (one Binance added since) arrives as its dict, and one
+    that does not match its model is replaced by a ``malformed`` error event (``event``: its type,
+    ``detail``: why), never ending the stream.
+
     A keep-alive runs every ``keepalive_interval_s`` (the seed's ``user_timeout``); a failed one is
     retried soon and reported as an error event, never ending the timer. On ``listenKeyExpired``, on
     -1125 from a keep-alive, or when ``POST`` hands back a different key, a key is created and the stream
@@ -343,9 +363,17 @@ class ListenKeyStream:
                  kind: Literal["futures", "spot"] = "futures", stream_url: str | None = None,
                  keepalive_interval_s: float = KEEPALIVE_INTERVAL_S, backoff: BackoffPolicy = FOREVER,
                  schedule: ListenKeySchedule | None = None, ping_idle_s: float = PING_IDLE_S,
-                 ping_reply_timeout_s: float = PING_REPLY_TIMEOUT_S, events: Sequence[str] = ()) -> None:
+                 ping_reply_timeout_s: float = PING_REPLY_TIMEOUT_S, events: Sequence[str] = (),
+                 decode: UserDecode = "dict", market: Market | None = None) -> None:
         if not client.api_key:
             raise ValueError("a listen-key stream needs an API key")
+        if decode not in ("dict", "typed"):
+            raise ValueError(f"decode must be 'dict' or 'typed', not {decode!r}")
+        self.decode: UserDecode = decode
+        self._typed: tuple[frozenset[str], Callable[[dict[str, Any]], Any]] | None = None
+        if decode == "typed":
+            own = client.futures_market if kind == "futures" else client.market
+            self._typed = models.user_converter(models.user_event_model(market or own))
         self._client = client
         self._deliver = _Delivery(callback)
         self.kind = kind
@@ -475,9 +503,22 @@ class ListenKeyStream:
                 self._conn.drop()  # reconnects at once, to the new key
 
     def _on_event(self, subscription_id: int | None, event: dict[str, Any]) -> None:
-        self._deliver(event)
+        self._deliver(event if self._typed is None else self._model_of(event))
         if event.get("e") == EXPIRED_EVENT and self.schedule.on_expired(event.get("listenKey"), _monotonic()):
             self._wake.set()
+
+    def _model_of(self, event: dict[str, Any]) -> Any:
+        """``event`` as its model (typed mode); see the class docstring for what is not converted."""
+        assert self._typed is not None
+        known, convert = self._typed
+        kind = event.get("e")
+        if kind not in known:
+            return event
+        try:
+            return convert(event)
+        except msgspec.ValidationError as exc:
+            log.warning("user-data event %s refused by its model: %s", kind, exc)
+            return error_event(ERR_MALFORMED, MSG_MALFORMED, event=kind, detail=str(exc))
 
     def _on_disconnect(self, reason: str) -> None:
         if not self._stopping:

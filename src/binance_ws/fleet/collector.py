@@ -304,7 +304,9 @@ class Collector:
         except asyncio.CancelledError:
             raise
         except errors.SubscriptionError as exc:
-            self._fail(CollectorError(f"the server refused shard {shard}'s streams: {exc}", 2))
+            which = names[0] if len(names) == 1 else "one of " + ", ".join(names[:3]) + (
+                ", ..." if len(names) > 3 else "")
+            self._fail(CollectorError(f"the server refused {which} (shard {shard}): {exc}", 2))
         except Exception as exc:  # a sink write failed (Redis gone): the member cannot go on
             self._fail(CollectorError(f"shard {shard}: {type(exc).__name__}: {exc}"))
 

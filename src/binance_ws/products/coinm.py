@@ -37,7 +37,7 @@ COINM_PRODUCT: Final = replace(
         "bookTickerAll": Kind(PUBLIC, None, m.FuturesBookTicker),  # !bookTicker, real-time on COIN-M
         "forceOrderArr": Kind(MARKET, 1.0, m.ForceOrder),
         "contractInfo": Kind(MARKET, None, m.ContractInfo),
-        "userData": Kind(MARKET, None, None),
+        "userData": Kind(MARKET, None, m.CoinmUserEvent),  # no TRADE_LITE, ALGO_UPDATE
     },
     symbol_kinds=frozenset({"trade", "aggTrade", "indexPrice", "markPrice", "miniTicker", "ticker",
                             "bookTicker", "forceOrder"}),

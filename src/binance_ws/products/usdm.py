@@ -17,8 +17,9 @@ FUTURES_RULE: Final = SequenceRule(name="futures", link="pu", drop_at_or_below=F
 USDM_PRODUCT: Final = Product(
     name="usdm",
     kinds={
-        # [OBS] hftbacktest's USD-M captures subscribe to an undocumented <symbol>@trade.
-        "trade": Kind(MARKET, None, m.Trade, "t"),
+        # [OBS] hftbacktest's USD-M captures subscribe to an undocumented <symbol>@trade; its route is
+        # not in PROTOCOL 8's lists: /public as ccxt 4.5.90 routes it (binance.get_future_ws_category).
+        "trade": Kind(PUBLIC, None, m.Trade, "t"),
         "aggTrade": Kind(MARKET, None, m.FuturesAggTrade, "a"),  # 100 ms aggregation, event driven
         "markPrice": Kind(MARKET, 3.0, m.MarkPrice),  # 3 s, or 1 s with @1s
         "kline": Kind(MARKET, 0.25, m.Kline),  # 250 ms, no 1s interval
@@ -40,7 +41,7 @@ USDM_PRODUCT: Final = Product(
         "forceOrderArr": Kind(MARKET, 1.0, m.ForceOrder),  # one liquidation a message
         "contractInfo": Kind(MARKET, None, m.ContractInfo),  # real-time, on change
         "assetIndexArr": Kind(MARKET, 1.0, list[m.AssetIndex]),
-        "userData": Kind(MARKET, None, None),  # listen key on /private; events not modelled yet
+        "userData": Kind(MARKET, None, m.UsdmUserEvent),  # listen key on /private
     },
     symbol_kinds=frozenset({"trade", "aggTrade", "markPrice", "miniTicker", "ticker", "bookTicker",
                             "forceOrder", "compositeIndex", "assetIndex"}),

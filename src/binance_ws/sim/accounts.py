@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("binance_ws.sim.accounts")
 
+#: The channel of an account's spot events (see :meth:`Accounts.subscribe`).
+SPOT_CHANNEL: Final = "spot"
+
 #: Binance error codes the simulator emits: code -> (HTTP status, message). Messages are Binance's own
 #: (PROTOCOL 7.3 and 6.3; codes marked [errors.md] are from Binance's errors.md, not repeated there).
 ERRORS: Final[dict[int, tuple[int, str]]] = {
@@ -221,6 +224,8 @@ class Held:
 class _ListenKey:
     account: Account
     expires_ms: int
+    #: Which of the account's event channels the key carries (``usdm``, ``coinm``; see :class:`Accounts`).
+    channel: str = "usdm"
     #: Stream connections reading this key: callback -> its token in the account's subscribers.
     streams: dict[EventCallback, int] = field(default_factory=dict)
 
@@ -255,7 +260,8 @@ class Accounts:
         self._exchange = exchange
         self._accounts: dict[str, Account] = {}
         self._keys: dict[str, ApiKey] = {}
-        self._subscribers: dict[str, dict[int, EventCallback]] = {}
+        #: (channel, account name) -> token -> callback.
+        self._subscribers: dict[tuple[str, str], dict[int, EventCallback]] = {}
         self._sub_ids = itertools.count(1)
         self._execution_ids = itertools.count(1)
         #: Funds to lock for the order being placed right now (its NEW event arrives inside place_order).
@@ -379,18 +385,22 @@ class Accounts:
         return len(sessions)
 
     # -- user-data subscribers --------------------------------------------------------------------
-    def subscribe(self, account: Account, callback: EventCallback) -> int:
-        """Deliver ``account``'s user events to ``callback``; returns a token for :meth:`unsubscribe`."""
+    # An account's events travel on channels: ``spot`` (executionReport, outboundAccountPosition,
+    # balanceUpdate: the WS API subscriptions) and one per futures product (``usdm``, ``coinm``: what
+    # that product's listen keys carry, emitted by :class:`~binance_ws.sim.futures_accounts.
+    # FuturesAccounts`).
+    def subscribe(self, account: Account, callback: EventCallback, channel: str = SPOT_CHANNEL) -> int:
+        """Deliver ``account``'s ``channel`` events to ``callback``; returns a token to unsubscribe."""
         token = next(self._sub_ids)
-        self._subscribers.setdefault(account.name, {})[token] = callback
+        self._subscribers.setdefault((channel, account.name), {})[token] = callback
         return token
 
-    def unsubscribe(self, account: Account, token: int) -> None:
-        self._subscribers.get(account.name, {}).pop(token, None)
+    def unsubscribe(self, account: Account, token: int, channel: str = SPOT_CHANNEL) -> None:
+        self._subscribers.get((channel, account.name), {}).pop(token, None)
 
-    def emit(self, account: Account, event: dict[str, Any]) -> None:
-        """Send one user event to every subscriber of ``account``; a failing subscriber is logged."""
-        for callback in list(self._subscribers.get(account.name, {}).values()):
+    def emit(self, account: Account, event: dict[str, Any], channel: str = SPOT_CHANNEL) -> None:
+        """Send one user event to every ``channel`` subscriber of ``account``; a failing one is logged."""
+        for callback in list(self._subscribers.get((channel, account.name), {}).values()):
             try:
                 callback(event)
             except Exception:
@@ -426,39 +436,42 @@ class Accounts:
         }
 
     # -- listen keys (USER_STREAM security: API key, no signature; PROTOCOL 6.2 and 8) --------------
-    def create_listen_key(self, account: Account) -> str:
-        """The account's live key extended by 60 minutes, or a new key if it has none."""
+    def create_listen_key(self, account: Account, channel: str = "usdm") -> str:
+        """The account's live key for ``channel`` (a futures product) extended by 60 minutes, or a new
+        key if it has none (one key per account and product, as on Binance)."""
         self.expire_listen_keys()
         expires = self._clock.now_ms() + LISTEN_KEY_TTL_MS
         for key, lk in self._listen_keys.items():
-            if lk.account is account:
+            if lk.account is account and lk.channel == channel:
                 lk.expires_ms = expires
                 return key
         key = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(LISTEN_KEY_LENGTH))
-        self._listen_keys[key] = _ListenKey(account, expires)
+        self._listen_keys[key] = _ListenKey(account, expires, channel)
         return key
 
-    def _own_key(self, account: Account, key: str | None) -> str:
+    def _own_key(self, account: Account, key: str | None, channel: str | None = None) -> str:
         """``key`` (or, when not given, the account's key) if it is live and the account's; else -1125."""
         self.expire_listen_keys()
         if key is None:
-            key = next((k for k, lk in self._listen_keys.items() if lk.account is account), None)
+            key = next((k for k, lk in self._listen_keys.items()
+                        if lk.account is account and channel in (None, lk.channel)), None)
         lk = self._listen_keys.get(key) if key else None
-        if key is None or lk is None or lk.account is not account:
+        if key is None or lk is None or lk.account is not account or channel not in (None, lk.channel):
             raise SimApiError(-1125)
         return key
 
-    def keepalive_listen_key(self, account: Account, key: str | None = None) -> str:
+    def keepalive_listen_key(self, account: Account, key: str | None = None,
+                             channel: str | None = None) -> str:
         """Extend the key by 60 minutes; raises -1125 if it does not exist (any more)."""
-        key = self._own_key(account, key)
+        key = self._own_key(account, key, channel)
         self._listen_keys[key].expires_ms = self._clock.now_ms() + LISTEN_KEY_TTL_MS
         return key
 
-    def close_listen_key(self, account: Account, key: str | None = None) -> None:
+    def close_listen_key(self, account: Account, key: str | None = None, channel: str | None = None) -> None:
         """Delete the key; its streams stay open but receive nothing more (no ``listenKeyExpired``)."""
-        lk = self._listen_keys.pop(self._own_key(account, key))
+        lk = self._listen_keys.pop(self._own_key(account, key, channel))
         for token in lk.streams.values():
-            self.unsubscribe(lk.account, token)
+            self.unsubscribe(lk.account, token, lk.channel)
 
     def is_listen_key(self, name: str) -> bool:
         """Whether ``name`` is a live listen key (the stream server routes ``/ws/<name>`` here then)."""
@@ -471,13 +484,13 @@ class Accounts:
         lk = self._listen_keys.get(key)
         if lk is None:
             return False
-        lk.streams[callback] = self.subscribe(lk.account, callback)
+        lk.streams[callback] = self.subscribe(lk.account, callback, lk.channel)
         return True
 
     def close_listen_key_stream(self, key: str, callback: EventCallback) -> None:
         lk = self._listen_keys.get(key)
         if lk is not None and callback in lk.streams:
-            self.unsubscribe(lk.account, lk.streams.pop(callback))
+            self.unsubscribe(lk.account, lk.streams.pop(callback), lk.channel)
 
     def expire_listen_keys(self) -> list[str]:
         """Drop keys past their expiry; each of their streams gets ``listenKeyExpired`` and then nothing
@@ -487,7 +500,7 @@ class Accounts:
         for key in expired:
             lk = self._listen_keys.pop(key)
             for callback, token in lk.streams.items():
-                self.unsubscribe(lk.account, token)
+                self.unsubscribe(lk.account, token, lk.channel)
                 try:
                     callback({"e": "listenKeyExpired", "E": now, "listenKey": key})
                 except Exception:

@@ -37,6 +37,9 @@ DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
     SymbolSpec("ETHUSDT", "ETH", "USDT", 2_450.0, tick_size="0.01000000", step_size="0.00010000"),
     SymbolSpec("BNBBTC", "BNB", "BTC", 0.0085, tick_size="0.00000100", step_size="0.00100000",
                min_notional="0.00010000"),
+    # python-binance's docs subscribe 'neobtc@ticker' beside 'bnbbtc@aggTrade'; list it so they run.
+    SymbolSpec("NEOBTC", "NEO", "BTC", 0.00017, tick_size="0.00000100", step_size="0.01000000",
+               min_notional="0.00010000"),
 )
 
 
@@ -52,14 +55,53 @@ def generate_symbols(count: int, seed: int = 1) -> tuple[SymbolSpec, ...]:
     specs = []
     for i in range(1, count + 1):
         price = 10 ** rng.uniform(-3.0, math.log10(20_000.0))
-        magnitude = math.floor(math.log10(price))
-        tick = 10.0 ** max(-8, magnitude - 4)
-        step = 10.0 ** min(3, max(-8, math.ceil(math.log10(5.0 / price)) - 2))
-        price = round(round(price / tick) * tick, 8)
         base = f"SYM{i:04d}"
-        specs.append(SymbolSpec(f"{base}USDT", base, "USDT", price, tick_size=f"{tick:.8f}",
-                                step_size=f"{step:.8f}"))
+        specs.append(_spec(base, "USDT", price, _MIN_NOTIONAL_USDT))
     return tuple(specs)
+
+
+#: Quote assets a symbol name may end with (longest first), each with a rough price in USDT: a named
+#: symbol's starting price and minimum notional are drawn in USDT and expressed in its quote.
+QUOTE_ASSETS: dict[str, float] = {"FDUSD": 1.0, "USDT": 1.0, "USDC": 1.0, "BTC": 61_800.0, "ETH": 2_450.0,
+                                  "BNB": 525.0}
+#: Binance spot's usual minimum order value (NOTIONAL filter) on USDT pairs.
+_MIN_NOTIONAL_USDT = 5.0
+
+
+def named_symbols(names: list[str], seed: int = 1) -> tuple[SymbolSpec, ...]:
+    """The symbols ``names`` (``binance-ws sim --symbols BTCUSDT,XRPUSDT``): a default symbol keeps its
+    spec; any other is split at the quote asset it ends with (:data:`QUOTE_ASSETS`) and gets a starting
+    price drawn as :func:`generate_symbols` draws them (deterministic by ``seed`` and name), with filters
+    to match. Raises ``ValueError`` naming a name that is not letters and digits ending in a known quote.
+    """
+    known = {spec.symbol: spec for spec in DEFAULT_SYMBOLS}
+    specs: list[SymbolSpec] = []
+    for raw in names:
+        name = raw.strip().upper()
+        if name in known:
+            specs.append(known[name])
+            continue
+        quote = next((q for q in QUOTE_ASSETS if name.endswith(q) and len(name) > len(q)), None)
+        if quote is None or not name.isalnum():
+            raise ValueError(f"cannot list {raw.strip()!r}: a symbol is a base asset followed by one of "
+                             f"{', '.join(QUOTE_ASSETS)} (e.g. XRPUSDT)")
+        usdt_price = 10 ** random.Random(f"symbol-{name}-{seed}").uniform(-3.0, math.log10(20_000.0))
+        specs.append(_spec(name.removesuffix(quote), quote, usdt_price / QUOTE_ASSETS[quote],
+                           _MIN_NOTIONAL_USDT / QUOTE_ASSETS[quote]))
+    if len({s.symbol for s in specs}) != len(specs):
+        raise ValueError(f"a symbol is named twice in {','.join(names)}")
+    return tuple(specs)
+
+
+def _spec(base: str, quote: str, price: float, min_notional: float) -> SymbolSpec:
+    """A symbol at about ``price`` with Binance-like filters: the tick is about a 10,000th of the price and
+    the step keeps ``min_notional`` a handful of steps."""
+    magnitude = math.floor(math.log10(price))
+    tick = 10.0 ** max(-8, magnitude - 4)
+    step = 10.0 ** min(3, max(-8, math.ceil(math.log10(min_notional / price)) - 2))
+    price = round(round(price / tick) * tick, 8)
+    return SymbolSpec(f"{base}{quote}", base, quote, price, tick_size=f"{tick:.8f}", step_size=f"{step:.8f}",
+                      min_notional=f"{max(min_notional, 1e-8):.8f}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,17 @@ MIN_SLEEP_S: Final = 0.001
 YIELD_EVERY: Final = 256
 
 
+def _product_of(snapshots: dict[str, list[_Snapshot]], streams: frozenset[str]) -> str:
+    """Which product a recording is of, from its shape: a futures depth snapshot carries ``E`` and ``T``
+    (``GET /fapi/v1/depth``, ``/dapi/v1/depth``; spot's has ``lastUpdateId bids asks`` only, PROTOCOL 5),
+    and COIN-M symbols are contracts (``btcusd_perp``). "spot" when nothing says futures."""
+    futures = any({"E", "T"} <= snap.truncated(0).keys() for snaps in snapshots.values() for snap in snaps)
+    if not futures:
+        return "spot"
+    symbols = {stream_symbol(s) or "" for s in streams} | set(snapshots)
+    return "coinm" if any("_" in sym for sym in symbols) else "usdm"
+
+
 class ReplayError(BinanceWSError):
     """A replay stopped part-way (a recording that went bad or unreadable after it was opened): the
     simulator stops serving it, logs it at error level, and raises this from ``Simulator.stop``."""
@@ -140,6 +151,7 @@ class Replay:
         #: Recorded time from the first to the last record, in seconds (the replay's length at speed 1).
         self.duration_s = 0.0 if first_ns is None or last_ns is None else (last_ns - first_ns) / 1e9
         self._symbols = sorted({s for s in map(stream_symbol, self._streams) if s} | set(self._snapshots))
+        self.product = _product_of(self._snapshots, self._streams)
 
     def __repr__(self) -> str:
         return (f"<Replay {self.path.name!r} speed={self.speed} messages={self.messages} sent={self.sent} "

@@ -44,6 +44,10 @@ if TYPE_CHECKING:
     from binance_ws.sim.listing import Listing
 
 PREFIX = "/api/v3"
+#: Other API prefixes the REST fault hooks apply to (the futures products', PROTOCOL 8), and the weight
+#: limit a forced 429 names for them.
+FAULTED_PREFIXES = ("/fapi/", "/dapi/")
+FUTURES_WEIGHT_LIMIT = 2400
 
 #: Depth weight by limit (PROTOCOL 5.1): upper bound of each limit band -> weight.
 DEPTH_WEIGHTS: tuple[tuple[int, int], ...] = ((100, 5), (500, 25), (1000, 50), (5000, 250))
@@ -269,6 +273,13 @@ class RestServer:
 
     async def _metered(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(PREFIX):
+            if request.path.startswith(FAULTED_PREFIXES):
+                # Futures routes meter their own weight (futures_rest); the fault hooks cover them too.
+                if self.delay_s > 0:
+                    await asyncio.sleep(self.delay_s)
+                failed = self._injected_failure(FUTURES_WEIGHT_LIMIT)
+                if failed is not None:
+                    return failed
             return await handler(request)
         ip = request.remote or ""
         now = time.time()

@@ -1,7 +1,7 @@
 """The simulator's account REST routes: signed ``/api/v3/order`` (POST, DELETE, GET), ``GET
 /api/v3/account``, ``openOrders`` (GET, DELETE), ``allOrders``, ``myTrades``, ``account/commission``,
-``rateLimit/order``, ``POST /api/v3/order/test`` and ``POST /api/v3/order/cancelReplace``, and the
-futures listen-key route ``/fapi/v1/listenKey`` (POST, PUT, DELETE).
+``rateLimit/order``, ``POST /api/v3/order/test`` and ``POST /api/v3/order/cancelReplace`` (the futures
+routes, listen keys included, are :mod:`binance_ws.sim.futures_rest`'s).
 
 Requests are authenticated exactly as Binance does (../shared/PROTOCOL.md 7.1): the API key in the
 ``X-MBX-APIKEY`` header, and a signature over the raw query string concatenated with the raw body, the
@@ -25,8 +25,6 @@ from binance_ws.sim.accounts import Account, Accounts, SimApiError
 API_KEY_HEADER: Final = "X-MBX-APIKEY"
 #: Spot REST prefix (PROTOCOL 1.4); every route here is TRADE / USER_DATA security, i.e. signed.
 PREFIX: Final = "/api/v3"
-#: USD-M futures listen-key route (PROTOCOL 8).
-FUTURES_LISTEN_KEY_PATH: Final = "/fapi/v1/listenKey"
 
 _Action = Callable[[Accounts, Account, dict[str, str]], Any]
 
@@ -44,7 +42,7 @@ def _error(exc: SimApiError) -> web.Response:
     return _json(exc.body(), exc.status)
 
 
-async def _signed(request: web.Request, accounts: Accounts) -> tuple[Account, dict[str, str]]:
+async def signed(request: web.Request, accounts: Accounts) -> tuple[Account, dict[str, str]]:
     """Authenticate a signed request; returns the account and the merged parameters."""
     # The raw text as sent: yarl's ``query_string`` is already decoded, which is not what was signed.
     query_raw = request.rel_url.raw_query_string
@@ -60,28 +58,8 @@ async def _signed(request: web.Request, accounts: Accounts) -> tuple[Account, di
 def _handler(accounts: Accounts, action: _Action) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
-            account, params = await _signed(request, accounts)
+            account, params = await signed(request, accounts)
             return _json(action(accounts, account, params))
-        except SimApiError as exc:
-            return _error(exc)
-    return handle
-
-
-def _listen_key_handler(accounts: Accounts) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """``/fapi/v1/listenKey``: USER_STREAM security, the API key only (PROTOCOL 8)."""
-    async def handle(request: web.Request) -> web.Response:
-        try:
-            account = accounts.lookup_key(request.headers.get(API_KEY_HEADER)).account
-            params = dict(request.query)
-            if request.can_read_body:
-                params.update(parse_qsl(await request.text(), keep_blank_values=True))
-            key = params.get("listenKey") or None
-            if request.method == "POST":
-                return _json({"listenKey": accounts.create_listen_key(account)})
-            if request.method == "PUT":
-                return _json({"listenKey": accounts.keepalive_listen_key(account, key)})
-            accounts.close_listen_key(account, key)
-            return _json({})
         except SimApiError as exc:
             return _error(exc)
     return handle
@@ -89,7 +67,7 @@ def _listen_key_handler(accounts: Accounts) -> Callable[[web.Request], Awaitable
 
 def add_routes(app: web.Application, accounts: Accounts) -> None:
     """Register the account routes on the simulator's REST ``app`` (before it starts): the signed
-    ``/api/v3/order`` and ``/api/v3/account``, and the futures ``/fapi/v1/listenKey``.
+    ``/api/v3/order``, ``/api/v3/account`` and the other spot account endpoints.
 
     They act on ``accounts``.
     """
@@ -109,6 +87,3 @@ def add_routes(app: web.Application, accounts: Accounts) -> None:
                        _handler(accounts, lambda a, acct, p: a.commission(acct, p)))
     app.router.add_get(f"{PREFIX}/rateLimit/order",
                        _handler(accounts, lambda a, acct, p: a.order_rate_limits(acct)))
-    listen_key = _listen_key_handler(accounts)
-    for method in ("POST", "PUT", "DELETE"):
-        app.router.add_route(method, FUTURES_LISTEN_KEY_PATH, listen_key)

@@ -420,8 +420,12 @@ def parse_path(raw_path: bytes, routes: tuple[str, ...] = ()) -> Route | None:
             path_route, path = prefix[1:], path[len(prefix):] or "/"
             break
     if path_route == "private":
-        if path == "/ws" and "listenKey" in query:
-            return Route("user", [], False, micro, query, path_route)
+        # /ws?listenKey=k[&events=...], /ws/<k> and /stream?listenKey=k1&events=...&listenKey=k2...
+        if path.rstrip("/") in ("/ws", "/stream") and "listenKey" in query:
+            return Route("user", [], path.startswith("/stream"), micro, query, path_route)
+        if path.startswith("/ws/") and path.count("/") == 2 and len(path) > 4:
+            # A listen-key stream if the name is a live key, else refused (see StreamServer._listener).
+            return Route("stream", [path[4:]], False, micro, query, path_route)
         return None
     if path_route is None and path in ("/ws", "/private/ws") and "listenKey" in query:
         return Route("user", [], False, micro, query)
@@ -1065,6 +1069,8 @@ class StreamServer:
                 route.kind == "stream" and len(route.streams) == 1
                 and self.is_listen_key(route.streams[0]))):
             return _UserStreamConnection(self, conn_id, peer, path, self.user_stream(request))
+        if route.path_route == "private":  # /private serves listen-key streams only
+            return None
         if route.kind == "stream":
             if len(route.streams) > self.config.max_streams_per_connection:
                 raise RouteError(400, ERR_TOO_MANY_STREAMS)

@@ -17,12 +17,15 @@ from binance_ws.sim import control, rest_account
 from binance_ws.sim.accounts import Accounts
 from binance_ws.sim.clock import SimClock
 from binance_ws.sim.config import SimConfig
+from binance_ws.sim.contracts import CONTRACT_MARKETS
 from binance_ws.sim.exchange import Exchange
 from binance_ws.sim.faults import Faults
 from binance_ws.sim.feeds import Feeds
 from binance_ws.sim.flow import OrderFlow
 from binance_ws.sim.futures.feeds import FuturesFeeds
 from binance_ws.sim.futures.product import PRODUCTS, delivered, route_of_name
+from binance_ws.sim.futures_accounts import FuturesAccounts
+from binance_ws.sim.futures_rest import FuturesRest, MarkNumbers
 from binance_ws.sim.hub import StreamHub
 from binance_ws.sim.listing import Listing
 from binance_ws.sim.replay import Replay
@@ -39,7 +42,9 @@ class Simulator:
 
     ``async with Simulator() as sim:`` starts the stream server and REST on ephemeral ports and a driver
     task that runs the synthetic order flow; ``sim.stream_url`` / ``sim.rest_url`` are what a client
-    points at. ``sim.exchange``, ``sim.clock``, ``sim.hub`` and ``sim.faults`` are reachable for tests.
+    points at. ``sim.exchange``, ``sim.clock``, ``sim.hub`` and ``sim.faults`` are reachable for tests;
+    ``sim.accounts`` holds the accounts and keys, ``sim.futures["usdm"|"coinm"]`` their futures side and
+    ``sim.futures_rest[...]`` the ``/fapi/v1`` and ``/dapi/v1`` routes over the same books.
     With ``replay=path`` a recording is served as live traffic instead (see :class:`Replay`).
 
     This is the one place that wires the parts: each is built with exactly the parts it uses, and
@@ -82,6 +87,21 @@ class Simulator:
             self.listing = Listing(self.exchange, futures, self.replay, book=futures.depth_snapshot)
         self.rest = RestServer(cfg, self.clock, self.exchange, self.listing)
         rest_account.add_routes(self.rest.app, self.accounts)
+        #: Per futures product (``usdm``, ``coinm``): the accounts' futures side and the REST routes,
+        #: over the same engine (see :mod:`binance_ws.sim.contracts`).
+        self.futures: dict[str, FuturesAccounts] = {}
+        self.futures_rest: dict[str, FuturesRest] = {}
+        for market in CONTRACT_MARKETS:
+            self.futures[market.name] = FuturesAccounts(self.clock, self.exchange, self.accounts, market)
+            served = isinstance(self.feeds, FuturesFeeds) and market.name == cfg.product
+            # Served as this product, REST answers from the stream models: depth in the diff-depth
+            # streams' id space, premiumIndex from the @markPrice model (one id space, one mark).
+            self.futures_rest[market.name] = FuturesRest(
+                market, self.clock, self.exchange, self.accounts, self.futures[market.name],
+                depth_source=self.listing.depth_snapshot if served else None,
+                mark_source=self._mark_numbers if served else None,
+                replayed=self._replayed if served else None)
+            self.futures_rest[market.name].add_routes(self.rest.app)
         product = self.product
         # Futures: routed paths, each route's streams only, unsigned ids; no spot WebSocket API.
         self.stream_server = StreamServer(
@@ -175,6 +195,14 @@ class Simulator:
     def depth_snapshot(self, symbol: str, limit: int) -> dict[str, Any]:
         """The REST ``/depth`` body: a replay's recorded snapshot, else the engine's live book."""
         return self.listing.depth_snapshot(symbol, limit)
+
+    def _replayed(self, symbol: str) -> bool:
+        return self.replay is not None and symbol in self.replay.symbols
+
+    def _mark_numbers(self, symbol: str, now: int) -> MarkNumbers:
+        """``premiumIndex`` numbers from the futures feeds' mark model (what ``@markPrice`` sends)."""
+        assert isinstance(self.feeds, FuturesFeeds)
+        return MarkNumbers.from_mark_price(self.feeds.mark_price(symbol, now))
 
     def _delivers(self, path_route: str | None, name: str) -> bool:
         """Whether a connection on ``path_route`` is sent stream ``name`` (futures routes, PROTOCOL 8);

@@ -1,19 +1,30 @@
-"""Futures products as data: which streams exist, on which route, at which cadence, with which keys.
+"""Futures products as the simulator serves them: the shared declarations plus simulator-only facts.
 
-Sources: ../shared/PROTOCOL.md section 8 [FUT] (routes, cadences, payload keys, limits), section 5.2
-(``pu``), the real USD-M captures in tests/data (cryptofeed 2021, hftbacktest 2024), and the COIN-M
-market-stream pages (``ps`` on COIN-M events; miniTicker 500 ms on COIN-M, 2 s on USD-M; COIN-M
-``markPriceUpdate`` has no ``ap``). Where these disagree the choice is noted beside the field.
+What the client and the simulator both state (the route of each stream kind, push cadences, connection
+limits, depth speeds, kline intervals, contract types, the REST prefix) is read from the one declaration
+per product in :mod:`binance_ws.products` (``usdm.py``, ``coinm.py``) and the market rows of
+:mod:`binance_ws.markets` (whether streams are routed by path). Only what the simulator alone needs lives
+here: which payload keys each product's events carry (``ps``, ``ap``), which optional streams it generates,
+the default symbols and their display precisions.
+
+Sources for the simulator-only facts: ../shared/PROTOCOL.md section 8 [FUT], the real USD-M captures in
+tests/data (cryptofeed 2021, hftbacktest 2024) and the COIN-M market-stream pages (``ps`` on COIN-M
+events; COIN-M ``markPriceUpdate`` has no ``ap``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from binance_ws.enums import KLINE_INTERVALS_MS
+from binance_ws.markets import COINM as COINM_MARKET
+from binance_ws.markets import USDM as USDM_MARKET
+from binance_ws.markets import Market
+from binance_ws.products import Product
+from binance_ws.products.usdm import USDM_PRODUCT
 from binance_ws.sim.config import SimConfig, SymbolSpec
 
 Route = Literal["public", "market"]
@@ -22,32 +33,44 @@ MARKET: Route = "market"
 
 #: Partial-depth sizes (PROTOCOL 8, same as spot).
 DEPTH_LEVELS = (5, 10, 20)
-#: Diff and partial depth speeds: suffix -> push period in ms (PROTOCOL 8: 250 ms default, 500 and
-#: 100 ms variants; ``@0ms`` is undocumented but subscribed by the hftbacktest USD-M captures, served
-#: as one event per driver tick).
-DEPTH_SPEEDS_MS: dict[str, int] = {"": 250, "@500ms": 500, "@100ms": 100, "@0ms": 0}
-#: Futures kline intervals: spot's without ``1s`` (PROTOCOL 8).
-KLINE_INTERVALS: tuple[str, ...] = tuple(i for i in KLINE_INTERVALS_MS if i != "1s")
-#: Contract types of ``<pair>_<contractType>@continuousKline_<i>``.
-CONTRACT_TYPES: tuple[str, ...] = ("perpetual", "current_quarter", "next_quarter")
-#: ``!bookTicker`` is a snapshot of every symbol every 5 s (PROTOCOL 8).
-ALL_BOOK_TICKER_MS = 5000
-#: ``@forceOrder``: at most the largest liquidation per symbol per 1000 ms (PROTOCOL 8).
-FORCE_ORDER_MS = 1000
-#: Arrays of every symbol (``!miniTicker@arr``, ``!ticker@arr``, ``!markPrice@arr``): 1000 ms.
-ARRAY_MS = 1000
-#: ``assetIndex`` (1 s) and ``compositeIndex`` (1000 ms).
-INDEX_MS = 1000
+
+
+def _ms(seconds: float | None) -> int:
+    """A declared cadence in ms; an event-driven (None) kind is served every tick (0)."""
+    return round(seconds * 1000) if seconds else 0
+
+
+def depth_speeds_ms(declared: Product) -> dict[str, int]:
+    """Diff and partial depth name suffixes and their push periods (ms), from the declaration: the bare
+    name is the default speed; ``@0ms`` (undocumented, subscribed by the hftbacktest USD-M captures) is
+    one event per driver tick."""
+    speeds = {"": declared.depth_default_ms}
+    speeds.update({f"@{ms}ms": ms for ms in declared.depth_speeds_ms if ms != declared.depth_default_ms})
+    return speeds
+
+
+#: USD-M's (and COIN-M's: the same declared speeds) depth suffixes -> period in ms.
+DEPTH_SPEEDS_MS: dict[str, int] = depth_speeds_ms(USDM_PRODUCT)
+#: Futures kline intervals: spot's without ``1s`` (the declaration's ``has_1s_klines``).
+KLINE_INTERVALS: tuple[str, ...] = tuple(i for i in KLINE_INTERVALS_MS
+                                         if USDM_PRODUCT.has_1s_klines or i != "1s")
+#: Contract types of ``<pair>_<contractType>@continuousKline_<i>`` (declared).
+CONTRACT_TYPES: tuple[str, ...] = USDM_PRODUCT.contract_types
+#: Cadences of USD-M's market-wide and index streams, as declared.
+ALL_BOOK_TICKER_MS = _ms(USDM_PRODUCT.all_market["!bookTicker"][1])
+FORCE_ORDER_MS = _ms(USDM_PRODUCT.kinds["forceOrder"].cadence_s)
+ARRAY_MS = _ms(USDM_PRODUCT.all_market["!miniTicker@arr"][1])
+INDEX_MS = _ms(USDM_PRODUCT.kinds["compositeIndex"].cadence_s)
 
 
 @dataclass(frozen=True, slots=True)
 class FuturesProduct:
-    """One futures product's stream declarations."""
+    """One futures product as served: its shared declaration (``declared``, ``market``) and what only the
+    simulator needs (payload keys, optional streams)."""
 
     name: str
-    #: Market streams are split over ``/public`` and ``/market``; unrouted ``/ws`` and ``/stream``
-    #: connections get only ``/public`` streams (PROTOCOL 8, USD-M since 2026). COIN-M is unrouted.
-    routed: bool
+    declared: Product
+    market: Market
     #: Events carry the pair as ``ps`` (COIN-M, PROTOCOL 8).
     pair_key: bool
     #: ``markPriceUpdate`` carries ``ap`` (USD-M; absent from the COIN-M page).
@@ -56,27 +79,75 @@ class FuturesProduct:
     all_mark_price: bool
     #: ``assetIndex`` and ``compositeIndex`` streams exist (USD-M).
     index_streams: bool = False
-    #: Push periods in ms.
-    mark_price_ms: int = 3000
-    mark_price_fast_ms: int = 1000
-    kline_ms: int = 250
-    mini_ticker_ms: int = 2000
-    ticker_ms: int = 2000
-    # Connection limits (PROTOCOL 8): pings every 3 min, pong within 10 min, 10 incoming messages a
-    # second, 24 h lifetime, ids must be unsigned integers.
-    ping_interval_s: float = 180.0
-    pong_timeout_s: float = 600.0
-    max_incoming_per_second: float = 10.0
-    max_streams_per_connection: int = 1024
-    unsigned_ids_only: bool = True
-    #: Path prefixes a client connects to (``/public/ws/...``); empty for unrouted products.
-    routes: tuple[str, ...] = field(default=())
+
+    # -- read from the declaration -------------------------------------------------------------------
+    @property
+    def routed(self) -> bool:
+        """Market streams are split over ``/public`` and ``/market``; unrouted ``/ws`` and ``/stream``
+        connections get only ``/public`` streams (PROTOCOL 8, USD-M since 2026). COIN-M is unrouted."""
+        return self.market.routed_paths
+
+    @property
+    def routes(self) -> tuple[str, ...]:
+        """Path prefixes a client connects to (``/public/ws/...``); empty for unrouted products."""
+        return ("/public", "/market", "/private") if self.routed else ()
+
+    def cadence_ms(self, kind: str) -> int:
+        return _ms(self.declared.kinds[kind].cadence_s)
+
+    @property
+    def mark_price_ms(self) -> int:
+        return self.cadence_ms("markPrice")
+
+    @property
+    def mark_price_fast_ms(self) -> int:
+        return 1000  # the ``@1s`` variant of a fast kind (``Product.fast_kinds``)
+
+    @property
+    def kline_ms(self) -> int:
+        return self.cadence_ms("kline")
+
+    @property
+    def mini_ticker_ms(self) -> int:
+        return self.cadence_ms("miniTicker")
+
+    @property
+    def ticker_ms(self) -> int:
+        return self.cadence_ms("ticker")
+
+    @property
+    def ping_interval_s(self) -> float:
+        return self.declared.server_ping_interval_s
+
+    @property
+    def pong_timeout_s(self) -> float:
+        return self.declared.pong_timeout_s
+
+    @property
+    def max_incoming_per_second(self) -> float:
+        return self.declared.max_incoming_per_second
+
+    @property
+    def max_streams_per_connection(self) -> int:
+        return self.declared.max_streams_per_connection
+
+    @property
+    def unsigned_ids_only(self) -> bool:
+        return self.declared.unsigned_ids_only
+
+    @property
+    def rest_prefix(self) -> str:
+        return self.declared.rest_prefix
+
+    def route_of_kind(self, kind: str) -> Route | None:
+        found = self.declared.kinds.get(kind)
+        return found.route if found is not None else None
 
 
-USDM = FuturesProduct(name="usdm", routed=True, pair_key=False, mark_ap=True, all_mark_price=True,
-                      index_streams=True, routes=("/public", "/market", "/private"))
-COINM = FuturesProduct(name="coinm", routed=False, pair_key=True, mark_ap=False, all_mark_price=False,
-                       mini_ticker_ms=500)
+USDM = FuturesProduct(name="usdm", declared=USDM_MARKET.product, market=USDM_MARKET, pair_key=False,
+                      mark_ap=True, all_mark_price=True, index_streams=True)
+COINM = FuturesProduct(name="coinm", declared=COINM_MARKET.product, market=COINM_MARKET, pair_key=True,
+                       mark_ap=False, all_mark_price=False)
 PRODUCTS: dict[str, FuturesProduct] = {p.name: p for p in (USDM, COINM)}
 
 #: Symbols a futures simulator lists by default: real tick and step sizes (BTCUSDT perpetual trades in
@@ -113,39 +184,47 @@ PRECISIONS: dict[str, tuple[int, int]] = {"BTCUSDT": (2, 3), "ETHUSDT": (2, 3)}
 
 
 def precision(spec: SymbolSpec) -> tuple[int, int]:
-    """Decimals of ``spec``'s prices and quantities on the wire."""
-    return PRECISIONS.get(spec.symbol.upper(), (decimals(spec.tick_size), decimals(spec.step_size)))
+    """Decimals of ``spec``'s prices and quantities on the wire: :data:`PRECISIONS` where it is at least
+    as fine as the tick and step (a spot-sized book keeps its own), else the tick's and step's."""
+    own = (decimals(spec.tick_size), decimals(spec.step_size))
+    shown = PRECISIONS.get(spec.symbol.upper(), own)
+    return shown if shown[0] >= own[0] and shown[1] >= own[1] else own
 
 
-_PARTIAL = re.compile(r"depth(5|10|20)(@500ms|@100ms|@0ms)?")
-_DIFF = re.compile(r"depth(@500ms|@100ms|@0ms)?")
+_SPEEDS = "|".join(re.escape(s) for s in DEPTH_SPEEDS_MS if s)
+_PARTIAL = re.compile(rf"depth({'|'.join(map(str, DEPTH_LEVELS))})({_SPEEDS})?")
+_DIFF = re.compile(rf"depth({_SPEEDS})?")
 _KLINE = re.compile(r"kline_(\w+)")
 
 
-def symbol_suffix_route(suffix: str) -> Route | None:
-    """Which route serves ``<symbol>@<suffix>`` (PROTOCOL 8 lists), or None for an unknown suffix."""
-    if suffix == "bookTicker" or _PARTIAL.fullmatch(suffix) or _DIFF.fullmatch(suffix):
-        return PUBLIC
-    if suffix in ("aggTrade", "trade", "markPrice", "markPrice@1s", "miniTicker", "ticker", "forceOrder",
-                  "assetIndex", "compositeIndex"):
-        return MARKET
-    kline = _KLINE.fullmatch(suffix)
-    if kline and kline.group(1) in KLINE_INTERVALS:
-        return MARKET
-    return None
+#: ``<symbol>@<suffix>`` kinds whose name is the suffix itself.
+_PLAIN_KINDS = ("aggTrade", "trade", "markPrice", "miniTicker", "ticker", "bookTicker", "forceOrder",
+                "assetIndex", "compositeIndex")
 
 
-#: All-market streams and their routes.
-MARKET_WIDE: dict[str, Route] = {
-    "!bookTicker": PUBLIC,
-    "!markPrice@arr": MARKET,
-    "!markPrice@arr@1s": MARKET,
-    "!miniTicker@arr": MARKET,
-    "!ticker@arr": MARKET,
-    "!forceOrder@arr": MARKET,
-    "!contractInfo": MARKET,
-    "!assetIndex@arr": MARKET,
-}
+def symbol_suffix_route(suffix: str, declared: Product = USDM_PRODUCT) -> Route | None:
+    """Which route serves ``<symbol>@<suffix>`` (the declaration's kind routes), or None for an unknown
+    suffix."""
+    kind: str | None = None
+    if _PARTIAL.fullmatch(suffix):
+        kind = "depthN"
+    elif _DIFF.fullmatch(suffix):
+        kind = "depth"
+    elif suffix == "markPrice@1s":
+        kind = "markPrice"
+    elif suffix in _PLAIN_KINDS:
+        kind = suffix
+    else:
+        kline = _KLINE.fullmatch(suffix)
+        if kline and kline.group(1) in KLINE_INTERVALS:
+            kind = "kline"
+    found = declared.kinds.get(kind) if kind else None
+    return found.route if found is not None else None
+
+
+#: All-market streams and their routes (the declaration's ``all_market`` kinds).
+MARKET_WIDE: dict[str, Route] = {name: USDM_PRODUCT.kinds[kind].route
+                                 for name, (kind, _) in USDM_PRODUCT.all_market.items()}
 
 
 _CONTINUOUS = re.compile(rf"[a-z0-9]+_({'|'.join(CONTRACT_TYPES)})@continuousKline_(\w+)")
@@ -158,7 +237,7 @@ def route_of_name(name: str) -> Route | None:
         return MARKET_WIDE.get(name)
     continuous = _CONTINUOUS.fullmatch(name)
     if continuous:
-        return MARKET if continuous.group(2) in KLINE_INTERVALS else None
+        return USDM_PRODUCT.kinds["continuousKline"].route if continuous.group(2) in KLINE_INTERVALS else None
     sym, sep, suffix = name.partition("@")
     if not sep or not sym:
         return None
