@@ -37,6 +37,10 @@ from typing import Any
 
 import orjson
 
+from binance_ws.fleet.collector import fleet_prefix
+from binance_ws.fleet.dedup import key_of
+from binance_ws.sinks.redis import dedup_key_of
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -79,7 +83,7 @@ async def _spawn(names: list[str], stream_url: str, rest_url: str, redis_url: st
 
 
 async def _leases(client: Any, shards: int, redundancy: int) -> dict[tuple[int, int], str]:
-    keys = [f"binance:spot:fleet:lease:{s}:{k}" for s in range(shards) for k in range(redundancy)]
+    keys = [f"{fleet_prefix('spot')}lease:{s}:{k}" for s in range(shards) for k in range(redundancy)]
     values = await client.mget(keys)
     return {(s, k): v.decode() for (s, k), v in zip(
         [(s, k) for s in range(shards) for k in range(redundancy)], values, strict=True) if v is not None}
@@ -150,7 +154,7 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
                 """Every trade stream has stored an id produced after the slots were all owned."""
                 pipe = client.pipeline(transaction=False)
                 for s in trades:
-                    pipe.hget(f"binance:spot:{s}:dedup", "l")
+                    pipe.hget(dedup_key_of(key_of("spot", s)), "l")
                 stored = await pipe.execute()
                 # Every symbol trades every second or so: wait for each to trade, and that trade to land.
                 return all(v is not None and int(v) > owned_at[s]
@@ -179,7 +183,7 @@ async def run_fleet(redis_url: str, *, symbols: int = 200, members: int = 3, red
             async def caught_up() -> bool:
                 pipe = client.pipeline(transaction=False)
                 for s in trades:
-                    pipe.hget(f"binance:spot:{s}:dedup", "l")
+                    pipe.hget(dedup_key_of(key_of("spot", s)), "l")
                 stored = await pipe.execute()
                 return all(end_mark[s] <= start_mark[s] or (v is not None and int(v) >= end_mark[s])
                            for s, v in zip(trades, stored, strict=True))

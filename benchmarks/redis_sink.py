@@ -5,9 +5,11 @@ The collector side is :class:`~binance_ws.sinks.redis.RedisSink` as ``binance-ws
 ``--pumps`` concurrent writers (one a shard), each handing over batches of entries (trade and diff-depth
 payloads of the simulator's shape over ``--streams`` streams, ids consecutive per stream) and awaiting
 each before the next, every message through the dedup script and ``XADD MAXLEN ~``. The baseline is
-``redis-benchmark -P 16`` running ``XADD
-<key> MAXLEN ~ 1000000 * d <payload> r <ns>`` (the same fields and payload size), with one connection
-(``-c 1``, as one collector has) and with its default 50.
+``redis-benchmark -P 16`` running ``XADD <key> MAXLEN ~ 1000000 * d <payload> r <ns>`` over as many keys
+(``-r``: half of them given a trade payload, half a depth one, the sink's own payloads, each run for half
+the messages: its rate is the messages over the two runs' time), with one connection (``-c 1``, as one
+collector's sink mostly has) and with its default 50. Everything runs against one fresh redis-server,
+sink and baselines interleaved round by round; the figures are medians over the rounds.
 
     python -m benchmarks.redis_sink                 # 300,000 messages, 3 rounds
     python -m benchmarks.redis_sink --messages 100000 --rounds 1
@@ -57,7 +59,7 @@ def payloads(streams: int, messages: int) -> list[Entry]:
     return out
 
 
-async def sink_rate(url: str, entries: list[Entry], batch: int, pumps: int) -> tuple[float, int]:
+async def sink_rate(url: str, entries: list[Entry], batch: int, pumps: int) -> tuple[float, int, float]:
     """Messages a second through one sink fed by ``pumps`` concurrent writers (a collector's shards),
     each owning a share of the streams and writing batches of up to ``batch``."""
     import redis.asyncio as aioredis
@@ -75,13 +77,13 @@ async def sink_rate(url: str, entries: list[Entry], batch: int, pumps: int) -> t
         for i in range(0, len(share), batch):
             await sink.write(share[i:i + batch])
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(pump(share) for share in shares))
     await sink.close()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     stored = sink.added
     await client.aclose()
-    return len(entries) / elapsed, stored
+    return len(entries) / elapsed, stored, cpu
 
 
 def server_cpu_s(port: int) -> float:
@@ -93,14 +95,23 @@ def server_cpu_s(port: int) -> float:
         return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
-def bench_rate(port: int, clients: int, messages: int, payload: bytes) -> float:
+def bench_rate(port: int, clients: int, messages: int, streams: int, payload: bytes, kind: str) -> float:
+    """``redis-benchmark -P 16``'s XADD rate over ``streams`` keys of ``payload``."""
     out = subprocess.run(
         ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients), "-P", "16",
-         "-n", str(messages), "--csv", "XADD", "bench:xadd", "MAXLEN", "~", "1000000", "*", "d",
-         payload.decode(), "r", str(time.time_ns())],
+         "-n", str(messages), "-r", str(streams), "--csv", "XADD", f"bench:__rand_int__@{kind}", "MAXLEN",
+         "~", "1000000", "*", "d", payload.decode(), "r", str(time.time_ns())],
         check=True, capture_output=True, text=True).stdout
     rows = list(csv.reader(io.StringIO(out)))
     return float(rows[-1][-7])  # the command (first column) quotes JSON badly: count from the end
+
+
+def bench_mix(port: int, clients: int, messages: int, streams: int, trade: bytes, depth: bytes) -> float:
+    """The rate of half the messages as trades over half the keys, then half as depth over the rest."""
+    half = messages // 2
+    seconds = sum(half / bench_rate(port, clients, half, max(1, streams // 2), payload, kind)
+                  for payload, kind in ((trade, "trade"), (depth, "depth")))
+    return 2 * half / seconds
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     from tests.redis_server import RedisServer
 
     entries = payloads(args.streams, args.messages)
-    payload = entries[0].data
+    trade, depth = entries[0].data, entries[1].data
     results: dict[str, list[float]] = {"sink": [], "bench_c1": [], "bench_c50": [], "sink_client_us": [],
                                        "sink_server_us": [], "bench_server_us": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,21 +136,22 @@ def main(argv: list[str] | None = None) -> None:
         try:
             n = args.messages
             for _ in range(args.rounds):  # interleaved, so drift hits both alike
-                cpu, client_cpu = server_cpu_s(server.port), time.process_time()
-                rate, stored = asyncio.run(sink_rate(server.url, entries, args.batch, args.pumps))
-                results["sink_client_us"].append((time.process_time() - client_cpu) / n * 1e6)
+                cpu = server_cpu_s(server.port)
+                rate, stored, client_cpu = asyncio.run(sink_rate(server.url, entries, args.batch, args.pumps))
+                results["sink_client_us"].append(client_cpu / n * 1e6)
                 results["sink_server_us"].append((server_cpu_s(server.port) - cpu) / n * 1e6)
                 if stored != len(entries):
                     raise SystemExit(f"the sink stored {stored} of {len(entries)}")
                 results["sink"].append(rate)
                 cpu = server_cpu_s(server.port)
-                results["bench_c1"].append(bench_rate(server.port, 1, n, payload))
+                results["bench_c1"].append(bench_mix(server.port, 1, n, args.streams, trade, depth))
                 results["bench_server_us"].append((server_cpu_s(server.port) - cpu) / n * 1e6)
-                results["bench_c50"].append(bench_rate(server.port, 50, args.messages, payload))
+                results["bench_c50"].append(bench_mix(server.port, 50, n, args.streams, trade, depth))
         finally:
             server.stop()
     med = {k: statistics.median(v) for k, v in results.items()}
-    summary = {"messages": args.messages, "streams": args.streams, "batch": args.batch, "pumps": args.pumps,
+    summary = {"messages": args.messages, "streams": args.streams,
+               "payload_bytes": [len(trade), len(depth)], "batch": args.batch, "pumps": args.pumps,
                "rounds": args.rounds, "sink_msgs_per_s": round(med["sink"]),
                "redis_benchmark_P16_c1": round(med["bench_c1"]),
                "redis_benchmark_P16_c50": round(med["bench_c50"]),

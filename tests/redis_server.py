@@ -27,7 +27,7 @@ def free_port() -> int:
 class RedisServer:
     """``redis-server`` as a child process; ``url`` is its redis:// address."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *args: str) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError(SKIP_REASON)
@@ -35,7 +35,7 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(directory), "--logfile", str(directory / "redis.log")],
+             "--dir", str(directory), "--logfile", str(directory / "redis.log"), *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while True:
@@ -61,6 +61,55 @@ class RedisServer:
                 self.proc.wait()
 
 
+class RedisClusterServers:
+    """A three-node Redis Cluster on loopback (no replicas): each node a ``redis-server
+    --cluster-enabled yes`` given a third of the hash slots, met, and waited for until all agree."""
+
+    def __init__(self, directory: Path, nodes: int = 3) -> None:
+        import redis
+
+        self.nodes: list[RedisServer] = []
+        try:
+            bus: list[int] = []
+            for i in range(nodes):
+                d = directory / f"node{i}"
+                d.mkdir()
+                bus.append(free_port())  # the default, port + 10000, may be past 65535
+                self.nodes.append(RedisServer(d, "--cluster-enabled", "yes", "--cluster-config-file",
+                                              str(d / "nodes.conf"), "--cluster-port", str(bus[-1])))
+            clients = [redis.Redis(port=n.port) for n in self.nodes]
+            for i, c in enumerate(clients):
+                first, last = 16384 * i // nodes, 16384 * (i + 1) // nodes - 1
+                c.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+            for n, cport in zip(self.nodes[1:], bus[1:], strict=True):
+                clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", n.port, cport)
+            deadline = time.monotonic() + 30
+            while not all(self._settled(c, nodes) for c in clients):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the Redis Cluster did not settle: see {directory}/node*/redis.log")
+                time.sleep(0.05)
+            for c in clients:
+                c.close()
+        except BaseException:
+            self.stop()
+            raise
+        self.port = self.nodes[0].port
+
+    @staticmethod
+    def _settled(client: object, nodes: int) -> bool:
+        info = client.cluster("INFO")  # type: ignore[attr-defined]
+        text = info if isinstance(info, str) else info.decode() if isinstance(info, bytes) else str(info)
+        if isinstance(info, dict):
+            ok = info.get("cluster_state") == "ok" and int(info.get("cluster_known_nodes", 0)) == nodes
+            return ok and int(info.get("cluster_slots_ok", 0)) == 16384
+        return ("cluster_state:ok" in text and f"cluster_known_nodes:{nodes}" in text
+                and "cluster_slots_ok:16384" in text)
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.stop()
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A fresh, empty redis-server for one test."""
@@ -84,3 +133,20 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[object]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def redis_cluster(tmp_path: Path) -> AsyncIterator[object]:
+    """A redis.asyncio ``RedisCluster`` client of a fresh three-node Redis Cluster (bytes responses)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip(SKIP_REASON)
+    from redis.asyncio.cluster import RedisCluster
+
+    servers = RedisClusterServers(tmp_path)
+    client = RedisCluster(host="127.0.0.1", port=servers.port)
+    try:
+        await client.initialize()
+        yield client
+    finally:
+        await client.aclose()
+        servers.stop()

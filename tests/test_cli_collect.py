@@ -79,7 +79,7 @@ async def test_collects_into_redis_and_sigterm_releases_the_leases(redis_server:
                 return all([await client.xlen(f"binance:spot:{n}") > 5 for n in names])
 
             await _wait(stored, "messages in Redis")
-            leases = [k async for k in client.scan_iter("binance:spot:fleet:lease:*")]
+            leases = [k async for k in client.scan_iter("{binance:spot:fleet}:lease:*")]
             assert len(leases) == 4
             assert {await client.get(k) for k in leases} == {b"solo"}
             # --metrics-port: what the sink wrote (never more than Redis holds), how long, which shards.
@@ -91,7 +91,7 @@ async def test_collects_into_redis_and_sigterm_releases_the_leases(redis_server:
             proc.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(proc.communicate(), 30)
             assert proc.returncode == 0, err
-            assert [k async for k in client.scan_iter("binance:spot:fleet:lease:*")] == []
+            assert [k async for k in client.scan_iter("{binance:spot:fleet}:lease:*")] == []
             # A member started with other streams is refused while the fleet's configuration lives.
             other = await asyncio.create_subprocess_exec(
                 *_CLI, "btcusdt@trade", "--endpoint", sim.stream_url, "--redis", redis_server.url,

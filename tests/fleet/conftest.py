@@ -1,3 +1,3 @@
-from tests.redis_server import redis_client, redis_server
+from tests.redis_server import redis_client, redis_cluster, redis_server
 
-__all__ = ["redis_client", "redis_server"]
+__all__ = ["redis_client", "redis_cluster", "redis_server"]

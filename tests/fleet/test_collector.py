@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from binance_ws import AsyncSocketManager
-from binance_ws.fleet.collector import Collector
+from binance_ws.fleet.collector import Collector, fleet_prefix
 from binance_ws.sim import Simulator
 
 TTL_S = 1.0
@@ -21,7 +21,7 @@ SHARDS = 4
 
 
 async def _leases(client: Any) -> Counter[str]:
-    values = await client.mget([f"binance:spot:fleet:lease:{s}:0" for s in range(SHARDS)])
+    values = await client.mget([f"{fleet_prefix('spot')}lease:{s}:0" for s in range(SHARDS)])
     return Counter(v.decode() for v in values if v is not None)
 
 

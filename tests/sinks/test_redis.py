@@ -12,7 +12,21 @@ import pytest
 
 from binance_ws import AsyncSocketManager
 from binance_ws.engine.delivery import RawMessage
-from binance_ws.fleet.dedup import ADDED, DUPLICATE, HELD, DedupKey, DedupState, dedup_key
+from binance_ws.fleet.dedup import (
+    ADDED,
+    DUPLICATE,
+    HELD,
+    KIND_AGG,
+    KIND_DIFF,
+    KIND_DIFF_PU,
+    KIND_ID,
+    KIND_TRADE,
+    DedupKey,
+    DedupState,
+    dedup_key,
+    fast_keys,
+    key_by_kind,
+)
 from binance_ws.models import Trade
 from binance_ws.sim import Simulator
 from binance_ws.sinks import Entry, Marker, Pump
@@ -310,4 +324,36 @@ async def test_a_cancelled_read_skips_nothing(redis_client: Any) -> None:
     await redis_client.xreadgroup("g", "c", {KEY: ">"}, count=1)
     got = await asyncio.wait_for(reader.recv(), 10)
     assert got["t"] == 2
+    await sink.close()
+
+
+def test_ids_read_a_batch_at_a_time_agree_with_one_at_a_time() -> None:
+    """The writer decodes a stream's whole batch as one JSON array: the same keys as one by one, and a
+    batch any payload of which lacks its id, or is not one JSON value, is read one at a time instead."""
+    agg = [orjson.dumps({"e": "aggTrade", "E": 9 + a, "s": "X", "a": a, "p": "1"}) for a in range(3, 8)]
+    spot = [orjson.dumps({"e": "depthUpdate", "E": 5 + i, "s": "X", "U": 10 * i + 1, "u": 10 * i + 9,
+                          "b": [], "a": [["1", "2"]]}) for i in range(5)]
+    fut = [orjson.dumps({"e": "depthUpdate", "E": 5 + i, "T": 4, "s": "X", "U": 10 * i + 3, "u": 10 * i + 9,
+                         "pu": 10 * i - 1, "b": [], "a": []}) for i in range(5)]
+    for kind, datas in ((KIND_TRADE, [trade(t) for t in range(1, 6)]), (KIND_AGG, agg), (KIND_DIFF, spot),
+                        (KIND_DIFF_PU, fut)):
+        got = fast_keys(kind, datas)
+        assert got is not None
+        assert [DedupKey(p, last, e, "") for e, last, p in zip(*got, strict=True)] == \
+            [key_by_kind(kind, d) for d in datas]
+    assert fast_keys(KIND_TRADE, [trade(1), b'{"e":"trade","E":5}']) is None  # no id
+    assert fast_keys(KIND_TRADE, [trade(1), b'{"t":2},{"t":3}', b""]) is None  # two values and none
+    assert fast_keys(KIND_TRADE, [b'{"t":2},{"t":3}', b" "]) is None
+    assert fast_keys(KIND_TRADE, [trade(1), b"not json"]) is None
+    assert fast_keys(KIND_ID, [orjson.dumps({"lastUpdateId": 3})]) is None  # ids skip: one at a time
+
+
+async def test_a_batch_with_a_payload_unlike_the_rest_is_stored_right(redis_client: Any) -> None:
+    sink = RedisSink(redis_client, "spot")
+    odd = b'{"e":"trade","E":1,"s":"BTCUSDT","p":"1"}'  # no "t": keyed by event time and content
+    await sink.write([*entries([1, 2]), Entry(5, "btcusdt@trade", odd), *entries([3])])
+    await sink.write([*entries([2, 3, 4]), Entry(5, "btcusdt@trade", odd)])
+    rows = [f[b"d"] for _, f in await redis_client.xrange(KEY)]
+    assert rows == [trade(1), trade(2), odd, trade(3), trade(4)]
+    assert (sink.added, sink.duplicates) == (5, 3)
     await sink.close()

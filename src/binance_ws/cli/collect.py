@@ -89,6 +89,9 @@ def collect(
         help="Stream names, e.g. btcusdt@trade btcusdt@depth@100ms.")],
     redis_url: Annotated[str | None, typer.Option(
         "--redis", metavar="URL", help="Redis to write into, e.g. redis://127.0.0.1:6379/0.")] = None,
+    cluster: Annotated[bool, typer.Option(
+        "--cluster", help="The --redis URL is a node of a Redis Cluster (keys spread over its slots).")
+    ] = False,
     use_sim: Annotated[bool, typer.Option("--sim", help="Stream from an embedded simulator.")] = False,
     endpoint: Annotated[str | None, typer.Option(
         metavar="URL", help="Stream server base URL, ws://host:port or wss://host:port.")] = None,
@@ -157,8 +160,8 @@ def collect(
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     member = name or f"{socket.gethostname()}:{os.getpid()}"
     try:
-        code = asyncio.run(_collect(names, product, market, use_sim, url, member, maxlen=maxlen,
-                                    redundancy=redundancy, lease_ttl=lease_ttl, shards=shards,
+        code = asyncio.run(_collect(names, product, market, use_sim, url, member, cluster=cluster,
+                                    maxlen=maxlen, redundancy=redundancy, lease_ttl=lease_ttl, shards=shards,
                                     rest_url=rest_url if backfill_weight else "",
                                     backfill_weight=backfill_weight, rest_explicit=rest is not None,
                                     metrics=(metrics_port, metrics_addr)))
@@ -171,8 +174,8 @@ def collect(
 
 
 async def _collect(names: list[str], product: Any, label: str, use_sim: bool, url: str, member: str, *,
-                   maxlen: int, redundancy: int, lease_ttl: float, shards: int, rest_url: str = "",
-                   backfill_weight: int = 0, rest_explicit: bool = False,
+                   cluster: bool = False, maxlen: int, redundancy: int, lease_ttl: float, shards: int,
+                   rest_url: str = "", backfill_weight: int = 0, rest_explicit: bool = False,
                    metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> int:
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
@@ -192,7 +195,12 @@ async def _collect(names: list[str], product: Any, label: str, use_sim: bool, ur
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, on_term)
     async with contextlib.AsyncExitStack() as stack:
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=5)
+        if cluster:
+            from redis.asyncio.cluster import RedisCluster
+
+            client: Any = RedisCluster.from_url(url, socket_connect_timeout=5)
+        else:
+            client = aioredis.Redis.from_url(url, socket_connect_timeout=5)
         stack.push_async_callback(client.aclose)
         try:
             await asyncio.wait_for(client.ping(), REDIS_CHECK_TIMEOUT_S)

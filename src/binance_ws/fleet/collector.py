@@ -5,9 +5,10 @@ members, every lease and handover request), asks the policy what to do, and does
 claim, compare-and-renew, compare-and-delete to release, one subscription and one
 :class:`~binance_ws.sinks.base.Pump` per watched shard into the shared :class:`RedisSink`.
 
-Keys (beside the sink's): ``binance:<market>:fleet:members`` (heartbeats, a sorted set by server time),
-``…:fleet:lease:<shard>:<slot>`` (owner's name, PX the TTL), ``…:fleet:want:<shard>:<slot>`` (a handover
-request), ``…:fleet:config`` (shards and stream list: every member must agree).
+Keys (beside the sink's), all under the hash tag ``{binance:<market>:fleet}`` (one Redis Cluster hash slot):
+``{…}:members`` (heartbeats, a sorted set by server time), ``{…}:draining`` (members handing over, by when
+that lapses), ``{…}:lease:<shard>:<slot>`` (owner's name, PX the TTL), ``{…}:want:<shard>:<slot>`` (a
+handover request), ``{…}:config`` (shards and stream list: every member must agree).
 """
 
 from __future__ import annotations
@@ -45,29 +46,30 @@ DEFAULT_LEASE_TTL_S: Final = 10.0
 #: A member silent this many TTLs is dropped from the members set.
 FORGET_AFTER_TTLS: Final = 20
 
+# Every key a script touches is in its KEYS, and every fleet key carries the hash tag {binance:<market>:fleet}
+# (fleet_prefix): one hash slot, so the scripts run on Redis Cluster too. KEYS: [1] members, [2] draining
+# (a sorted set by when each mark lapses), then each slot's lease key, then each slot's want key (slots in
+# FleetPolicy.slots order). ARGV: [1] this member, [2] forget members silent this long (ms), [3] mark this
+# member draining for this long (ms; 0: not draining).
 _VIEW_LUA: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[5]))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+if tonumber(ARGV[3]) > 0 then redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local leases, wants, draining = {}, {}, {}
-for i = 1, #members, 2 do
-  if redis.call('EXISTS', ARGV[2] .. 'draining:' .. members[i]) == 1 then
-    table.insert(draining, members[i])
+local draining = redis.call('ZRANGE', KEYS[2], 0, -1)
+local slots = (#KEYS - 2) / 2
+local leases, wants = {}, {}
+for i = 1, slots do
+  local owner = redis.call('GET', KEYS[2 + i])
+  if owner then
+    table.insert(leases, i); table.insert(leases, owner)
+    table.insert(leases, redis.call('PTTL', KEYS[2 + i]))
   end
-end
-for s = 0, tonumber(ARGV[3]) - 1 do
-  for k = 0, tonumber(ARGV[4]) - 1 do
-    local key = ARGV[2] .. 'lease:' .. s .. ':' .. k
-    local owner = redis.call('GET', key)
-    if owner then
-      table.insert(leases, s); table.insert(leases, k); table.insert(leases, owner)
-      table.insert(leases, redis.call('PTTL', key))
-    end
-    local w = redis.call('GET', ARGV[2] .. 'want:' .. s .. ':' .. k)
-    if w then table.insert(wants, s); table.insert(wants, k); table.insert(wants, w) end
-  end
+  local w = redis.call('GET', KEYS[2 + slots + i])
+  if w then table.insert(wants, i); table.insert(wants, w) end
 end
 return {now, members, leases, wants, draining}
 """
@@ -79,6 +81,12 @@ _RELEASE_LUA: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+def fleet_prefix(market: str) -> str:
+    """What every fleet key of ``market`` starts with: ``{binance:<market>:fleet}:`` (its hash tag puts them
+    all in one Redis Cluster hash slot, so one script may touch any of them)."""
+    return "{binance:" + market + ":fleet}:"
 
 
 class CollectorError(Exception):
@@ -132,7 +140,8 @@ class Collector:
         self.by_shard: dict[int, list[str]] = {}
         for s in self.streams:
             self.by_shard.setdefault(shard_of(s, shards), []).append(s)
-        self.prefix = f"binance:{market}:fleet:"
+        self.prefix = fleet_prefix(market)
+        self._draining_px = 0
         #: Where its figures go (binance_ws.metrics.Sinks: write latency, entries, shards owned), if anywhere.
         self.report = report
         on_flush = None
@@ -173,14 +182,23 @@ class Collector:
                 f"with the same streams and --shards (or wait for the old fleet's {key} to lapse)", 2)
         await self.client.pexpire(key, self.ttl_ms * FORGET_AFTER_TTLS)
 
+    async def _load_scripts(self) -> None:
+        """Load the scripts a pipeline runs (on Redis Cluster into every primary: a cluster pipeline does
+        not load them itself)."""
+        for script in (self._renew, self._release):
+            await self.client.script_load(script.script)
+
     async def read_view(self) -> FleetView:
+        slots = [(s, k) for s in range(self.shards) for k in range(self.redundancy)]
+        keys = [self.prefix + "members", self.prefix + "draining",
+                *(self._slot_key("lease", slot) for slot in slots),
+                *(self._slot_key("want", slot) for slot in slots)]
         now, members, leases, wants, draining = await self._view(
-            keys=[self.prefix + "members"],
-            args=[self.name, self.prefix, self.shards, self.redundancy, self.ttl_ms * FORGET_AFTER_TTLS])
+            keys=keys, args=[self.name, self.ttl_ms * FORGET_AFTER_TTLS, self._draining_px])
         beats = {members[i].decode(): int(float(members[i + 1])) for i in range(0, len(members), 2)}
-        table = {(int(leases[i]), int(leases[i + 1])): Lease(leases[i + 2].decode(), now + int(leases[i + 3]))
-                 for i in range(0, len(leases), 4) if int(leases[i + 3]) > 0}
-        asks = {(int(wants[i]), int(wants[i + 1])): wants[i + 2].decode() for i in range(0, len(wants), 3)}
+        table = {slots[int(leases[i]) - 1]: Lease(leases[i + 1].decode(), now + int(leases[i + 2]))
+                 for i in range(0, len(leases), 3) if int(leases[i + 2]) > 0}
+        asks = {slots[int(wants[i]) - 1]: wants[i + 1].decode() for i in range(0, len(wants), 2)}
         return FleetView(int(now), beats, table, asks, frozenset(d.decode() for d in draining))
 
     def _slot_key(self, kind: str, slot: Slot) -> str:
@@ -190,6 +208,7 @@ class Collector:
         loop = asyncio.get_running_loop()
         self._failed = loop.create_future()
         await self._check_config()
+        await self._load_scripts()
         view = await self.read_view()
         self.policy = policy = FleetPolicy(self.name, self.shards, self.redundancy, self.ttl_ms, view.now_ms)
         while True:
@@ -227,7 +246,14 @@ class Collector:
                 self._stop_watch(a.shard)
         if not asked:
             return
-        for a, result in zip(asked, await pipe.execute(), strict=True):
+        from redis.exceptions import NoScriptError
+
+        try:
+            results = await pipe.execute()
+        except NoScriptError:  # Redis lost its scripts (restarted): the next heartbeat does it again
+            await self._load_scripts()
+            return
+        for a, result in zip(asked, results, strict=True):
             if isinstance(a, Claim) and result:
                 self.claimed += 1
                 log.info("%s claimed shard %d slot %d", self.name, *a.slot)
@@ -293,11 +319,12 @@ class Collector:
             with contextlib.suppress(Exception):
                 await self._drain(policy)
             with contextlib.suppress(Exception):
+                await self._load_scripts()
                 pipe = self.client.pipeline(transaction=False)
                 for slot in policy.slots:
                     await self._release(keys=[self._slot_key("lease", slot)], args=[self.name], client=pipe)
                 pipe.zrem(self.prefix + "members", self.name)
-                pipe.delete(self.prefix + "draining:" + self.name)
+                pipe.zrem(self.prefix + "draining", self.name)
                 await pipe.execute()
         for shard in list(self._watches):
             task, subs = self._watches.pop(shard)
@@ -312,7 +339,7 @@ class Collector:
 
     async def _drain(self, policy: FleetPolicy) -> None:
         policy.drain()
-        await self.client.set(self.prefix + "draining:" + self.name, 1, px=self.ttl_ms * 4)
+        self._draining_px = self.ttl_ms * 4  # said at every read of the fleet from now on
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 2 * self.ttl_ms / 1000
         while loop.time() < deadline:

@@ -10,9 +10,11 @@ Binance gives most streams an id; a message's :class:`DedupKey` is read from its
 | ``<s>@depth<N>`` (partial), ``<s>@bookTicker`` | ``lastUpdateId`` / ``u`` | none: ids skip |
 | anything else (klines, tickers, ``!…@arr``) | none | none: event time ``E`` + a content digest |
 
-Ids and ``E`` are read from the bytes (the first ``"t":<digits>`` and so on: Binance's compact JSON has
-them at the top level; an array stream's ``E`` is its first element's), by the script in Redis itself;
-:func:`dedup_key` reads them the same way here.
+Ids and ``E`` are the payload's top-level JSON fields (integers; ``E`` is 0 where there is none), read by
+the writer (:func:`fast_keys`: a whole batch of one stream as one JSON array, through msgspec) and handed
+to the script in Redis as numbers. A payload without its stream's id (or that is no JSON object) is keyed
+like an id-less one: ``E`` is then the first ``"E":<digits>`` in its bytes (an array stream's is its
+first element's) and the digest is of its bytes.
 
 The rule (:meth:`DedupState.offer`; ``sinks/redis.py`` runs the same in Lua, one script call per batch):
 
@@ -31,9 +33,12 @@ The rule (:meth:`DedupState.offer`; ``sinks/redis.py`` runs the same in Lua, one
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
+
+import msgspec
 
 #: Statuses of an offered message.
 DUPLICATE: Final = 0
@@ -73,16 +78,8 @@ KIND_DIFF: Final = 3  # u; prev U - 1 (spot)
 KIND_ID: Final = 4  # lastUpdateId or u; ids skip
 KIND_DIFF_PU: Final = 5  # u; prev pu, or U - 1 without one (futures)
 
-# What the Lua script reads: the integer right after the first occurrence of a top-level key in Binance's
-# compact JSON (values are plain integers, nested arrays hold only strings: a key cannot be matched
-# inside another value).
-_E = b'"E":'
-_T = b'"t":'
-_A = b'"a":'
-_LOWER_U = b'"u":'
-_UPPER_U = b'"U":'
-_PU = b'"pu":'
-_LAST_UPDATE = b'"lastUpdateId":'
+# An id-less payload's event time: the integer right after the first "E": in its bytes.
+_E: Final = b'"E":'
 _INT = re.compile(rb"-?\d+")
 
 
@@ -113,31 +110,107 @@ def _digest(data: bytes) -> str:
 
 
 def dedup_key(stream: str, data: bytes, futures: bool = False) -> DedupKey:
-    """The :class:`DedupKey` of one payload of ``stream`` (its bytes as received), read as the Lua script
-    reads it. A payload without its stream's id is keyed like an id-less one (stored once, never lost)."""
-    kind = kind_of(stream, futures)
-    event = _num(_E, data) or 0
-    last: int | None = None
-    prev: int | None = None
+    """The :class:`DedupKey` of one payload of ``stream`` (its bytes as received). A payload without its
+    stream's id is keyed like an id-less one (stored once, never lost)."""
+    return key_by_kind(kind_of(stream, futures), data)
+
+
+class _Trade(msgspec.Struct):
+    E: int = 0
+    t: int | None = None
+
+
+class _Agg(msgspec.Struct):
+    E: int = 0
+    a: int | None = None
+
+
+class _Diff(msgspec.Struct):
+    E: int = 0
+    U: int | None = None
+    u: int | None = None
+    pu: int | None = None
+
+
+class _Id(msgspec.Struct):
+    E: int = 0
+    lastUpdateId: int | None = None  # Binance's field name
+    u: int | None = None
+
+
+_ShapeT = _Trade | _Agg | _Diff | _Id
+_SHAPES: Final[dict[int, type[_ShapeT]]] = {
+    KIND_TRADE: _Trade, KIND_AGG: _Agg, KIND_DIFF: _Diff, KIND_DIFF_PU: _Diff, KIND_ID: _Id}
+_ONE: Final = {k: msgspec.json.Decoder(t) for k, t in _SHAPES.items()}
+_MANY: Final[dict[int, Any]] = {k: msgspec.json.Decoder(list[t])  # type: ignore[valid-type]
+                                 for k, t in _SHAPES.items()}
+
+
+def _ids(kind: int, m: Any) -> tuple[int | None, int | None]:
+    """(prev, last) of a decoded payload of ``kind``."""
     if kind == KIND_TRADE:
-        last = _num(_T, data)
-        prev = None if last is None else last - 1
-    elif kind == KIND_AGG:
-        last = _num(_A, data)
-        prev = None if last is None else last - 1
-    elif kind in (KIND_DIFF, KIND_DIFF_PU):
-        last = _num(_LOWER_U, data)
-        prev = _num(_PU, data) if kind == KIND_DIFF_PU else None
-        if prev is None:
-            upper = _num(_UPPER_U, data)
-            prev = None if upper is None else upper - 1
-    elif kind == KIND_ID:
-        last = _num(_LAST_UPDATE, data)
-        if last is None:
-            last = _num(_LOWER_U, data)
-    if last is None:
-        return DedupKey(None, None, event, _digest(data))
-    return DedupKey(prev, last, event, "")
+        return (None, None) if m.t is None else (m.t - 1, m.t)
+    if kind == KIND_AGG:
+        return (None, None) if m.a is None else (m.a - 1, m.a)
+    if kind == KIND_ID:
+        return None, m.lastUpdateId if m.lastUpdateId is not None else m.u
+    if m.u is None:
+        return None, None
+    if kind == KIND_DIFF_PU and m.pu is not None:
+        return m.pu, m.u
+    return (None if m.U is None else m.U - 1), m.u
+
+
+def key_by_kind(kind: int, data: bytes) -> DedupKey:
+    """:func:`dedup_key` for a stream of ``kind`` (``KIND_*``)."""
+    decoder = _ONE.get(kind)
+    if decoder is not None:
+        try:
+            m = decoder.decode(data)
+        except msgspec.DecodeError:
+            pass
+        else:
+            prev, last = _ids(kind, m)
+            if last is not None:
+                return DedupKey(prev, last, m.E, "")
+    return DedupKey(None, None, _num(_E, data) or 0, _digest(data))
+
+
+_GET_E: Final = operator.attrgetter("E")
+_GET_ID: Final = {KIND_TRADE: operator.attrgetter("t"), KIND_AGG: operator.attrgetter("a"),
+                  KIND_DIFF: operator.attrgetter("u"), KIND_DIFF_PU: operator.attrgetter("u")}
+_GET_U: Final = operator.attrgetter("U")
+_GET_PU: Final = operator.attrgetter("pu")
+
+
+def fast_keys(kind: int, datas: list[bytes]) -> tuple[list[int], list[int], list[int]] | None:
+    """Event times, ids and prevs of ``datas`` (a stream of ``kind`` whose ids chain), decoded as one
+    JSON array, when every payload has its stream's ids (else None: :func:`key_by_kind` one at a time)."""
+    get_id = _GET_ID.get(kind)
+    if get_id is None or not datas:
+        return None
+    try:
+        # One element a payload: a payload giving two would need another giving none, which is no JSON.
+        decoded: list[Any] = _MANY[kind].decode(b"[" + b",".join(datas) + b"]")
+    except msgspec.DecodeError:
+        return None
+    if len(decoded) != len(datas):
+        return None
+    ids: list[Any] = list(map(get_id, decoded))
+    if None in ids:
+        return None
+    if kind == KIND_DIFF_PU:
+        prevs: list[Any] = list(map(_GET_PU, decoded))
+    elif kind == KIND_DIFF:
+        prevs = list(map(_GET_U, decoded))
+        if None in prevs:
+            return None
+        prevs = [u - 1 for u in prevs]
+    else:
+        prevs = [t - 1 for t in ids]
+    if None in prevs:
+        return None
+    return list(map(_GET_E, decoded)), ids, prevs
 
 
 @dataclass(slots=True)

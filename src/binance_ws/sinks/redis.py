@@ -4,18 +4,21 @@ Layout (``market`` is the product's name: ``spot``, ``usdm``, ``coinm``):
 
 * ``binance:<market>:<stream name>`` (e.g. ``binance:spot:btcusdt@trade``): a Redis stream, one entry a
   message, fields ``d`` (the payload bytes as received) and ``r`` (local receive time, ns since the
-  epoch, decimal). Trimmed approximately (``XADD MAXLEN ~``) to about ``maxlen`` entries.
-* ``binance:<market>:<stream name>:dedup``: a small hash, the stream's de-duplication state
+  epoch, decimal). Trimmed approximately (``MAXLEN ~``) to about ``maxlen`` entries.
+* ``{binance:<market>:<stream name>}:dedup``: a small hash, the stream's de-duplication state
   (:mod:`binance_ws.fleet.dedup`): what lets any number of redundant writers store each message once.
+  Its hash tag is the stream's key, so both are in one Redis Cluster hash slot.
 * ``binance:<market>:events``: markers (gaps, resets, reconnects, backfills), fields ``k`` (kind), ``d``
   (the event as JSON), ``w`` (the writer's name), ``r`` (its time, ns).
 
 :class:`RedisSink` (a :class:`~binance_ws.sinks.base.Sink`) gathers what every pump hands it during one
-event-loop turn into one flush (one in flight at a time): one Lua script call (``EVALSHA``) per chunk of
-whole streams, sent as soon as it is packed, reads each message's ids from its bytes, applies the dedup
-rule and ``XADD``\\ s only the new messages, atomically, so writers never race. A message that leaves a
-gap is held briefly (``hold_s``) in case another writer fills it; then (with a ``backfill``, for trades)
-the gap is fetched over REST and stored first; then it is stored anyway.
+event-loop turn into one flush (one in flight at a time). It reads each message's ids itself (one JSON
+decode per stream and flush, :func:`binance_ws.fleet.dedup.fast_keys`); then one Lua script call
+(``EVALSHA``) per chunk of whole streams, sent as soon as it is packed, applies the dedup rule to those
+numbers and ``XADD``\\ s only the new messages, atomically, so writers never race. On Redis Cluster
+(a ``redis.asyncio.cluster.RedisCluster`` client) a chunk holds the streams of one hash slot only.
+A message that leaves a gap is held briefly (``hold_s``) in case another writer fills it; then (with a
+``backfill``, for trades) the gap is fetched over REST and stored first; then it is stored anyway.
 
 :class:`RedisReader` consumes with a consumer group (``XREADGROUP``, ``XACK``; on start it re-reads its
 own pending entries and claims other consumers' entries idle past ``claim_idle_ms``) and yields messages
@@ -34,12 +37,13 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any, Final, Protocol
 
 import orjson
 
 from binance_ws.engine.delivery import RawMessage
-from binance_ws.fleet.dedup import dedup_key, key_of, kind_of
+from binance_ws.fleet.dedup import dedup_key, fast_keys, key_by_kind, key_of, kind_of
 from binance_ws.sinks.base import Entry, Marker
 
 log = logging.getLogger(__name__)
@@ -54,93 +58,59 @@ CHUNK: Final = 2048
 EVENTS_MAXLEN: Final = 100_000
 
 # One call per chunk, seven arguments whatever its size (encoding thousands of small arguments costs the
-# client more than the server's work), and the ids read here, in C, rather than by the client. KEYS: per
-# stream, its Redis stream and its dedup hash. ARGV: [1] maxlen ("0": no trim); [2] the payloads end to
-# end, grouped by stream in KEYS order; [3] their lengths (little-endian uint32); [4] their receive
-# times, 19 digits each; [5] how many each stream has (little-endian uint32); [6] each one's flags (1:
-# store past a gap; 2: never older than what is stored, for backfilled trades whose E is only their
-# trade time); [7] each stream's KIND_* (fleet/dedup.py). Returns {messages added, then the index of
-# each held message, and -index, first missing id, last missing id for each stored past a gap}. The rule
-# is fleet/dedup.py DedupState.offer's; the patterns are dedup_key's.
+# client more than the server's work). The writer reads each message's ids (fleet/dedup.py fast_keys,
+# key_by_kind) and hands them over as numbers, so the script reads no JSON (Redis, one thread shared by a
+# whole fleet, does the least): it applies the rule, XADDs the new messages and trims each stream once a
+# call (XTRIM MAXLEN ~: the same approximate trim as XADD's, without three more arguments a message).
+# KEYS: per stream, its Redis stream and its dedup state (dedup_key_of: the same hash slot). ARGV: [1]
+# maxlen ("0": no trim); [2] the payloads end to end, grouped by stream in KEYS order; [3] their lengths
+# (little-endian uint32); [4] their receive times, 19 digits each; [5] how many each stream has
+# (little-endian uint32); [6] each one's flags (FORCE: store past a gap; FLOOR: never older than what is
+# stored, for backfilled trades whose E is only their trade time; HAS_ID: ids given; HAS_PREV: its prev
+# too); [7] each one's event time, id and prev (three little-endian doubles: exact below 2^53). Returns
+# {messages added, then the index of each held message, and -index, first missing id, last missing id
+# for each stored past a gap}. The rule is fleet/dedup.py DedupState.offer's.
 _WRITE_LUA: Final = """
-local maxlen, blob, lens, times, counts, flagstr, kinds = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
+local maxlen, blob, lens, times, counts, flagstr, ids = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
   ARGV[6], ARGV[7]
 local out = {0}
-local off, i = 1, 0
-local match, sub, byte, find, unpack = string.match, string.sub, string.byte, string.find, struct.unpack
--- The integer after the first occurrence of key (a plain search, then digits anchored there).
-local function num(d, key)
-  local p = find(d, key, 1, true)
-  if p then return tonumber(match(d, '^%-?%d+', p + #key)) end
-end
+local off, i, n = 1, 0, 1
+local sub, byte, find, unpack, call = string.sub, string.byte, string.find, struct.unpack, redis.call
+local trim = maxlen ~= '0'
 for k = 1, #counts / 4 do
   local stream = KEYS[2 * k - 1]
-  local v = redis.call('HMGET', KEYS[2 * k], 'l', 'e', 'h')
+  local v = call('HMGET', KEYS[2 * k], 'l', 'e', 'h')
   local sl, se, sh, dirty, held = tonumber(v[1]), tonumber(v[2]) or 0, v[3] or '', false, false
-  local kind = byte(kinds, k)
   for _ = 1, unpack('<I4', counts, 4 * k - 3) do
     i = i + 1
-    local len = unpack('<I4', lens, 4 * i - 3)
-    local d = sub(blob, off, off + len - 1)
-    off = off + len
+    local from = off
+    off = off + unpack('<I4', lens, 4 * i - 3)
     local status = 0
     if held then
       status = 2
     else
-      local flags = byte(flagstr, i)
-      local e, last, prev
-      -- Binance's usual key order, read in one match; anything else key by key (the same values: the
-      -- first occurrence of each key).
-      if kind == 1 then
-        e, last = match(d, '^{"e":"trade","E":(%d+),"s":"[^"]*","t":(%d+),')
-      elseif kind == 2 then
-        e, last = match(d, '^{"e":"aggTrade","E":(%d+),"s":"[^"]*","a":(%d+),')
-      elseif kind == 3 then
-        e, prev, last = match(d, '^{"e":"depthUpdate","E":(%d+),"s":"[^"]*","U":(%d+),"u":(%d+),')
-        if prev then prev = tonumber(prev) - 1 end
-      end
-      if last then
-        e, last = tonumber(e), tonumber(last)
-        if kind ~= 3 then prev = last - 1 end
-      else
-        e = num(d, '"E":')
-        if kind == 1 then
-          last = num(d, '"t":')
-          if last then prev = last - 1 end
-        elseif kind == 2 then
-          last = num(d, '"a":')
-          if last then prev = last - 1 end
-        elseif kind == 3 or kind == 5 then
-          last = num(d, '"u":')
-          if kind == 5 then prev = num(d, '"pu":') end
-          if not prev then
-            prev = num(d, '"U":')
-            if prev then prev = prev - 1 end
-          end
-        elseif kind == 4 then
-          last = num(d, '"lastUpdateId":') or num(d, '"u":')
-        end
-      end
-      e = e or 0
-      if flags >= 2 and e < se then e = se end
-      if last then
+      local f = byte(flagstr, i)
+      local e, last, prev = unpack('<ddd', ids, 24 * i - 23)
+      if f % 4 >= 2 and e < se then e = se end
+      if f >= 4 then
         if sl == nil then status = 1
         elseif e < se then status = 0
         elseif last <= sl then
           if e > se then status = 1 end
-        elseif prev and prev > sl then
-          if flags % 2 == 0 then
+        elseif f >= 8 and prev > sl then
+          if f % 2 == 0 then
             status = 2
           else  -- stored past a gap nobody filled: said so (its first and last missing ids)
             status = 1
-            out[#out + 1] = -i
-            out[#out + 1] = sl + 1
-            out[#out + 1] = prev
+            out[n + 1] = -i
+            out[n + 2] = sl + 1
+            out[n + 3] = prev
+            n = n + 3
           end
         else status = 1 end
         if status == 1 then sl = last; se = e; dirty = true end
       else
-        local h = sub(redis.sha1hex(d), 1, 16)
+        local h = sub(redis.sha1hex(sub(blob, from, off - 1)), 1, 16)
         if e > se or sh == '' then
           status = 1; se = e; sh = h; dirty = true
         elseif e == se and find(sh, h, 1, true) == nil then
@@ -151,23 +121,20 @@ for k = 1, #counts / 4 do
       end
     end
     if status == 1 then
-      local r = sub(times, i * 19 - 18, i * 19)
-      if maxlen == '0' then
-        redis.call('XADD', stream, '*', 'd', d, 'r', r)
-      else
-        redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'd', d, 'r', r)
-      end
+      call('XADD', stream, '*', 'd', sub(blob, from, off - 1), 'r', sub(times, i * 19 - 18, i * 19))
       out[1] = out[1] + 1
     elseif status == 2 then
       held = true
-      out[#out + 1] = i
+      n = n + 1
+      out[n] = i
     end
   end
   if dirty then
+    if trim then call('XTRIM', stream, 'MAXLEN', '~', maxlen) end
     if sl then
-      redis.call('HSET', KEYS[2 * k], 'l', string.format('%d', sl), 'e', string.format('%d', se), 'h', sh)
+      call('HSET', KEYS[2 * k], 'l', string.format('%d', sl), 'e', string.format('%d', se), 'h', sh)
     else
-      redis.call('HSET', KEYS[2 * k], 'e', string.format('%d', se), 'h', sh)
+      call('HSET', KEYS[2 * k], 'e', string.format('%d', se), 'h', sh)
     end
   end
 end
@@ -177,6 +144,33 @@ return out
 #: Flags of a message in a script call.
 FORCE: Final = 1
 FLOOR: Final = 2
+HAS_ID: Final = 4
+HAS_PREV: Final = 8
+_ID_PREV: Final = bytes([HAS_ID | HAS_PREV])
+
+
+def message_ids(kind: int, datas: list[bytes], ids: array[float], flags: bytearray) -> None:
+    """Append the script's numbers (event time, id, prev: three a message) and id flags of ``datas`` (a
+    stream of ``kind``) to ``ids`` and ``flags``."""
+    n = len(datas)
+    fast = fast_keys(kind, datas)
+    if fast is not None:
+        part = array("d", bytes(24 * n))
+        part[0::3], part[1::3], part[2::3] = (array("d", column) for column in fast)
+        ids += part
+        flags += _ID_PREV * n
+        return
+    for key in map(partial(key_by_kind, kind), datas):
+        last, prev = key.last, key.prev
+        if last is None:
+            ids.extend((key.event_ms, 0, 0))
+            flags.append(0)
+        elif prev is None:
+            ids.extend((key.event_ms, last, 0))
+            flags.append(HAS_ID)
+        else:
+            ids.extend((key.event_ms, last, prev))
+            flags.append(HAS_ID | HAS_PREV)
 
 
 def pack_messages(streams: Sequence[str], items: Sequence[tuple[int, bytes, int, int]],
@@ -184,8 +178,6 @@ def pack_messages(streams: Sequence[str], items: Sequence[tuple[int, bytes, int,
     """The script's ARGV[2..7] for ``(stream index, payload, receive ns, flags)`` messages of
     ``streams`` (index 1 is ``streams[0]``; ``futures``: USD-M or COIN-M streams), grouped by stream in
     index order (raises ValueError otherwise)."""
-    times: dict[int, bytes] = {}
-    lens = array("I", [len(data) for _, data, _, _ in items])
     counts = array("I", bytes(4 * len(streams)))
     last = 0
     for i, _, _, _ in items:
@@ -193,14 +185,25 @@ def pack_messages(streams: Sequence[str], items: Sequence[tuple[int, bytes, int,
             raise ValueError("messages must come grouped by stream, in index order")
         counts[i - 1] += 1
         last = i
+    ids = array("d")
+    flags = bytearray()
+    for i, data, _, f in items:
+        message_ids(kind_of(streams[i - 1], futures), [data], ids, flags)
+        flags[-1] |= f
+    lens = array("I", [len(data) for _, data, _, _ in items])
     if sys.byteorder == "big":
-        lens.byteswap()
-        counts.byteswap()
+        for a in (lens, counts, ids):
+            a.byteswap()
     return (b"".join([data for _, data, _, _ in items]), lens.tobytes(),
-            b"".join([times.get(r) or times.setdefault(r, b"%019d" % r) for _, _, r, _ in items]),
-            counts.tobytes(),
-            bytes([f for _, _, _, f in items]),
-            bytes([kind_of(s, futures) for s in streams]))
+            _times([r for _, _, r, _ in items]), counts.tobytes(), bytes(flags), ids.tobytes())
+
+
+def _times(received: list[int]) -> bytes:
+    """Receive times, 19 digits each (ns since the epoch: 19 digits from 2001 to 2286)."""
+    out = (b"%019d" * len(received)) % tuple(received)
+    if len(out) != 19 * len(received):
+        raise ValueError("a receive time is not between 0 and 10^19 ns")
+    return out
 
 
 _DATA: Final = operator.itemgetter(2)  # Entry.data
@@ -208,7 +211,18 @@ _RECEIVED: Final = operator.itemgetter(0)  # Entry.received_ns
 
 
 def dedup_key_of(stream_key: str) -> str:
-    return stream_key + ":dedup"
+    """The dedup state's key of a Redis stream: ``{<stream key>}:dedup``, whose hash tag puts it in the
+    stream's hash slot (a key without braces hashes whole), so a script touching both is Redis Cluster
+    safe."""
+    return "{" + stream_key + "}:dedup"
+
+
+def _is_cluster(client: Any) -> bool:
+    try:
+        from redis.asyncio.cluster import RedisCluster
+    except ImportError:  # pragma: no cover - redis is what the client is made of
+        return False
+    return isinstance(client, RedisCluster)
 
 
 class Backfill(Protocol):
@@ -267,6 +281,20 @@ class RedisSink:
         self._loaded = False
         self._keys: dict[str, str] = {}
         self._kinds: dict[str, int] = {}
+        #: A stream's hash slot, with a Redis Cluster client (None: one Redis, any keys in one call).
+        self._slot_of: Callable[[str], int] | None = None
+        if _is_cluster(client):
+            from redis.crc import key_slot
+
+            slots: dict[str, int] = {}
+
+            def slot_of(stream: str) -> int:
+                slot = slots.get(stream)
+                if slot is None:
+                    slot = slots[stream] = key_slot(self._key(stream).encode())
+                return slot
+
+            self._slot_of = slot_of
         self._queue: list[Entry] = []
         self._held: dict[str, list[_Pending]] = {}
         self._flush: asyncio.Future[None] | None = None
@@ -375,51 +403,61 @@ class RedisSink:
         chunk: list[tuple[str, list[Any]]] = []
         size = 0
         streams = list(by_stream.items())
+        slot_of = self._slot_of
+        if slot_of is not None:  # Redis Cluster: a call's keys share one hash slot
+            streams.sort(key=lambda item: slot_of(item[0]))
         for n, (stream, items) in enumerate(streams, 1):
             chunk.append((stream, items))
             size += len(items)
-            if size < CHUNK and n < len(streams):
+            if size < CHUNK and n < len(streams) and (
+                    slot_of is None or slot_of(streams[n][0]) == slot_of(stream)):
                 continue
             keys: list[str] = []
             flat: list[Any] = []
             datas: list[bytes] = []
             received: list[int] = []
             flags = bytearray()
+            ids: array[float] = array("d")
             counts = array("I")
-            kinds = bytearray()
             for name, part in chunk:
                 key = self._key(name)
                 keys += (key, dedup_key_of(key))
-                kinds.append(self._kind(name))
                 counts.append(len(part))
                 flat += part
                 if not isinstance(part[0], _Pending):  # the usual case: new messages only
-                    datas += map(_DATA, part)
+                    mine = list(map(_DATA, part))
                     received += map(_RECEIVED, part)
-                    flags += bytes(len(part))
-                    continue
-                for item in part:
-                    if isinstance(item, _Pending):
-                        since = item.held_since
-                        f = item.flags
-                        if force_all or (since is not None and now - since >= hold_s):
-                            f |= FORCE
-                        entry = item.entry
-                    else:
-                        f, entry = 0, item
-                    datas.append(entry.data)
-                    received.append(entry.received_ns)
-                    flags.append(f)
+                else:
+                    mine = []
+                    extra = bytearray()
+                    for item in part:
+                        if isinstance(item, _Pending):
+                            since = item.held_since
+                            f = item.flags
+                            if force_all or (since is not None and now - since >= hold_s):
+                                f |= FORCE
+                            entry = item.entry
+                        else:
+                            f, entry = 0, item
+                        mine.append(entry.data)
+                        received.append(entry.received_ns)
+                        extra.append(f)
+                datas += mine
+                start = len(flags)
+                message_ids(self._kind(name), mine, ids, flags)
+                if isinstance(part[0], _Pending):
+                    for j, f in enumerate(extra, start):
+                        flags[j] |= f
             lens = array("I", map(len, datas))
             if sys.byteorder == "big":
-                lens.byteswap()
-                counts.byteswap()
-            times: dict[int, bytes] = {}
-            args = (str(self.maxlen), b"".join(datas), lens.tobytes(),
-                    b"".join([times.get(r) or times.setdefault(r, b"%019d" % r) for r in received]),
-                    counts.tobytes(), bytes(flags), bytes(kinds))
+                for arr in (lens, counts, ids):
+                    arr.byteswap()
+            args = (str(self.maxlen), b"".join(datas), lens.tobytes(), _times(received), counts.tobytes(),
+                    bytes(flags), ids.tobytes())
             sent.append((flat, asyncio.ensure_future(self._call(keys, args))))
             chunk, size = [], 0
+            if n < len(streams):
+                await asyncio.sleep(0)  # the call goes out now: Redis runs it while the next is packed
         await asyncio.wait([task for _, task in sent])
         self.calls += len(sent)
         failure: BaseException | None = None
