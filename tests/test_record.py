@@ -121,7 +121,6 @@ def _closed_port() -> int:
     (["BTCUSDT@trade"], ["lowercase", "btcusdt@trade"]),
     (["btcusdt@trade", "--market", "moon"], ["--market", "usdm"]),
     (["btcusdt@trade", "--format", "csv"], ["--format", "hftbacktest"]),
-    (["btcusdt@trade", "--sim", "--market", "usdm"], ["--sim", "spot"]),
     (["btcusdt@trade", "--compress", "bz2"], ["--compress"]),
     (["btcusdt@trade", "--sim", "--endpoint", "ws://127.0.0.1:1"], ["--sim", "--endpoint"]),
     (["btcusdt@trade", "--sim", "--testnet"], ["--sim", "--testnet"]),

@@ -240,6 +240,8 @@ async def _collect(names: list[str], product: Any, label: str, use_sim: bool, ur
         except asyncio.CancelledError:
             await collector.stop(release=True)
             if stopping.is_set():
+                if main is not None:
+                    main.uncancel()  # the SIGTERM's cancel is handled: the rest of the exit runs normally
                 return EXIT_OK
             raise KeyboardInterrupt from None
         except CollectorError as exc:

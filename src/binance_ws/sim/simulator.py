@@ -140,14 +140,10 @@ class Simulator:
         for task in (self._driver, self._replay_task):
             if task is not None:
                 task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    current = asyncio.current_task()
-                    if current is not None and current.cancelling():
-                        raise  # stop() itself is being cancelled
-                except Exception as exc:  # already logged where it happened (Replay.run, the driver)
-                    failure = failure or exc
+                # wait() never raises the task's own CancelledError, only stop()'s (which propagates).
+                await asyncio.wait((task,))
+                if not task.cancelled() and (exc := task.exception()) is not None:
+                    failure = failure or exc  # already logged where it happened (Replay.run, the driver)
         await self.stream_server.stop()
         await self.rest.stop()
         if failure is not None:
