@@ -89,6 +89,15 @@ def fleet_prefix(market: str) -> str:
     return "{binance:" + market + ":fleet}:"
 
 
+def _raise_if_cancel_was_swallowed() -> None:
+    """A cancelled member must stop (it would renew its leases forever): redis-py 8 swallows a
+    cancellation landing inside some commands (pyproject pins ``redis<8``; this guards against another
+    client doing the same), so the loop re-raises one the task still owes."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class CollectorError(Exception):
     """The member stops: ``str()`` is one line, ``code`` the CLI's exit status (1 or 2)."""
 
@@ -222,6 +231,7 @@ class Collector:
                 self._failed.result()
             await self.client.pexpire(self.prefix + "config", self.ttl_ms * FORGET_AFTER_TTLS)
             view = await self.read_view()
+            _raise_if_cancel_was_swallowed()
 
     async def _carry_out(self, actions: list[Any]) -> None:
         pipe = self.client.pipeline(transaction=False)
