@@ -357,3 +357,63 @@ async def test_a_batch_with_a_payload_unlike_the_rest_is_stored_right(redis_clie
     assert rows == [trade(1), trade(2), odd, trade(3), trade(4)]
     assert (sink.added, sink.duplicates) == (5, 3)
     await sink.close()
+
+
+async def test_a_reader_task_cancelled_mid_command_stops(redis_client: Any) -> None:
+    """redis-py 8.0 and 8.2 swallow a cancellation that lands inside about half the commands it hits; a
+    consumer looping over a reader must still stop when its task is cancelled, wherever the cancel lands
+    (and what it had been handed but not acknowledged is read again: nothing is skipped)."""
+    sink = RedisSink(redis_client, "spot")
+    next_id = 1
+    stop_writing = asyncio.Event()
+
+    async def writer() -> None:
+        nonlocal next_id
+        while not stop_writing.is_set():
+            await sink.write(entries(range(next_id, next_id + 20)))
+            next_id += 20
+            await asyncio.sleep(0.001)
+
+    seen: set[int] = set()
+
+    async def consume(reader: RedisReader) -> None:
+        async for msg in reader:
+            seen.add(msg["t"])
+
+    writing = asyncio.create_task(writer())
+    rng = random.Random(7)
+    try:
+        for _ in range(60):
+            reader = RedisReader(redis_client, ["btcusdt@trade"], group="g", consumer="c", count=16,
+                                 block_ms=50)
+            task = asyncio.create_task(consume(reader))
+            await asyncio.sleep(rng.uniform(0.0, 0.01))
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=3)
+            assert done, "a cancelled reader task went on reading"
+            assert task.cancelled()
+    finally:
+        stop_writing.set()
+        await writing
+    await sink.close()
+    reader = RedisReader(redis_client, ["btcusdt@trade"], group="g", consumer="c", block_ms=50)
+    while len(seen) < next_id - 1:
+        seen.add((await asyncio.wait_for(reader.recv(), 5))["t"])
+    assert seen == set(range(1, next_id))
+
+
+async def test_cancelling_one_writer_leaves_the_shared_flush_to_the_others(redis_client: Any) -> None:
+    """Writers of one event-loop turn share a flush: one of them cancelled must not fail the others'
+    writes, and what it handed over is stored all the same."""
+    sink = RedisSink(redis_client, "spot")
+    first = asyncio.create_task(sink.write(entries([1, 2])))
+    second = asyncio.create_task(sink.write(entries([3], "ethusdt@trade")))
+    await asyncio.sleep(0)  # both have queued their entries and wait on the same flush
+    first.cancel()
+    await second  # would raise CancelledError if the cancel reached the shared flush
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    assert first.cancelled()
+    await sink.close()
+    assert await stored_ids(redis_client) == [1, 2]
+    assert await stored_ids(redis_client, b"binance:spot:ethusdt@trade") == [3]

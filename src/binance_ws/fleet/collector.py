@@ -37,7 +37,14 @@ from binance_ws.fleet.lease import (
     shard_of,
 )
 from binance_ws.sinks.base import Entry, Marker, Pump
-from binance_ws.sinks.redis import DEFAULT_HOLD_S, DEFAULT_MAXLEN, Backfill, RedisSink
+from binance_ws.sinks.redis import (
+    DEFAULT_HOLD_S,
+    DEFAULT_MAXLEN,
+    Backfill,
+    RedisSink,
+    cancels,
+    raise_owed_cancel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +94,6 @@ def fleet_prefix(market: str) -> str:
     """What every fleet key of ``market`` starts with: ``{binance:<market>:fleet}:`` (its hash tag puts them
     all in one Redis Cluster hash slot, so one script may touch any of them)."""
     return "{binance:" + market + ":fleet}:"
-
-
-def _raise_if_cancel_was_swallowed() -> None:
-    """A cancelled member must stop (it would renew its leases forever): redis-py 8.0 and 8.2 swallow a
-    cancellation landing inside about half the commands it hits (5.2, 6.4 and 7.4 none; 7.x cannot
-    pipeline EVALSHA on a cluster, which the fleet needs), so the loop re-raises one the task still owes."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class CollectorError(Exception):
@@ -215,6 +213,9 @@ class Collector:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        # A cancelled member must stop (it would renew its leases for ever), and redis-py 8 may swallow
+        # the cancellation (see raise_owed_cancel; 7.x cannot pipeline EVALSHA on a cluster).
+        owed = cancels()
         self._failed = loop.create_future()
         await self._check_config()
         await self._load_scripts()
@@ -231,7 +232,7 @@ class Collector:
                 self._failed.result()
             await self.client.pexpire(self.prefix + "config", self.ttl_ms * FORGET_AFTER_TTLS)
             view = await self.read_view()
-            _raise_if_cancel_was_swallowed()
+            raise_owed_cancel(owed)
 
     async def _carry_out(self, actions: list[Any]) -> None:
         pipe = self.client.pipeline(transaction=False)

@@ -225,6 +225,21 @@ def _is_cluster(client: Any) -> bool:
     return isinstance(client, RedisCluster)
 
 
+def cancels() -> int:
+    """How many cancellations the current task has been asked for (0 outside a task)."""
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
+def raise_owed_cancel(before: int) -> None:
+    """Raise the :class:`asyncio.CancelledError` the current task was asked for since ``before``
+    (:func:`cancels` then) but never got: redis-py 8.0 and 8.2 swallow a cancellation that lands inside
+    about half the commands it hits (measured: 5.2, 6.4 and 7.4 none). Called after each Redis call of a
+    loop, so a cancelled task stops instead of going on for ever."""
+    if cancels() > before:
+        raise asyncio.CancelledError
+
+
 class Backfill(Protocol):
     """Fetches the messages of a gap (ids ``first..last``) from elsewhere: REST for trades
     (:class:`binance_ws.fleet.backfill.TradeBackfill`)."""
@@ -327,7 +342,8 @@ class RedisSink:
         if self._closed:
             raise RuntimeError("the Redis sink is closed")
         self._queue.extend(entries)
-        await self._schedule()
+        # Shielded: the flush is shared by every writer, so cancelling one must not cancel the others'.
+        await asyncio.shield(self._schedule())
 
     def _schedule(self) -> asyncio.Future[None]:
         """The flush that will take what is queued: one per event-loop turn, shared by every writer."""
@@ -682,14 +698,18 @@ class RedisReader:
 
     async def recv(self) -> Any:
         """The next message (waits for one)."""
-        while not self._buffer:
-            try:
-                await self._fill()
-            except asyncio.CancelledError:
-                # Entries Redis handed over as the read was cancelled are pending for this consumer:
-                # the next read starts with the pending ones again, so none is skipped.
-                self._pending_done = False
-                raise
+        if not self._buffer:
+            before = cancels()
+            while not self._buffer:
+                try:
+                    await self._fill()
+                    raise_owed_cancel(before)
+                except asyncio.CancelledError:
+                    # Entries Redis handed over as the read was cancelled are pending for this consumer:
+                    # the next read starts with the pending ones again, so none is skipped (nor doubled).
+                    self._buffer.clear()
+                    self._pending_done = False
+                    raise
         key, entry_id, fields = self._buffer.popleft()
         self._unacked.setdefault(key, []).append(entry_id)
         self.delivered += 1
