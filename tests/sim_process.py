@@ -6,6 +6,7 @@ account's keys from the command's stdout, exactly as a reader copies them from a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import subprocess
@@ -21,6 +22,19 @@ from tests.paths import REPO
 SIM_COMMAND = [sys.executable, "-m", "binance_ws.cli", "sim"]
 #: Long enough for a loaded 2-core machine to start Python, the simulator and generate an RSA key.
 START_TIMEOUT_S = 60.0
+
+
+async def printed_lines(stdout: asyncio.StreamReader | None, until: str = "symbols") -> dict[str, str]:
+    """What a ``binance-ws sim`` started with ``asyncio.create_subprocess_exec`` printed, by label, up
+    to the line labelled ``until``."""
+    assert stdout is not None
+    lines: dict[str, str] = {}
+    while until not in lines:
+        line = (await asyncio.wait_for(stdout.readline(), START_TIMEOUT_S)).decode()
+        assert line, "the command ended before it served"
+        key, _, value = line.partition(":")
+        lines[key] = value.strip()
+    return lines
 
 
 def _exports(value: str) -> dict[str, str]:

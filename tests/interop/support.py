@@ -31,17 +31,19 @@ async def rest_get(sim: Simulator, path: str, **params: Any) -> Any:
 
 
 class Stepper:
-    """Drives the simulator's order flow from a task (about 100 actions a second per symbol) until
-    :meth:`stop`; the book moves while clients connect and synchronise, then holds still."""
+    """Drives the simulator's order flow from a task (a step every ``interval_s``: about 100 actions a
+    second per symbol by default) until :meth:`stop`; the book moves while clients connect and
+    synchronise, then holds still."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Simulator, interval_s: float = 0.01) -> None:
         self.sim = sim
+        self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
         while True:
             self.sim.step()
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(self.interval_s)
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -14,7 +14,6 @@ pointed at the simulator's ``/ws`` and it finds the routes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -24,31 +23,12 @@ import pytest
 
 from binance_ws.sim import Simulator
 from binance_ws.sim.futures.product import product_config
+from tests.interop.support import Stepper
 
 pytestmark = pytest.mark.interop
 
 SYMBOL = "BTCUSDT"
 DEADLINE_S = 20.0
-
-
-class Stepper:
-    """Drives the order flow (about 50 actions a second per symbol) until :meth:`stop`."""
-
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
-        self._task: asyncio.Task[None] | None = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            self.sim.step()
-            await asyncio.sleep(0.02)
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 @pytest.fixture
@@ -123,7 +103,7 @@ async def test_python_binance_mark_price_sockets(fsim: Simulator, pb: tuple[Any,
 
 async def test_python_binance_kline_and_multiplex_sockets(fsim: Simulator, pb: tuple[Any, Any]) -> None:
     _, bm = pb
-    stepper = Stepper(fsim)
+    stepper = Stepper(fsim, 0.02)
     try:
         agg = await _first(bm.futures_multiplex_socket([f"{SYMBOL.lower()}@aggTrade"]))  # /market
         kline = await _first(bm.kline_futures_socket(SYMBOL))  # continuousKline, perpetual
@@ -178,7 +158,7 @@ def _ccxt(sim: Simulator) -> Any:
 
 async def test_ccxt_binanceusdm_watch_trades(fsim: Simulator) -> None:
     exchange = _ccxt(fsim)
-    stepper = Stepper(fsim)
+    stepper = Stepper(fsim, 0.02)
     seen: dict[str, Any] = {}
     try:
         while len(seen) < 3:
@@ -201,7 +181,7 @@ async def test_ccxt_binanceusdm_watch_trades(fsim: Simulator) -> None:
 
 async def test_ccxt_binanceusdm_watch_order_book(fsim: Simulator) -> None:
     exchange = _ccxt(fsim)
-    stepper = Stepper(fsim)
+    stepper = Stepper(fsim, 0.02)
     try:
         book = await asyncio.wait_for(exchange.watch_order_book("BTC/USDT:USDT"), DEADLINE_S)
         first = book["nonce"]

@@ -22,6 +22,7 @@ from binance_ws.sim.futures.product import product_config
 from binance_ws.sim.replay import Replay
 from tests.paths import DATA
 from tests.sim._client import TIMEOUT, RawClient, connect
+from tests.sim_process import printed_lines
 
 USDM_CAPTURE = DATA / "usdm_btcusdt_20240808.hftbacktest.gz"
 
@@ -209,14 +210,8 @@ def test_sim_market_refuses_bad_input_in_one_line(args: list[str], message: str)
 async def test_sim_market_usdm_prints_every_route_and_serves_them() -> None:
     proc = await asyncio.create_subprocess_exec(*_SIM, "--market", "usdm", stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.DEVNULL)
-    assert proc.stdout is not None
     try:
-        lines: dict[str, str] = {}
-        while "symbols" not in lines:
-            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-            assert line, "the command ended before it served"
-            key, _, value = line.partition(":")
-            lines[key] = value.strip()
+        lines = await printed_lines(proc.stdout)
         assert {"public", "market", "private", "legacy", "REST", "control"} <= lines.keys()
         assert lines["symbols"] == "BTCUSDT ETHUSDT"
         public = lines["public"].split()[0].replace("<stream>", "btcusdt@depth5@100ms")
@@ -235,14 +230,8 @@ async def test_sim_replay_of_the_usdm_capture_serves_it_as_usdm_without_market()
     proc = await asyncio.create_subprocess_exec(*_SIM, "--replay", str(USDM_CAPTURE), "--speed", "0",
                                                 stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.DEVNULL)
-    assert proc.stdout is not None
     try:
-        lines: dict[str, str] = {}
-        while "symbols" not in lines:
-            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-            assert line, "the command ended before it served"
-            key, _, value = line.partition(":")
-            lines[key] = value.strip()
+        lines = await printed_lines(proc.stdout)
         assert lines["REST"].endswith("/fapi/v1/exchangeInfo") and "public" in lines
         public = lines["public"].split()[0].replace("<stream>", "btcusdt@depth@0ms")
         depth = await connect(public)

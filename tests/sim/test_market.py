@@ -31,6 +31,7 @@ from binance_ws.sim.config import (
 from binance_ws.sim.exchange import SCALE, fmt
 from tests.sim._client import RawClient
 from tests.sim.test_feeds import Market
+from tests.sim_process import printed_lines
 
 #: Binance's symbol pattern (spot exchangeInfo / error -1100 text).
 SYMBOL = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
@@ -260,14 +261,8 @@ def test_sim_command_refuses_bad_input_in_one_line(args: list[str], message: str
 async def test_sim_command_serves_2000_symbols() -> None:
     proc = await asyncio.create_subprocess_exec(*_SIM, "--symbols", "2000", stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.DEVNULL)
-    assert proc.stdout is not None
     try:
-        lines: dict[str, str] = {}
-        while "symbols" not in lines:
-            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-            assert line, "the command ended before it served"
-            key, _, value = line.partition(":")
-            lines[key] = value.strip()
+        lines = await printed_lines(proc.stdout)
         assert lines["symbols"] == "2000: SYM0001USDT SYM0002USDT SYM0003USDT ... SYM2000USDT"
         rest_url = lines["REST"].split()[0]
         stream_url = lines["streams"].split()[0].removesuffix("/ws/<stream>")
@@ -306,14 +301,8 @@ async def test_sim_command_serves_named_symbols() -> None:
     proc = await asyncio.create_subprocess_exec(
         *_SIM, "--symbols", "BTCUSDT,XRPUSDT", "--no-demo-account", stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL)
-    assert proc.stdout is not None
     try:
-        lines: dict[str, str] = {}
-        while "try" not in lines:
-            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-            assert line, "the command ended before it served"
-            key, _, value = line.partition(":")
-            lines[key] = value.strip()
+        lines = await printed_lines(proc.stdout, "try")
         assert lines["symbols"] == "BTCUSDT XRPUSDT"
         stream_url = lines["streams"].split()[0].removesuffix("/ws/<stream>")
         _, client = await ws_connect(TimedClient, f"{stream_url}/stream?streams=xrpusdt@trade",
