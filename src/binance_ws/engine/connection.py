@@ -1159,8 +1159,10 @@ class Connection:
         """Wait for the answers to a SUBSCRIBE; returns the refused streams. Raises ConnectionClosedError
         if the socket closes first or (after dropping it) does not answer in time."""
         try:
-            results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True),
-                                             self.settings.request_timeout_s + len(futures) / 4)
+            # asyncio.timeout, not wait_for: on 3.11 a wait_for cancelled with its task leaves the
+            # gather's CancelledError unretrieved, and asyncio logs it on stderr at exit.
+            async with asyncio.timeout(self.settings.request_timeout_s + len(futures) / 4):
+                results = await asyncio.gather(*futures, return_exceptions=True)
         except TimeoutError:
             log.warning("%s: no answer to SUBSCRIBE; dropping the socket", self.conn_id)
             if link.transport is not None:
@@ -1183,9 +1185,9 @@ class Connection:
         refused: dict[str, errors.SubscriptionError] = {}
         for part in ((streams[:half], streams[half:]) if half else (streams,)):
             try:
-                results = await asyncio.wait_for(
-                    asyncio.gather(link.request_alone("SUBSCRIBE", part), return_exceptions=True),
-                    self.settings.request_timeout_s)
+                async with asyncio.timeout(self.settings.request_timeout_s):  # not wait_for: see _answers
+                    results = await asyncio.gather(link.request_alone("SUBSCRIBE", part),
+                                                   return_exceptions=True)
             except TimeoutError:
                 # As in _answers: a server that stopped answering is dropped, and the caller retries on
                 # the next socket.
