@@ -31,11 +31,20 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError(SKIP_REASON)
+        self.binary = binary
+        self.directory = directory
+        self.args = args
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, after :meth:`kill`: same port, same directory, so an AOF given in
+        ``args`` is loaded back)."""
+        directory = self.directory
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(directory), "--logfile", str(directory / "redis.log"), *args],
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(directory), "--logfile", str(directory / "redis.log"), *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while True:
@@ -50,6 +59,12 @@ class RedisServer:
                 self.stop()
                 raise RuntimeError(f"redis-server did not start: see {directory / 'redis.log'}")
             time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: the server goes away at once, as in a crash."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -417,3 +417,33 @@ async def test_cancelling_one_writer_leaves_the_shared_flush_to_the_others(redis
     await sink.close()
     assert await stored_ids(redis_client) == [1, 2]
     assert await stored_ids(redis_client, b"binance:spot:ethusdt@trade") == [3]
+
+
+async def test_a_write_waits_through_a_redis_restart_and_gives_up_past_the_outage_limit(
+        redis_server: Any) -> None:
+    """The sink alone (no fleet): a write made while Redis is away waits and lands once it is back; one
+    made with a shorter limit fails with RedisGone, one line naming the limit and the cause."""
+    import redis.asyncio as aioredis
+
+    from binance_ws.sinks.redis import RedisGone
+
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        sink = RedisSink(client, "spot", outage_s=30.0)
+        await sink.write(entries([1, 2]))
+        redis_server.kill()
+        waiting = asyncio.create_task(sink.write(entries([3, 4])))
+        await asyncio.sleep(1.0)
+        assert not waiting.done()  # held while Redis is away, not failed
+        await asyncio.to_thread(redis_server.start)  # no persistence: it comes back empty
+        await asyncio.wait_for(waiting, 20)
+        assert await stored_ids(client) == [3, 4]
+        assert sink.outage.outages == 1 and not sink.outage.down
+        await sink.close()
+
+        quick = RedisSink(client, "spot", outage_s=0.5)
+        redis_server.kill()
+        with pytest.raises(RedisGone, match=r"^Redis did not answer the sink for 0.5 s \(ConnectionError: "):
+            await asyncio.wait_for(quick.write(entries([5])), 20)
+    finally:
+        await client.aclose()

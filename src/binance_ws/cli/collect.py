@@ -110,6 +110,9 @@ def collect(
                             "with --endpoint unless given).")] = None,
     backfill_weight: Annotated[int, typer.Option(
         metavar="N", help="REST weight a minute backfilling may spend (0: never backfill).")] = 2400,
+    redis_outage: Annotated[float, typer.Option(
+        metavar="SECONDS", help="How long to go on while Redis does not answer (a restart, a failover): "
+                                "writes wait and are tried again (0: give up at once).")] = 60.0,
     name: Annotated[str | None, typer.Option(
         metavar="NAME", help="This member's name in the fleet (default: host:pid).")] = None,
     verbose: Annotated[bool, typer.Option(
@@ -125,11 +128,14 @@ def collect(
     Exit status: 0 on SIGTERM (leases released: others take over at once); 2 for bad input (a stream
     name, an option, a stream the server refuses, a wrong or missing Redis password, a fleet started
     with other streams or --shards); 1 when Redis, the stream server or --rest cannot be reached (or
-    --redis is not a Redis server), or reconnecting gave up.
+    --redis is not a Redis server), Redis stopped answering for longer than --redis-outage, or
+    reconnecting gave up.
     """
     from binance_ws import errors, markets, streams
 
     logging.getLogger("binance_ws").setLevel(logging.INFO if verbose else logging.CRITICAL)
+    if not verbose:  # a Redis outage (and its end) is said on stderr all the same: one line each
+        logging.getLogger("binance_ws.sinks.redis").setLevel(logging.WARNING)
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if redis_url is None:
@@ -143,6 +149,8 @@ def collect(
                                ("--maxlen", maxlen, 0), ("--backfill-weight", backfill_weight, 0)):
         if value < low:
             raise _fail(f"{option} must be {low} or more, not {value}", EXIT_BAD_INPUT)
+    if not redis_outage >= 0:
+        raise _fail(f"--redis-outage must be 0 or more seconds, not {redis_outage}", EXIT_BAD_INPUT)
     if not lease_ttl >= 0.2:
         raise _fail(f"--lease-ttl must be at least 0.2 s, not {lease_ttl}", EXIT_BAD_INPUT)
     product = {"spot": markets.SPOT, "usdm": markets.USDM, "coinm": markets.COINM}[market]
@@ -164,7 +172,7 @@ def collect(
                                     maxlen=maxlen, redundancy=redundancy, lease_ttl=lease_ttl, shards=shards,
                                     rest_url=rest_url if backfill_weight else "",
                                     backfill_weight=backfill_weight, rest_explicit=rest is not None,
-                                    metrics=(metrics_port, metrics_addr)))
+                                    metrics=(metrics_port, metrics_addr), redis_outage=redis_outage))
     except KeyboardInterrupt:  # Ctrl-C ends a member as SIGTERM does (slots handed over on the way out)
         code = EXIT_OK
     except _Failure as exc:
@@ -176,7 +184,8 @@ def collect(
 async def _collect(names: list[str], product: Any, label: str, use_sim: bool, url: str, member: str, *,
                    cluster: bool = False, maxlen: int, redundancy: int, lease_ttl: float, shards: int,
                    rest_url: str = "", backfill_weight: int = 0, rest_explicit: bool = False,
-                   metrics: tuple[int | None, str] = (None, DEFAULT_ADDR)) -> int:
+                   metrics: tuple[int | None, str] = (None, DEFAULT_ADDR),
+                   redis_outage: float = 60.0) -> int:
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
@@ -234,7 +243,8 @@ async def _collect(names: list[str], product: Any, label: str, use_sim: bool, ur
             backfill = TradeBackfill(rest_client, weight_per_minute=backfill_weight)
         collector = Collector(client, manager, label, names, name=member, shards=shards,
                               redundancy=redundancy, lease_ttl_s=lease_ttl, maxlen=maxlen, backfill=backfill,
-                              report=sinks_for(served) if served is not None else None)
+                              report=sinks_for(served) if served is not None else None,
+                              redis_outage_s=redis_outage)
         try:
             await collector.run()
         except asyncio.CancelledError:

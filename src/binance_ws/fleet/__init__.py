@@ -1,7 +1,8 @@
 """A collector fleet: many ``binance-ws collect`` processes sharing streams through Redis alone.
 
 The decisions are pure objects fed the time and what Redis shows (:mod:`.dedup`: which message is new;
-:mod:`.lease`: which shards a member takes, keeps, hands over or watches); :mod:`.collector` is the thin
+:mod:`.lease`: which shards a member takes, keeps, hands over or watches; :mod:`.outage`: how long to
+go on trying a Redis that stopped answering); :mod:`.collector` is the thin
 asyncio layer that reads Redis, carries the decisions out and pumps streams into the Redis sink.
 """
 

@@ -36,14 +36,19 @@ from binance_ws.fleet.lease import (
     Watch,
     shard_of,
 )
+from binance_ws.fleet.outage import DEFAULT_OUTAGE_S, Outage
 from binance_ws.sinks.base import Entry, Marker, Pump
 from binance_ws.sinks.redis import (
     DEFAULT_HOLD_S,
     DEFAULT_MAXLEN,
     Backfill,
+    RedisGone,
     RedisSink,
     cancels,
+    first_line,
     raise_owed_cancel,
+    redis_away_errors,
+    retry_while_away,
 )
 
 log = logging.getLogger(__name__)
@@ -135,7 +140,7 @@ class Collector:
                  shards: int = DEFAULT_SHARDS, redundancy: int = 1,
                  lease_ttl_s: float = DEFAULT_LEASE_TTL_S, maxlen: int = DEFAULT_MAXLEN,
                  hold_s: float = DEFAULT_HOLD_S, backfill: Backfill | None = None,
-                 report: Any = None) -> None:
+                 report: Any = None, redis_outage_s: float = DEFAULT_OUTAGE_S) -> None:
         self.client = client
         self.manager = manager
         self.market = market
@@ -157,7 +162,12 @@ class Collector:
                 report.observe_write_latency(seconds, sink="redis")
                 report.written(added, sink="redis")
         self.sink = RedisSink(client, market, maxlen=maxlen, hold_s=hold_s, writer=name, backfill=backfill,
-                              on_flush=on_flush)
+                              on_flush=on_flush, outage_s=redis_outage_s)
+        #: The heartbeat's own view of a Redis outage (the sink keeps another: on Redis Cluster one node
+        #: can be away while the fleet's keys answer).
+        self.outage = Outage(redis_outage_s)
+        #: Set once Redis stayed away past the limit (the member is failing).
+        self.redis_gone = False
         self.policy: FleetPolicy | None = None
         self._view = client.register_script(_VIEW_LUA)
         self._renew = client.register_script(_RENEW_LUA)
@@ -221,8 +231,12 @@ class Collector:
         await self._load_scripts()
         view = await self.read_view()
         self.policy = policy = FleetPolicy(self.name, self.shards, self.redundancy, self.ttl_ms, view.now_ms)
+        away = redis_away_errors()
         while True:
-            await self._carry_out(policy.step(view))
+            try:
+                await self._carry_out(policy.step(view))
+            except away as exc:  # not tried again: the next step decides afresh, on a fresh view
+                log.debug("%s: the fleet's actions did not reach Redis: %s", self.name, first_line(exc))
             if self.report is not None:
                 self.report.set_shards(sorted({slot[0] for slot, lease in view.leases.items()
                                                if lease.owner == self.name}))
@@ -230,9 +244,29 @@ class Collector:
                 await asyncio.wait_for(asyncio.shield(self._failed), policy.next_step_ms / 1000)
             if self._failed.done():
                 self._failed.result()
-            await self.client.pexpire(self.prefix + "config", self.ttl_ms * FORGET_AFTER_TTLS)
-            view = await self.read_view()
+            view = await self._beat()
             raise_owed_cancel(owed)
+
+    async def _beat(self) -> FleetView:
+        """Keep the fleet's config (set again if Redis came back empty) and read the view; tried again
+        while Redis is away (fleet.outage), the streams still being collected, until the outage limit."""
+        async def once() -> FleetView:
+            if self._failed is not None and self._failed.done():
+                self._failed.result()
+            await self._check_config()
+            return await self.read_view()
+
+        try:
+            return await retry_while_away(self.outage, once, "the fleet's heartbeat")
+        except RedisGone as exc:
+            raise self._redis_gone(exc) from None
+
+    def _redis_gone(self, exc: RedisGone) -> CollectorError:
+        """Redis stayed away past the limit: stopping must not wait for it again (no handover, and what
+        is left unwritten fails at once)."""
+        self.redis_gone = True
+        self.sink.outage = Outage(0.0)
+        return CollectorError(str(exc))
 
     async def _carry_out(self, actions: list[Any]) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -295,6 +329,11 @@ class Collector:
 
         asyncio.get_running_loop().create_task(stop())
 
+    def _marked(self, task: asyncio.Task[None]) -> None:
+        self._marking.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._fail(self._redis_gone(exc) if isinstance(exc, RedisGone) else exc)
+
     async def _watch(self, shard: int, subs: list[Subscription]) -> None:
         names = self.by_shard.get(shard, [])
         try:
@@ -304,7 +343,7 @@ class Collector:
                                     {"streams": list(streams), "shard": shard})
                     task = asyncio.get_running_loop().create_task(self.sink.mark(marker))
                     self._marking.add(task)  # held until done (the loop keeps only weak references)
-                    task.add_done_callback(self._marking.discard)
+                    task.add_done_callback(self._marked)
 
                 sub = await self.manager.subscribe(names, decode="raw", overflow="block", on_link=on_link)
                 subs.append(sub)
@@ -318,7 +357,9 @@ class Collector:
             which = names[0] if len(names) == 1 else "one of " + ", ".join(names[:3]) + (
                 ", ..." if len(names) > 3 else "")
             self._fail(CollectorError(f"the server refused {which} (shard {shard}): {exc}", 2))
-        except Exception as exc:  # a sink write failed (Redis gone): the member cannot go on
+        except RedisGone as exc:  # away past the outage limit: the member cannot go on
+            self._fail(self._redis_gone(exc))
+        except Exception as exc:  # a sink write failed otherwise: the member cannot go on
             self._fail(CollectorError(f"shard {shard}: {type(exc).__name__}: {exc}"))
 
     async def stop(self, release: bool = True) -> None:
@@ -326,6 +367,8 @@ class Collector:
         member lets go: no gap), for at most two TTLs or until no other member is live; then release
         what is left (others claim it at their next heartbeat), stop the pumps and flush."""
         policy = self.policy
+        if self.redis_gone:
+            release = False
         if release and policy is not None:
             with contextlib.suppress(Exception):
                 await self._drain(policy)

@@ -44,6 +44,7 @@ import orjson
 
 from binance_ws.engine.delivery import RawMessage
 from binance_ws.fleet.dedup import dedup_key, fast_keys, key_by_kind, key_of, kind_of
+from binance_ws.fleet.outage import DEFAULT_OUTAGE_S, Outage
 from binance_ws.sinks.base import Entry, Marker
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,50 @@ def _is_cluster(client: Any) -> bool:
     return isinstance(client, RedisCluster)
 
 
+def redis_away_errors() -> tuple[type[BaseException], ...]:
+    """What a call raises while Redis is away rather than wrong: a refused or dropped connection, a
+    timeout, ``LOADING`` after a restart, a Redis Cluster failing over (``CLUSTERDOWN``, ``TRYAGAIN``,
+    ``MASTERDOWN``, a write reaching a demoted primary: ``READONLY``)."""
+    from redis import exceptions as x
+
+    return (x.ConnectionError, x.TimeoutError, x.TryAgainError, x.ClusterDownError, x.ReadOnlyError,
+            OSError, TimeoutError)
+
+
+class RedisGone(Exception):
+    """Redis stayed away past the outage limit: ``str()`` is one line saying for how long and why."""
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else type(exc).__name__}"
+
+
+async def retry_while_away(outage: Outage, call: Callable[[], Any], what: str,
+                           clock: Callable[[], float] = time.monotonic) -> Any:
+    """``await call()``, again after each failure :func:`redis_away_errors` lists, as ``outage`` says
+    (:class:`RedisGone` once it gives up); the first failure and the end of an outage are logged once."""
+    away = redis_away_errors()
+    while True:
+        try:
+            result = await call()
+        except away as exc:
+            was_down = outage.down
+            delay = outage.failed(clock())
+            if delay is None:
+                raise RedisGone(f"Redis did not answer {what} for {outage.limit_s:g} s "
+                                f"({first_line(exc)})") from exc
+            if not was_down:
+                log.warning("Redis does not answer %s (%s): trying again for up to %g s", what,
+                            first_line(exc), outage.limit_s)
+            await asyncio.sleep(delay)
+            continue
+        if outage.down:
+            took = outage.ok(clock())
+            log.warning("Redis answers %s again after %.1f s", what, took or 0.0)
+        return result
+
+
 def cancels() -> int:
     """How many cancellations the current task has been asked for (0 outside a task)."""
     task = asyncio.current_task()
@@ -276,7 +321,8 @@ class RedisSink:
     def __init__(self, client: Any, market: str, *, maxlen: int = DEFAULT_MAXLEN,
                  hold_s: float = DEFAULT_HOLD_S, writer: str = "", backfill: Backfill | None = None,
                  on_flush: Callable[[float, int], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 outage_s: float = DEFAULT_OUTAGE_S) -> None:
         if maxlen < 0:
             raise ValueError("maxlen must be 0 (no trimming) or more")
         self.client = client
@@ -290,6 +336,9 @@ class RedisSink:
         self.backfill = backfill
         #: Told after each flush: its seconds (first call sent to last reply) and the messages it added.
         self.on_flush = on_flush
+        #: A call Redis fails while away (restart, failover) is tried again for up to ``outage_s``
+        #: (fleet.outage); the writers wait meanwhile (back-pressure), then fail with RedisGone.
+        self.outage = Outage(outage_s)
         self._filling: dict[str, asyncio.Task[None]] = {}
         self.backfilled = 0
         self._sha = hashlib.sha1(_WRITE_LUA.encode()).hexdigest()
@@ -350,6 +399,9 @@ class RedisSink:
         if self._flush is None:
             loop = asyncio.get_running_loop()
             fut = self._flush = loop.create_future()
+            # Its failure reaches every writer awaiting it; one whose writers were all cancelled
+            # meanwhile (a stopping member) has nobody left to tell, and must not be logged as lost.
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
             loop.call_soon(lambda: loop.create_task(self._run_flush(fut)))
         return self._flush
 
@@ -408,7 +460,8 @@ class RedisSink:
         if not by_stream:
             return
         if not self._loaded:
-            await self.client.script_load(_WRITE_LUA)
+            await retry_while_away(self.outage, partial(self.client.script_load, _WRITE_LUA), "the sink",
+                                   self.clock)
             self._loaded = True
         # Chunks of whole streams, each one script call; each is sent as soon as it is packed, so the
         # server runs one while the next is being packed (chunks share no stream: their order is free).
@@ -519,6 +572,12 @@ class RedisSink:
             self._retry = loop.call_later(self.hold_s, self._retry_held)
 
     async def _call(self, keys: list[str], args: tuple[Any, ...]) -> Any:
+        return await retry_while_away(self.outage, partial(self._call_once, keys, args), "the sink",
+                                      self.clock)
+
+    async def _call_once(self, keys: list[str], args: tuple[Any, ...]) -> Any:
+        # Tried again after a failure: a call that ran but whose answer was lost is harmless to repeat,
+        # the dedup state in Redis makes its messages duplicates the second time.
         from redis.exceptions import NoScriptError
 
         try:
@@ -558,10 +617,10 @@ class RedisSink:
     async def mark(self, marker: Marker) -> None:
         if self._closed:
             return
-        await self.client.xadd(f"binance:{self.market}:events",
-                               {"k": marker.kind, "d": orjson.dumps(marker.detail, default=str),
-                                "w": self.writer, "r": marker.received_ns},
-                               maxlen=EVENTS_MAXLEN, approximate=True)
+        await retry_while_away(self.outage, partial(
+            self.client.xadd, f"binance:{self.market}:events",
+            {"k": marker.kind, "d": orjson.dumps(marker.detail, default=str), "w": self.writer,
+             "r": marker.received_ns}, maxlen=EVENTS_MAXLEN, approximate=True), "the sink", self.clock)
 
     async def close(self) -> None:
         """Store what is queued and held (held messages forced: no writer is left to fill their gaps)."""
@@ -578,7 +637,12 @@ class RedisSink:
                 await task
         self._closed = True
         if self._queue or self._held:
-            await self._store(force_all=True)
+            left = len(self._queue) + self.held
+            try:
+                await self._store(force_all=True)
+            except RedisGone:
+                log.warning("%d messages were not written: Redis is away", left)
+                raise
 
 
 class RedisReader:
