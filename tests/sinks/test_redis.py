@@ -447,3 +447,26 @@ async def test_a_write_waits_through_a_redis_restart_and_gives_up_past_the_outag
             await asyncio.wait_for(quick.write(entries([5])), 20)
     finally:
         await client.aclose()
+
+
+async def test_a_reader_reads_on_after_a_redis_restart_that_lost_its_group(redis_server: Any) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        sink = RedisSink(client, "spot")
+        await sink.write(entries([1, 2]))
+        reader = RedisReader(client, ["btcusdt@trade"], group="g", consumer="c", block_ms=100)
+        assert [(await reader.recv())["t"] for _ in range(2)] == [1, 2]
+        waiting = asyncio.create_task(reader.recv())
+        await asyncio.sleep(0.3)
+        redis_server.kill()
+        await asyncio.sleep(1.0)
+        assert not waiting.done()  # away: the read waits, it does not fail
+        await asyncio.to_thread(redis_server.start)  # empty: no stream, no group
+        await sink.write(entries([7, 8]))
+        got = await asyncio.wait_for(waiting, 20)
+        assert got["t"] == 7 and (await asyncio.wait_for(reader.recv(), 20))["t"] == 8
+        await sink.close()
+    finally:
+        await client.aclose()

@@ -659,8 +659,11 @@ class RedisReader:
     def __init__(self, client: Any, streams: Iterable[str], *, market: str = "spot",
                  group: str = "binance-ws", consumer: str = "reader", decode: str = "dict",
                  count: int = 512, block_ms: int = 1000, claim_idle_ms: int = 30_000,
-                 start: str = "0", product: Any = None) -> None:
+                 start: str = "0", product: Any = None, outage_s: float = DEFAULT_OUTAGE_S) -> None:
         self.client = client
+        #: Reads Redis fails while away (restart, failover) are tried again for up to ``outage_s``, then
+        #: ``recv`` raises RedisGone; a group Redis came back without is created again.
+        self.outage = Outage(outage_s)
         self.streams = list(dict.fromkeys(streams))
         if not self.streams:
             raise ValueError("a reader needs at least one stream")
@@ -760,13 +763,30 @@ class RedisReader:
         for key, entries in reply or []:
             self._buffer.extend((key, i, f) for i, f in entries)
 
+    async def _fill_once(self) -> None:
+        from redis.exceptions import ResponseError
+
+        try:
+            await self._fill()
+        except redis_away_errors():
+            self._pending_done = False  # a read whose answer was lost left its entries pending for us
+            raise
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis came back without the group (a restart without persistence): make it again.
+            self._ready = False
+            self._pending_done = False
+            self._unacked.clear()
+            await self._fill()
+
     async def recv(self) -> Any:
-        """The next message (waits for one)."""
+        """The next message (waits for one; while Redis is away, up to ``outage_s``)."""
         if not self._buffer:
             before = cancels()
             while not self._buffer:
                 try:
-                    await self._fill()
+                    await retry_while_away(self.outage, self._fill_once, "the reader")
                     raise_owed_cancel(before)
                 except asyncio.CancelledError:
                     # Entries Redis handed over as the read was cancelled are pending for this consumer:
