@@ -127,3 +127,34 @@ async def test_collects_into_redis_and_sigterm_releases_the_leases(redis_server:
                 proc.kill()
                 await proc.wait()
             await client.aclose()
+
+
+@pytest.mark.parametrize(("market", "names"), [
+    ("usdm", ["btcusdt@aggTrade", "btcusdt@trade", "btcusdt@markPrice@1s"]),
+    ("coinm", ["btcusd_perp@aggTrade", "btcusd_perp@depth@100ms"]),
+])
+async def test_collect_sim_serves_the_market_it_is_given(redis_server: RedisServer, market: str,
+                                                         names: list[str]) -> None:
+    """``--sim --market usdm`` collects from an embedded USD-M simulator (it was a spot one, which
+    refused every futures stream), into binance:usdm:<stream>."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_server.url)
+    proc = await asyncio.create_subprocess_exec(
+        *_CLI, *names, "--sim", "--market", market, "--redis", redis_server.url, "--shards", "2",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        async def stored() -> bool:
+            assert proc.returncode is None, await proc.stderr.read() if proc.stderr else b""
+            return all([await client.xlen(f"binance:{market}:{n}") > 0 for n in names])
+
+        await _wait(stored, "futures messages in Redis", 60)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err
+        assert err == b""  # the embedded simulator makes the API key historicalTrades needs: no warning
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await client.aclose()

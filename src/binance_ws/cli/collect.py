@@ -108,8 +108,9 @@ def collect(
     rest: Annotated[str | None, typer.Option(
         metavar="URL", help="REST base URL to backfill missed trades from (default: the market's; none "
                             "with --endpoint unless given).")] = None,
-    backfill_weight: Annotated[int, typer.Option(
-        metavar="N", help="REST weight a minute backfilling may spend (0: never backfill).")] = 2400,
+    backfill_weight: Annotated[int | None, typer.Option(
+        metavar="N", help="REST weight a minute backfilling may spend (default: 40% of the market's "
+                          "per-IP limit, 2400 on spot, 960 on futures; 0: never backfill).")] = None,
     redis_outage: Annotated[float, typer.Option(
         metavar="SECONDS", help="How long to go on while Redis does not answer (a restart, a failover): "
                                 "writes wait and are tried again (0: give up at once).")] = 60.0,
@@ -134,8 +135,9 @@ def collect(
     from binance_ws import errors, markets, streams
 
     logging.getLogger("binance_ws").setLevel(logging.INFO if verbose else logging.CRITICAL)
-    if not verbose:  # a Redis outage (and its end) is said on stderr all the same: one line each
-        logging.getLogger("binance_ws.sinks.redis").setLevel(logging.WARNING)
+    if not verbose:  # a Redis outage (and its end), a backfill cut short: said on stderr all the same
+        for logger in ("binance_ws.sinks.redis", "binance_ws.fleet.backfill"):
+            logging.getLogger(logger).setLevel(logging.WARNING)
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if redis_url is None:
@@ -147,7 +149,7 @@ def collect(
         raise _fail(f"--market must be one of {', '.join(_MARKETS)}, not {market!r}", EXIT_BAD_INPUT)
     for option, value, low in (("--redundancy", redundancy, 1), ("--shards", shards, 1),
                                ("--maxlen", maxlen, 0), ("--backfill-weight", backfill_weight, 0)):
-        if value < low:
+        if value is not None and value < low:
             raise _fail(f"{option} must be {low} or more, not {value}", EXIT_BAD_INPUT)
     if not redis_outage >= 0:
         raise _fail(f"--redis-outage must be 0 or more seconds, not {redis_outage}", EXIT_BAD_INPUT)
@@ -170,7 +172,7 @@ def collect(
     try:
         code = asyncio.run(_collect(names, product, market, use_sim, url, member, cluster=cluster,
                                     maxlen=maxlen, redundancy=redundancy, lease_ttl=lease_ttl, shards=shards,
-                                    rest_url=rest_url if backfill_weight else "",
+                                    rest_url=rest_url if backfill_weight != 0 else "",
                                     backfill_weight=backfill_weight, rest_explicit=rest is not None,
                                     metrics=(metrics_port, metrics_addr), redis_outage=redis_outage))
     except KeyboardInterrupt:  # Ctrl-C ends a member as SIGTERM does (slots handed over on the way out)
@@ -183,7 +185,7 @@ def collect(
 
 async def _collect(names: list[str], product: Any, label: str, use_sim: bool, url: str, member: str, *,
                    cluster: bool = False, maxlen: int, redundancy: int, lease_ttl: float, shards: int,
-                   rest_url: str = "", backfill_weight: int = 0, rest_explicit: bool = False,
+                   rest_url: str = "", backfill_weight: int | None = None, rest_explicit: bool = False,
                    metrics: tuple[int | None, str] = (None, DEFAULT_ADDR),
                    redis_outage: float = 60.0) -> int:
     import redis.asyncio as aioredis
@@ -221,9 +223,9 @@ async def _collect(names: list[str], product: Any, label: str, use_sim: bool, ur
         if rest_url and rest_explicit and (why := await _rest_unreachable(rest_url)) is not None:
             raise _Failure(why, EXIT_GAVE_UP)
         if use_sim:
-            from binance_ws.sim import Simulator
+            from binance_ws.cli.views import simulator_for
 
-            sim = await stack.enter_async_context(Simulator())
+            sim = await stack.enter_async_context(simulator_for(product))  # serves --market's product
             product = sim.market
             rest_url = sim.rest_url if rest_url else ""
         elif (why := await _unreachable(product.stream_url)) is not None:
@@ -234,13 +236,23 @@ async def _collect(names: list[str], product: Any, label: str, use_sim: bool, ur
         if served is not None:
             stack.callback(served.close)
         backfill = None
-        if rest_url and label == "spot":  # the REST history backfill reads (spot's /api/v3)
-            from binance_ws.engine.rest import AsyncClient
+        if rest_url:  # the REST trade history (historicalTrades, aggTrades) of --market's product
+            from binance_ws.engine.rest import ENV_API_KEY, AsyncClient
             from binance_ws.fleet.backfill import TradeBackfill
 
-            rest_client = AsyncClient(market=product, base_url=rest_url, env={})
+            # Futures historicalTrades is MARKET_DATA: the API key header (BINANCE_API_KEY; the embedded
+            # simulator makes one). Only the key is read, never a secret.
+            api_key = os.environ.get(ENV_API_KEY) or None
+            if use_sim:
+                sim.accounts.create_account("collector")
+                api_key, _ = sim.accounts.register_hmac_key("collector")
+            rest_client = AsyncClient(api_key, market=product, base_url=rest_url, env={})
             stack.push_async_callback(rest_client.close)
             backfill = TradeBackfill(rest_client, weight_per_minute=backfill_weight)
+            if backfill.trades_unavailable and any(n.endswith("@trade") for n in names):
+                logging.getLogger("binance_ws.fleet.backfill").warning(
+                    "%s is not set: a gap in a %s @trade stream cannot be backfilled (historicalTrades "
+                    "needs the API key; @aggTrade gaps can be)", ENV_API_KEY, label)
         collector = Collector(client, manager, label, names, name=member, shards=shards,
                               redundancy=redundancy, lease_ttl_s=lease_ttl, maxlen=maxlen, backfill=backfill,
                               report=sinks_for(served) if served is not None else None,

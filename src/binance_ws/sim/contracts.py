@@ -129,6 +129,14 @@ class ContractMarket:
     depth_default: int = 500
     trades_default: int = 500
     trades_max: int = 1000
+    #: ``historicalTrades`` (MARKET_DATA: the API key header) and ``aggTrades`` (public): weight 20 each on
+    #: both products; limits default 100 / max 500 and default 500 / max 1000 (Binance's USD-M and COIN-M
+    #: "Old Trades Lookup" and "Compressed/Aggregate Trades List").
+    history_weight: int = 20
+    historical_default: int = 100
+    historical_max: int = 500
+    agg_default: int = 500
+    agg_max: int = 1000
     klines_default: int = 500
     klines_max: int = 1500
     #: Kline weight by limit band (upper bound -> weight).

@@ -540,6 +540,10 @@ class Exchange:
 
     def trades(self, symbol: str, limit: int, from_id: int | None = None) -> list[dict[str, Any]]:
         """Recent trades (REST shape), oldest first: the last ``limit``, or ``limit`` from ``from_id``."""
+        return [t.rest() for t in self.trade_list(symbol, limit, from_id)]
+
+    def trade_list(self, symbol: str, limit: int, from_id: int | None = None) -> list[Trade]:
+        """The trades :meth:`trades` shows, as the engine keeps them (a product formats its own rows)."""
         hist = self.book(symbol).trades
         if from_id is None:
             start = max(0, len(hist) - limit)
@@ -547,11 +551,16 @@ class Exchange:
             if not hist:
                 return []
             start = max(0, from_id - hist[0].id)
-        return [t.rest() for t in islice(hist, start, start + limit)]
+        return list(islice(hist, start, start + limit))
 
     def agg_trades(self, symbol: str, limit: int, from_id: int | None = None, start_time: int | None = None,
                    end_time: int | None = None) -> list[dict[str, Any]]:
         """Aggregate trades (REST shape), oldest first, by ``from_id`` or time range, else the latest."""
+        return [a.rest() for a in self.agg_list(symbol, limit, from_id, start_time, end_time)]
+
+    def agg_list(self, symbol: str, limit: int, from_id: int | None = None, start_time: int | None = None,
+                 end_time: int | None = None) -> list[AggTrade]:
+        """The aggregate trades :meth:`agg_trades` shows, as the engine keeps them."""
         hist = self.book(symbol).aggs
         if not hist:
             return []
@@ -563,13 +572,13 @@ class Exchange:
             start = max(0, bisect_right(hist, end_time, key=_agg_time) - limit)
         else:
             start = max(0, len(hist) - limit)
-        out: list[dict[str, Any]] = []
+        out: list[AggTrade] = []
         for agg in islice(hist, start, None):
             if len(out) >= limit or (end_time is not None and agg.time > end_time):
                 break
             if start_time is not None and agg.time < start_time:
                 continue
-            out.append(agg.rest())
+            out.append(agg)
         return out
 
     def klines(self, symbol: str, interval: str, limit: int, start_time: int | None = None,

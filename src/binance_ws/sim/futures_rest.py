@@ -3,19 +3,19 @@ same matching engine as spot (:mod:`binance_ws.sim.contracts` says how each book
 
 Per product (``ContractMarket``): ``ping``, ``time``, ``exchangeInfo`` (futures shape: ``contractType``,
 ``pair``, ``marginAsset``, futures filters; COIN-M ``contractStatus`` and ``contractSize``), ``depth``
-(``lastUpdateId E T bids asks``; COIN-M adds ``symbol pair``, quantities in contracts), ``trades``
-(USD-M ``quoteQty isRPITrade``; COIN-M ``baseQty``), ``klines`` (no ``1s``), ``premiumIndex`` (mark and
+(``lastUpdateId E T bids asks``; COIN-M adds ``symbol pair``, quantities in contracts), ``trades`` (USD-M
+``quoteQty isRPITrade``; COIN-M ``baseQty``), ``historicalTrades`` (the same rows; MARKET_DATA: the API key
+header) and ``aggTrades`` (``a p q f l T m``, public), ``klines`` (no ``1s``), ``premiumIndex`` (mark and
 index price, ``lastFundingRate``, ``interestRate``, ``nextFundingTime``), the listen-key routes
-``POST/PUT/DELETE listenKey`` (USER_STREAM security: the API key alone) and the signed
-``POST/DELETE order`` that makes the futures user-data events happen (USD-M; COIN-M on books in contract
-form).
+``POST/PUT/DELETE listenKey`` (USER_STREAM security: the API key alone) and the signed ``POST/DELETE order``
+that makes the futures user-data events happen (USD-M; COIN-M on books in contract form).
 
-Request weights are Binance's futures weights (depth 2/5/10/20 by limit, trades 5, klines 1/2/5/10 by
-limit, premiumIndex 1 or 10), counted per IP per minute against ``ContractMarket.weight_limit`` (2400) and
-reported in ``X-MBX-USED-WEIGHT-1M``; over it answers 429 -1003 with ``Retry-After``. Order endpoints
-weigh 0 (they count toward order limits, which the simulator does not enforce). The REST fault hooks
-(``sim.faults.rest``: delay, forced failures) apply here as on spot: the REST server installs them on
-every ``/fapi/`` and ``/dapi/`` request.
+Request weights are Binance's futures weights (depth 2/5/10/20 by limit, trades 5, klines 1/2/5/10 by limit,
+historicalTrades and aggTrades 20, premiumIndex 1 or 10), counted per IP per minute against
+``ContractMarket.weight_limit`` (2400) and reported in ``X-MBX-USED-WEIGHT-1M``; over it answers 429 -1003
+with ``Retry-After``. Order endpoints weigh 0 (they count toward order limits, which the simulator does not
+enforce). The REST fault hooks (``sim.faults.rest``: delay, forced failures) apply here as on spot: the REST
+server installs them on every ``/fapi/`` and ``/dapi/`` request.
 
 Mark and index price: the simulator has no spot index, so by default the index is the book's mid
 price, the mark is the last price clamped between the best bid and ask, and the funding rate is the
@@ -136,6 +136,8 @@ class FuturesRest:
             ("exchangeInfo", self._exchange_info, lambda q: 1),
             ("depth", self._depth, lambda q: band(self.market.depth_weights, self._depth_limit(q))),
             ("trades", self._trades, lambda q: 5),
+            ("historicalTrades", self._historical_trades, lambda q: self.market.history_weight),
+            ("aggTrades", self._agg_trades, lambda q: self.market.history_weight),
             ("klines", self._klines, lambda q: band(self.market.klines_weights, self._klines_limit(q))),
             ("premiumIndex", self._premium_index,
              lambda q: self.market.premium_weights[0 if q.get("symbol") else 1]),
@@ -285,18 +287,46 @@ class FuturesRest:
         c = self._contract(request)
         asked = self._int(request.query, "limit", self.market.trades_default)
         limit = max(1, min(asked, self.market.trades_max))
-        out = []
-        for t in list(self.exchange.book(c.engine_symbol).trades)[-limit:]:
-            row: dict[str, Any] = {"id": t.id, "price": c.price(t.price), "qty": c.quantity(t.qty, t.price)}
-            if c.contract_size:
-                row["baseQty"] = f"{c.base_quantity(t.qty, t.price):.8f}"
-            else:
-                row["quoteQty"] = f"{t.price * t.qty / SCALE / SCALE:.8f}".rstrip("0").rstrip(".")
-            row.update({"time": t.time, "isBuyerMaker": t.buyer_is_maker})
-            if not c.contract_size:
-                row["isRPITrade"] = False
-            out.append(row)
-        return _json(out)
+        return _json([self._trade_row(c, t) for t in self.exchange.trade_list(c.engine_symbol, limit)])
+
+    async def _historical_trades(self, request: web.Request) -> web.Response:
+        """``historicalTrades``: MARKET_DATA, so the API key header is required (-2014 / -2015 without a
+        valid one); ``fromId`` or the latest, at most ``historical_max``."""
+        self.accounts.lookup_key(request.headers.get(API_KEY_HEADER))
+        c = self._contract(request)
+        asked = self._int(request.query, "limit", self.market.historical_default)
+        limit = max(1, min(asked, self.market.historical_max))
+        from_id = request.query.get("fromId")
+        rows = self.exchange.trade_list(c.engine_symbol, limit,
+                                        None if from_id is None else self._int(request.query, "fromId", 0))
+        return _json([self._trade_row(c, t) for t in rows])
+
+    async def _agg_trades(self, request: web.Request) -> web.Response:
+        """``aggTrades`` (public): by ``fromId``, or ``startTime``/``endTime``, else the latest."""
+        c = self._contract(request)
+        q = request.query
+        asked = self._int(q, "limit", self.market.agg_default)
+        limit = max(1, min(asked, self.market.agg_max))
+
+        def opt(name: str) -> int | None:
+            return None if q.get(name) in (None, "") else self._int(q, name, 0)
+
+        aggs = self.exchange.agg_list(c.engine_symbol, limit, opt("fromId"), opt("startTime"), opt("endTime"))
+        return _json([{"a": a.id, "p": c.price(a.price), "q": c.quantity(a.qty, a.price), "f": a.first_id,
+                       "l": a.last_id, "T": a.time, "m": a.buyer_is_maker} for a in aggs])
+
+    @staticmethod
+    def _trade_row(c: Contract, t: Any) -> dict[str, Any]:
+        """A ``trades`` / ``historicalTrades`` row: USD-M ``quoteQty isRPITrade``, COIN-M ``baseQty``."""
+        row: dict[str, Any] = {"id": t.id, "price": c.price(t.price), "qty": c.quantity(t.qty, t.price)}
+        if c.contract_size:
+            row["baseQty"] = f"{c.base_quantity(t.qty, t.price):.8f}"
+        else:
+            row["quoteQty"] = f"{t.price * t.qty / SCALE / SCALE:.8f}".rstrip("0").rstrip(".")
+        row.update({"time": t.time, "isBuyerMaker": t.buyer_is_maker})
+        if not c.contract_size:
+            row["isRPITrade"] = False
+        return row
 
     async def _klines(self, request: web.Request) -> web.Response:
         c = self._contract(request)
