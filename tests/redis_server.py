@@ -125,17 +125,22 @@ class RedisClusterServers:
             n.stop()
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A fresh, empty redis-server for one test."""
+def serve(directory: Path, *args: str) -> Iterator[RedisServer]:
+    """A fixture's body: a redis-server with ``args`` for one test (skipped where none is installed)."""
     try:
-        server = RedisServer(tmp_path)
+        server = RedisServer(directory, *args)
     except FileNotFoundError:
         pytest.skip(SKIP_REASON)
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh, empty redis-server for one test."""
+    yield from serve(tmp_path)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 from binance_ws.fleet.outage import Outage
 from tests.paths import REPO
-from tests.redis_server import SKIP_REASON, RedisServer
+from tests.redis_server import RedisServer, serve
 
 
 def test_an_outage_backs_off_then_gives_up_at_its_limit() -> None:
@@ -92,14 +92,7 @@ async def _until(pred: Any, deadline_s: float, what: str) -> None:
 def aof_redis(tmp_path: Path) -> Any:
     """A redis-server that writes every change to its append-only file before answering, so one
     SIGKILLed and started again has everything it acknowledged (a restart, as in production)."""
-    try:
-        server = RedisServer(tmp_path, "--appendonly", "yes", "--appendfsync", "always")
-    except FileNotFoundError:
-        pytest.skip(SKIP_REASON)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve(tmp_path, "--appendonly", "yes", "--appendfsync", "always")
 
 
 @pytest.mark.slow
