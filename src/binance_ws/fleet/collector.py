@@ -227,6 +227,9 @@ class Collector:
         # the cancellation (see raise_owed_cancel; 7.x cannot pipeline EVALSHA on a cluster).
         owed = cancels()
         self._failed = loop.create_future()
+        # The first failure ends run(); one arriving after run() ended another way (the heartbeat gave
+        # up on Redis as a pump did) has nobody left to tell, and must not be logged as lost.
+        self._failed.add_done_callback(lambda f: f.cancelled() or f.exception())
         await self._check_config()
         await self._load_scripts()
         view = await self.read_view()
