@@ -80,7 +80,7 @@ class RedisClusterServers:
     """A three-node Redis Cluster on loopback (no replicas): each node a ``redis-server
     --cluster-enabled yes`` given a third of the hash slots, met, and waited for until all agree."""
 
-    def __init__(self, directory: Path, nodes: int = 3) -> None:
+    def __init__(self, directory: Path, nodes: int = 3, *node_args: str) -> None:
         import redis
 
         self.nodes: list[RedisServer] = []
@@ -91,7 +91,8 @@ class RedisClusterServers:
                 d.mkdir()
                 bus.append(free_port())  # the default, port + 10000, may be past 65535
                 self.nodes.append(RedisServer(d, "--cluster-enabled", "yes", "--cluster-config-file",
-                                              str(d / "nodes.conf"), "--cluster-port", str(bus[-1])))
+                                              str(d / "nodes.conf"), "--cluster-port", str(bus[-1]),
+                                              *node_args))
             clients = [redis.Redis(port=n.port) for n in self.nodes]
             for i, c in enumerate(clients):
                 first, last = 16384 * i // nodes, 16384 * (i + 1) // nodes - 1

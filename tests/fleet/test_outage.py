@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 import time
@@ -16,7 +17,7 @@ import pytest
 
 from binance_ws.fleet.outage import Outage
 from tests.paths import REPO
-from tests.redis_server import RedisServer, serve
+from tests.redis_server import SKIP_REASON, RedisServer, serve
 
 
 def test_an_outage_backs_off_then_gives_up_at_its_limit() -> None:
@@ -200,3 +201,81 @@ async def test_a_collector_gives_up_in_one_line_once_redis_is_away_past_the_limi
     last = err[-1]
     assert last.startswith("error: Redis did not answer") and "for 1.5 s" in last, "\n".join(err)
     assert "Traceback" not in "\n".join(err)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+async def test_a_collector_rides_through_a_redis_cluster_node_restart(tmp_path: Path) -> None:
+    """``collect --cluster``: one of three primaries (AOF) SIGKILLed for 3 s and started again; the
+    cluster is down meanwhile (CLUSTERDOWN, refused connections), then every trade is stored once."""
+    import orjson
+    from redis.asyncio.cluster import RedisCluster
+
+    from binance_ws.fleet.dedup import key_of
+    from binance_ws.sim import Simulator
+    from binance_ws.sim.config import Activity, SimConfig
+    from binance_ws.sinks.redis import dedup_key_of
+    from tests.redis_server import RedisClusterServers
+
+    if shutil.which("redis-server") is None:
+        pytest.skip(SKIP_REASON)
+    servers = RedisClusterServers(tmp_path, 3, "--appendonly", "yes", "--appendfsync", "always")
+    client = RedisCluster(host="127.0.0.1", port=servers.port)
+    cfg = SimConfig.market(6, seed=5, activity=Activity(median_rate=30.0, sigma=0.2))
+    truth = _Truth({s.symbol: s.symbol.lower() for s in cfg.symbols})
+    trades = list(truth.ids)
+    proc = None
+    try:
+        await client.initialize()
+        async def stored_last() -> dict[str, int]:
+            out = {}
+            for s in trades:
+                v = await client.hget(dedup_key_of(key_of("spot", s)), "l")
+                out[s] = int(v) if v is not None else -1
+            return out
+
+        async def live_after(mark: dict[str, int]) -> bool:
+            assert proc is not None and proc.returncode is None, "the collector exited"
+            stored = await stored_last()
+            return all(stored[s] > mark[s] for s in trades)
+
+        async with Simulator(cfg) as sim:
+            sim.exchange.add_listener(truth)
+            proc = await _spawn(trades, sim.stream_url, f"redis://127.0.0.1:{servers.port}/0", "--cluster")
+            await _until(lambda: live_after({s: -1 for s in trades}), 60, "every trade stream in Redis")
+            start = truth.last()
+            await _until(lambda: live_after(start), 30, "trades after the start mark stored")
+            slots = {s: await client.cluster_keyslot(key_of("spot", s)) for s in trades}
+            victim = servers.nodes[1]  # a third of the slots: some of the streams live there
+            victim.kill()
+            await asyncio.sleep(3.0)
+            assert proc.returncode is None, "the collector gave up on a 3 s node outage"
+            await asyncio.to_thread(victim.start)
+            await asyncio.sleep(1.0)
+            end = truth.last()
+            await client.aclose()
+            client = RedisCluster(host="127.0.0.1", port=servers.port)  # a fresh view of the cluster
+            await client.initialize()
+            await _until(lambda: live_after({s: end[s] - 1 for s in trades}), 60,
+                         "Redis caught up with the simulator after the node came back")
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+            assert proc.stderr is not None
+            err = (await proc.stderr.read()).decode()
+        assert "Traceback" not in err and "never retrieved" not in err, err
+        # Some of the streams lived on the node that went away (it holds the middle third of the slots).
+        assert any(16384 // 3 <= slot < 2 * 16384 // 3 for slot in slots.values()), slots
+        # The cluster refused writes while a primary was away (CLUSTERDOWN): the sink waited them out.
+        assert "Redis does not answer the sink" in err and "Redis answers the sink again" in err, err
+        for s in trades:
+            got = [orjson.loads(f[b"d"])["t"] for _, f in await client.xrange(key_of("spot", s))]
+            window = [t for t in got if start[s] < t <= end[s]]
+            expected = [t for t in truth.ids[s] if start[s] < t <= end[s]]
+            assert window == expected, f"{s}: {len(expected)} traded, {len(window)} stored"
+            assert len(got) == len(set(got)), f"{s}: an id stored twice"
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await client.aclose()
+        servers.stop()
