@@ -21,7 +21,7 @@ from tests.redis_server import SKIP_REASON, RedisServer, serve
 
 
 def test_an_outage_backs_off_then_gives_up_at_its_limit() -> None:
-    o = Outage(10.0, first_delay_s=0.05, max_delay_s=1.0)
+    o = Outage(10.0)
     assert not o.down and o.ok(0.0) is None
     delays = [o.failed(100.0 + i * 0.01) for i in range(8)]
     assert delays == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]

@@ -5,7 +5,8 @@ a Redis Cluster fails a primary over to its replica: each is seconds of refused 
 which the same calls succeed. A collector that exits at the first failed call turns every such moment into
 a gap in every stream it owns, for every member at once. So each Redis user of the fleet (the sink's
 writes, the member's heartbeat) keeps one :class:`Outage`: told of each failed call (``failed``) it
-answers how long to wait before trying again, backing off from ``first_delay_s`` to ``max_delay_s``, until
+answers how long to wait before trying again, backing off as :data:`REDIS_RETRY` says (the reconnect
+schedule's :class:`~binance_ws.core.backoff.BackoffPolicy`: 50 ms doubling to 1 s), until
 ``limit_s`` has passed since the first failure of this outage; then ``None``: give up (the member stops,
 its exit says why). A call that succeeds ends the outage (``ok`` returns its length). ``limit_s`` 0 gives
 up at once (the behaviour without this rule).
@@ -17,27 +18,27 @@ from __future__ import annotations
 
 from typing import Final
 
+from binance_ws.core.backoff import BackoffPolicy
+
 #: Seconds a collector keeps trying Redis by default before it gives up (``--redis-outage``).
 DEFAULT_OUTAGE_S: Final = 60.0
-#: The first wait after a failed call, and the most it grows to (doubling).
-FIRST_DELAY_S: Final = 0.05
-MAX_DELAY_S: Final = 1.0
+#: The waits between tries: 50 ms doubling to 1 s, no jitter (a local Redis, not an exchange's limit),
+#: no count limit (the outage's length is: ``limit_s``).
+REDIS_RETRY: Final = BackoffPolicy(initial_s=0.05, factor=2.0, max_s=1.0, jitter=0.0, max_retries=None)
 
 
 class Outage:
     """One Redis user's view of an outage: ``failed(now)`` -> seconds to wait, or ``None`` to give up;
     ``ok(now)`` -> how long the outage that just ended lasted (``None`` if there was none)."""
 
-    def __init__(self, limit_s: float = DEFAULT_OUTAGE_S, *, first_delay_s: float = FIRST_DELAY_S,
-                 max_delay_s: float = MAX_DELAY_S) -> None:
+    def __init__(self, limit_s: float = DEFAULT_OUTAGE_S, *, retry: BackoffPolicy = REDIS_RETRY) -> None:
         if limit_s < 0:
             raise ValueError("an outage limit is 0 (give up at once) or more seconds")
         self.limit_s = limit_s
-        self.first_delay_s = first_delay_s
-        self.max_delay_s = max_delay_s
+        self.retry = retry
         #: When the current outage began (its first failed call), or None while Redis answers.
         self.since: float | None = None
-        self._delay = first_delay_s
+        self._tries = 0
         #: Outages lived through (each counted once, when it began).
         self.outages = 0
 
@@ -49,13 +50,13 @@ class Outage:
         """A call failed as Redis does when it is away: wait this long and try again, or ``None``."""
         if self.since is None:
             self.since = now
-            self._delay = self.first_delay_s
+            self._tries = 0
             self.outages += 1
         left = self.since + self.limit_s - now
         if left <= 0:
             return None
-        delay = min(self._delay, left)
-        self._delay = min(self._delay * 2, self.max_delay_s)
+        delay = min(self.retry.base_delay(self._tries), left)
+        self._tries += 1
         return delay
 
     def ok(self, now: float) -> float | None:
