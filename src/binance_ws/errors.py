@@ -77,3 +77,9 @@ def error_event(kind: str, message: str, **extra: Any) -> dict[str, Any]:
 def max_retries_event() -> dict[str, Any]:
     """The exact dict the seed promises after the last failed reconnect attempt."""
     return {"e": "error", "m": MSG_MAX_RETRIES}
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line: the first line of its text (its repr when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)

@@ -20,12 +20,11 @@ from urllib.parse import urlsplit
 
 import typer
 
+from binance_ws import errors
 from binance_ws.cli.app import ERROR_PREFIX
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else repr(exc)
+#: An exception as one line (the command line's errors): binance_ws.errors.first_line.
+_first_line = errors.first_line
 
 
 def _is_tail_json(path: Path) -> bool:

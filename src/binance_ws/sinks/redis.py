@@ -42,6 +42,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
+from binance_ws import errors
 from binance_ws.engine.delivery import RawMessage
 from binance_ws.fleet.dedup import dedup_key, fast_keys, key_by_kind, key_of, kind_of
 from binance_ws.fleet.outage import DEFAULT_OUTAGE_S, Outage
@@ -241,8 +242,8 @@ class RedisGone(Exception):
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else type(exc).__name__}"
+    """``Type: first line``: what a Redis failure is called in the outage messages."""
+    return f"{type(exc).__name__}: {errors.first_line(exc)}"
 
 
 async def retry_while_away(outage: Outage, call: Callable[[], Any], what: str,
