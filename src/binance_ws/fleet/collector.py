@@ -45,7 +45,7 @@ from binance_ws.sinks.redis import (
     RedisGone,
     RedisSink,
     cancels,
-    first_line,
+    described,
     raise_owed_cancel,
     redis_away_errors,
     retry_while_away,
@@ -239,7 +239,7 @@ class Collector:
             try:
                 await self._carry_out(policy.step(view))
             except away as exc:  # not tried again: the next step decides afresh, on a fresh view
-                log.debug("%s: the fleet's actions did not reach Redis: %s", self.name, first_line(exc))
+                log.debug("%s: the fleet's actions did not reach Redis: %s", self.name, described(exc))
             if self.report is not None:
                 self.report.set_shards(sorted({slot[0] for slot, lease in view.leases.items()
                                                if lease.owner == self.name}))

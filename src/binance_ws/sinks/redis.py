@@ -241,7 +241,7 @@ class RedisGone(Exception):
     """Redis stayed away past the outage limit: ``str()`` is one line saying for how long and why."""
 
 
-def first_line(exc: BaseException) -> str:
+def described(exc: BaseException) -> str:
     """``Type: first line``: what a Redis failure is called in the outage messages."""
     return f"{type(exc).__name__}: {errors.first_line(exc)}"
 
@@ -259,10 +259,10 @@ async def retry_while_away(outage: Outage, call: Callable[[], Any], what: str,
             delay = outage.failed(clock())
             if delay is None:
                 raise RedisGone(f"Redis did not answer {what} for {outage.limit_s:g} s "
-                                f"({first_line(exc)})") from exc
+                                f"({described(exc)})") from exc
             if not was_down:
                 log.warning("Redis does not answer %s (%s): trying again for up to %g s", what,
-                            first_line(exc), outage.limit_s)
+                            described(exc), outage.limit_s)
             await asyncio.sleep(delay)
             continue
         if outage.down:
